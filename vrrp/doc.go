@@ -1,0 +1,13 @@
+// Package vrrp is vrrplb's VRRP engine: the RFC 3768 (v2) and RFC 5798 (v3)
+// packet codec for IPv4 and IPv6, the state machine, the raw-socket transport
+// (multicast and unicast), virtual address management through netlink,
+// gratuitous ARP and unsolicited neighbour advertisements, and the trackers
+// (scripts, interfaces, frontends) that move an instance to FAULT or change its
+// priority.
+//
+// The state machine is pure: it is driven by events and an injected clock and
+// emits actions, so every protocol rule is tested without root. The operating
+// system sits behind the small interfaces in os.go, with the real versions in
+// _linux.go files. The package does not proxy traffic or check backends; it only
+// reads a tracker's verdict.
+package vrrp
