@@ -1,0 +1,258 @@
+package vrrp
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/vrrplb/vrrplb/config"
+)
+
+// openTransport opens a RawTransport inside namespace ns.
+func openTransport(t *testing.T, ns, ifname string, family config.Family, src netip.Addr, peers []netip.Addr) *RawTransport {
+	t.Helper()
+	var (
+		tr  *RawTransport
+		err error
+	)
+	inNetns(t, ns, func() { tr, err = NewTransport(ifname, family, src, peers, TransportOptions{}) })
+	if err != nil {
+		t.Fatalf("NewTransport(%s in %s, %s): %v", ifname, ns, family, err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	return tr
+}
+
+// ifindexIn is the index of ifname inside namespace ns.
+func ifindexIn(t *testing.T, ns, ifname string) int {
+	t.Helper()
+	var (
+		ifi *net.Interface
+		err error
+	)
+	inNetns(t, ns, func() { ifi, err = net.InterfaceByName(ifname) })
+	if err != nil {
+		t.Fatalf("interface %s in %s: %v", ifname, ns, err)
+	}
+	return ifi.Index
+}
+
+type received struct {
+	msg  []byte
+	info PacketInfo
+	err  error
+}
+
+// receiveOne receives on rx in the background while sending msg from tx to
+// dst every 50ms, for at most 5s; it returns the first message whose payload
+// is msg.
+func receiveOne(t *testing.T, tx, rx *RawTransport, dst netip.Addr, msg []byte) received {
+	t.Helper()
+	got := make(chan received, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, info, err := rx.Receive(buf)
+			if err != nil || bytes.Equal(buf[:n], msg) {
+				got <- received{msg: append([]byte(nil), buf[:n]...), info: info, err: err}
+				return
+			}
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(5 * time.Second)
+	for i := 0; ; i++ {
+		if err := tx.Send(msg, dst); err != nil && i == 0 {
+			t.Fatalf("Send to %s: %v", dst, err)
+		}
+		select {
+		case r := <-got:
+			return r
+		case <-tick.C:
+		case <-deadline:
+			_ = rx.Close() // ends the receiving goroutine
+			t.Fatalf("no message to %s arrived within 5s", dst)
+		}
+	}
+}
+
+func TestTransportExchangesMessagesOnAVethPair(t *testing.T) {
+	l := newTestLink(t)
+	llA := l.linkLocal(t, l.NSA, l.IfA)
+	ifB := ifindexIn(t, l.NSB, l.IfB)
+	tests := []struct {
+		name   string
+		family config.Family
+		// unicast: the destination is B's address, else the group
+		unicast bool
+		wantSrc netip.Addr
+		dst     netip.Addr
+	}{
+		{name: "IPv4 multicast reaches the group from the primary address", family: config.IPv4, wantSrc: l.A4.Addr(), dst: MulticastGroup4},
+		{name: "IPv4 unicast reaches the peer", family: config.IPv4, unicast: true, wantSrc: l.A4.Addr(), dst: l.B4.Addr()},
+		{name: "IPv6 multicast reaches the group from the link-local address", family: config.IPv6, wantSrc: llA, dst: MulticastGroup6},
+		{name: "IPv6 unicast reaches the peer", family: config.IPv6, unicast: true, wantSrc: llA, dst: l.B6.Addr()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var peersA, peersB []netip.Addr
+			if tt.unicast {
+				peersA, peersB = []netip.Addr{tt.dst}, []netip.Addr{tt.wantSrc}
+			}
+			a := openTransport(t, l.NSA, l.IfA, tt.family, netip.Addr{}, peersA)
+			b := openTransport(t, l.NSB, l.IfB, tt.family, netip.Addr{}, peersB)
+			if got := a.LocalAddr(); got != tt.wantSrc {
+				t.Fatalf("LocalAddr() = %s, want %s", got, tt.wantSrc)
+			}
+			msg := []byte("vrrp test " + tt.name)
+			r := receiveOne(t, a, b, tt.dst, msg)
+			if r.err != nil {
+				t.Fatalf("Receive: %v", r.err)
+			}
+			want := received{msg: msg, info: PacketInfo{Src: tt.wantSrc, Dst: tt.dst, HopLimit: 255, IfIndex: ifB}}
+			if diff := cmp.Diff(want, r, cmp.AllowUnexported(received{}), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("received (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestTransportSendsFromTheConfiguredSource(t *testing.T) {
+	l := newTestLink(t)
+	// A second address on A: the configured source, not the primary one.
+	run(t, "ip", "-n", l.NSA, "addr", "add", "10.231.0.11/24", "dev", l.IfA)
+	src := netip.MustParseAddr("10.231.0.11")
+	a := openTransport(t, l.NSA, l.IfA, config.IPv4, src, nil)
+	b := openTransport(t, l.NSB, l.IfB, config.IPv4, netip.Addr{}, nil)
+	r := receiveOne(t, a, b, MulticastGroup4, []byte("from the configured source"))
+	if r.err != nil || r.info.Src != src {
+		t.Fatalf("received from %s (err %v), want %s", r.info.Src, r.err, src)
+	}
+}
+
+func TestTransportReceiveDoesNotAllocate(t *testing.T) {
+	l := newTestLink(t)
+	a := openTransport(t, l.NSA, l.IfA, config.IPv4, netip.Addr{}, nil)
+	b := openTransport(t, l.NSB, l.IfB, config.IPv4, netip.Addr{}, nil)
+	// Make sure the path works, then queue the messages AllocsPerRun reads.
+	if r := receiveOne(t, a, b, MulticastGroup4, []byte("warm up")); r.err != nil {
+		t.Fatal(r.err)
+	}
+	// Drain the extra copies the warm-up loop may have sent.
+	const runs = 20
+	msg := []byte("counted")
+	for range runs + 1 {
+		if err := a.Send(msg, MulticastGroup4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 1500)
+	seen := 0
+	allocs := testing.AllocsPerRun(runs, func() {
+		for {
+			n, _, err := b.Receive(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Equal(buf[:n], msg) {
+				seen++
+				return
+			}
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Receive allocates %.1f times per message, want 0", allocs)
+	}
+	if seen != runs+1 {
+		t.Errorf("received %d counted messages, want %d", seen, runs+1)
+	}
+}
+
+func TestTransportFollowsItsInterfaceWhenItIsRecreated(t *testing.T) {
+	l := newTestLink(t)
+	b := openTransport(t, l.NSB, l.IfB, config.IPv4, netip.Addr{}, nil)
+	before := ifindexIn(t, l.NSB, l.IfB)
+
+	l.recreate(t)
+	after := ifindexIn(t, l.NSB, l.IfB)
+	if before == after {
+		t.Fatalf("interface index did not change (%d): the test proves nothing", before)
+	}
+	a := openTransport(t, l.NSA, l.IfA, config.IPv4, netip.Addr{}, nil)
+	r := receiveOne(t, a, b, MulticastGroup4, []byte("after recreate"))
+	if r.err != nil {
+		t.Fatalf("Receive after the interface came back: %v", r.err)
+	}
+	if r.info.IfIndex != after {
+		t.Errorf("received on ifindex %d, want the new %d", r.info.IfIndex, after)
+	}
+}
+
+func TestTransportReturnsClosedAfterClose(t *testing.T) {
+	l := newTestLink(t)
+	b := openTransport(t, l.NSB, l.IfB, config.IPv4, netip.Addr{}, nil)
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := b.Receive(make([]byte, 100))
+		errc <- err
+	}()
+	// Close must wake a blocked Receive.
+	time.AfterFunc(50*time.Millisecond, func() { _ = b.Close() })
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrTransportClosed) {
+			t.Errorf("Receive after Close: %v, want ErrTransportClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Receive still blocked 5s after Close")
+	}
+	if err := b.Send([]byte("x"), MulticastGroup4); !errors.Is(err, ErrTransportClosed) {
+		t.Errorf("Send after Close: %v, want ErrTransportClosed", err)
+	}
+}
+
+// TestTransportWithoutCapabilitiesSaysWhatItNeeds runs itself again with every
+// capability dropped and checks the error names the capabilities.
+func TestTransportWithoutCapabilitiesSaysWhatItNeeds(t *testing.T) {
+	if os.Getenv("VRRP_TEST_NOCAPS") == "1" {
+		_, err := NewTransport("lo", config.IPv4, netip.Addr{}, nil, TransportOptions{})
+		if err == nil {
+			t.Fatal("NewTransport succeeded without capabilities")
+		}
+		t.Log("error:", err)
+		if !strings.Contains(err.Error(), "CAP_NET_RAW") {
+			t.Fatalf("error %q does not name CAP_NET_RAW", err)
+		}
+		return
+	}
+	requireRoot(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv (util-linux) not installed")
+	}
+	cmd := exec.Command("setpriv", "--bounding-set=-all", "--inh-caps=-all", "--",
+		os.Args[0], "-test.run=^TestTransportWithoutCapabilitiesSaysWhatItNeeds$", "-test.v")
+	cmd.Env = append(os.Environ(), "VRRP_TEST_NOCAPS=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("without capabilities: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "CAP_NET_RAW") {
+		t.Fatalf("child did not report the capability error:\n%s", out)
+	}
+}
