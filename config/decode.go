@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -30,7 +31,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	if _, err := toml.Decode(string(data), &root); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, Errors{{File: file, Line: pe.Position.Line, Msg: "syntax error: " + pe.Message}}
+			return nil, Errors{{File: file, Line: syntaxErrorLine(data, pe.Position), Msg: "syntax error: " + pe.Message}}
 		}
 		return nil, Errors{{File: file, Msg: "syntax error: " + err.Error()}}
 	}
@@ -40,6 +41,16 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, d.errs.sorted()
 	}
 	return cfg, nil
+}
+
+// syntaxErrorLine is the line the TOML library's error points into. An error
+// found at a line's end (a missing "]") is reported by the library on the
+// line after; the byte offset says where the mistake really is.
+func syntaxErrorLine(data []byte, p toml.Position) int {
+	if p.Start <= 0 || p.Start > len(data) {
+		return p.Line
+	}
+	return 1 + strings.Count(string(data[:p.Start]), "\n")
 }
 
 // decoder turns the generic TOML tree into typed values, collecting located
