@@ -584,7 +584,10 @@ func TestNewInstanceRejectsWhatTheEngineCannotRun(t *testing.T) {
 	}{
 		{"no transport", func(c *config.Instance, o *InstanceOptions) { o.Transport = nil }},
 		{"version 4", func(c *config.Instance, o *InstanceOptions) { c.Version = 4 }},
-		{"a v2 interval of 1.5s", func(c *config.Instance, o *InstanceOptions) { c.Version = 2; c.AdvertInterval = 1500 * time.Millisecond }},
+		{"a v2 interval of 1.5s", func(c *config.Instance, o *InstanceOptions) {
+			c.Version = 2
+			c.AdvertInterval = 1500 * time.Millisecond
+		}},
 		{"an IPv6 VIP on an IPv4 source", func(c *config.Instance, o *InstanceOptions) {
 			c.VirtualIPs = []netip.Prefix{netip.MustParsePrefix("2001:db8::1/64")}
 		}},

@@ -403,13 +403,13 @@ func (q *simQueue) Pop() any {
 }
 
 type simNet struct {
-	t       *testing.T
-	delay   time.Duration
-	nodes   []*Machine
-	addrs   []netip.Addr
-	down    []bool
-	q       simQueue
-	seq     int
+	t     *testing.T
+	delay time.Duration
+	nodes []*Machine
+	addrs []netip.Addr
+	down  []bool
+	q     simQueue
+	seq   int
 }
 
 func newSimNet(t *testing.T, delay time.Duration, cfgs ...MachineConfig) *simNet {
