@@ -89,6 +89,8 @@ type Host struct {
 	Addr4, Addr6 netip.Prefix
 	// Port is the host's veth end in the bridge namespace.
 	Port string
+	// crashed is set by Lab.Crash.
+	crashed bool
 }
 
 // sh runs a command and returns its combined output.

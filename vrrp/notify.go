@@ -8,13 +8,13 @@ import (
 	"time"
 )
 
-// Notifier defaults.
+// CommandNotifier defaults.
 const (
 	DefaultNotifyTimeout = 10 * time.Second
 	DefaultNotifyQueue   = 64
 )
 
-// NotifyOptions are the optional parts of a Notifier.
+// NotifyOptions are the optional parts of a CommandNotifier.
 type NotifyOptions struct {
 	// User runs the command as this user ([scripts] user); "": our own.
 	User string
@@ -31,10 +31,10 @@ type NotifyOptions struct {
 
 type notification struct{ instance, state string }
 
-// Notifier runs an instance's notify command on every transition: argv with
+// CommandNotifier runs an instance's notify command on every transition: argv with
 // the instance name and the new state appended, one at a time, in the order
 // the transitions happened. Notify never blocks; Run does the work.
-type Notifier struct {
+type CommandNotifier struct {
 	argv    []string
 	cred    *syscall.Credential
 	timeout time.Duration
@@ -46,14 +46,14 @@ type Notifier struct {
 	wake  chan struct{}
 }
 
-// NewNotifier returns the notifier of command argv. It fails when the user
+// NewCommandNotifier returns the notifier of command argv. It fails when the user
 // does not exist. An empty argv gives a notifier that does nothing.
-func NewNotifier(argv []string, opts NotifyOptions) (*Notifier, error) {
+func NewCommandNotifier(argv []string, opts NotifyOptions) (*CommandNotifier, error) {
 	cred, err := credentialOf(opts.User)
 	if err != nil {
 		return nil, err
 	}
-	n := &Notifier{
+	n := &CommandNotifier{
 		argv:    append([]string(nil), argv...),
 		cred:    cred,
 		timeout: opts.Timeout,
@@ -74,7 +74,7 @@ func NewNotifier(argv []string, opts NotifyOptions) (*Notifier, error) {
 }
 
 // Notify queues a run for (instance, state) and returns at once.
-func (n *Notifier) Notify(instance, state string) {
+func (n *CommandNotifier) Notify(instance, state string) {
 	if len(n.argv) == 0 {
 		return
 	}
@@ -102,7 +102,7 @@ func (n *Notifier) Notify(instance, state string) {
 // Run runs queued notifications in order until ctx ends. What is still queued
 // then is run too, all within one timeout, so the last transition of a
 // stopping daemon is told.
-func (n *Notifier) Run(ctx context.Context) error {
+func (n *CommandNotifier) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -118,7 +118,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 
 // drain runs everything queued, oldest first, until the queue is empty or
 // ctx ends.
-func (n *Notifier) drain(ctx context.Context) {
+func (n *CommandNotifier) drain(ctx context.Context) {
 	for ctx.Err() == nil {
 		n.mu.Lock()
 		if len(n.queue) == 0 {

@@ -13,7 +13,7 @@ import (
 )
 
 // runNotifier runs n until the test ends.
-func runNotifier(t *testing.T, n *Notifier) {
+func runNotifier(t *testing.T, n *CommandNotifier) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -48,7 +48,7 @@ func waitLines(t *testing.T, file string, want int) []string {
 
 func TestNotifierRunsTransitionsInOrderWithInstanceAndState(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
-	n, err := NewNotifier([]string{"/bin/sh", "-c", `echo "$1 $2" >> "$0"`, out}, NotifyOptions{})
+	n, err := NewCommandNotifier([]string{"/bin/sh", "-c", `echo "$1 $2" >> "$0"`, out}, NotifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestNotifierNeverBlocksAndKeepsTheLatestTransitions(t *testing.T) {
 	// Each run waits for the gate file (at most 5s), then records its arguments.
 	script := `i=0; while [ ! -e "$1" ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; echo "$2 $3" >> "$0"`
 	log, buf := testLogger()
-	n, err := NewNotifier([]string{"/bin/sh", "-c", script, out, gate}, NotifyOptions{Queue: 4, Logger: log})
+	n, err := NewCommandNotifier([]string{"/bin/sh", "-c", script, out, gate}, NotifyOptions{Queue: 4, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestNotifierNeverBlocksAndKeepsTheLatestTransitions(t *testing.T) {
 func TestNotifierKillsACommandAtItsTimeoutAndLogsIt(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	log, buf := testLogger()
-	n, err := NewNotifier([]string{"/bin/sh", "-c", `[ "$2" = slow ] && sleep 60; echo "$1 $2" >> "$0"`, out},
+	n, err := NewCommandNotifier([]string{"/bin/sh", "-c", `[ "$2" = slow ] && sleep 60; echo "$1 $2" >> "$0"`, out},
 		NotifyOptions{Timeout: 200 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +129,7 @@ func TestNotifierKillsACommandAtItsTimeoutAndLogsIt(t *testing.T) {
 }
 
 func TestNotifierWithoutCommandDoesNothing(t *testing.T) {
-	n, err := NewNotifier(nil, NotifyOptions{})
+	n, err := NewCommandNotifier(nil, NotifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

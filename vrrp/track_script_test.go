@@ -17,26 +17,26 @@ import (
 	"github.com/vrrplb/vrrplb/config"
 )
 
-// syncBuffer is a log sink that goroutines may write to while a test reads.
-type syncBuffer struct {
+// logBuffer is a log sink that goroutines may write to while a test reads.
+type logBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *logBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *logBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
 
-func testLogger() (*slog.Logger, *syncBuffer) {
-	var b syncBuffer
+func testLogger() (*slog.Logger, *logBuffer) {
+	var b logBuffer
 	return slog.New(slog.NewTextHandler(&b, nil)), &b
 }
 

@@ -45,7 +45,7 @@ func ifindexIn(t *testing.T, ns, ifname string) int {
 	return ifi.Index
 }
 
-type received struct {
+type gotPacket struct {
 	msg  []byte
 	info PacketInfo
 	err  error
@@ -54,9 +54,9 @@ type received struct {
 // receiveOne receives on rx in the background while sending msg from tx to
 // dst every 50ms, for at most 5s; it returns the first message whose payload
 // is msg.
-func receiveOne(t *testing.T, tx, rx *RawTransport, dst netip.Addr, msg []byte) received {
+func receiveOne(t *testing.T, tx, rx *RawTransport, dst netip.Addr, msg []byte) gotPacket {
 	t.Helper()
-	got := make(chan received, 1)
+	got := make(chan gotPacket, 1)
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -64,7 +64,7 @@ func receiveOne(t *testing.T, tx, rx *RawTransport, dst netip.Addr, msg []byte) 
 		for {
 			n, info, err := rx.Receive(buf)
 			if err != nil || bytes.Equal(buf[:n], msg) {
-				got <- received{msg: append([]byte(nil), buf[:n]...), info: info, err: err}
+				got <- gotPacket{msg: append([]byte(nil), buf[:n]...), info: info, err: err}
 				return
 			}
 			select {
@@ -125,9 +125,9 @@ func TestTransportExchangesMessagesOnAVethPair(t *testing.T) {
 			if r.err != nil {
 				t.Fatalf("Receive: %v", r.err)
 			}
-			want := received{msg: msg, info: PacketInfo{Src: tt.wantSrc, Dst: tt.dst, HopLimit: 255, IfIndex: ifB}}
-			if diff := cmp.Diff(want, r, cmp.AllowUnexported(received{}), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
-				t.Errorf("received (-want +got):\n%s", diff)
+			want := gotPacket{msg: msg, info: PacketInfo{Src: tt.wantSrc, Dst: tt.dst, HopLimit: 255, IfIndex: ifB}}
+			if diff := cmp.Diff(want, r, cmp.AllowUnexported(gotPacket{}), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("received packet (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -60,6 +60,7 @@ type daemon struct {
 // file (health.go, proxy.go, vrrp.go).
 var wirings = []func(d *daemon, cfg *config.Config) error{
 	// Components are added here, in that order.
+	wireVRRP,
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
