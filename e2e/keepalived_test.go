@@ -212,8 +212,8 @@ func TestTcpdumpDecodesVRRPLBAdverts(t *testing.T) {
 			})
 			stop()
 			text := string(out)
-			if !strings.Contains(text, "ttl 255") || !strings.Contains(text, "addrs: "+VIP4.Addr().String()) {
-				t.Errorf("tcpdump output lacks ttl 255 or the VIP:\n%s", text)
+			if !strings.Contains(text, "tos 0xc0, ttl 255") || !strings.Contains(text, "addrs: "+VIP4.Addr().String()) {
+				t.Errorf("tcpdump output lacks tos 0xc0, ttl 255 or the VIP:\n%s", text)
 			}
 			if c.auth != "" && !strings.Contains(text, `auth "`+c.auth) {
 				t.Errorf("tcpdump output lacks the simple password:\n%s", text)

@@ -35,6 +35,11 @@ var (
 	MulticastGroup6 = netip.MustParseAddr("ff02::12")
 )
 
+// trafficClass marks adverts as network control (DSCP CS6, the IPv4 TOS
+// byte 0xc0), as routers and keepalived do, so that queues under load drop
+// them last (RFC 4594 §3.2).
+const trafficClass = 0xc0
+
 // maxPacket is the size of the receive buffer: the largest IP datagram.
 const maxPacket = 65535
 
@@ -392,6 +397,9 @@ func (c *rawConn) setup(ifi *net.Interface) error {
 		if err := c.p4.SetTTL(VRRPHopLimit); err != nil {
 			return fmt.Errorf("set TTL: %w", err)
 		}
+		if err := c.p4.SetTOS(trafficClass); err != nil {
+			return fmt.Errorf("set TOS: %w", err)
+		}
 		if err := c.p4.SetMulticastTTL(VRRPHopLimit); err != nil {
 			return fmt.Errorf("set multicast TTL: %w", err)
 		}
@@ -413,6 +421,9 @@ func (c *rawConn) setup(ifi *net.Interface) error {
 		c.p6 = ipv6.NewPacketConn(c.conn)
 		if err := c.p6.SetHopLimit(VRRPHopLimit); err != nil {
 			return fmt.Errorf("set hop limit: %w", err)
+		}
+		if err := c.p6.SetTrafficClass(trafficClass); err != nil {
+			return fmt.Errorf("set traffic class: %w", err)
 		}
 		if err := c.p6.SetMulticastHopLimit(VRRPHopLimit); err != nil {
 			return fmt.Errorf("set multicast hop limit: %w", err)
