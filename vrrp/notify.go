@@ -99,26 +99,27 @@ func (n *CommandNotifier) Notify(instance, state string) {
 	}
 }
 
-// Run runs queued notifications in order until ctx ends. What is still queued
-// then is run too, all within one timeout, so the last transition of a
-// stopping daemon is told.
+// Run runs queued notifications in order until ctx ends. A command running
+// then finishes (within its timeout), and what is still queued is run too,
+// all within one more timeout, so the last transition of a stopping daemon
+// is told.
 func (n *CommandNotifier) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.timeout)
-			n.drain(final)
+			n.drain(final, final)
 			cancel()
 			return nil
 		case <-n.wake:
-			n.drain(ctx)
+			n.drain(ctx, context.WithoutCancel(ctx))
 		}
 	}
 }
 
 // drain runs everything queued, oldest first, until the queue is empty or
-// ctx ends.
-func (n *CommandNotifier) drain(ctx context.Context) {
+// until ctx ends; each command runs under cmdCtx and its own timeout.
+func (n *CommandNotifier) drain(ctx, cmdCtx context.Context) {
 	for ctx.Err() == nil {
 		n.mu.Lock()
 		if len(n.queue) == 0 {
@@ -130,7 +131,7 @@ func (n *CommandNotifier) drain(ctx context.Context) {
 		n.mu.Unlock()
 
 		argv := append(append([]string(nil), n.argv...), next.instance, next.state)
-		if err := runCommand(ctx, argv, n.cred, n.timeout, false); err != nil {
+		if err := runCommand(cmdCtx, argv, n.cred, n.timeout, false); err != nil {
 			n.log.Warn("notify command failed", "instance", next.instance, "state", next.state, "command", n.argv[0], "error", err)
 		}
 	}

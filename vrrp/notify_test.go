@@ -138,3 +138,43 @@ func TestNotifierWithoutCommandDoesNothing(t *testing.T) {
 		t.Errorf("queued %d notifications without a command", len(n.queue))
 	}
 }
+
+func TestNotifierFinishesWhatIsQueuedWhenStopped(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	n, err := NewCommandNotifier([]string{"/bin/sh", "-c", `sleep 0.2; echo "$1 $2" >> "$0"`, out}, NotifyOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Notify("vip", "master")
+	n.Notify("vip", "init")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	// Stop while the first command runs.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n.mu.Lock()
+		taken := len(n.queue) < 2
+		n.mu.Unlock()
+		if taken {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first notification was not taken within 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of the stop")
+	}
+	b, _ := os.ReadFile(out)
+	if diff := cmp.Diff("vip master\nvip init\n", string(b)); diff != "" {
+		t.Errorf("commands run (-want +got):\n%s", diff)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -56,20 +57,20 @@ func wireVRRP(d *daemon, cfg *config.Config) (err error) {
 			Announcer: vrrp.NewAnnouncer(ic.Interface),
 			Trackers:  trackers,
 		}
+		var notifier *vrrp.CommandNotifier
 		if len(ic.Notify) > 0 {
-			n, err := vrrp.NewCommandNotifier(ic.Notify, vrrp.NotifyOptions{User: cfg.Scripts.User, Logger: log})
+			notifier, err = vrrp.NewCommandNotifier(ic.Notify, vrrp.NotifyOptions{User: cfg.Scripts.User, Logger: d.log})
 			if err != nil {
 				return fmt.Errorf("instance %q: notify: %w", ic.Name, err)
 			}
-			opts.Notifier = n
-			components = append(components, n)
+			opts.Notifier = notifier
 		}
 		in, err := vrrp.NewInstance(ic, opts)
 		if err != nil {
 			return err
 		}
 		instances = append(instances, in)
-		components = append(components, in)
+		components = append(components, instanceWithNotifier(in, notifier))
 	}
 	d.components = append(d.components, components...)
 	d.status = append(d.status, func(doc *statusDoc) {
@@ -79,6 +80,26 @@ func wireVRRP(d *daemon, cfg *config.Config) (err error) {
 	})
 	d.reloaders = append(d.reloaders, reloadVRRP)
 	return nil
+}
+
+// instanceWithNotifier runs an instance and its notifier. The notifier
+// outlives the instance, so the transition of its stop is told as well.
+func instanceWithNotifier(in *vrrp.Instance, n *vrrp.CommandNotifier) component {
+	if n == nil {
+		return in
+	}
+	return componentFunc(func(ctx context.Context) error {
+		nctx, stopNotifier := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = n.Run(nctx)
+		}()
+		err := in.Run(ctx)
+		stopNotifier()
+		<-done
+		return err
+	})
 }
 
 // vrrpTrackers builds an instance's trackers with their weights.

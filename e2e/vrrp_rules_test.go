@@ -1,0 +1,144 @@
+package e2e
+
+import (
+	"fmt"
+	"github.com/google/go-cmp/cmp"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestVRRPPausedMasterSettlesWithinAnAdvertOfResuming(t *testing.T) {
+	l := NewLab(t, 2)
+	vip := VIP4.Addr()
+	p1 := l.Host(1).StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}}.TOML())
+	l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
+	l.Host(2).StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}}.TOML())
+	Eventually(t, 5*time.Second, func() (bool, string) { return l.Host(2).State() == "backup", "h2 not backup" })
+
+	p1.Signal(syscall.SIGSTOP)
+	// h2 takes over while h1 is frozen with the VIP still on its interface.
+	Eventually(t, 3*time.Second, func() (bool, string) { return l.Host(2).State() == "master", "h2 did not take over from the paused h1" })
+	start := time.Now()
+	p1.Signal(syscall.SIGCONT)
+	Eventually(t, 3*time.Second, func() (bool, string) {
+		m := l.Masters(vip)
+		return len(m) == 1 && m[0] == "h1" && l.Host(2).State() == "backup",
+			fmt.Sprintf("holders %v, h2 %q", m, l.Host(2).State())
+	})
+	took := time.Since(start)
+	t.Logf("one master again %s after resuming", took)
+	if limit := advert + slack; took > limit {
+		t.Errorf("settling took %s, want at most one advert interval + slack = %s", took, limit)
+	}
+}
+
+func TestVRRPRemovesAStaleVIPAtStartAndNothingElse(t *testing.T) {
+	l := NewLab(t, 2)
+	vip := VIP4.Addr()
+	l.Host(1).StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}}.TOML())
+	l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
+	// h2 crashed earlier as master: the VIP is still on its interface, beside
+	// an address vrrplb does not manage.
+	other := netip.MustParsePrefix("10.77.0.200/24")
+	l.Host(2).MustExec("ip", "addr", "add", VIP4.String(), "dev", HostIfname)
+	l.Host(2).MustExec("ip", "addr", "add", other.String(), "dev", HostIfname)
+	p2 := l.Host(2).StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}}.TOML())
+	Eventually(t, 5*time.Second, func() (bool, string) {
+		return l.Host(2).State() == "backup" && !l.Host(2).HasAddr(vip), "h2 kept the stale VIP"
+	})
+	if !l.Host(2).HasAddr(other.Addr()) || !l.Host(2).HasAddr(l.Host(2).Addr4.Addr()) {
+		t.Errorf("h2 lost addresses that are not its VIPs: %v", must(t, "ip", "-n", l.Host(2).NS, "addr"))
+	}
+	if !strings.Contains(p2.Output(), vip.String()) {
+		t.Errorf("removing the stale VIP was not logged:\n%s", p2.Output())
+	}
+}
+
+func TestVRRPFailingTrackScriptMovesTheVIPAtOnce(t *testing.T) {
+	l := NewLab(t, 2)
+	vip := VIP4.Addr()
+	broken := filepath.Join(l.LogDir, "h1-broken")
+	script := fmt.Sprintf(`
+  [[instance.track_script]]
+  command = ["/bin/sh", "-c", "test ! -e %s"]
+  interval = "100ms"
+  timeout = "1s"
+  fall = 1
+  rise = 1
+  weight = 0
+`, broken)
+	l.Host(1).StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}, Extra: script}.TOML())
+	l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
+	l.Host(2).StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}}.TOML())
+	Eventually(t, 5*time.Second, func() (bool, string) { return l.Host(2).State() == "backup", "h2 not backup" })
+
+	start := time.Now()
+	if err := os.WriteFile(broken, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.WaitMaster(t, l.Host(2), vip, 5*time.Second)
+	took := time.Since(start)
+	// One script interval to notice, then the priority-0 advert: Skew_Time.
+	limit := 100*time.Millisecond + skew(100, advert) + slack
+	t.Logf("h2 took over %s after h1's check started failing (limit %s)", took, limit)
+	if took > limit {
+		t.Errorf("takeover took %s, want at most %s", took, limit)
+	}
+	if s := l.Host(1).State(); s != "fault" {
+		t.Errorf("h1 is %q, want fault", s)
+	}
+	// The check passes again: h1, the better one, takes the VIP back.
+	if err := os.Remove(broken); err != nil {
+		t.Fatal(err)
+	}
+	l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
+}
+
+func TestVRRPTrackedInterfaceDownMovesTheVIP(t *testing.T) {
+	l := NewLab(t, 2)
+	vip := VIP4.Addr()
+	// h1 depends on a second link, eth1, whose far end we can pull.
+	h1 := l.Host(1)
+	h1.MustExec("ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1peer")
+	h1.MustExec("ip", "link", "set", "eth1peer", "up")
+	h1.MustExec("ip", "link", "set", "eth1", "up")
+	track := "\n  [[instance.track_interface]]\n  name = \"eth1\"\n  weight = 0\n"
+	h1.StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}, Extra: track}.TOML())
+	l.WaitMaster(t, h1, vip, 5*time.Second)
+	l.Host(2).StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}}.TOML())
+	Eventually(t, 5*time.Second, func() (bool, string) { return l.Host(2).State() == "backup", "h2 not backup" })
+
+	h1.MustExec("ip", "link", "set", "eth1peer", "down")
+	l.WaitMaster(t, l.Host(2), vip, 5*time.Second)
+	if s := h1.State(); s != "fault" {
+		t.Errorf("h1 is %q with eth1 down, want fault", s)
+	}
+	h1.MustExec("ip", "link", "set", "eth1peer", "up")
+	l.WaitMaster(t, h1, vip, 5*time.Second)
+}
+
+func TestVRRPNotifyRunsOnEveryTransition(t *testing.T) {
+	l := NewLab(t, 1)
+	out := filepath.Join(l.LogDir, "notify.out")
+	notify := []string{"/bin/sh", "-c", `echo "$1 $2" >> "$0"`, out}
+	p := l.Host(1).StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}, Notify: notify}.TOML())
+	l.WaitMaster(t, l.Host(1), VIP4.Addr(), 5*time.Second)
+	p.Signal(syscall.SIGTERM)
+	if err := p.WaitExit(10 * time.Second); err != nil {
+		t.Fatalf("vrrplb after SIGTERM: %v", err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("notify never ran: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	// Start, election, and the stop: every transition in order.
+	if diff := cmp.Diff([]string{"vip backup", "vip master", "vip init"}, lines); diff != "" {
+		t.Errorf("notify runs (-want +got):\n%s", diff)
+	}
+}
