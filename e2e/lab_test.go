@@ -350,8 +350,11 @@ func (l *Lab) start(ns, name string, args ...string) *Proc {
 			l.t.Errorf("%s (pid %d) did not die within 10s of SIGKILL", name, cmd.Process.Pid)
 		}
 		f.Close()
+		b, _ := os.ReadFile(logPath)
+		if bytes.Contains(b, []byte("WARNING: DATA RACE")) {
+			l.t.Errorf("%s reported a data race", name)
+		}
 		if l.t.Failed() {
-			b, _ := os.ReadFile(logPath)
 			l.t.Logf("---- %s output ----\n%s---- end of %s ----", name, b, name)
 		}
 	})
