@@ -56,18 +56,21 @@ type TransportOptions struct {
 // to one interface (SO_BINDTODEVICE), member of the VRRP group on it when
 // multicast, sending with TTL / hop limit 255 from one source address.
 //
+// The source address is chosen once, in NewTransport, and kept: the instance
+// builds its adverts (and the VRRPv3 checksum) on LocalAddr.
+//
 // It follows its interface: a goroutine watches netlink link updates and, when
-// the interface is deleted and created again (a new ifindex), or its defaulted
-// source address changes, opens new sockets on it and closes the old ones.
-// Receive moves to the new socket by itself, so the instance only sees Send
-// errors while the interface is missing. If the interface does not exist when
-// NewTransport is called, NewTransport fails and the caller retries.
+// the interface is deleted and created again (a new ifindex), opens new
+// sockets on it (joining the group again) and closes the old ones. Receive
+// moves to the new socket by itself, so the instance only sees Send errors
+// while the interface or the source address is missing. If the interface does
+// not exist when NewTransport is called, NewTransport fails and the caller
+// retries.
 //
 // Receive is meant for one goroutine; Send may be called from any goroutine.
 type RawTransport struct {
 	ifname    string
 	family    config.Family
-	configSrc netip.Addr // the configured source, or zero to follow the interface
 	multicast bool
 	log       *slog.Logger
 
@@ -102,7 +105,6 @@ func NewTransport(ifname string, family config.Family, source netip.Addr, unicas
 	t := &RawTransport{
 		ifname:    ifname,
 		family:    family,
-		configSrc: source.Unmap(),
 		multicast: len(unicastPeers) == 0,
 		log:       log.With("interface", ifname, "family", family.String()),
 		stop:      make(chan struct{}),
@@ -112,7 +114,13 @@ func NewTransport(ifname string, family config.Family, source netip.Addr, unicas
 	if err != nil {
 		return nil, fmt.Errorf("vrrp transport: interface %s: %w", ifname, err)
 	}
-	c, err := t.open(ifi)
+	src := source.Unmap()
+	if !src.IsValid() {
+		if src, err = primaryAddr(ifi, t.family); err != nil {
+			return nil, fmt.Errorf("vrrp transport: %w", err)
+		}
+	}
+	c, err := t.open(ifi, src)
 	if err != nil {
 		return nil, err
 	}
@@ -184,9 +192,8 @@ func (t *RawTransport) watch(ns netns.NsHandle, updates <-chan netlink.LinkUpdat
 }
 
 // Reopen opens the sockets again on the interface as it is now, if its index
-// or the defaulted source address changed since they were opened. The
-// transport calls it itself on link updates; callers may call it after a
-// Send error.
+// changed since they were opened. The transport calls it itself on link
+// updates; callers may call it after a Send error.
 func (t *RawTransport) Reopen() error {
 	return t.refresh()
 }
@@ -203,34 +210,22 @@ func (t *RawTransport) refresh() error {
 	}
 	old := t.cur.Load()
 	if old.ifindex == ifi.Index {
-		if t.configSrc.IsValid() {
-			return nil
-		}
-		src, err := primaryAddr(ifi, t.family)
-		if err != nil || src == old.src {
-			// No address yet (a link coming up): keep the one we have.
-			return nil
-		}
+		return nil
 	}
-	c, err := t.open(ifi)
+	// The source stays: the instance built its adverts (and the v3
+	// checksum) on it. Sends fail until the address is back on the link.
+	c, err := t.open(ifi, old.src)
 	if err != nil {
 		return err
 	}
 	t.cur.Store(c)
 	_ = old.close()
-	t.log.Info("vrrp transport reopened", "ifindex", ifi.Index, "source", c.src.String())
+	t.log.Info("vrrp transport reopened on a new interface index", "ifindex", ifi.Index, "source", c.src.String())
 	return nil
 }
 
-// open creates and configures the socket on ifi.
-func (t *RawTransport) open(ifi *net.Interface) (*rawConn, error) {
-	src := t.configSrc
-	if !src.IsValid() {
-		var err error
-		if src, err = primaryAddr(ifi, t.family); err != nil {
-			return nil, err
-		}
-	}
+// open creates and configures the socket on ifi, sending from src.
+func (t *RawTransport) open(ifi *net.Interface, src netip.Addr) (*rawConn, error) {
 	network, laddr := "ip4:112", "0.0.0.0"
 	if t.family == config.IPv6 {
 		network, laddr = "ip6:112", "::"
