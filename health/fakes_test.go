@@ -8,6 +8,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
+	"log"
 	"log/slog"
 	"math/big"
 	"net"
@@ -54,6 +56,7 @@ func newFakeAPIServer(t *testing.T, useTLS bool) *fakeAPIServer {
 	t.Helper()
 	f := &fakeAPIServer{release: make(chan struct{})}
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	f.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // failed handshakes are what some tests want
 	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		switch s {
 		case http.StateNew:
@@ -102,10 +105,23 @@ func (f *fakeAPIServer) serve(w http.ResponseWriter, r *http.Request) {
 	case modeUnready:
 		http.Error(w, "[-]etcd failed: reason withheld\nreadyz check failed", http.StatusInternalServerError)
 	case modeHang:
+		// Take the connection from the server so nothing, not even an
+		// implicit 200 when the handler returns, is ever written on it.
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		gone := make(chan struct{})
+		go func() {
+			_, _ = io.Copy(io.Discard, conn) // until the client gives up and closes
+			close(gone)
+		}()
 		select {
-		case <-r.Context().Done():
+		case <-gone:
 		case <-f.release:
 		}
+		_ = conn.Close()
+		<-gone
 	case modeClose:
 		conn, _, err := w.(http.Hijacker).Hijack()
 		if err == nil {
