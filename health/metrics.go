@@ -56,13 +56,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// add creates a backend's series: up as given, every check result at zero,
-// so rate() and alerts work from the first scrape.
+// add creates a backend's series: up as given, the duration histogram and
+// every check result at zero, so rate() and alerts work from the first scrape.
 func (m *Metrics) add(frontend, backend string, up bool) {
 	if m == nil {
 		return
 	}
 	m.setUp(frontend, backend, up)
+	m.duration.WithLabelValues(frontend, backend)
 	for _, r := range results {
 		m.checks.WithLabelValues(frontend, backend, r)
 	}
