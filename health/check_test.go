@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -279,4 +280,27 @@ func TestHTTPSChecksHoldNoConnection(t *testing.T) {
 		t.Errorf("server saw %d requests, want 20", got)
 	}
 	waitFor(t, "the server to see every check connection closed", func() bool { return srv.open.Load() == 0 })
+}
+
+func TestHTTPSCheckOverIPv6Loopback(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	srv := newFakeAPIServer(t, true) // for its certificate, valid for ::1 too
+	v6 := httptest.NewUnstartedServer(srv.srv.Config.Handler)
+	v6.Listener = ln
+	v6.Config.ErrorLog = srv.srv.Config.ErrorLog
+	v6.TLS = srv.srv.TLS
+	v6.StartTLS()
+	t.Cleanup(v6.Close)
+
+	p, err := newProber(httpsCheck(func(h *config.Health) { h.CAFile = srv.caFile(t) }), (&net.Dialer{}).DialContext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := p.check(context.Background(), ln.Addr().String())
+	if r.kind != ResultSuccess {
+		t.Errorf("https check of %s verified against its IP = %s %q, want success", ln.Addr(), r.kind, r.detail)
+	}
 }

@@ -682,3 +682,29 @@ func TestChecksAreJittered(t *testing.T) {
 		t.Errorf("waits %v are all equal: no jitter", waits)
 	}
 }
+
+func TestRunStopsAHangingCheckAtOnce(t *testing.T) {
+	srv := newFakeAPIServer(t, true)
+	srv.set(modeHang)
+	h := newHarness(t, httpsCheck(func(c *config.Health) { c.Timeout = time.Minute }), []string{srv.addr()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.c.Run(ctx) }()
+	waitFor(t, "the check in flight", func() bool { return srv.inflight.Load() == 1 })
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("Run took %v to stop", took)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not stop while a check hung")
+	}
+	if got := h.series(MetricChecks)[srv.addr()+" "+ResultTimeout]; got != 0 {
+		t.Errorf("a check cut short by shutdown was counted as a timeout")
+	}
+}
