@@ -168,8 +168,9 @@ func (c *Checker) Run(ctx context.Context) error {
 }
 
 // Update applies a reloaded configuration. Backends kept keep their state
-// and their place in the schedule; if the check itself changed they are
-// checked again soon (at most a quarter interval after their last check).
+// and their place in the schedule; if the check itself changed, each is
+// checked again a quarter interval after its last check (at once if that has
+// passed), unless its next check is due sooner.
 // New backends start Unknown (Up with type "none") and are checked at once.
 // Removed backends stop being checked and their metric series are deleted;
 // their removal is not an event for subscribers (the proxy drains them on its
