@@ -540,3 +540,18 @@ func (c *Checker) Status() []BackendStatus {
 
 // Frontend returns the name of the frontend whose backends c checks.
 func (c *Checker) Frontend() string { return c.frontend }
+
+// FrontendTracker is a Checker seen by VRRP's track_frontend: it has the
+// Name and Run methods of vrrp.Tracker.
+type FrontendTracker struct{ c *Checker }
+
+// Tracker returns c as a track_frontend tracker.
+func (c *Checker) Tracker() FrontendTracker { return FrontendTracker{c} }
+
+// Name is "frontend NAME", as VRRP logs the tracker.
+func (t FrontendTracker) Name() string { return "frontend " + t.c.frontend }
+
+// Run is Checker.Track.
+func (t FrontendTracker) Run(ctx context.Context, report func(ok bool)) error {
+	return t.c.Track(ctx, report)
+}

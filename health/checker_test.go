@@ -18,6 +18,19 @@ import (
 
 const testFrontend = "apiserver"
 
+// What the proxy (proxy.Health) and VRRP (vrrp.Tracker) need of this package.
+var (
+	_ interface {
+		Healthy(backend string) bool
+		ReportFault(backend string)
+		Subscribe(fn func(backend string, healthy bool)) (cancel func())
+	} = (*Checker)(nil)
+	_ interface {
+		Name() string
+		Run(ctx context.Context, report func(ok bool)) error
+	} = FrontendTracker{}
+)
+
 // harness runs one Checker on a fake clock with metrics, captured logs and
 // a recording subscriber.
 type harness struct {
@@ -576,6 +589,16 @@ func TestTrack(t *testing.T) {
 	}
 }
 
+func TestFrontendTrackerName(t *testing.T) {
+	c, err := New(testFrontend, httpsCheck(nil), nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Tracker().Name(); got != "frontend apiserver" {
+		t.Errorf("Name = %q", got)
+	}
+}
+
 func TestTrackReportsAtOnceWhenOneBackendIsUp(t *testing.T) {
 	ready := newFakeAPIServer(t, true)
 	hung := newFakeAPIServer(t, true)
@@ -585,7 +608,7 @@ func TestTrackReportsAtOnceWhenOneBackendIsUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	reports := make(chan bool, 10)
-	go func() { _ = h.c.Track(ctx, func(ok bool) { reports <- ok }) }()
+	go func() { _ = h.c.Tracker().Run(ctx, func(ok bool) { reports <- ok }) }()
 	select {
 	case ok := <-reports:
 		if !ok {
