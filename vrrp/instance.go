@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -118,9 +119,10 @@ type Instance struct {
 	clock     Clock
 	trackers  []WeightedTracker
 
-	local   netip.Addr   // advert source and tie-break address
-	dsts    []netip.Addr // the group, or the unicast peers
-	vips    []netip.Addr // the addresses of cfg.VirtualIPs
+	local   netip.Addr    // advert source and tie-break address
+	dsts    []netip.Addr  // the group, or the unicast peers
+	vips    []netip.Addr  // the addresses of cfg.VirtualIPs
+	advert  Advertisement // template of the adverts sent
 	machine *Machine
 
 	mu     sync.Mutex // guards status
@@ -134,15 +136,30 @@ type Instance struct {
 	garpLeft      int // announcements left in the current burst
 	trackerStates []TrackerState
 	actions       []Action
-	advert        Advertisement // template of the adverts sent
 	sendBuf       []byte
 	rx            Advertisement
 	addrListLog   rateLimit
 	sendErrLog    rateLimit
 	announceLog   rateLimit
 
+	// Fixed for the instance's life: a reload that changes them needs a new instance.
+	name     string
+	key      config.InstanceKey
+	sourceIP netip.Addr
+
+	updates chan update
+	started atomic.Bool
+	exited  chan struct{} // closed when Run returns
+
 	// onEvent, when set by a test, is called after each event is handled.
 	onEvent func()
+}
+
+// update is a reloaded configuration on its way to the protocol loop.
+type update struct {
+	cfg   config.Instance
+	d     derived
+	reply chan error
 }
 
 // NewInstance checks cfg against what the engine supports and builds an
@@ -176,9 +193,14 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 	if !in.local.IsValid() {
 		return nil, fmt.Errorf("instance %q: transport has no local address", cfg.Name)
 	}
-	if err := in.configure(cfg); err != nil {
+	d, err := derive(cfg, in.local)
+	if err != nil {
 		return nil, err
 	}
+	in.apply(cfg, d)
+	in.name, in.key, in.sourceIP = cfg.Name, cfg.Key(), cfg.SourceIP
+	in.updates = make(chan update)
+	in.exited = make(chan struct{})
 	in.metrics = m.forInstance(cfg.Name)
 	in.metrics.priority.Set(float64(cfg.Priority))
 	in.machine = NewMachine(in.machineConfig(cfg))
@@ -199,27 +221,34 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 	return in, nil
 }
 
-// configure checks cfg and derives the advert template, the destinations and
-// the virtual addresses from it.
-func (in *Instance) configure(cfg config.Instance) error {
+// derived is what an instance computes from its configuration.
+type derived struct {
+	vips   []netip.Addr  // the addresses of cfg.VirtualIPs
+	dsts   []netip.Addr  // the group, or the unicast peers
+	advert Advertisement // template of the adverts sent
+}
+
+// derive checks cfg for an instance sending from local and computes the
+// advert template, the destinations and the virtual addresses.
+func derive(cfg config.Instance, local netip.Addr) (derived, error) {
 	if cfg.Version != 2 && cfg.Version != 3 {
-		return fmt.Errorf("instance %q: version %d: must be 2 or 3", cfg.Name, cfg.Version)
+		return derived{}, fmt.Errorf("instance %q: version %d: must be 2 or 3", cfg.Name, cfg.Version)
 	}
 	if cfg.Priority == 0 {
-		return fmt.Errorf("instance %q: priority 0: must be 1..255", cfg.Name)
+		return derived{}, fmt.Errorf("instance %q: priority 0: must be 1..255", cfg.Name)
 	}
 	if len(cfg.VirtualIPs) == 0 {
-		return fmt.Errorf("instance %q: no virtual_ips", cfg.Name)
+		return derived{}, fmt.Errorf("instance %q: no virtual_ips", cfg.Name)
 	}
 	vips := make([]netip.Addr, len(cfg.VirtualIPs))
 	for i, p := range cfg.VirtualIPs {
 		vips[i] = p.Addr().Unmap()
-		if vips[i].Is4() != in.local.Is4() {
-			return fmt.Errorf("instance %q: virtual IP %v and source %v are of different families", cfg.Name, p, in.local)
+		if vips[i].Is4() != local.Is4() {
+			return derived{}, fmt.Errorf("instance %q: virtual IP %v and source %v are of different families", cfg.Name, p, local)
 		}
 	}
 	dsts := []netip.Addr{GroupIPv4}
-	if !in.local.Is4() {
+	if !local.Is4() {
 		dsts = []netip.Addr{GroupIPv6}
 	}
 	if len(cfg.UnicastPeers) > 0 {
@@ -237,7 +266,7 @@ func (in *Instance) configure(cfg config.Instance) error {
 	}
 	if cfg.Version == 2 && cfg.AuthPass != "" {
 		if len(cfg.AuthPass) > authDataLen {
-			return fmt.Errorf("instance %q: auth_pass longer than %d bytes", cfg.Name, authDataLen)
+			return derived{}, fmt.Errorf("instance %q: auth_pass longer than %d bytes", cfg.Name, authDataLen)
 		}
 		advert.AuthType = AuthSimpleText
 		copy(advert.AuthData[:], cfg.AuthPass)
@@ -245,15 +274,19 @@ func (in *Instance) configure(cfg config.Instance) error {
 	// Encode once so a bad interval or address list fails here, not at the
 	// first advert.
 	for _, dst := range dsts {
-		if _, err := advert.Append(nil, in.local, dst); err != nil {
-			return fmt.Errorf("instance %q: %w", cfg.Name, err)
+		if _, err := advert.Append(nil, local, dst); err != nil {
+			return derived{}, fmt.Errorf("instance %q: %w", cfg.Name, err)
 		}
 	}
+	return derived{vips: vips, dsts: dsts, advert: advert}, nil
+}
+
+// apply makes cfg and what derive computed from it current.
+func (in *Instance) apply(cfg config.Instance, d derived) {
 	in.cfg = cfg
-	in.vips = vips
-	in.dsts = dsts
-	in.advert = advert
-	return nil
+	in.vips = d.vips
+	in.dsts = d.dsts
+	in.advert = d.advert
 }
 
 func (in *Instance) machineConfig(cfg config.Instance) MachineConfig {
@@ -293,6 +326,10 @@ type trackerReport struct {
 // returns nil. It returns an error if receiving fails for another reason,
 // after the same handover.
 func (in *Instance) Run(ctx context.Context) error {
+	if in.started.Swap(true) {
+		return fmt.Errorf("instance %q: Run called twice", in.name)
+	}
+	defer close(in.exited)
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	trackCtx, stopTrackers := context.WithCancel(ctx)
@@ -343,6 +380,9 @@ func (in *Instance) Run(ctx context.Context) error {
 			in.garpTick()
 		case r := <-trackC:
 			in.trackerReport(r)
+		case u := <-in.updates:
+			in.reconfigure(u.cfg, u.d)
+			u.reply <- nil
 		}
 		in.eventDone()
 	}
@@ -353,6 +393,75 @@ func (in *Instance) eventDone() {
 	if in.onEvent != nil {
 		in.onEvent()
 	}
+}
+
+// Update applies a reloaded configuration to the running instance: priority,
+// preempt, preempt_delay, advert interval, version, virtual IPs, unicast
+// peers, auth and GARP settings. A master stays master and keeps the virtual
+// IPs that remain configured (new ones are added and announced, dropped ones
+// removed) and advertises its new priority at once; it yields only if that
+// priority loses to a backup, by the protocol. The name, the key (VRID,
+// interface, family), source_ip and the trackers cannot change: those need a
+// new instance. Update waits for the protocol loop; it returns an error if
+// Run is not running.
+func (in *Instance) Update(cfg config.Instance) error {
+	switch {
+	case cfg.Name != in.name:
+		return fmt.Errorf("instance %q: reload renames it to %q: needs a new instance", in.name, cfg.Name)
+	case cfg.Key() != in.key:
+		return fmt.Errorf("instance %q: reload changes virtual_router_id, interface or family: needs a new instance", in.name)
+	case cfg.SourceIP != in.sourceIP:
+		return fmt.Errorf("instance %q: reload changes source_ip: needs a new instance", in.name)
+	}
+	d, err := derive(cfg, in.local)
+	if err != nil {
+		return err
+	}
+	if !in.started.Load() {
+		return fmt.Errorf("instance %q: not running", in.name)
+	}
+	u := update{cfg: cfg, d: d, reply: make(chan error, 1)}
+	select {
+	case in.updates <- u:
+		return <-u.reply
+	case <-in.exited:
+		return fmt.Errorf("instance %q: not running", in.name)
+	}
+}
+
+// reconfigure is Update inside the protocol loop.
+func (in *Instance) reconfigure(cfg config.Instance, d derived) {
+	oldVIPs := in.cfg.VirtualIPs
+	in.apply(cfg, d)
+	master := in.machine.State() == StateMaster
+	added := false
+	if master {
+		for _, p := range oldVIPs {
+			if !slices.Contains(cfg.VirtualIPs, p) {
+				if err := in.addrs.Remove(p); err != nil {
+					in.log.Error("removing virtual IP", "vip", p, "err", err)
+				}
+			}
+		}
+		for _, p := range cfg.VirtualIPs {
+			if !slices.Contains(oldVIPs, p) {
+				added = true
+				if err := in.addrs.Add(p); err != nil {
+					in.log.Error("adding virtual IP", "vip", p, "err", err)
+				}
+			}
+		}
+	}
+	prio, fault := EffectivePriority(cfg.Priority, in.trackerStates)
+	in.handle(Event{Kind: EventReconfigure, Config: in.machineConfig(cfg), Fault: fault, EffectivePriority: prio})
+	if added && in.machine.State() == StateMaster {
+		in.startGARP()
+	}
+	in.mu.Lock()
+	in.status.Priority = cfg.Priority
+	in.status.VirtualIPs = slices.Clone(cfg.VirtualIPs)
+	in.mu.Unlock()
+	in.log.Info("configuration reloaded", "priority", cfg.Priority, "effective_priority", prio, "state", in.machine.State().String())
 }
 
 // receive reads messages until the transport is closed.

@@ -604,3 +604,96 @@ func TestNewInstanceRejectsWhatTheEngineCannotRun(t *testing.T) {
 		})
 	}
 }
+
+// update reloads ho with cfg, counting it as the instance's work.
+func (h *harness) update(ho *host, cfg config.Instance) error {
+	h.t.Helper()
+	ho.n.pending.Add(1)
+	err := ho.in.Update(cfg)
+	if err != nil {
+		ho.n.pending.Add(-1)
+	}
+	h.settle()
+	return err
+}
+
+func TestReload(t *testing.T) {
+	vip2 := netip.MustParsePrefix("192.0.2.101/24")
+	t.Run("a master given a lower priority that still wins stays master, keeps its VIP and announces a new one", func(t *testing.T) {
+		h := newHarness(t)
+		a := h.add(instanceConfig("a", 200), addrLow, nil)
+		b := h.add(instanceConfig("b", 100), addrMid, nil)
+		h.start(a, b)
+		h.advance(5 * time.Second)
+		cfg := instanceConfig("a", 150)
+		cfg.VirtualIPs = []netip.Prefix{vip, vip2}
+		before := len(a.announcer.times())
+		if err := h.update(a, cfg); err != nil {
+			t.Fatal(err)
+		}
+		sent := a.transport.sentAdverts(t)
+		if got := sent[len(sent)-1]; got.priority != 150 || !got.at.Equal(h.clock.Now()) {
+			t.Fatalf("last advert %+v, want priority 150 at once", got)
+		}
+		h.advance(10 * time.Second)
+		if diff := cmp.Diff([]string{"master", "backup"}, h.states()); diff != "" {
+			t.Fatalf("states (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]netip.Prefix{vip, vip2}, a.addrs.list(), cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+			t.Fatalf("VIPs (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{"add " + vip.String(), "add " + vip2.String()}, a.addrs.ops[len(a.addrs.ops)-2:]); diff != "" {
+			t.Fatalf("last address operations (-want +got):\n%s", diff)
+		}
+		if got := len(a.announcer.times()) - before; got != 3 {
+			t.Errorf("%d announcements after the reload, want a burst of 3", got)
+		}
+		if got := a.in.Status(); got.Priority != 150 || got.EffectivePriority != 150 || len(got.VirtualIPs) != 2 {
+			t.Errorf("status after reload: %+v", got)
+		}
+		if got := b.notifier.got(); len(got) != 1 {
+			t.Errorf("backup changed state during the reload: %v", got)
+		}
+	})
+	t.Run("a master given a priority that loses hands over to the preempting backup", func(t *testing.T) {
+		h := newHarness(t)
+		a := h.add(instanceConfig("a", 200), addrLow, nil)
+		b := h.add(instanceConfig("b", 100), addrMid, nil)
+		h.start(a, b)
+		h.advance(5 * time.Second)
+		if err := h.update(a, instanceConfig("a", 50)); err != nil {
+			t.Fatal(err)
+		}
+		h.advance(5 * time.Second)
+		if diff := cmp.Diff([]string{"backup", "master"}, h.states()); diff != "" {
+			t.Fatalf("states (-want +got):\n%s", diff)
+		}
+		if got := a.addrs.list(); len(got) != 0 {
+			t.Fatalf("old master still holds %v", got)
+		}
+	})
+	t.Run("a change of virtual router ID is refused", func(t *testing.T) {
+		h := newHarness(t)
+		a := h.add(instanceConfig("a", 200), addrLow, nil)
+		h.start(a)
+		cfg := instanceConfig("a", 200)
+		cfg.VirtualRouterID = 52
+		if err := a.in.Update(cfg); err == nil {
+			t.Fatal("Update succeeded")
+		}
+	})
+	t.Run("an instance not running refuses updates", func(t *testing.T) {
+		h := newHarness(t)
+		a := h.add(instanceConfig("a", 200), addrLow, nil)
+		if err := a.in.Update(instanceConfig("a", 100)); err == nil {
+			t.Fatal("Update succeeded before Run")
+		}
+		h.start(a)
+		if err := h.stop(a); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.in.Update(instanceConfig("a", 100)); err == nil {
+			t.Fatal("Update succeeded after Run returned")
+		}
+	})
+}

@@ -91,6 +91,9 @@ const (
 	EventTimer
 	// EventTrack is a new verdict of the trackers.
 	EventTrack
+	// EventReconfigure carries a new configuration (a reload) and the
+	// trackers' verdict under it.
+	EventReconfigure
 )
 
 // Event is one input to the machine.
@@ -102,10 +105,14 @@ type Event struct {
 	Priority uint8
 	Interval time.Duration
 
-	// Fault and EffectivePriority describe an EventTrack: whether a weight-0
-	// tracker fails, and the priority with the other trackers' weights applied.
+	// Fault and EffectivePriority describe an EventTrack or
+	// EventReconfigure: whether a weight-0 tracker fails, and the priority
+	// with the other trackers' weights applied.
 	Fault             bool
 	EffectivePriority uint8
+
+	// Config is the new configuration of an EventReconfigure.
+	Config MachineConfig
 }
 
 // ActionKind is what the runner must do.
@@ -229,7 +236,13 @@ func (m *Machine) Handle(now time.Time, ev Event, out []Action) []Action {
 		}
 		m.deadline = time.Time{}
 	}
-	if ev.Kind == EventTrack {
+	if ev.Kind == EventReconfigure {
+		m.cfg = ev.Config
+		if m.cfg.Version == 2 || m.state != StateBackup {
+			m.masterAdverInterval = m.cfg.AdvertInterval
+		}
+	}
+	if ev.Kind == EventTrack || ev.Kind == EventReconfigure {
 		m.fault = ev.Fault
 		m.priority = ev.EffectivePriority
 		if m.cfg.Priority == PriorityOwner {
@@ -276,7 +289,7 @@ func (m *Machine) backup(now time.Time, ev Event) (State, Why) {
 	switch ev.Kind {
 	case EventShutdown:
 		return StateInit, WhyShutdown
-	case EventTrack:
+	case EventTrack, EventReconfigure:
 		if m.fault {
 			return StateFault, WhyFault
 		}
@@ -295,7 +308,9 @@ func (m *Machine) backup(now time.Time, ev Event) (State, Why) {
 			return StateBackup, ""
 		}
 		m.masterAddr = ev.From
-		if !m.cfg.Preempt || ev.Priority >= m.priority {
+		// The address owner always preempts (RFC 5798 §6.1 Preempt_Mode).
+		preempt := m.cfg.Preempt || m.priority == PriorityOwner
+		if !preempt || ev.Priority >= m.priority {
 			m.preemptAt = time.Time{}
 			m.learnInterval(ev.Interval)
 			m.setTimer(now.Add(m.masterDownInterval()))
@@ -327,6 +342,13 @@ func (m *Machine) master(now time.Time, ev Event) (State, Why) {
 		if m.fault {
 			return StateFault, WhyFault
 		}
+	case EventReconfigure:
+		if m.fault {
+			return StateFault, WhyFault
+		}
+		// Tell the backups the new priority and interval now.
+		m.sendAdvert(m.priority)
+		m.setTimer(now.Add(m.cfg.AdvertInterval))
 	case EventTimer:
 		m.sendAdvert(m.priority)
 		m.setTimer(now.Add(m.cfg.AdvertInterval))
@@ -360,7 +382,7 @@ func (m *Machine) faulted(ev Event) (State, Why) {
 	switch ev.Kind {
 	case EventShutdown:
 		return StateInit, WhyShutdown
-	case EventTrack:
+	case EventTrack, EventReconfigure:
 		if m.fault {
 			return StateFault, ""
 		}
