@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -696,4 +697,158 @@ func TestReload(t *testing.T) {
 			t.Fatal("Update succeeded after Run returned")
 		}
 	})
+}
+
+func TestKeepalivedAdvertsAreAcceptedByAMatchingInstance(t *testing.T) {
+	captures := readCaptures(t)
+	tests := []struct {
+		capture string
+		cfg     func() config.Instance
+		local   netip.Addr
+	}{
+		{"v2_pass", func() config.Instance {
+			c := instanceConfig("k", 100)
+			c.Version, c.AuthPass = 2, "vrrplb12"
+			return c
+		}, netip.MustParseAddr("192.0.2.9")},
+		{"v3_ipv4", func() config.Instance {
+			c := instanceConfig("k", 100)
+			c.VirtualRouterID = 52
+			c.VirtualIPs = []netip.Prefix{netip.MustParsePrefix("192.0.2.101/24"), netip.MustParsePrefix("192.0.2.102/24")}
+			return c
+		}, netip.MustParseAddr("192.0.2.9")},
+		{"v3_ipv6", func() config.Instance {
+			c := instanceConfig("k", 100)
+			c.VirtualRouterID = 53
+			c.Family = config.IPv6
+			c.VirtualIPs = []netip.Prefix{netip.MustParsePrefix("fe80::53/64"), netip.MustParsePrefix("2001:db8::53/64")}
+			return c
+		}, netip.MustParseAddr("fe80::9")},
+		{"v3_unicast", func() config.Instance {
+			c := instanceConfig("k", 100)
+			c.VirtualRouterID = 54
+			c.UnicastPeers = []netip.Addr{netip.MustParseAddr("192.0.2.1")}
+			c.VirtualIPs = []netip.Prefix{netip.MustParsePrefix("192.0.2.104/24")}
+			return c
+		}, netip.MustParseAddr("192.0.2.2")},
+	}
+	for _, tt := range tests {
+		t.Run("keepalived's "+tt.capture+" advert is followed by a backup", func(t *testing.T) {
+			h := newHarness(t)
+			k := h.add(tt.cfg(), tt.local, nil)
+			h.start(k)
+			c := captures[tt.capture]
+			inject(h, k, pkt{c.msg, PacketInfo{Src: c.src, Dst: c.dst, HopLimit: TTL}})
+			if got := testutil.ToFloat64(h.metrics.advertsReceived.WithLabelValues("k")); got != 1 {
+				t.Fatalf("%s = %v, want 1 (dropped: %v)", MetricAdvertsReceived, got, droppedCounts(h, "k"))
+			}
+			if got := k.in.Status().MasterIP; got != c.src {
+				t.Errorf("MasterIP = %v, want keepalived's %v", got, c.src)
+			}
+			if strings.Contains(k.logs.String(), "other virtual IPs") {
+				t.Errorf("keepalived's address list was taken for another:\n%s", k.logs.String())
+			}
+		})
+	}
+}
+
+func droppedCounts(h *harness, instance string) map[Reason]float64 {
+	out := map[Reason]float64{}
+	for _, r := range dropReasons {
+		if v := testutil.ToFloat64(h.metrics.dropped.WithLabelValues(instance, string(r))); v != 0 {
+			out[r] = v
+		}
+	}
+	return out
+}
+
+func TestIPv6InstancesConvergeOnTheHigherPriority(t *testing.T) {
+	h := newHarness(t)
+	cfg := func(name string, prio uint8) config.Instance {
+		c := instanceConfig(name, prio)
+		c.Family = config.IPv6
+		c.AdvertInterval = 100 * time.Millisecond
+		c.VirtualIPs = []netip.Prefix{netip.MustParsePrefix("2001:db8::100/64")}
+		return c
+	}
+	a := h.add(cfg("a", 100), netip.MustParseAddr("fe80::1"), nil)
+	b := h.add(cfg("b", 200), netip.MustParseAddr("fe80::2"), nil)
+	h.start(a, b)
+	h.advance(2 * time.Second)
+	if diff := cmp.Diff([]string{"backup", "master"}, h.states()); diff != "" {
+		t.Fatalf("states (-want +got):\n%s", diff)
+	}
+	if got := a.in.Status().MasterIP; got != netip.MustParseAddr("fe80::2") {
+		t.Errorf("a's MasterIP = %v", got)
+	}
+	if got := testutil.ToFloat64(h.metrics.advertsReceived.WithLabelValues("a")); got < 10 {
+		t.Errorf("a received %v adverts in 2s at 100ms, want at least 10", got)
+	}
+}
+
+// timingTransport records when adverts are sent, on the real clock.
+type timingTransport struct {
+	local  netip.Addr
+	sends  chan time.Time
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (t *timingTransport) Send(msg []byte, dst netip.Addr) error {
+	select {
+	case t.sends <- time.Now():
+	default:
+	}
+	return nil
+}
+
+func (t *timingTransport) Receive(buf []byte) (int, PacketInfo, error) {
+	<-t.closed
+	return 0, PacketInfo{}, fmt.Errorf("closed")
+}
+
+func (t *timingTransport) LocalAddr() netip.Addr { return t.local }
+
+func (t *timingTransport) Close() error {
+	t.once.Do(func() { close(t.closed) })
+	return nil
+}
+
+// BenchmarkAdvertTimingAt10ms runs a master at 10 ms adverts on the real
+// clock and reports how far the gaps between adverts stray from 10 ms.
+// One iteration is one advert interval.
+func BenchmarkAdvertTimingAt10ms(b *testing.B) {
+	cfg := instanceConfig("j", 255)
+	cfg.AdvertInterval = 10 * time.Millisecond
+	cfg.GARPRepeat = 0
+	tr := &timingTransport{local: addrLow, sends: make(chan time.Time, 1024), closed: make(chan struct{})}
+	in, err := NewInstance(cfg, InstanceOptions{Transport: tr, Addrs: &fakeAddrs{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	prev := <-tr.sends
+	gaps := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		next := <-tr.sends
+		gaps = append(gaps, next.Sub(prev))
+		prev = next
+	}
+	b.StopTimer()
+	dev := make([]time.Duration, len(gaps))
+	for i, g := range gaps {
+		dev[i] = (g - cfg.AdvertInterval).Abs()
+	}
+	slices.Sort(dev)
+	b.ReportMetric(float64(dev[len(dev)/2].Microseconds()), "p50-jitter-us")
+	b.ReportMetric(float64(dev[len(dev)*99/100].Microseconds()), "p99-jitter-us")
+	b.ReportMetric(float64(dev[len(dev)-1].Microseconds()), "max-jitter-us")
 }

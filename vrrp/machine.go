@@ -196,6 +196,8 @@ type Machine struct {
 	masterAddr netip.Addr
 	// deadline is the armed timer's expiry; zero when disarmed.
 	deadline time.Time
+	// fired is the deadline of the timer event being handled.
+	fired time.Time
 	// preemptAt is when a backup may take over from the lower-priority
 	// master it hears; zero when no preempt_delay is running.
 	preemptAt time.Time
@@ -234,6 +236,7 @@ func (m *Machine) Handle(now time.Time, ev Event, out []Action) []Action {
 			// A timer that was re-armed or stopped after it fired.
 			return m.out
 		}
+		m.fired = m.deadline
 		m.deadline = time.Time{}
 	}
 	if ev.Kind == EventReconfigure {
@@ -351,7 +354,13 @@ func (m *Machine) master(now time.Time, ev Event) (State, Why) {
 		m.setTimer(now.Add(m.cfg.AdvertInterval))
 	case EventTimer:
 		m.sendAdvert(m.priority)
-		m.setTimer(now.Add(m.cfg.AdvertInterval))
+		// Keep the beat: a timer served late does not delay the adverts
+		// after it, unless it is a whole interval late.
+		next := m.fired.Add(m.cfg.AdvertInterval)
+		if !next.After(now) {
+			next = now.Add(m.cfg.AdvertInterval)
+		}
+		m.setTimer(next)
 	case EventAdvert:
 		switch {
 		case ev.Priority == PriorityLeaving:

@@ -224,6 +224,20 @@ func TestMachine(t *testing.T) {
 			state: StateMaster,
 		},
 		{
+			name:  "a master's Adver_Timer served late keeps the beat for the next advert",
+			cfg:   v3(255),
+			steps: []step{{0, startup()}, {1300 * time.Millisecond, timer()}},
+			want:  []Action{send(255), setTimer(2 * time.Second)},
+			state: StateMaster,
+		},
+		{
+			name:  "a master's Adver_Timer served more than an interval late restarts the beat",
+			cfg:   v3(255),
+			steps: []step{{0, startup()}, {2500 * time.Millisecond, timer()}},
+			want:  []Action{send(255), setTimer(3500 * time.Millisecond)},
+			state: StateMaster,
+		},
+		{
 			name:  "a master hearing priority 0 re-advertises at once",
 			cfg:   v3(255),
 			steps: []step{{0, startup()}, {100 * time.Millisecond, advert(addrHigh, 0, time.Second)}},
