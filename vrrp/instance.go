@@ -189,7 +189,8 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 	if in.clock == nil {
 		in.clock = SystemClock
 	}
-	in.local = opts.Transport.LocalAddr().Unmap()
+	// Zones dropped: a link-local source compares equal however it is reported.
+	in.local = opts.Transport.LocalAddr().Unmap().WithZone("")
 	if !in.local.IsValid() {
 		return nil, fmt.Errorf("instance %q: transport has no local address", cfg.Name)
 	}
@@ -527,7 +528,7 @@ func (in *Instance) updatePriority() {
 // receivePacket checks a received message in the order of RFC 5798 §7.1 and
 // DESIGN.md, counts it, and feeds an advert that passes to the machine.
 func (in *Instance) receivePacket(msg []byte, info PacketInfo) {
-	src, dst := info.Src.Unmap(), info.Dst.Unmap()
+	src, dst := info.Src.Unmap().WithZone(""), info.Dst.Unmap().WithZone("")
 	if dst.IsMulticast() && info.HopLimit != TTL {
 		in.drop(ReasonTTL)
 		return

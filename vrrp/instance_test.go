@@ -784,6 +784,15 @@ func TestIPv6InstancesConvergeOnTheHigherPriority(t *testing.T) {
 	if got := testutil.ToFloat64(h.metrics.advertsReceived.WithLabelValues("a")); got < 10 {
 		t.Errorf("a received %v adverts in 2s at 100ms, want at least 10", got)
 	}
+
+	// Its own advert looped back, reported with a zone, is ignored as self.
+	own := Advertisement{Version: 3, VRID: 51, Priority: 100, Interval: 100 * time.Millisecond, Addrs: addrs("2001:db8::100")}
+	p := advertFrom(t, own, netip.MustParseAddr("fe80::1"), GroupIPv6)
+	p.info.Src = p.info.Src.WithZone("eth0")
+	inject(h, a, p)
+	if got := droppedCounts(h, "a"); got[ReasonSelf] != 1 {
+		t.Errorf("drops after our own looped-back advert: %v, want self 1", got)
+	}
 }
 
 // timingTransport records when adverts are sent, on the real clock.
