@@ -189,8 +189,7 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 	if in.clock == nil {
 		in.clock = SystemClock
 	}
-	// Zones dropped: a link-local source compares equal however it is reported.
-	in.local = opts.Transport.LocalAddr().Unmap().WithZone("")
+	in.local = localAddr(opts.Transport)
 	if !in.local.IsValid() {
 		return nil, fmt.Errorf("instance %q: transport has no local address", cfg.Name)
 	}
@@ -414,7 +413,7 @@ func (in *Instance) Update(cfg config.Instance) error {
 	case cfg.SourceIP != in.sourceIP:
 		return fmt.Errorf("instance %q: reload changes source_ip: needs a new instance", in.name)
 	}
-	d, err := derive(cfg, in.local)
+	d, err := derive(cfg, localAddr(in.transport))
 	if err != nil {
 		return err
 	}
@@ -557,6 +556,7 @@ func (in *Instance) receivePacket(msg []byte, info PacketInfo) {
 		in.drop(ReasonInterval)
 		return
 	}
+	in.followLocalAddr()
 	if src == in.local {
 		in.drop(ReasonSelf)
 		return
@@ -641,6 +641,30 @@ func (in *Instance) perform(now time.Time, a Action) {
 	}
 }
 
+// localAddr is t's source address without zone: a link-local source
+// compares equal however it is reported.
+func localAddr(t Transport) netip.Addr {
+	return t.LocalAddr().Unmap().WithZone("")
+}
+
+// followLocalAddr picks up a new source address of the transport (the
+// interface's primary address changed): the checksum, the tie-break and the
+// self check use it from now on.
+func (in *Instance) followLocalAddr() {
+	l := localAddr(in.transport)
+	if l == in.local || !l.IsValid() || l.Is4() != in.local.Is4() {
+		return
+	}
+	in.log.Info("source address changed", "from", in.local, "to", l)
+	in.local = l
+	in.machine.SetLocalAddr(l)
+	in.mu.Lock()
+	if in.machine.State() == StateMaster {
+		in.status.MasterIP = l
+	}
+	in.mu.Unlock()
+}
+
 // removeStale removes configured virtual IPs left on the interface by a run
 // that did not stop cleanly. Other addresses are never touched.
 func (in *Instance) removeStale() {
@@ -661,6 +685,7 @@ func (in *Instance) removeStale() {
 }
 
 func (in *Instance) sendAdvert(now time.Time, prio uint8) {
+	in.followLocalAddr()
 	in.advert.Priority = prio
 	for _, dst := range in.dsts {
 		var err error

@@ -861,3 +861,24 @@ func BenchmarkAdvertTimingAt10ms(b *testing.B) {
 	b.ReportMetric(float64(dev[len(dev)*99/100].Microseconds()), "p99-jitter-us")
 	b.ReportMetric(float64(dev[len(dev)-1].Microseconds()), "max-jitter-us")
 }
+
+func TestAMasterFollowsItsTransportToANewSourceAddress(t *testing.T) {
+	h := newHarness(t)
+	a := h.add(instanceConfig("a", 255), addrLow, nil)
+	h.start(a)
+	h.advance(1500 * time.Millisecond)
+	moved := netip.MustParseAddr("192.0.2.50")
+	a.transport.setLocal(moved)
+	h.advance(time.Second)
+	// sentAdverts checks each checksum against the source it left from.
+	sent := a.transport.sentAdverts(t)
+	if got := sent[len(sent)-1]; got.priority != 255 {
+		t.Fatalf("last advert %+v", got)
+	}
+	if got := a.in.Status().MasterIP; got != moved {
+		t.Errorf("MasterIP = %v, want the new source %v", got, moved)
+	}
+	if !strings.Contains(a.logs.String(), "source address changed") {
+		t.Errorf("no log line for the new source:\n%s", a.logs.String())
+	}
+}

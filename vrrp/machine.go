@@ -227,6 +227,15 @@ func (m *Machine) Master() netip.Addr { return m.masterAddr }
 // MasterAdverInterval returns the advert interval the machine times the master by.
 func (m *Machine) MasterAdverInterval() time.Duration { return m.masterAdverInterval }
 
+// SetLocalAddr changes this router's primary address (the interface's
+// address changed). It takes effect without any action.
+func (m *Machine) SetLocalAddr(a netip.Addr) {
+	m.cfg.LocalAddr = a
+	if m.state == StateMaster {
+		m.masterAddr = a
+	}
+}
+
 // Handle feeds ev, which happened at now, to the machine. It appends the
 // actions to out[:0] and returns it.
 func (m *Machine) Handle(now time.Time, ev Event, out []Action) []Action {
