@@ -316,8 +316,10 @@ func (f *fakeNotifier) got() []string {
 
 // fakeTracker reports what the test sets.
 type fakeTracker struct {
-	name   string
-	n      *node
+	name string
+	n    *node
+	// silent: Run does not report at start; otherwise it reports passing.
+	silent bool
 	mu     sync.Mutex
 	report func(bool)
 	ready  chan struct{}
@@ -334,6 +336,9 @@ func (f *fakeTracker) Run(ctx context.Context, report func(ok bool)) error {
 	f.report = report
 	f.mu.Unlock()
 	close(f.ready)
+	if !f.silent {
+		report(true) // counted as pending by harness.start
+	}
 	<-ctx.Done()
 	return nil
 }

@@ -72,8 +72,9 @@ type InstanceOptions struct {
 	Addrs AddrManager
 	// Announcer sends gratuitous ARPs / unsolicited NAs; nil sends none.
 	Announcer Announcer
-	// Trackers move the instance to FAULT or change its priority. A tracker
-	// counts as passing until it first reports.
+	// Trackers move the instance to FAULT or change its priority. Run waits
+	// in init for each one's first report, at most 2 s plus the longest
+	// track_script timeout; a tracker still silent then counts as passing.
 	Trackers []WeightedTracker
 	// Notifier is told of every transition; nil tells no one.
 	Notifier Notifier
@@ -356,6 +357,9 @@ func (in *Instance) Run(ctx context.Context) error {
 		wg.Go(func() { in.runTracker(trackCtx, i, t, trackC) })
 	}
 
+	if !in.awaitTrackers(ctx, trackC) {
+		return nil
+	}
 	in.handle(Event{Kind: EventStartup})
 	in.eventDone()
 	for {
@@ -383,6 +387,57 @@ func (in *Instance) Run(ctx context.Context) error {
 		case u := <-in.updates:
 			in.reconfigure(u.cfg, u.d)
 			u.reply <- nil
+		}
+		in.eventDone()
+	}
+}
+
+// trackerStartWait is how long an instance waits in Init for its trackers'
+// first verdicts, beyond the longest track_script timeout.
+const trackerStartWait = 2 * time.Second
+
+// awaitTrackers holds the instance in Init until every tracker has reported
+// once, so that a failing check at start never puts it in Master, not even
+// for a moment (an address owner would otherwise take the VIP and give it
+// back). A tracker still silent after the wait counts as passing. It returns
+// false if ctx ends first.
+func (in *Instance) awaitTrackers(ctx context.Context, trackC <-chan trackerReport) bool {
+	if len(in.trackers) == 0 {
+		return true
+	}
+	wait := trackerStartWait
+	for _, s := range in.cfg.TrackScripts {
+		wait = max(wait, trackerStartWait+s.Timeout)
+	}
+	timer := in.clock.NewTimer(wait)
+	defer timer.Stop()
+	heard := make([]bool, len(in.trackers))
+	silent := len(in.trackers)
+	// The event that ends the wait is reported done with the startup.
+	in.eventDone()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case r := <-trackC:
+			if !heard[r.index] {
+				heard[r.index] = true
+				silent--
+			}
+			in.trackerReport(r)
+			if silent == 0 {
+				return true
+			}
+		case u := <-in.updates:
+			in.reconfigure(u.cfg, u.d)
+			u.reply <- nil
+		case <-timer.C():
+			for i, ok := range heard {
+				if !ok {
+					in.log.Warn("tracker has not reported yet, counting it as passing", "tracker", in.trackers[i].Tracker.Name(), "waited", wait)
+				}
+			}
+			return true
 		}
 		in.eventDone()
 	}

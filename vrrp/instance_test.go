@@ -131,6 +131,11 @@ func (h *harness) start(hosts ...*host) {
 		ho.cancel = cancel
 		ho.done = make(chan error, 1)
 		ho.n.pending.Add(1) // the startup event
+		for _, ft := range ho.trackers {
+			if !ft.silent {
+				ho.n.pending.Add(1) // its first report
+			}
+		}
 		go func() { ho.done <- ho.in.Run(ctx) }()
 		h.t.Cleanup(func() { h.stop(ho) })
 	}
@@ -881,4 +886,48 @@ func TestAMasterFollowsItsTransportToANewSourceAddress(t *testing.T) {
 	if !strings.Contains(a.logs.String(), "source address changed") {
 		t.Errorf("no log line for the new source:\n%s", a.logs.String())
 	}
+}
+
+func TestAnInstanceWaitsForItsTrackersFirstVerdictBeforeStarting(t *testing.T) {
+	t.Run("an address owner whose weight-0 check fails at start never becomes master", func(t *testing.T) {
+		h := newHarness(t)
+		a := h.add(instanceConfig("a", 255), addrLow, []int{0})
+		a.trackers[0].silent = true
+		h.start(a)
+		h.advance(500 * time.Millisecond)
+		if got := a.in.Status().State; got != "init" {
+			t.Fatalf("state before the tracker reported = %s, want init", got)
+		}
+		a.trackers[0].set(t, false)
+		h.settle()
+		h.advance(5 * time.Second)
+		if got := a.in.Status().State; got != "fault" {
+			t.Fatalf("state = %s, want fault", got)
+		}
+		if got := a.transport.sentAdverts(t); len(got) != 0 {
+			t.Fatalf("sent %d adverts, want none", len(got))
+		}
+		for _, op := range a.addrs.ops {
+			if strings.HasPrefix(op, "add") {
+				t.Fatalf("VIP added although the check failed from the start: %v", a.addrs.ops)
+			}
+		}
+	})
+	t.Run("a tracker silent past the wait counts as passing", func(t *testing.T) {
+		h := newHarness(t)
+		a := h.add(instanceConfig("a", 255), addrLow, []int{0})
+		a.trackers[0].silent = true
+		h.start(a)
+		h.advance(trackerStartWait - time.Millisecond)
+		if got := a.in.Status().State; got != "init" {
+			t.Fatalf("state before the wait ended = %s, want init", got)
+		}
+		h.advance(time.Millisecond)
+		if got := a.in.Status().State; got != "master" {
+			t.Fatalf("state after the wait = %s, want master", got)
+		}
+		if !strings.Contains(a.logs.String(), "has not reported yet") {
+			t.Errorf("no warning about the silent tracker:\n%s", a.logs.String())
+		}
+	})
 }
