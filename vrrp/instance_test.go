@@ -346,6 +346,9 @@ func TestAWeightZeroTrackerFailureMovesTheMasterToFault(t *testing.T) {
 	if got := a.in.Status(); got.State != "master" || got.EffectivePriority != 150 {
 		t.Fatalf("after the weighted tracker failed: %s at %d, want master at 150", got.State, got.EffectivePriority)
 	}
+	if got := testutil.ToFloat64(h.metrics.priority.WithLabelValues("a")); got != 150 {
+		t.Errorf("%s = %v, want the effective 150", MetricInstancePriority, got)
+	}
 
 	a.trackers[0].set(t, false)
 	h.settle()
@@ -930,4 +933,43 @@ func TestAnInstanceWaitsForItsTrackersFirstVerdictBeforeStarting(t *testing.T) {
 			t.Errorf("no warning about the silent tracker:\n%s", a.logs.String())
 		}
 	})
+}
+
+func TestStatusIsSafeWhileTheInstanceRuns(t *testing.T) {
+	h := newHarness(t)
+	a := h.add(instanceConfig("a", 150), addrLow, nil)
+	b := h.add(instanceConfig("b", 100), addrMid, nil)
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+			}
+			for _, ho := range []*host{a, b} {
+				s := ho.in.Status()
+				if s.Name != ho.name || len(s.VirtualIPs) != 1 {
+					t.Errorf("status %+v", s)
+				}
+			}
+			n++
+			if n > 1e6 {
+				done <- n
+				return
+			}
+		}
+	}()
+	h.start(a, b)
+	h.advance(10 * time.Second)
+	close(stop)
+	if n := <-done; n == 0 {
+		t.Fatal("Status was never read")
+	}
+	if diff := cmp.Diff([]string{"master", "backup"}, h.states()); diff != "" {
+		t.Fatalf("states (-want +got):\n%s", diff)
+	}
 }
