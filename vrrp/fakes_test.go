@@ -149,7 +149,8 @@ func (t *fakeTransport) Send(msg []byte, dst netip.Addr) error {
 	default:
 	}
 	t.mu.Lock()
-	t.sent = append(t.sent, sentPacket{at: t.clock.Now(), dst: dst, msg: slices.Clone(msg), from: t.local})
+	from := t.local
+	t.sent = append(t.sent, sentPacket{at: t.clock.Now(), dst: dst, msg: slices.Clone(msg), from: from})
 	cut := t.cut
 	t.mu.Unlock()
 	if cut {
@@ -158,10 +159,10 @@ func (t *fakeTransport) Send(msg []byte, dst netip.Addr) error {
 	t.seg.mu.Lock()
 	defer t.seg.mu.Unlock()
 	for _, m := range t.seg.members {
-		if m == t || (!dst.IsMulticast() && m.local != dst) {
+		if m == t || (!dst.IsMulticast() && m.LocalAddr() != dst) {
 			continue
 		}
-		m.deliver(msg, PacketInfo{Src: t.local, Dst: dst, HopLimit: TTL})
+		m.deliver(msg, PacketInfo{Src: from, Dst: dst, HopLimit: TTL})
 	}
 	return nil
 }
@@ -192,7 +193,18 @@ func (t *fakeTransport) Receive(buf []byte) (int, PacketInfo, error) {
 	}
 }
 
-func (t *fakeTransport) LocalAddr() netip.Addr { return t.local }
+func (t *fakeTransport) LocalAddr() netip.Addr {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.local
+}
+
+// setLocal changes the source address, as when the interface's address changes.
+func (t *fakeTransport) setLocal(a netip.Addr) {
+	t.mu.Lock()
+	t.local = a
+	t.mu.Unlock()
+}
 
 func (t *fakeTransport) Close() error {
 	t.once.Do(func() { close(t.closed) })
@@ -304,8 +316,10 @@ func (f *fakeNotifier) got() []string {
 
 // fakeTracker reports what the test sets.
 type fakeTracker struct {
-	name   string
-	n      *node
+	name string
+	n    *node
+	// silent: Run does not report at start; otherwise it reports passing.
+	silent bool
 	mu     sync.Mutex
 	report func(bool)
 	ready  chan struct{}
@@ -322,6 +336,9 @@ func (f *fakeTracker) Run(ctx context.Context, report func(ok bool)) error {
 	f.report = report
 	f.mu.Unlock()
 	close(f.ready)
+	if !f.silent {
+		report(true) // counted as pending by harness.start
+	}
 	<-ctx.Done()
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,8 +72,9 @@ type InstanceOptions struct {
 	Addrs AddrManager
 	// Announcer sends gratuitous ARPs / unsolicited NAs; nil sends none.
 	Announcer Announcer
-	// Trackers move the instance to FAULT or change its priority. A tracker
-	// counts as passing until it first reports.
+	// Trackers move the instance to FAULT or change its priority. Run waits
+	// in init for each one's first report, at most 2 s plus the longest
+	// track_script timeout; a tracker still silent then counts as passing.
 	Trackers []WeightedTracker
 	// Notifier is told of every transition; nil tells no one.
 	Notifier Notifier
@@ -118,9 +120,10 @@ type Instance struct {
 	clock     Clock
 	trackers  []WeightedTracker
 
-	local   netip.Addr   // advert source and tie-break address
-	dsts    []netip.Addr // the group, or the unicast peers
-	vips    []netip.Addr // the addresses of cfg.VirtualIPs
+	local   netip.Addr    // advert source and tie-break address
+	dsts    []netip.Addr  // the group, or the unicast peers
+	vips    []netip.Addr  // the addresses of cfg.VirtualIPs
+	advert  Advertisement // template of the adverts sent
 	machine *Machine
 
 	mu     sync.Mutex // guards status
@@ -134,15 +137,30 @@ type Instance struct {
 	garpLeft      int // announcements left in the current burst
 	trackerStates []TrackerState
 	actions       []Action
-	advert        Advertisement // template of the adverts sent
 	sendBuf       []byte
 	rx            Advertisement
 	addrListLog   rateLimit
 	sendErrLog    rateLimit
 	announceLog   rateLimit
 
+	// Fixed for the instance's life: a reload that changes them needs a new instance.
+	name     string
+	key      config.InstanceKey
+	sourceIP netip.Addr
+
+	updates chan update
+	started atomic.Bool
+	exited  chan struct{} // closed when Run returns
+
 	// onEvent, when set by a test, is called after each event is handled.
 	onEvent func()
+}
+
+// update is a reloaded configuration on its way to the protocol loop.
+type update struct {
+	cfg   config.Instance
+	d     derived
+	reply chan error
 }
 
 // NewInstance checks cfg against what the engine supports and builds an
@@ -172,13 +190,18 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 	if in.clock == nil {
 		in.clock = SystemClock
 	}
-	in.local = opts.Transport.LocalAddr().Unmap()
+	in.local = localAddr(opts.Transport)
 	if !in.local.IsValid() {
 		return nil, fmt.Errorf("instance %q: transport has no local address", cfg.Name)
 	}
-	if err := in.configure(cfg); err != nil {
+	d, err := derive(cfg, in.local)
+	if err != nil {
 		return nil, err
 	}
+	in.apply(cfg, d)
+	in.name, in.key, in.sourceIP = cfg.Name, cfg.Key(), cfg.SourceIP
+	in.updates = make(chan update)
+	in.exited = make(chan struct{})
 	in.metrics = m.forInstance(cfg.Name)
 	in.metrics.priority.Set(float64(cfg.Priority))
 	in.machine = NewMachine(in.machineConfig(cfg))
@@ -199,27 +222,34 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 	return in, nil
 }
 
-// configure checks cfg and derives the advert template, the destinations and
-// the virtual addresses from it.
-func (in *Instance) configure(cfg config.Instance) error {
+// derived is what an instance computes from its configuration.
+type derived struct {
+	vips   []netip.Addr  // the addresses of cfg.VirtualIPs
+	dsts   []netip.Addr  // the group, or the unicast peers
+	advert Advertisement // template of the adverts sent
+}
+
+// derive checks cfg for an instance sending from local and computes the
+// advert template, the destinations and the virtual addresses.
+func derive(cfg config.Instance, local netip.Addr) (derived, error) {
 	if cfg.Version != 2 && cfg.Version != 3 {
-		return fmt.Errorf("instance %q: version %d: must be 2 or 3", cfg.Name, cfg.Version)
+		return derived{}, fmt.Errorf("instance %q: version %d: must be 2 or 3", cfg.Name, cfg.Version)
 	}
 	if cfg.Priority == 0 {
-		return fmt.Errorf("instance %q: priority 0: must be 1..255", cfg.Name)
+		return derived{}, fmt.Errorf("instance %q: priority 0: must be 1..255", cfg.Name)
 	}
 	if len(cfg.VirtualIPs) == 0 {
-		return fmt.Errorf("instance %q: no virtual_ips", cfg.Name)
+		return derived{}, fmt.Errorf("instance %q: no virtual_ips", cfg.Name)
 	}
 	vips := make([]netip.Addr, len(cfg.VirtualIPs))
 	for i, p := range cfg.VirtualIPs {
 		vips[i] = p.Addr().Unmap()
-		if vips[i].Is4() != in.local.Is4() {
-			return fmt.Errorf("instance %q: virtual IP %v and source %v are of different families", cfg.Name, p, in.local)
+		if vips[i].Is4() != local.Is4() {
+			return derived{}, fmt.Errorf("instance %q: virtual IP %v and source %v are of different families", cfg.Name, p, local)
 		}
 	}
 	dsts := []netip.Addr{GroupIPv4}
-	if !in.local.Is4() {
+	if !local.Is4() {
 		dsts = []netip.Addr{GroupIPv6}
 	}
 	if len(cfg.UnicastPeers) > 0 {
@@ -237,7 +267,7 @@ func (in *Instance) configure(cfg config.Instance) error {
 	}
 	if cfg.Version == 2 && cfg.AuthPass != "" {
 		if len(cfg.AuthPass) > authDataLen {
-			return fmt.Errorf("instance %q: auth_pass longer than %d bytes", cfg.Name, authDataLen)
+			return derived{}, fmt.Errorf("instance %q: auth_pass longer than %d bytes", cfg.Name, authDataLen)
 		}
 		advert.AuthType = AuthSimpleText
 		copy(advert.AuthData[:], cfg.AuthPass)
@@ -245,15 +275,19 @@ func (in *Instance) configure(cfg config.Instance) error {
 	// Encode once so a bad interval or address list fails here, not at the
 	// first advert.
 	for _, dst := range dsts {
-		if _, err := advert.Append(nil, in.local, dst); err != nil {
-			return fmt.Errorf("instance %q: %w", cfg.Name, err)
+		if _, err := advert.Append(nil, local, dst); err != nil {
+			return derived{}, fmt.Errorf("instance %q: %w", cfg.Name, err)
 		}
 	}
+	return derived{vips: vips, dsts: dsts, advert: advert}, nil
+}
+
+// apply makes cfg and what derive computed from it current.
+func (in *Instance) apply(cfg config.Instance, d derived) {
 	in.cfg = cfg
-	in.vips = vips
-	in.dsts = dsts
-	in.advert = advert
-	return nil
+	in.vips = d.vips
+	in.dsts = d.dsts
+	in.advert = d.advert
 }
 
 func (in *Instance) machineConfig(cfg config.Instance) MachineConfig {
@@ -293,6 +327,10 @@ type trackerReport struct {
 // returns nil. It returns an error if receiving fails for another reason,
 // after the same handover.
 func (in *Instance) Run(ctx context.Context) error {
+	if in.started.Swap(true) {
+		return fmt.Errorf("instance %q: Run called twice", in.name)
+	}
+	defer close(in.exited)
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	trackCtx, stopTrackers := context.WithCancel(ctx)
@@ -319,6 +357,9 @@ func (in *Instance) Run(ctx context.Context) error {
 		wg.Go(func() { in.runTracker(trackCtx, i, t, trackC) })
 	}
 
+	if !in.awaitTrackers(ctx, trackC) {
+		return nil
+	}
 	in.handle(Event{Kind: EventStartup})
 	in.eventDone()
 	for {
@@ -343,6 +384,60 @@ func (in *Instance) Run(ctx context.Context) error {
 			in.garpTick()
 		case r := <-trackC:
 			in.trackerReport(r)
+		case u := <-in.updates:
+			in.reconfigure(u.cfg, u.d)
+			u.reply <- nil
+		}
+		in.eventDone()
+	}
+}
+
+// trackerStartWait is how long an instance waits in Init for its trackers'
+// first verdicts, beyond the longest track_script timeout.
+const trackerStartWait = 2 * time.Second
+
+// awaitTrackers holds the instance in Init until every tracker has reported
+// once, so that a failing check at start never puts it in Master, not even
+// for a moment (an address owner would otherwise take the VIP and give it
+// back). A tracker still silent after the wait counts as passing. It returns
+// false if ctx ends first.
+func (in *Instance) awaitTrackers(ctx context.Context, trackC <-chan trackerReport) bool {
+	if len(in.trackers) == 0 {
+		return true
+	}
+	wait := trackerStartWait
+	for _, s := range in.cfg.TrackScripts {
+		wait = max(wait, trackerStartWait+s.Timeout)
+	}
+	timer := in.clock.NewTimer(wait)
+	defer timer.Stop()
+	heard := make([]bool, len(in.trackers))
+	silent := len(in.trackers)
+	// The event that ends the wait is reported done with the startup.
+	in.eventDone()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case r := <-trackC:
+			if !heard[r.index] {
+				heard[r.index] = true
+				silent--
+			}
+			in.trackerReport(r)
+			if silent == 0 {
+				return true
+			}
+		case u := <-in.updates:
+			in.reconfigure(u.cfg, u.d)
+			u.reply <- nil
+		case <-timer.C():
+			for i, ok := range heard {
+				if !ok {
+					in.log.Warn("tracker has not reported yet, counting it as passing", "tracker", in.trackers[i].Tracker.Name(), "waited", wait)
+				}
+			}
+			return true
 		}
 		in.eventDone()
 	}
@@ -353,6 +448,75 @@ func (in *Instance) eventDone() {
 	if in.onEvent != nil {
 		in.onEvent()
 	}
+}
+
+// Update applies a reloaded configuration to the running instance: priority,
+// preempt, preempt_delay, advert interval, version, virtual IPs, unicast
+// peers, auth and GARP settings. A master stays master and keeps the virtual
+// IPs that remain configured (new ones are added and announced, dropped ones
+// removed) and advertises its new priority at once; it yields only if that
+// priority loses to a backup, by the protocol. The name, the key (VRID,
+// interface, family), source_ip and the trackers cannot change: those need a
+// new instance. Update waits for the protocol loop; it returns an error if
+// Run is not running.
+func (in *Instance) Update(cfg config.Instance) error {
+	switch {
+	case cfg.Name != in.name:
+		return fmt.Errorf("instance %q: reload renames it to %q: needs a new instance", in.name, cfg.Name)
+	case cfg.Key() != in.key:
+		return fmt.Errorf("instance %q: reload changes virtual_router_id, interface or family: needs a new instance", in.name)
+	case cfg.SourceIP != in.sourceIP:
+		return fmt.Errorf("instance %q: reload changes source_ip: needs a new instance", in.name)
+	}
+	d, err := derive(cfg, localAddr(in.transport))
+	if err != nil {
+		return err
+	}
+	if !in.started.Load() {
+		return fmt.Errorf("instance %q: not running", in.name)
+	}
+	u := update{cfg: cfg, d: d, reply: make(chan error, 1)}
+	select {
+	case in.updates <- u:
+		return <-u.reply
+	case <-in.exited:
+		return fmt.Errorf("instance %q: not running", in.name)
+	}
+}
+
+// reconfigure is Update inside the protocol loop.
+func (in *Instance) reconfigure(cfg config.Instance, d derived) {
+	oldVIPs := in.cfg.VirtualIPs
+	in.apply(cfg, d)
+	master := in.machine.State() == StateMaster
+	added := false
+	if master {
+		for _, p := range oldVIPs {
+			if !slices.Contains(cfg.VirtualIPs, p) {
+				if err := in.addrs.Remove(p); err != nil {
+					in.log.Error("removing virtual IP", "vip", p, "err", err)
+				}
+			}
+		}
+		for _, p := range cfg.VirtualIPs {
+			if !slices.Contains(oldVIPs, p) {
+				added = true
+				if err := in.addrs.Add(p); err != nil {
+					in.log.Error("adding virtual IP", "vip", p, "err", err)
+				}
+			}
+		}
+	}
+	prio, fault := EffectivePriority(cfg.Priority, in.trackerStates)
+	in.handle(Event{Kind: EventReconfigure, Config: in.machineConfig(cfg), Fault: fault, EffectivePriority: prio})
+	if added && in.machine.State() == StateMaster {
+		in.startGARP()
+	}
+	in.mu.Lock()
+	in.status.Priority = cfg.Priority
+	in.status.VirtualIPs = slices.Clone(cfg.VirtualIPs)
+	in.mu.Unlock()
+	in.log.Info("configuration reloaded", "priority", cfg.Priority, "effective_priority", prio, "state", in.machine.State().String())
 }
 
 // receive reads messages until the transport is closed.
@@ -418,7 +582,7 @@ func (in *Instance) updatePriority() {
 // receivePacket checks a received message in the order of RFC 5798 §7.1 and
 // DESIGN.md, counts it, and feeds an advert that passes to the machine.
 func (in *Instance) receivePacket(msg []byte, info PacketInfo) {
-	src, dst := info.Src.Unmap(), info.Dst.Unmap()
+	src, dst := info.Src.Unmap().WithZone(""), info.Dst.Unmap().WithZone("")
 	if dst.IsMulticast() && info.HopLimit != TTL {
 		in.drop(ReasonTTL)
 		return
@@ -447,6 +611,7 @@ func (in *Instance) receivePacket(msg []byte, info PacketInfo) {
 		in.drop(ReasonInterval)
 		return
 	}
+	in.followLocalAddr()
 	if src == in.local {
 		in.drop(ReasonSelf)
 		return
@@ -531,6 +696,30 @@ func (in *Instance) perform(now time.Time, a Action) {
 	}
 }
 
+// localAddr is t's source address without zone: a link-local source
+// compares equal however it is reported.
+func localAddr(t Transport) netip.Addr {
+	return t.LocalAddr().Unmap().WithZone("")
+}
+
+// followLocalAddr picks up a new source address of the transport (the
+// interface's primary address changed): the checksum, the tie-break and the
+// self check use it from now on.
+func (in *Instance) followLocalAddr() {
+	l := localAddr(in.transport)
+	if l == in.local || !l.IsValid() || l.Is4() != in.local.Is4() {
+		return
+	}
+	in.log.Info("source address changed", "from", in.local, "to", l)
+	in.local = l
+	in.machine.SetLocalAddr(l)
+	in.mu.Lock()
+	if in.machine.State() == StateMaster {
+		in.status.MasterIP = l
+	}
+	in.mu.Unlock()
+}
+
 // removeStale removes configured virtual IPs left on the interface by a run
 // that did not stop cleanly. Other addresses are never touched.
 func (in *Instance) removeStale() {
@@ -551,6 +740,7 @@ func (in *Instance) removeStale() {
 }
 
 func (in *Instance) sendAdvert(now time.Time, prio uint8) {
+	in.followLocalAddr()
 	in.advert.Priority = prio
 	for _, dst := range in.dsts {
 		var err error

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -130,6 +131,11 @@ func (h *harness) start(hosts ...*host) {
 		ho.cancel = cancel
 		ho.done = make(chan error, 1)
 		ho.n.pending.Add(1) // the startup event
+		for _, ft := range ho.trackers {
+			if !ft.silent {
+				ho.n.pending.Add(1) // its first report
+			}
+		}
 		go func() { ho.done <- ho.in.Run(ctx) }()
 		h.t.Cleanup(func() { h.stop(ho) })
 	}
@@ -339,6 +345,9 @@ func TestAWeightZeroTrackerFailureMovesTheMasterToFault(t *testing.T) {
 	h.settle()
 	if got := a.in.Status(); got.State != "master" || got.EffectivePriority != 150 {
 		t.Fatalf("after the weighted tracker failed: %s at %d, want master at 150", got.State, got.EffectivePriority)
+	}
+	if got := testutil.ToFloat64(h.metrics.priority.WithLabelValues("a")); got != 150 {
+		t.Errorf("%s = %v, want the effective 150", MetricInstancePriority, got)
 	}
 
 	a.trackers[0].set(t, false)
@@ -602,5 +611,365 @@ func TestNewInstanceRejectsWhatTheEngineCannotRun(t *testing.T) {
 				t.Fatal("NewInstance succeeded")
 			}
 		})
+	}
+}
+
+// update reloads ho with cfg, counting it as the instance's work.
+func (h *harness) update(ho *host, cfg config.Instance) error {
+	h.t.Helper()
+	ho.n.pending.Add(1)
+	err := ho.in.Update(cfg)
+	if err != nil {
+		ho.n.pending.Add(-1)
+	}
+	h.settle()
+	return err
+}
+
+func TestReload(t *testing.T) {
+	vip2 := netip.MustParsePrefix("192.0.2.101/24")
+	t.Run("a master given a lower priority that still wins stays master, keeps its VIP and announces a new one", func(t *testing.T) {
+		h := newHarness(t)
+		a := h.add(instanceConfig("a", 200), addrLow, nil)
+		b := h.add(instanceConfig("b", 100), addrMid, nil)
+		h.start(a, b)
+		h.advance(5 * time.Second)
+		cfg := instanceConfig("a", 150)
+		cfg.VirtualIPs = []netip.Prefix{vip, vip2}
+		before := len(a.announcer.times())
+		if err := h.update(a, cfg); err != nil {
+			t.Fatal(err)
+		}
+		sent := a.transport.sentAdverts(t)
+		if got := sent[len(sent)-1]; got.priority != 150 || !got.at.Equal(h.clock.Now()) {
+			t.Fatalf("last advert %+v, want priority 150 at once", got)
+		}
+		h.advance(10 * time.Second)
+		if diff := cmp.Diff([]string{"master", "backup"}, h.states()); diff != "" {
+			t.Fatalf("states (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]netip.Prefix{vip, vip2}, a.addrs.list(), cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+			t.Fatalf("VIPs (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{"add " + vip.String(), "add " + vip2.String()}, a.addrs.ops[len(a.addrs.ops)-2:]); diff != "" {
+			t.Fatalf("last address operations (-want +got):\n%s", diff)
+		}
+		if got := len(a.announcer.times()) - before; got != 3 {
+			t.Errorf("%d announcements after the reload, want a burst of 3", got)
+		}
+		if got := a.in.Status(); got.Priority != 150 || got.EffectivePriority != 150 || len(got.VirtualIPs) != 2 {
+			t.Errorf("status after reload: %+v", got)
+		}
+		if got := b.notifier.got(); len(got) != 1 {
+			t.Errorf("backup changed state during the reload: %v", got)
+		}
+	})
+	t.Run("a master given a priority that loses hands over to the preempting backup", func(t *testing.T) {
+		h := newHarness(t)
+		a := h.add(instanceConfig("a", 200), addrLow, nil)
+		b := h.add(instanceConfig("b", 100), addrMid, nil)
+		h.start(a, b)
+		h.advance(5 * time.Second)
+		if err := h.update(a, instanceConfig("a", 50)); err != nil {
+			t.Fatal(err)
+		}
+		h.advance(5 * time.Second)
+		if diff := cmp.Diff([]string{"backup", "master"}, h.states()); diff != "" {
+			t.Fatalf("states (-want +got):\n%s", diff)
+		}
+		if got := a.addrs.list(); len(got) != 0 {
+			t.Fatalf("old master still holds %v", got)
+		}
+	})
+	t.Run("a change of virtual router ID is refused", func(t *testing.T) {
+		h := newHarness(t)
+		a := h.add(instanceConfig("a", 200), addrLow, nil)
+		h.start(a)
+		cfg := instanceConfig("a", 200)
+		cfg.VirtualRouterID = 52
+		if err := a.in.Update(cfg); err == nil {
+			t.Fatal("Update succeeded")
+		}
+	})
+	t.Run("an instance not running refuses updates", func(t *testing.T) {
+		h := newHarness(t)
+		a := h.add(instanceConfig("a", 200), addrLow, nil)
+		if err := a.in.Update(instanceConfig("a", 100)); err == nil {
+			t.Fatal("Update succeeded before Run")
+		}
+		h.start(a)
+		if err := h.stop(a); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.in.Update(instanceConfig("a", 100)); err == nil {
+			t.Fatal("Update succeeded after Run returned")
+		}
+	})
+}
+
+func TestKeepalivedAdvertsAreAcceptedByAMatchingInstance(t *testing.T) {
+	captures := readCaptures(t)
+	tests := []struct {
+		capture string
+		cfg     func() config.Instance
+		local   netip.Addr
+	}{
+		{"v2_pass", func() config.Instance {
+			c := instanceConfig("k", 100)
+			c.Version, c.AuthPass = 2, "vrrplb12"
+			return c
+		}, netip.MustParseAddr("192.0.2.9")},
+		{"v3_ipv4", func() config.Instance {
+			c := instanceConfig("k", 100)
+			c.VirtualRouterID = 52
+			c.VirtualIPs = []netip.Prefix{netip.MustParsePrefix("192.0.2.101/24"), netip.MustParsePrefix("192.0.2.102/24")}
+			return c
+		}, netip.MustParseAddr("192.0.2.9")},
+		{"v3_ipv6", func() config.Instance {
+			c := instanceConfig("k", 100)
+			c.VirtualRouterID = 53
+			c.Family = config.IPv6
+			c.VirtualIPs = []netip.Prefix{netip.MustParsePrefix("fe80::53/64"), netip.MustParsePrefix("2001:db8::53/64")}
+			return c
+		}, netip.MustParseAddr("fe80::9")},
+		{"v3_unicast", func() config.Instance {
+			c := instanceConfig("k", 100)
+			c.VirtualRouterID = 54
+			c.UnicastPeers = []netip.Addr{netip.MustParseAddr("192.0.2.1")}
+			c.VirtualIPs = []netip.Prefix{netip.MustParsePrefix("192.0.2.104/24")}
+			return c
+		}, netip.MustParseAddr("192.0.2.2")},
+	}
+	for _, tt := range tests {
+		t.Run("keepalived's "+tt.capture+" advert is followed by a backup", func(t *testing.T) {
+			h := newHarness(t)
+			k := h.add(tt.cfg(), tt.local, nil)
+			h.start(k)
+			c := captures[tt.capture]
+			inject(h, k, pkt{c.msg, PacketInfo{Src: c.src, Dst: c.dst, HopLimit: TTL}})
+			if got := testutil.ToFloat64(h.metrics.advertsReceived.WithLabelValues("k")); got != 1 {
+				t.Fatalf("%s = %v, want 1 (dropped: %v)", MetricAdvertsReceived, got, droppedCounts(h, "k"))
+			}
+			if got := k.in.Status().MasterIP; got != c.src {
+				t.Errorf("MasterIP = %v, want keepalived's %v", got, c.src)
+			}
+			if strings.Contains(k.logs.String(), "other virtual IPs") {
+				t.Errorf("keepalived's address list was taken for another:\n%s", k.logs.String())
+			}
+		})
+	}
+}
+
+func droppedCounts(h *harness, instance string) map[Reason]float64 {
+	out := map[Reason]float64{}
+	for _, r := range dropReasons {
+		if v := testutil.ToFloat64(h.metrics.dropped.WithLabelValues(instance, string(r))); v != 0 {
+			out[r] = v
+		}
+	}
+	return out
+}
+
+func TestIPv6InstancesConvergeOnTheHigherPriority(t *testing.T) {
+	h := newHarness(t)
+	cfg := func(name string, prio uint8) config.Instance {
+		c := instanceConfig(name, prio)
+		c.Family = config.IPv6
+		c.AdvertInterval = 100 * time.Millisecond
+		c.VirtualIPs = []netip.Prefix{netip.MustParsePrefix("2001:db8::100/64")}
+		return c
+	}
+	a := h.add(cfg("a", 100), netip.MustParseAddr("fe80::1"), nil)
+	b := h.add(cfg("b", 200), netip.MustParseAddr("fe80::2"), nil)
+	h.start(a, b)
+	h.advance(2 * time.Second)
+	if diff := cmp.Diff([]string{"backup", "master"}, h.states()); diff != "" {
+		t.Fatalf("states (-want +got):\n%s", diff)
+	}
+	if got := a.in.Status().MasterIP; got != netip.MustParseAddr("fe80::2") {
+		t.Errorf("a's MasterIP = %v", got)
+	}
+	if got := testutil.ToFloat64(h.metrics.advertsReceived.WithLabelValues("a")); got < 10 {
+		t.Errorf("a received %v adverts in 2s at 100ms, want at least 10", got)
+	}
+
+	// Its own advert looped back, reported with a zone, is ignored as self.
+	own := Advertisement{Version: 3, VRID: 51, Priority: 100, Interval: 100 * time.Millisecond, Addrs: addrs("2001:db8::100")}
+	p := advertFrom(t, own, netip.MustParseAddr("fe80::1"), GroupIPv6)
+	p.info.Src = p.info.Src.WithZone("eth0")
+	inject(h, a, p)
+	if got := droppedCounts(h, "a"); got[ReasonSelf] != 1 {
+		t.Errorf("drops after our own looped-back advert: %v, want self 1", got)
+	}
+}
+
+// timingTransport records when adverts are sent, on the real clock.
+type timingTransport struct {
+	local  netip.Addr
+	sends  chan time.Time
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (t *timingTransport) Send(msg []byte, dst netip.Addr) error {
+	select {
+	case t.sends <- time.Now():
+	default:
+	}
+	return nil
+}
+
+func (t *timingTransport) Receive(buf []byte) (int, PacketInfo, error) {
+	<-t.closed
+	return 0, PacketInfo{}, fmt.Errorf("closed")
+}
+
+func (t *timingTransport) LocalAddr() netip.Addr { return t.local }
+
+func (t *timingTransport) Close() error {
+	t.once.Do(func() { close(t.closed) })
+	return nil
+}
+
+// BenchmarkAdvertTimingAt10ms runs a master at 10 ms adverts on the real
+// clock and reports how far the gaps between adverts stray from 10 ms.
+// One iteration is one advert interval.
+func BenchmarkAdvertTimingAt10ms(b *testing.B) {
+	cfg := instanceConfig("j", 255)
+	cfg.AdvertInterval = 10 * time.Millisecond
+	cfg.GARPRepeat = 0
+	tr := &timingTransport{local: addrLow, sends: make(chan time.Time, 1024), closed: make(chan struct{})}
+	in, err := NewInstance(cfg, InstanceOptions{Transport: tr, Addrs: &fakeAddrs{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	prev := <-tr.sends
+	gaps := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		next := <-tr.sends
+		gaps = append(gaps, next.Sub(prev))
+		prev = next
+	}
+	b.StopTimer()
+	dev := make([]time.Duration, len(gaps))
+	for i, g := range gaps {
+		dev[i] = (g - cfg.AdvertInterval).Abs()
+	}
+	slices.Sort(dev)
+	b.ReportMetric(float64(dev[len(dev)/2].Microseconds()), "p50-jitter-us")
+	b.ReportMetric(float64(dev[len(dev)*99/100].Microseconds()), "p99-jitter-us")
+	b.ReportMetric(float64(dev[len(dev)-1].Microseconds()), "max-jitter-us")
+}
+
+func TestAMasterFollowsItsTransportToANewSourceAddress(t *testing.T) {
+	h := newHarness(t)
+	a := h.add(instanceConfig("a", 255), addrLow, nil)
+	h.start(a)
+	h.advance(1500 * time.Millisecond)
+	moved := netip.MustParseAddr("192.0.2.50")
+	a.transport.setLocal(moved)
+	h.advance(time.Second)
+	// sentAdverts checks each checksum against the source it left from.
+	sent := a.transport.sentAdverts(t)
+	if got := sent[len(sent)-1]; got.priority != 255 {
+		t.Fatalf("last advert %+v", got)
+	}
+	if got := a.in.Status().MasterIP; got != moved {
+		t.Errorf("MasterIP = %v, want the new source %v", got, moved)
+	}
+	if !strings.Contains(a.logs.String(), "source address changed") {
+		t.Errorf("no log line for the new source:\n%s", a.logs.String())
+	}
+}
+
+func TestAnInstanceWaitsForItsTrackersFirstVerdictBeforeStarting(t *testing.T) {
+	t.Run("an address owner whose weight-0 check fails at start never becomes master", func(t *testing.T) {
+		h := newHarness(t)
+		a := h.add(instanceConfig("a", 255), addrLow, []int{0})
+		a.trackers[0].silent = true
+		h.start(a)
+		h.advance(500 * time.Millisecond)
+		if got := a.in.Status().State; got != "init" {
+			t.Fatalf("state before the tracker reported = %s, want init", got)
+		}
+		a.trackers[0].set(t, false)
+		h.settle()
+		h.advance(5 * time.Second)
+		if got := a.in.Status().State; got != "fault" {
+			t.Fatalf("state = %s, want fault", got)
+		}
+		if got := a.transport.sentAdverts(t); len(got) != 0 {
+			t.Fatalf("sent %d adverts, want none", len(got))
+		}
+		for _, op := range a.addrs.ops {
+			if strings.HasPrefix(op, "add") {
+				t.Fatalf("VIP added although the check failed from the start: %v", a.addrs.ops)
+			}
+		}
+	})
+	t.Run("a tracker silent past the wait counts as passing", func(t *testing.T) {
+		h := newHarness(t)
+		a := h.add(instanceConfig("a", 255), addrLow, []int{0})
+		a.trackers[0].silent = true
+		h.start(a)
+		h.advance(trackerStartWait - time.Millisecond)
+		if got := a.in.Status().State; got != "init" {
+			t.Fatalf("state before the wait ended = %s, want init", got)
+		}
+		h.advance(time.Millisecond)
+		if got := a.in.Status().State; got != "master" {
+			t.Fatalf("state after the wait = %s, want master", got)
+		}
+		if !strings.Contains(a.logs.String(), "has not reported yet") {
+			t.Errorf("no warning about the silent tracker:\n%s", a.logs.String())
+		}
+	})
+}
+
+func TestStatusIsSafeWhileTheInstanceRuns(t *testing.T) {
+	h := newHarness(t)
+	a := h.add(instanceConfig("a", 150), addrLow, nil)
+	b := h.add(instanceConfig("b", 100), addrMid, nil)
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+			}
+			for _, ho := range []*host{a, b} {
+				s := ho.in.Status()
+				if s.Name != ho.name || len(s.VirtualIPs) != 1 {
+					t.Errorf("status %+v", s)
+				}
+			}
+			n++
+			if n > 1e6 {
+				done <- n
+				return
+			}
+		}
+	}()
+	h.start(a, b)
+	h.advance(10 * time.Second)
+	close(stop)
+	if n := <-done; n == 0 {
+		t.Fatal("Status was never read")
+	}
+	if diff := cmp.Diff([]string{"master", "backup"}, h.states()); diff != "" {
+		t.Fatalf("states (-want +got):\n%s", diff)
 	}
 }

@@ -91,6 +91,9 @@ const (
 	EventTimer
 	// EventTrack is a new verdict of the trackers.
 	EventTrack
+	// EventReconfigure carries a new configuration (a reload) and the
+	// trackers' verdict under it.
+	EventReconfigure
 )
 
 // Event is one input to the machine.
@@ -102,10 +105,14 @@ type Event struct {
 	Priority uint8
 	Interval time.Duration
 
-	// Fault and EffectivePriority describe an EventTrack: whether a weight-0
-	// tracker fails, and the priority with the other trackers' weights applied.
+	// Fault and EffectivePriority describe an EventTrack or
+	// EventReconfigure: whether a weight-0 tracker fails, and the priority
+	// with the other trackers' weights applied.
 	Fault             bool
 	EffectivePriority uint8
+
+	// Config is the new configuration of an EventReconfigure.
+	Config MachineConfig
 }
 
 // ActionKind is what the runner must do.
@@ -189,6 +196,8 @@ type Machine struct {
 	masterAddr netip.Addr
 	// deadline is the armed timer's expiry; zero when disarmed.
 	deadline time.Time
+	// fired is the deadline of the timer event being handled.
+	fired time.Time
 	// preemptAt is when a backup may take over from the lower-priority
 	// master it hears; zero when no preempt_delay is running.
 	preemptAt time.Time
@@ -218,6 +227,15 @@ func (m *Machine) Master() netip.Addr { return m.masterAddr }
 // MasterAdverInterval returns the advert interval the machine times the master by.
 func (m *Machine) MasterAdverInterval() time.Duration { return m.masterAdverInterval }
 
+// SetLocalAddr changes this router's primary address (the interface's
+// address changed). It takes effect without any action.
+func (m *Machine) SetLocalAddr(a netip.Addr) {
+	m.cfg.LocalAddr = a
+	if m.state == StateMaster {
+		m.masterAddr = a
+	}
+}
+
 // Handle feeds ev, which happened at now, to the machine. It appends the
 // actions to out[:0] and returns it.
 func (m *Machine) Handle(now time.Time, ev Event, out []Action) []Action {
@@ -227,9 +245,16 @@ func (m *Machine) Handle(now time.Time, ev Event, out []Action) []Action {
 			// A timer that was re-armed or stopped after it fired.
 			return m.out
 		}
+		m.fired = m.deadline
 		m.deadline = time.Time{}
 	}
-	if ev.Kind == EventTrack {
+	if ev.Kind == EventReconfigure {
+		m.cfg = ev.Config
+		if m.cfg.Version == 2 || m.state != StateBackup {
+			m.masterAdverInterval = m.cfg.AdvertInterval
+		}
+	}
+	if ev.Kind == EventTrack || ev.Kind == EventReconfigure {
 		m.fault = ev.Fault
 		m.priority = ev.EffectivePriority
 		if m.cfg.Priority == PriorityOwner {
@@ -276,7 +301,7 @@ func (m *Machine) backup(now time.Time, ev Event) (State, Why) {
 	switch ev.Kind {
 	case EventShutdown:
 		return StateInit, WhyShutdown
-	case EventTrack:
+	case EventTrack, EventReconfigure:
 		if m.fault {
 			return StateFault, WhyFault
 		}
@@ -295,7 +320,9 @@ func (m *Machine) backup(now time.Time, ev Event) (State, Why) {
 			return StateBackup, ""
 		}
 		m.masterAddr = ev.From
-		if !m.cfg.Preempt || ev.Priority >= m.priority {
+		// The address owner always preempts (RFC 5798 §6.1 Preempt_Mode).
+		preempt := m.cfg.Preempt || m.priority == PriorityOwner
+		if !preempt || ev.Priority >= m.priority {
 			m.preemptAt = time.Time{}
 			m.learnInterval(ev.Interval)
 			m.setTimer(now.Add(m.masterDownInterval()))
@@ -327,9 +354,22 @@ func (m *Machine) master(now time.Time, ev Event) (State, Why) {
 		if m.fault {
 			return StateFault, WhyFault
 		}
-	case EventTimer:
+	case EventReconfigure:
+		if m.fault {
+			return StateFault, WhyFault
+		}
+		// Tell the backups the new priority and interval now.
 		m.sendAdvert(m.priority)
 		m.setTimer(now.Add(m.cfg.AdvertInterval))
+	case EventTimer:
+		m.sendAdvert(m.priority)
+		// Keep the beat: a timer served late does not delay the adverts
+		// after it, unless it is a whole interval late.
+		next := m.fired.Add(m.cfg.AdvertInterval)
+		if !next.After(now) {
+			next = now.Add(m.cfg.AdvertInterval)
+		}
+		m.setTimer(next)
 	case EventAdvert:
 		switch {
 		case ev.Priority == PriorityLeaving:
@@ -360,7 +400,7 @@ func (m *Machine) faulted(ev Event) (State, Why) {
 	switch ev.Kind {
 	case EventShutdown:
 		return StateInit, WhyShutdown
-	case EventTrack:
+	case EventTrack, EventReconfigure:
 		if m.fault {
 			return StateFault, ""
 		}

@@ -173,10 +173,68 @@ func TestMachine(t *testing.T) {
 			state: StateBackup,
 		},
 		{
+			name: "the address owner preempts a lower-priority master even with preempt off",
+			cfg:  MachineConfig{Version: 3, Priority: 255, AdvertInterval: time.Second, LocalAddr: addrMid},
+			steps: []step{
+				{0, startup()},
+				{0, advert(addrHigh, 255, time.Second)}, // an owner with a higher address: backup
+				{time.Second, advert(addrHigh, 100, time.Second)},
+			},
+			want:  []Action{},
+			state: StateBackup,
+		},
+		{
+			name: "a master reconfigured to a lower priority stays master and advertises it at once",
+			cfg:  v3(200),
+			steps: []step{
+				{0, startup()},
+				{mdi(200), timer()},
+				{mdi(200) + 300*time.Millisecond, Event{Kind: EventReconfigure, EffectivePriority: 50, Config: MachineConfig{Version: 3, Priority: 50, AdvertInterval: 2 * time.Second, Preempt: true, LocalAddr: addrMid}}},
+			},
+			want:  []Action{send(50), setTimer(mdi(200) + 2300*time.Millisecond)},
+			state: StateMaster,
+		},
+		{
+			name: "a v3 backup reconfigured keeps timing the master by the interval it learned",
+			cfg:  v3(100),
+			steps: []step{
+				{0, startup()},
+				{time.Second, advert(addrHigh, 200, 500*time.Millisecond)},
+				{1100 * time.Millisecond, Event{Kind: EventReconfigure, EffectivePriority: 100, Config: MachineConfig{Version: 3, Priority: 100, AdvertInterval: 2 * time.Second, Preempt: true, LocalAddr: addrMid}}},
+				{1500 * time.Millisecond, advert(addrHigh, 200, 500*time.Millisecond)},
+			},
+			want:  []Action{setTimer(1500*time.Millisecond + 1500*time.Millisecond + 156*500*time.Millisecond/256)},
+			state: StateBackup,
+		},
+		{
+			name: "a reconfigured backup whose new config faults goes to fault",
+			cfg:  v3(100),
+			steps: []step{
+				{0, startup()},
+				{time.Second, Event{Kind: EventReconfigure, Fault: true, EffectivePriority: 100, Config: v3(100)}},
+			},
+			want:  []Action{stopTimer, moved(StateBackup, StateFault, WhyFault)},
+			state: StateFault,
+		},
+		{
 			name:  "a master's Adver_Timer sends an advert with the effective priority and re-arms",
 			cfg:   v3(100),
 			steps: []step{{0, startup()}, {mdi(100), timer()}, {mdi(100), track(false, 90)}, {mdi(100) + time.Second, timer()}},
 			want:  []Action{send(90), setTimer(mdi(100) + 2*time.Second)},
+			state: StateMaster,
+		},
+		{
+			name:  "a master's Adver_Timer served late keeps the beat for the next advert",
+			cfg:   v3(255),
+			steps: []step{{0, startup()}, {1300 * time.Millisecond, timer()}},
+			want:  []Action{send(255), setTimer(2 * time.Second)},
+			state: StateMaster,
+		},
+		{
+			name:  "a master's Adver_Timer served more than an interval late restarts the beat",
+			cfg:   v3(255),
+			steps: []step{{0, startup()}, {2500 * time.Millisecond, timer()}},
+			want:  []Action{send(255), setTimer(3500 * time.Millisecond)},
 			state: StateMaster,
 		},
 		{
