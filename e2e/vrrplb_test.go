@@ -32,7 +32,20 @@ type VRRPConf struct {
 
 // TOML renders a whole vrrplb.toml with this one instance, the admin server
 // on loopback inside the host's namespace, and debug logs.
-func (c VRRPConf) TOML() string {
+func (c VRRPConf) TOML() string { return Config(c) }
+
+// Config renders a whole vrrplb.toml with these instances.
+func Config(instances ...VRRPConf) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[admin]\nlisten = %q\n\n[log]\nlevel = \"debug\"\n", adminAddr)
+	for _, c := range instances {
+		b.WriteString("\n")
+		c.writeTOML(&b)
+	}
+	return b.String()
+}
+
+func (c VRRPConf) writeTOML(b *strings.Builder) {
 	if c.Name == "" {
 		c.Name = "vip"
 	}
@@ -65,21 +78,18 @@ func (c VRRPConf) TOML() string {
 	for _, a := range c.UnicastPeers {
 		peers = append(peers, a.String())
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "[admin]\nlisten = %q\n\n[log]\nlevel = \"debug\"\n\n", adminAddr)
-	fmt.Fprintf(&b, "[[instance]]\nname = %q\ninterface = %q\nvirtual_router_id = %d\npriority = %d\nversion = %d\n",
+	fmt.Fprintf(b, "[[instance]]\nname = %q\ninterface = %q\nvirtual_router_id = %d\npriority = %d\nversion = %d\n",
 		c.Name, HostIfname, c.VRID, c.Priority, c.Version)
-	fmt.Fprintf(&b, "advert_interval = %q\npreempt = %v\nvirtual_ips = %s\nunicast_peers = %s\n",
+	fmt.Fprintf(b, "advert_interval = %q\npreempt = %v\nvirtual_ips = %s\nunicast_peers = %s\n",
 		c.Interval.String(), !c.NoPreempt, quote(vips), quote(peers))
-	fmt.Fprintf(&b, "garp_repeat = 2\ngarp_interval = \"50ms\"\n")
+	fmt.Fprintf(b, "garp_repeat = 2\ngarp_interval = \"50ms\"\n")
 	if c.AuthPass != "" {
-		fmt.Fprintf(&b, "auth_pass = %q\n", c.AuthPass)
+		fmt.Fprintf(b, "auth_pass = %q\n", c.AuthPass)
 	}
 	if len(c.Notify) > 0 {
-		fmt.Fprintf(&b, "notify = %s\n", quote(c.Notify))
+		fmt.Fprintf(b, "notify = %s\n", quote(c.Notify))
 	}
 	b.WriteString(c.Extra)
-	return b.String()
 }
 
 // adminAddr is where every vrrplb of the lab serves /status and /metrics,
@@ -95,7 +105,7 @@ var (
 // StartVRRPLB writes config into the lab and runs `vrrplb run` on h.
 func (h *Host) StartVRRPLB(config string) *Proc {
 	h.lab.t.Helper()
-	path := h.lab.WriteFile(h.Name+"-vrrplb.toml", config)
+	path := h.WriteConfig(config)
 	p := h.Start("vrrplb", Binary(h.lab.t), "run", "--config", path)
 	// The admin server answers once the daemon runs.
 	Eventually(h.lab.t, 10*time.Second, func() (bool, string) {
@@ -108,6 +118,13 @@ func (h *Host) StartVRRPLB(config string) *Proc {
 	return p
 }
 
+// WriteConfig writes h's vrrplb.toml (a later SIGHUP reloads it) and
+// returns its path.
+func (h *Host) WriteConfig(config string) string {
+	h.lab.t.Helper()
+	return h.lab.WriteFile(h.Name+"-vrrplb.toml", config)
+}
+
 // InstanceStatus is an instance in /status.
 type InstanceStatus struct {
 	Name              string   `json:"name"`
@@ -118,19 +135,31 @@ type InstanceStatus struct {
 	VirtualIPs        []string `json:"virtual_ips"`
 }
 
-// State is the state of h's first instance per /status ("" if unreachable).
-func (h *Host) State() string {
+// Instances reads the instances of h's /status.
+func (h *Host) Instances() ([]InstanceStatus, error) {
 	code, body, err := h.HTTPGet("http://" + adminAddr + "/status")
-	if err != nil || code != 200 {
-		return ""
+	if err != nil {
+		return nil, err
+	}
+	if code != 200 {
+		return nil, fmt.Errorf("/status on %s: status %d", h.Name, code)
 	}
 	var doc struct {
 		Instances []InstanceStatus `json:"instances"`
 	}
-	if json.Unmarshal([]byte(body), &doc) != nil || len(doc.Instances) == 0 {
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		return nil, fmt.Errorf("/status on %s: %w", h.Name, err)
+	}
+	return doc.Instances, nil
+}
+
+// State is the state of h's first instance per /status ("" if unreachable).
+func (h *Host) State() string {
+	ins, err := h.Instances()
+	if err != nil || len(ins) == 0 {
 		return ""
 	}
-	return doc.Instances[0].State
+	return ins[0].State
 }
 
 // Metric reads one sample of h's /metrics: name with every given label

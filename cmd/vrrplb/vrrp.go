@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"sync"
 
 	"github.com/vrrplb/vrrplb/config"
 	"github.com/vrrplb/vrrplb/vrrp"
@@ -14,72 +16,192 @@ import (
 // frontend's health for track_frontend. It runs before wireVRRP.
 var frontendTracker func(d *daemon, name string) (vrrp.Tracker, error)
 
-// wireVRRP builds one VRRP instance per [[instance]]: its raw-socket
-// transport, netlink address manager, announcer, trackers and notifier. The
-// instances and notifiers become components; /status shows the instances.
-func wireVRRP(d *daemon, cfg *config.Config) (err error) {
-	if len(cfg.Instances) == 0 {
-		return nil
-	}
-	metrics := vrrp.NewMetrics(d.reg)
-	var (
-		instances  []*vrrp.Instance
-		transports []*vrrp.RawTransport
-		components []component
-	)
-	defer func() {
-		if err != nil { // the instances never ran: release their sockets
-			for _, t := range transports {
-				_ = t.Close()
-			}
-		}
-	}()
+// wireVRRP starts one VRRP instance per [[instance]], each under the
+// supervisor with its own key, shows them in /status and applies reloads to
+// them by (virtual_router_id, interface, family).
+func wireVRRP(d *daemon, cfg *config.Config) error {
+	w := &vrrpWiring{d: d, metrics: vrrp.NewMetrics(d.reg), running: map[config.InstanceKey]*vrrpRunning{}}
 	for _, ic := range cfg.Instances {
-		log := d.log.With("instance", ic.Name)
-		tr, err := vrrp.NewTransport(ic.Interface, ic.Family, ic.SourceIP, ic.UnicastPeers, vrrp.TransportOptions{Logger: log})
-		if err != nil {
-			return fmt.Errorf("instance %q: %w", ic.Name, err)
-		}
-		transports = append(transports, tr)
-		addrs, err := vrrp.NewAddrManager(ic.Interface)
-		if err != nil {
-			return fmt.Errorf("instance %q: %w", ic.Name, err)
-		}
-		trackers, err := vrrpTrackers(d, cfg, ic)
-		if err != nil {
-			return fmt.Errorf("instance %q: %w", ic.Name, err)
-		}
-		opts := vrrp.InstanceOptions{
-			Logger:    d.log,
-			Metrics:   metrics,
-			Transport: tr,
-			Addrs:     addrs,
-			Announcer: vrrp.NewAnnouncer(ic.Interface),
-			Trackers:  trackers,
-		}
-		var notifier *vrrp.CommandNotifier
-		if len(ic.Notify) > 0 {
-			notifier, err = vrrp.NewCommandNotifier(ic.Notify, vrrp.NotifyOptions{User: cfg.Scripts.User, Logger: d.log})
-			if err != nil {
-				return fmt.Errorf("instance %q: notify: %w", ic.Name, err)
-			}
-			opts.Notifier = notifier
-		}
-		in, err := vrrp.NewInstance(ic, opts)
-		if err != nil {
+		if err := w.start(cfg, ic); err != nil {
 			return err
 		}
-		instances = append(instances, in)
-		components = append(components, instanceWithNotifier(in, notifier))
 	}
-	d.components = append(d.components, components...)
-	d.status = append(d.status, func(doc *statusDoc) {
-		for _, in := range instances {
-			doc.Instances = append(doc.Instances, vrrpStatus(in.Status()))
-		}
-	})
-	d.reloaders = append(d.reloaders, reloadVRRP)
+	d.status = append(d.status, w.status)
+	d.reloaders = append(d.reloaders, w.reload)
 	return nil
+}
+
+// vrrpWiring keeps the daemon's VRRP instances, by key.
+type vrrpWiring struct {
+	d       *daemon
+	metrics *vrrp.Metrics
+
+	mu      sync.Mutex
+	order   []config.InstanceKey // config order, for /status
+	running map[config.InstanceKey]*vrrpRunning
+}
+
+type vrrpRunning struct {
+	cfg     config.Instance
+	scripts config.Scripts
+	in      *vrrp.Instance
+}
+
+// supervisorKey names an instance's component.
+func supervisorKey(k config.InstanceKey) string {
+	return fmt.Sprintf("instance vrid %d on %s (%s)", k.VirtualRouterID, k.Interface, k.Family)
+}
+
+// start builds the instance of ic and starts it under the supervisor.
+func (w *vrrpWiring) start(cfg *config.Config, ic config.Instance) error {
+	in, c, err := w.build(cfg, ic)
+	if err != nil {
+		return err
+	}
+	key := ic.Key()
+	if err := w.d.sup.Start(supervisorKey(key), c); err != nil {
+		return fmt.Errorf("instance %q: %w", ic.Name, err)
+	}
+	w.mu.Lock()
+	w.running[key] = &vrrpRunning{cfg: ic, scripts: cfg.Scripts, in: in}
+	w.order = append(w.order, key)
+	w.mu.Unlock()
+	return nil
+}
+
+// stop stops the instance under key (a master hands over and removes its
+// VIPs) and forgets it.
+func (w *vrrpWiring) stop(key config.InstanceKey) {
+	w.mu.Lock()
+	r := w.running[key]
+	delete(w.running, key)
+	w.order = slices.DeleteFunc(w.order, func(k config.InstanceKey) bool { return k == key })
+	w.mu.Unlock()
+	if r == nil {
+		return
+	}
+	w.d.sup.Stop(supervisorKey(key))
+	w.metrics.DeleteInstance(r.cfg.Name)
+}
+
+// build makes an instance with its transport, address manager, announcer,
+// trackers and notifier, and the component that runs it.
+func (w *vrrpWiring) build(cfg *config.Config, ic config.Instance) (in *vrrp.Instance, c component, err error) {
+	d := w.d
+	log := d.log.With("instance", ic.Name)
+	tr, err := vrrp.NewTransport(ic.Interface, ic.Family, ic.SourceIP, ic.UnicastPeers, vrrp.TransportOptions{Logger: log})
+	if err != nil {
+		return nil, nil, fmt.Errorf("instance %q: %w", ic.Name, err)
+	}
+	defer func() {
+		if err != nil { // the instance will never run to close it
+			_ = tr.Close()
+		}
+	}()
+	addrs, err := vrrp.NewAddrManager(ic.Interface)
+	if err != nil {
+		return nil, nil, fmt.Errorf("instance %q: %w", ic.Name, err)
+	}
+	trackers, err := vrrpTrackers(d, cfg, ic)
+	if err != nil {
+		return nil, nil, fmt.Errorf("instance %q: %w", ic.Name, err)
+	}
+	opts := vrrp.InstanceOptions{
+		Logger:    d.log,
+		Metrics:   w.metrics,
+		Transport: tr,
+		Addrs:     addrs,
+		Announcer: vrrp.NewAnnouncer(ic.Interface),
+		Trackers:  trackers,
+	}
+	var notifier *vrrp.CommandNotifier
+	if len(ic.Notify) > 0 {
+		notifier, err = vrrp.NewCommandNotifier(ic.Notify, vrrp.NotifyOptions{User: cfg.Scripts.User, Logger: d.log})
+		if err != nil {
+			return nil, nil, fmt.Errorf("instance %q: notify: %w", ic.Name, err)
+		}
+		opts.Notifier = notifier
+	}
+	in, err = vrrp.NewInstance(ic, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return in, instanceWithNotifier(in, notifier), nil
+}
+
+func (w *vrrpWiring) status(doc *statusDoc) {
+	w.mu.Lock()
+	ins := make([]*vrrp.Instance, 0, len(w.order))
+	for _, k := range w.order {
+		ins = append(ins, w.running[k].in)
+	}
+	w.mu.Unlock()
+	for _, in := range ins {
+		doc.Instances = append(doc.Instances, vrrpStatus(in.Status()))
+	}
+}
+
+// reload applies a new config by key: instances that are gone stop (a
+// master hands over), new ones start, and a changed one is updated in place
+// — a master keeps its VIPs unless its new priority loses — unless its name,
+// source_ip, trackers, notify command or the scripts user changed, which
+// take a new instance. Every change is tried; the errors are returned
+// together.
+func (w *vrrpWiring) reload(_, next *config.Config) error {
+	wanted := map[config.InstanceKey]bool{}
+	for _, ic := range next.Instances {
+		wanted[ic.Key()] = true
+	}
+	w.mu.Lock()
+	var gone []config.InstanceKey
+	for k := range w.running {
+		if !wanted[k] {
+			gone = append(gone, k)
+		}
+	}
+	w.mu.Unlock()
+	for _, k := range gone {
+		w.d.log.Info("reload removes instance", "vrid", k.VirtualRouterID, "interface", k.Interface, "family", k.Family.String())
+		w.stop(k)
+	}
+
+	var errs []error
+	for _, ic := range next.Instances {
+		w.mu.Lock()
+		r := w.running[ic.Key()]
+		w.mu.Unlock()
+		switch {
+		case r == nil:
+			w.d.log.Info("reload adds instance", "instance", ic.Name)
+			errs = append(errs, w.start(next, ic))
+		case reflect.DeepEqual(r.cfg, ic) && r.scripts == next.Scripts:
+			// unchanged
+		case needsNewInstance(r.cfg, ic) || r.scripts != next.Scripts:
+			w.d.log.Info("reload replaces instance", "instance", ic.Name)
+			w.stop(ic.Key())
+			errs = append(errs, w.start(next, ic))
+		default:
+			if err := r.in.Update(ic); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			w.mu.Lock()
+			r.cfg = ic
+			w.mu.Unlock()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// needsNewInstance reports whether going from a to b changes what
+// vrrp.Instance.Update cannot change, or what the wiring built around it.
+func needsNewInstance(a, b config.Instance) bool {
+	return a.Name != b.Name || a.SourceIP != b.SourceIP ||
+		!reflect.DeepEqual(a.TrackFrontends, b.TrackFrontends) ||
+		!reflect.DeepEqual(a.TrackScripts, b.TrackScripts) ||
+		!reflect.DeepEqual(a.TrackInterfaces, b.TrackInterfaces) ||
+		!slices.Equal(a.Notify, b.Notify) ||
+		(len(a.UnicastPeers) == 0) != (len(b.UnicastPeers) == 0) // multicast membership is the transport's
 }
 
 // instanceWithNotifier runs an instance and its notifier. The notifier
@@ -147,17 +269,4 @@ func vrrpStatus(s vrrp.InstanceStatus) instanceStatus {
 		out.VirtualIPs = append(out.VirtualIPs, p.String())
 	}
 	return out
-}
-
-// errVRRPReload rejects a reload that changes the VRRP instances: the
-// running instances cannot take a new configuration in place yet.
-var errVRRPReload = errors.New("VRRP instances changed: this version applies instance changes on restart only; the running instances stay as they are")
-
-// reloadVRRP accepts a reload that leaves the instances (and the scripts
-// user they run checks as) unchanged.
-func reloadVRRP(old, new *config.Config) error {
-	if reflect.DeepEqual(old.Instances, new.Instances) && old.Scripts == new.Scripts {
-		return nil
-	}
-	return errVRRPReload
 }
