@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -50,31 +51,35 @@ var ErrTransportClosed = errors.New("vrrp transport closed")
 type TransportOptions struct {
 	// Logger receives the transport's reopen and error lines; nil discards them.
 	Logger *slog.Logger
+	// VirtualIPs are never chosen as the source address.
+	VirtualIPs []netip.Prefix
 }
 
 // RawTransport is the Linux Transport: a raw IP socket of protocol 112 bound
 // to one interface (SO_BINDTODEVICE), member of the VRRP group on it when
 // multicast, sending with TTL / hop limit 255 from one source address.
 //
-// The source address is chosen once, in NewTransport, and kept: the instance
-// builds its adverts (and the VRRPv3 checksum) on LocalAddr.
-//
-// It follows its interface: a goroutine watches netlink link updates and, when
-// the interface is deleted and created again (a new ifindex), opens new
-// sockets on it (joining the group again) and closes the old ones. Receive
-// moves to the new socket by itself, so the instance only sees Send errors
-// while the interface or the source address is missing. If the interface does
-// not exist when NewTransport is called, NewTransport fails and the caller
-// retries.
+// It follows its interface: a goroutine watches netlink link and address
+// updates. When the interface is deleted and created again (a new ifindex),
+// it opens new sockets on it (joining the group again) and closes the old
+// ones; Receive moves to the new socket by itself, so the instance only sees
+// Send errors while the interface is missing. When no source address was
+// configured and the interface's primary address changes, LocalAddr follows
+// it (the instance reads LocalAddr for its checksums and tie-breaks). If the
+// interface does not exist when NewTransport is called, NewTransport fails
+// and the caller retries.
 //
 // Receive is meant for one goroutine; Send may be called from any goroutine.
 type RawTransport struct {
 	ifname    string
 	family    config.Family
 	multicast bool
+	follow    bool         // no configured source: follow the primary address
+	vips      []netip.Addr // never the source
 	log       *slog.Logger
 
 	cur    atomic.Pointer[rawConn]
+	src    atomic.Pointer[netip.Addr]
 	closed atomic.Bool
 
 	recvMu sync.Mutex // one Receive at a time: the receive state lives in rawConn
@@ -106,9 +111,13 @@ func NewTransport(ifname string, family config.Family, source netip.Addr, unicas
 		ifname:    ifname,
 		family:    family,
 		multicast: len(unicastPeers) == 0,
+		follow:    !source.IsValid(),
 		log:       log.With("interface", ifname, "family", family.String()),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
+	}
+	for _, p := range opts.VirtualIPs {
+		t.vips = append(t.vips, p.Addr().Unmap())
 	}
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
@@ -116,11 +125,12 @@ func NewTransport(ifname string, family config.Family, source netip.Addr, unicas
 	}
 	src := source.Unmap()
 	if !src.IsValid() {
-		if src, err = primaryAddr(ifi, t.family); err != nil {
+		if src, err = t.primaryAddr(ifi); err != nil {
 			return nil, fmt.Errorf("vrrp transport: %w", err)
 		}
 	}
-	c, err := t.open(ifi, src)
+	t.src.Store(&src)
+	c, err := t.open(ifi)
 	if err != nil {
 		return nil, err
 	}
@@ -133,14 +143,24 @@ func NewTransport(ifname string, family config.Family, source netip.Addr, unicas
 		_ = c.close()
 		return nil, fmt.Errorf("vrrp transport on %s: current network namespace: %w", ifname, err)
 	}
-	updates := make(chan netlink.LinkUpdate, 16)
-	subDone := make(chan struct{})
-	if err := netlink.LinkSubscribeWithOptions(updates, subDone, netlink.LinkSubscribeOptions{}); err != nil {
+	w := &watcher{
+		links:     make(chan netlink.LinkUpdate, 16),
+		linksDone: make(chan struct{}),
+		addrs:     make(chan netlink.AddrUpdate, 16),
+		addrsDone: make(chan struct{}),
+	}
+	if err := netlink.LinkSubscribeWithOptions(w.links, w.linksDone, netlink.LinkSubscribeOptions{}); err != nil {
 		_ = ns.Close()
 		_ = c.close()
 		return nil, fmt.Errorf("vrrp transport on %s: subscribe to link updates: %w", ifname, permHint(err))
 	}
-	go t.watch(ns, updates, subDone)
+	if err := netlink.AddrSubscribeWithOptions(w.addrs, w.addrsDone, netlink.AddrSubscribeOptions{}); err != nil {
+		w.stop()
+		_ = ns.Close()
+		_ = c.close()
+		return nil, fmt.Errorf("vrrp transport on %s: subscribe to address updates: %w", ifname, permHint(err))
+	}
+	go t.watch(ns, w)
 	return t, nil
 }
 
@@ -152,10 +172,29 @@ func permHint(err error) error {
 	return err
 }
 
+// watcher holds the netlink subscriptions of a transport.
+type watcher struct {
+	links     chan netlink.LinkUpdate
+	linksDone chan struct{}
+	addrs     chan netlink.AddrUpdate
+	addrsDone chan struct{}
+}
+
+// stop ends both subscriptions and waits for their goroutines.
+func (w *watcher) stop() {
+	close(w.linksDone)
+	close(w.addrsDone)
+	for range w.links {
+	}
+	for range w.addrs {
+	}
+}
+
 // watch follows the interface until Close.
-func (t *RawTransport) watch(ns netns.NsHandle, updates <-chan netlink.LinkUpdate, subDone chan struct{}) {
+func (t *RawTransport) watch(ns netns.NsHandle, w *watcher) {
 	defer close(t.done)
 	defer ns.Close()
+	defer w.stop()
 	// This goroutine may create sockets: keep it on a thread in the
 	// transport's namespace. The thread is not unlocked, so it ends with the
 	// goroutine instead of going back to the pool in another namespace.
@@ -163,30 +202,32 @@ func (t *RawTransport) watch(ns netns.NsHandle, updates <-chan netlink.LinkUpdat
 	if err := netns.Set(ns); err != nil {
 		t.log.Error("vrrp transport cannot follow its interface", "error", err)
 	}
+	links, addrs := w.links, w.addrs
 	for {
 		select {
 		case <-t.stop:
-			close(subDone)
-			// Drain so the subscription goroutine can finish its send.
-			for range updates {
-			}
 			return
-		case u, ok := <-updates:
+		case u, ok := <-links:
 			if !ok {
 				t.log.Error("vrrp transport lost its link subscription")
-				<-t.stop
-				close(subDone)
-				return
-			}
-			if u.Attrs() == nil || u.Attrs().Name != t.ifname {
+				links = nil
 				continue
 			}
-			if u.Header.Type == unix.RTM_DELLINK {
+			if u.Attrs() == nil || u.Attrs().Name != t.ifname || u.Header.Type == unix.RTM_DELLINK {
 				continue
 			}
-			if err := t.refresh(); err != nil {
-				t.log.Warn("vrrp transport reopen failed", "error", err)
+		case u, ok := <-addrs:
+			if !ok {
+				t.log.Error("vrrp transport lost its address subscription")
+				addrs = nil
+				continue
 			}
+			if u.LinkIndex != t.cur.Load().ifindex {
+				continue
+			}
+		}
+		if err := t.refresh(); err != nil {
+			t.log.Warn("vrrp transport could not follow its interface", "error", err)
 		}
 	}
 }
@@ -208,24 +249,32 @@ func (t *RawTransport) refresh() error {
 	if err != nil {
 		return fmt.Errorf("vrrp transport: interface %s: %w", t.ifname, err)
 	}
-	old := t.cur.Load()
-	if old.ifindex == ifi.Index {
+	if old := t.cur.Load(); old.ifindex != ifi.Index {
+		c, err := t.open(ifi)
+		if err != nil {
+			return err
+		}
+		t.cur.Store(c)
+		_ = old.close()
+		t.log.Info("vrrp transport reopened on a new interface index", "ifindex", ifi.Index)
+	}
+	if !t.follow {
 		return nil
 	}
-	// The source stays: the instance built its adverts (and the v3
-	// checksum) on it. Sends fail until the address is back on the link.
-	c, err := t.open(ifi, old.src)
+	src, err := t.primaryAddr(ifi)
 	if err != nil {
-		return err
+		// No address for now (a link coming up): keep the one we have.
+		return nil
 	}
-	t.cur.Store(c)
-	_ = old.close()
-	t.log.Info("vrrp transport reopened on a new interface index", "ifindex", ifi.Index, "source", c.src.String())
+	if old := *t.src.Load(); src != old {
+		t.src.Store(&src)
+		t.log.Info("vrrp transport source address changed", "from", old.String(), "to", src.String())
+	}
 	return nil
 }
 
-// open creates and configures the socket on ifi, sending from src.
-func (t *RawTransport) open(ifi *net.Interface, src netip.Addr) (*rawConn, error) {
+// open creates and configures the socket on ifi.
+func (t *RawTransport) open(ifi *net.Interface) (*rawConn, error) {
 	network, laddr := "ip4:112", "0.0.0.0"
 	if t.family == config.IPv6 {
 		network, laddr = "ip6:112", "::"
@@ -252,7 +301,6 @@ func (t *RawTransport) open(ifi *net.Interface, src netip.Addr) (*rawConn, error
 		conn:      ipc,
 		ifindex:   ifi.Index,
 		ifname:    ifi.Name,
-		src:       src,
 		family:    t.family,
 		multicast: t.multicast,
 	}
@@ -263,9 +311,11 @@ func (t *RawTransport) open(ifi *net.Interface, src netip.Addr) (*rawConn, error
 	return c, nil
 }
 
-// primaryAddr is the interface's first address of family: for IPv4 its first
-// global address, for IPv6 its link-local address.
-func primaryAddr(ifi *net.Interface, family config.Family) (netip.Addr, error) {
+// primaryAddr is the interface's first address of the transport's family that
+// is not a virtual IP: for IPv4 its first non-link-local address, for IPv6
+// its link-local address.
+func (t *RawTransport) primaryAddr(ifi *net.Interface) (netip.Addr, error) {
+	family := t.family
 	addrs, err := ifi.Addrs()
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", ifi.Name, err)
@@ -280,6 +330,9 @@ func primaryAddr(ifi *net.Interface, family config.Family) (netip.Addr, error) {
 			continue
 		}
 		ip = ip.Unmap()
+		if slices.Contains(t.vips, ip) {
+			continue
+		}
 		switch {
 		case family == config.IPv4 && ip.Is4() && !ip.IsLinkLocalUnicast():
 			return ip, nil
@@ -295,7 +348,7 @@ func primaryAddr(ifi *net.Interface, family config.Family) (netip.Addr, error) {
 
 // LocalAddr is the source address of the adverts.
 func (t *RawTransport) LocalAddr() netip.Addr {
-	return t.cur.Load().src
+	return *t.src.Load()
 }
 
 // Send writes msg to dst (the VRRP group or a unicast peer) with TTL / hop
@@ -305,7 +358,7 @@ func (t *RawTransport) Send(msg []byte, dst netip.Addr) error {
 		return ErrTransportClosed
 	}
 	c := t.cur.Load()
-	if err := c.send(msg, dst.Unmap()); err != nil {
+	if err := c.send(msg, *t.src.Load(), dst.Unmap()); err != nil {
 		if t.closed.Load() {
 			return ErrTransportClosed
 		}
@@ -365,7 +418,6 @@ type rawConn struct {
 	p6        *ipv6.PacketConn
 	ifindex   int
 	ifname    string
-	src       netip.Addr
 	family    config.Family
 	multicast bool
 
@@ -537,19 +589,19 @@ func (c *rawConn) parseControl(info *PacketInfo) {
 	}
 }
 
-func (c *rawConn) send(msg []byte, dst netip.Addr) error {
+func (c *rawConn) send(msg []byte, src, dst netip.Addr) error {
 	if c.family == config.IPv4 {
 		if !dst.Is4() {
 			return fmt.Errorf("destination %s is not IPv4", dst)
 		}
-		cm := &ipv4.ControlMessage{Src: c.src.AsSlice(), IfIndex: c.ifindex}
+		cm := &ipv4.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifindex}
 		_, err := c.p4.WriteTo(msg, cm, &net.IPAddr{IP: dst.AsSlice()})
 		return err
 	}
 	if !dst.Is6() || dst.Is4In6() {
 		return fmt.Errorf("destination %s is not IPv6", dst)
 	}
-	cm := &ipv6.ControlMessage{Src: c.src.AsSlice(), IfIndex: c.ifindex, HopLimit: VRRPHopLimit}
+	cm := &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifindex, HopLimit: VRRPHopLimit}
 	to := &net.IPAddr{IP: dst.AsSlice()}
 	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() || dst.IsInterfaceLocalMulticast() {
 		to.Zone = c.ifname

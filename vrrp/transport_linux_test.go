@@ -256,3 +256,43 @@ func TestTransportWithoutCapabilitiesSaysWhatItNeeds(t *testing.T) {
 		t.Fatalf("child did not report the capability error:\n%s", out)
 	}
 }
+
+func TestTransportFollowsThePrimaryAddressButNeverAVIP(t *testing.T) {
+	l := newTestLink(t)
+	// The VIP is the interface's first address; the real one comes second.
+	run(t, "ip", "-n", l.NSA, "addr", "del", l.A4.String(), "dev", l.IfA)
+	run(t, "ip", "-n", l.NSA, "addr", "add", "10.231.0.100/24", "dev", l.IfA)
+	run(t, "ip", "-n", l.NSA, "addr", "add", l.A4.String(), "dev", l.IfA)
+	var (
+		a   *RawTransport
+		err error
+	)
+	inNetns(t, l.NSA, func() {
+		a, err = NewTransport(l.IfA, config.IPv4, netip.Addr{}, nil,
+			TransportOptions{VirtualIPs: []netip.Prefix{netip.MustParsePrefix("10.231.0.100/24")}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	if got := a.LocalAddr(); got != l.A4.Addr() {
+		t.Fatalf("LocalAddr() = %s, want %s and never the VIP", got, l.A4.Addr())
+	}
+
+	// The host is renumbered: the source follows.
+	renumbered := netip.MustParseAddr("10.231.0.7")
+	run(t, "ip", "-n", l.NSA, "addr", "del", "10.231.0.100/24", "dev", l.IfA) // takes its secondaries along
+	run(t, "ip", "-n", l.NSA, "addr", "add", "10.231.0.7/24", "dev", l.IfA)
+	deadline := time.Now().Add(5 * time.Second)
+	for a.LocalAddr() != renumbered {
+		if time.Now().After(deadline) {
+			t.Fatalf("LocalAddr() = %s 5s after renumbering, want %s", a.LocalAddr(), renumbered)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b := openTransport(t, l.NSB, l.IfB, config.IPv4, netip.Addr{}, nil)
+	r := receiveOne(t, a, b, MulticastGroup4, []byte("renumbered"))
+	if r.err != nil || r.info.Src != renumbered {
+		t.Fatalf("received from %s (err %v), want %s", r.info.Src, r.err, renumbered)
+	}
+}

@@ -89,7 +89,7 @@ func (w *vrrpWiring) stop(key config.InstanceKey) {
 func (w *vrrpWiring) build(cfg *config.Config, ic config.Instance) (in *vrrp.Instance, c component, err error) {
 	d := w.d
 	log := d.log.With("instance", ic.Name)
-	tr, err := vrrp.NewTransport(ic.Interface, ic.Family, ic.SourceIP, ic.UnicastPeers, vrrp.TransportOptions{Logger: log})
+	tr, err := vrrp.NewTransport(ic.Interface, ic.Family, ic.SourceIP, ic.UnicastPeers, vrrp.TransportOptions{Logger: log, VirtualIPs: ic.VirtualIPs})
 	if err != nil {
 		return nil, nil, fmt.Errorf("instance %q: %w", ic.Name, err)
 	}
