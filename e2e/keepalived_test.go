@@ -72,25 +72,47 @@ func (h *Host) StartKeepalived(c KeepalivedConf) *Proc {
 	return p
 }
 
-// interopCase is one VRRP version both daemons speak.
+// interopCase is one way both daemons speak VRRP.
 type interopCase struct {
 	name     string
 	version  int
 	interval time.Duration
 	auth     string
+	vip      netip.Prefix
+	// unicast: adverts go to the other host's address instead of the group.
+	unicast bool
 }
 
 var interopCases = []interopCase{
-	{name: "VRRPv3 at 100ms", version: 3, interval: 100 * time.Millisecond},
-	{name: "VRRPv2 with simple password", version: 2, interval: time.Second, auth: "s3cret"},
+	{name: "VRRPv3 at 100ms", version: 3, interval: 100 * time.Millisecond, vip: VIP4},
+	{name: "VRRPv2 with simple password", version: 2, interval: time.Second, auth: "s3cret", vip: VIP4},
+	{name: "VRRPv3 unicast", version: 3, interval: 100 * time.Millisecond, vip: VIP4, unicast: true},
+	{name: "VRRPv3 over IPv6", version: 3, interval: 100 * time.Millisecond, vip: VIP6},
 }
 
-func (c interopCase) vrrplb(prio int) string {
-	return VRRPConf{Priority: prio, Version: c.version, Interval: c.interval, AuthPass: c.auth, VIPs: []netip.Prefix{VIP4}}.TOML()
+// peer is the address of the other host of a two-host lab.
+func peerOf(l *Lab, h *Host) netip.Addr {
+	other := l.Host(1)
+	if other == h {
+		other = l.Host(2)
+	}
+	return other.Addr4.Addr()
 }
 
-func (c interopCase) keepalived(prio int) KeepalivedConf {
-	return KeepalivedConf{VRID: 51, Priority: prio, Version: c.version, Interval: c.interval, AuthPass: c.auth, VIPs: []netip.Prefix{VIP4}}
+func (c interopCase) vrrplb(l *Lab, h *Host, prio int) string {
+	conf := VRRPConf{Priority: prio, Version: c.version, Interval: c.interval, AuthPass: c.auth, VIPs: []netip.Prefix{c.vip}}
+	if c.unicast {
+		conf.UnicastPeers = []netip.Addr{peerOf(l, h)}
+	}
+	return conf.TOML()
+}
+
+func (c interopCase) keepalived(l *Lab, h *Host, prio int) KeepalivedConf {
+	conf := KeepalivedConf{VRID: 51, Priority: prio, Version: c.version, Interval: c.interval, AuthPass: c.auth, VIPs: []netip.Prefix{c.vip}}
+	if c.unicast {
+		conf.UnicastPeers = []netip.Addr{peerOf(l, h)}
+	}
+	return conf
 }
 
 // downInterval is Master_Down_Interval for priority p, with slack.
@@ -102,12 +124,12 @@ func TestKeepalivedInteropVRRPLBMasterKeepalivedBackup(t *testing.T) {
 	for _, c := range interopCases {
 		t.Run(c.name, func(t *testing.T) {
 			l := NewLab(t, 2)
-			vip := VIP4.Addr()
+			vip := c.vip.Addr()
 			v, k := l.Host(1), l.Host(2)
 
-			pv := v.StartVRRPLB(c.vrrplb(200))
+			pv := v.StartVRRPLB(c.vrrplb(l, v, 200))
 			l.WaitMaster(t, v, vip, 5*time.Second+c.downInterval(200))
-			pk := k.StartKeepalived(c.keepalived(100))
+			pk := k.StartKeepalived(c.keepalived(l, k, 100))
 			Eventually(t, 5*time.Second, func() (bool, string) {
 				return strings.Contains(pk.Output(), "Entering BACKUP STATE"), "keepalived did not enter BACKUP"
 			})
@@ -130,7 +152,7 @@ func TestKeepalivedInteropVRRPLBMasterKeepalivedBackup(t *testing.T) {
 			}
 
 			// vrrplb comes back with the higher priority and preempts.
-			pv = v.StartVRRPLB(c.vrrplb(200))
+			pv = v.StartVRRPLB(c.vrrplb(l, v, 200))
 			l.WaitMaster(t, v, vip, 5*time.Second+c.downInterval(200))
 
 			// Crash: keepalived takes over within its down interval.
@@ -149,12 +171,12 @@ func TestKeepalivedInteropKeepalivedMasterVRRPLBBackup(t *testing.T) {
 	for _, c := range interopCases {
 		t.Run(c.name, func(t *testing.T) {
 			l := NewLab(t, 2)
-			vip := VIP4.Addr()
+			vip := c.vip.Addr()
 			k, v := l.Host(1), l.Host(2)
 
-			pk := k.StartKeepalived(c.keepalived(200))
+			pk := k.StartKeepalived(c.keepalived(l, k, 200))
 			Eventually(t, 5*time.Second+c.downInterval(200), func() (bool, string) { return k.HasAddr(vip), "keepalived did not become master" })
-			v.StartVRRPLB(c.vrrplb(100))
+			v.StartVRRPLB(c.vrrplb(l, v, 100))
 			Eventually(t, 5*time.Second, func() (bool, string) { return v.State() == "backup", "vrrplb not backup" })
 			l.StaysMaster(t, k, vip, 3*c.interval)
 
@@ -173,7 +195,7 @@ func TestKeepalivedInteropKeepalivedMasterVRRPLBBackup(t *testing.T) {
 			l.WaitMaster(t, v, vip, 2*time.Second)
 
 			// keepalived comes back with the higher priority and preempts vrrplb.
-			pk = k.StartKeepalived(c.keepalived(200))
+			pk = k.StartKeepalived(c.keepalived(l, k, 200))
 			Eventually(t, 5*time.Second+c.downInterval(200), func() (bool, string) {
 				return k.HasAddr(vip) && !v.HasAddr(vip) && v.State() == "backup",
 					fmt.Sprintf("keepalived did not preempt: vrrplb is %q", v.State())
@@ -197,10 +219,10 @@ func TestTcpdumpDecodesVRRPLBAdverts(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			requireCommand(t, "tcpdump", "tcpdump")
 			l := NewLab(t, 2)
-			file, stop := l.Capture("ip", "proto", "112")
-			l.Host(1).StartVRRPLB(c.vrrplb(200))
-			l.WaitMaster(t, l.Host(1), VIP4.Addr(), 5*time.Second+c.downInterval(200))
-			l.Host(2).StartVRRPLB(c.vrrplb(100))
+			file, stop := l.Capture("ip", "proto", "112", "or", "ip6", "proto", "112")
+			l.Host(1).StartVRRPLB(c.vrrplb(l, l.Host(1), 200))
+			l.WaitMaster(t, l.Host(1), c.vip.Addr(), 5*time.Second+c.downInterval(200))
+			l.Host(2).StartVRRPLB(c.vrrplb(l, l.Host(2), 100))
 			Eventually(t, 5*time.Second, func() (bool, string) { return l.Host(2).State() == "backup", "h2 not backup" })
 			want := fmt.Sprintf("VRRPv%d, Advertisement, vrid 51, prio 200", c.version)
 			// Read the capture while it runs until it holds three adverts of the master.
@@ -212,8 +234,14 @@ func TestTcpdumpDecodesVRRPLBAdverts(t *testing.T) {
 			})
 			stop()
 			text := string(out)
-			if !strings.Contains(text, "tos 0xc0, ttl 255") || !strings.Contains(text, "addrs: "+VIP4.Addr().String()) {
-				t.Errorf("tcpdump output lacks tos 0xc0, ttl 255 or the VIP:\n%s", text)
+			header := []string{"tos 0xc0, ttl 255"}
+			if c.vip.Addr().Is6() {
+				header = []string{"class 0xc0", "hlim 255"} // the flow label is the kernel's
+			}
+			for _, want := range append(header, "addrs: "+c.vip.Addr().String()) {
+				if !strings.Contains(text, want) {
+					t.Errorf("tcpdump output lacks %q:\n%s", want, text)
+				}
 			}
 			if c.auth != "" && !strings.Contains(text, `auth "`+c.auth) {
 				t.Errorf("tcpdump output lacks the simple password:\n%s", text)
