@@ -9,6 +9,7 @@ import (
 )
 
 func TestLabHostsReachEachOtherAndCleanupLeavesNothing(t *testing.T) {
+	requireRoot(t)
 	var id string
 	t.Run("three hosts on one bridge reach each other over IPv4 and IPv6", func(t *testing.T) {
 		l := NewLab(t, 3)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -30,6 +31,11 @@ func TestVRRPElectsTheHighestPriorityOfThree(t *testing.T) {
 		if s := l.Host(i).State(); s != "backup" {
 			t.Errorf("h%d is %q, want backup", i, s)
 		}
+	}
+	// `vrrplb status` run on the host tells the same.
+	out := l.Host(2).MustExec(Binary(t), "status")
+	if !strings.Contains(out, "MASTER") || !strings.Contains(out, VIP4.String()) {
+		t.Errorf("vrrplb status on h2:\n%s", out)
 	}
 	// The VIP answers: h1 reaches a listener on it at h2.
 	if err := l.Host(1).Reach(l.Host(2), vip, 2*time.Second); err != nil {
