@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -29,13 +30,11 @@ func NewAddrManager(ifname string) (*NetlinkAddrs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netlink handle for %s: %w", ifname, permHint(err))
 	}
-	return &NetlinkAddrs{ifname: ifname, h: h}, nil
-}
-
-// Close releases the netlink socket.
-func (m *NetlinkAddrs) Close() error {
-	m.h.Close()
-	return nil
+	m := &NetlinkAddrs{ifname: ifname, h: h}
+	// The instance has no Close for its address manager: the netlink socket
+	// goes with the manager.
+	runtime.AddCleanup(m, func(h *netlink.Handle) { h.Close() }, h)
+	return m, nil
 }
 
 func (m *NetlinkAddrs) link() (netlink.Link, error) {

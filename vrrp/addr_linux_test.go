@@ -34,7 +34,6 @@ func newAddrManagerIn(t *testing.T, ns, ifname string) *NetlinkAddrs {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = m.Close() })
 	return m
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -32,7 +33,10 @@ func NewInterfaceTracker(name string, logger *slog.Logger) (*InterfaceTracker, e
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &InterfaceTracker{name: name, ns: ns, log: logger}, nil
+	t := &InterfaceTracker{name: name, ns: ns, log: logger}
+	// Trackers have no Close: the namespace handle goes with the tracker.
+	runtime.AddCleanup(t, func(ns netns.NsHandle) { _ = ns.Close() }, ns)
+	return t, nil
 }
 
 // Name is the interface name.
