@@ -23,19 +23,6 @@ import (
 	"github.com/vrrplb/vrrplb/config"
 )
 
-// ProtocolVRRP is the IP protocol number of VRRP (RFC 5798 §5.2.4, RFC 3768 §5.2.4).
-const ProtocolVRRP = 112
-
-// VRRPHopLimit is the TTL / hop limit every VRRP packet is sent with and that a
-// receiver requires (RFC 5798 §5.1.1.3, §5.1.2.3, §7.1).
-const VRRPHopLimit = 255
-
-// Multicast groups of VRRP (RFC 5798 §5.1.1.2, §5.1.2.2).
-var (
-	MulticastGroup4 = netip.MustParseAddr("224.0.0.18")
-	MulticastGroup6 = netip.MustParseAddr("ff02::12")
-)
-
 // trafficClass marks adverts as network control (DSCP CS6, the IPv4 TOS
 // byte 0xc0), as routers and keepalived do, so that queues under load drop
 // them last (RFC 4594 §3.2).
@@ -275,9 +262,9 @@ func (t *RawTransport) refresh() error {
 
 // open creates and configures the socket on ifi.
 func (t *RawTransport) open(ifi *net.Interface) (*rawConn, error) {
-	network, laddr := "ip4:112", "0.0.0.0"
+	network, laddr := fmt.Sprintf("ip4:%d", ProtocolNumber), "0.0.0.0"
 	if t.family == config.IPv6 {
-		network, laddr = "ip6:112", "::"
+		network, laddr = fmt.Sprintf("ip6:%d", ProtocolNumber), "::"
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
@@ -441,13 +428,13 @@ func (c *rawConn) setup(ifi *net.Interface) error {
 	c.rc = rc
 	if c.family == config.IPv4 {
 		c.p4 = ipv4.NewPacketConn(c.conn)
-		if err := c.p4.SetTTL(VRRPHopLimit); err != nil {
+		if err := c.p4.SetTTL(TTL); err != nil {
 			return fmt.Errorf("set TTL: %w", err)
 		}
 		if err := c.p4.SetTOS(trafficClass); err != nil {
 			return fmt.Errorf("set TOS: %w", err)
 		}
-		if err := c.p4.SetMulticastTTL(VRRPHopLimit); err != nil {
+		if err := c.p4.SetMulticastTTL(TTL); err != nil {
 			return fmt.Errorf("set multicast TTL: %w", err)
 		}
 		if err := c.p4.SetMulticastLoopback(false); err != nil {
@@ -460,19 +447,19 @@ func (c *rawConn) setup(ifi *net.Interface) error {
 			return fmt.Errorf("enable packet info: %w", err)
 		}
 		if c.multicast {
-			if err := c.p4.JoinGroup(ifi, &net.IPAddr{IP: MulticastGroup4.AsSlice()}); err != nil {
-				return fmt.Errorf("join %s: %w", MulticastGroup4, err)
+			if err := c.p4.JoinGroup(ifi, &net.IPAddr{IP: GroupIPv4.AsSlice()}); err != nil {
+				return fmt.Errorf("join %s: %w", GroupIPv4, err)
 			}
 		}
 	} else {
 		c.p6 = ipv6.NewPacketConn(c.conn)
-		if err := c.p6.SetHopLimit(VRRPHopLimit); err != nil {
+		if err := c.p6.SetHopLimit(TTL); err != nil {
 			return fmt.Errorf("set hop limit: %w", err)
 		}
 		if err := c.p6.SetTrafficClass(trafficClass); err != nil {
 			return fmt.Errorf("set traffic class: %w", err)
 		}
-		if err := c.p6.SetMulticastHopLimit(VRRPHopLimit); err != nil {
+		if err := c.p6.SetMulticastHopLimit(TTL); err != nil {
 			return fmt.Errorf("set multicast hop limit: %w", err)
 		}
 		if err := c.p6.SetMulticastLoopback(false); err != nil {
@@ -485,8 +472,8 @@ func (c *rawConn) setup(ifi *net.Interface) error {
 			return fmt.Errorf("enable packet info: %w", err)
 		}
 		if c.multicast {
-			if err := c.p6.JoinGroup(ifi, &net.IPAddr{IP: MulticastGroup6.AsSlice()}); err != nil {
-				return fmt.Errorf("join %s: %w", MulticastGroup6, err)
+			if err := c.p6.JoinGroup(ifi, &net.IPAddr{IP: GroupIPv6.AsSlice()}); err != nil {
+				return fmt.Errorf("join %s: %w", GroupIPv6, err)
 			}
 		}
 	}
@@ -601,7 +588,7 @@ func (c *rawConn) send(msg []byte, src, dst netip.Addr) error {
 	if !dst.Is6() || dst.Is4In6() {
 		return fmt.Errorf("destination %s is not IPv6", dst)
 	}
-	cm := &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifindex, HopLimit: VRRPHopLimit}
+	cm := &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifindex, HopLimit: TTL}
 	to := &net.IPAddr{IP: dst.AsSlice()}
 	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() || dst.IsInterfaceLocalMulticast() {
 		to.Zone = c.ifname

@@ -104,9 +104,9 @@ func TestTransportExchangesMessagesOnAVethPair(t *testing.T) {
 		wantSrc netip.Addr
 		dst     netip.Addr
 	}{
-		{name: "IPv4 multicast reaches the group from the primary address", family: config.IPv4, wantSrc: l.A4.Addr(), dst: MulticastGroup4},
+		{name: "IPv4 multicast reaches the group from the primary address", family: config.IPv4, wantSrc: l.A4.Addr(), dst: GroupIPv4},
 		{name: "IPv4 unicast reaches the peer", family: config.IPv4, unicast: true, wantSrc: l.A4.Addr(), dst: l.B4.Addr()},
-		{name: "IPv6 multicast reaches the group from the link-local address", family: config.IPv6, wantSrc: llA, dst: MulticastGroup6},
+		{name: "IPv6 multicast reaches the group from the link-local address", family: config.IPv6, wantSrc: llA, dst: GroupIPv6},
 		{name: "IPv6 unicast reaches the peer", family: config.IPv6, unicast: true, wantSrc: llA, dst: l.B6.Addr()},
 	}
 	for _, tt := range tests {
@@ -140,7 +140,7 @@ func TestTransportSendsFromTheConfiguredSource(t *testing.T) {
 	src := netip.MustParseAddr("10.231.0.11")
 	a := openTransport(t, l.NSA, l.IfA, config.IPv4, src, nil)
 	b := openTransport(t, l.NSB, l.IfB, config.IPv4, netip.Addr{}, nil)
-	r := receiveOne(t, a, b, MulticastGroup4, []byte("from the configured source"))
+	r := receiveOne(t, a, b, GroupIPv4, []byte("from the configured source"))
 	if r.err != nil || r.info.Src != src {
 		t.Fatalf("received from %s (err %v), want %s", r.info.Src, r.err, src)
 	}
@@ -151,14 +151,14 @@ func TestTransportReceiveDoesNotAllocate(t *testing.T) {
 	a := openTransport(t, l.NSA, l.IfA, config.IPv4, netip.Addr{}, nil)
 	b := openTransport(t, l.NSB, l.IfB, config.IPv4, netip.Addr{}, nil)
 	// Make sure the path works, then queue the messages AllocsPerRun reads.
-	if r := receiveOne(t, a, b, MulticastGroup4, []byte("warm up")); r.err != nil {
+	if r := receiveOne(t, a, b, GroupIPv4, []byte("warm up")); r.err != nil {
 		t.Fatal(r.err)
 	}
 	// Drain the extra copies the warm-up loop may have sent.
 	const runs = 20
 	msg := []byte("counted")
 	for range runs + 1 {
-		if err := a.Send(msg, MulticastGroup4); err != nil {
+		if err := a.Send(msg, GroupIPv4); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -195,7 +195,7 @@ func TestTransportFollowsItsInterfaceWhenItIsRecreated(t *testing.T) {
 		t.Fatalf("interface index did not change (%d): the test proves nothing", before)
 	}
 	a := openTransport(t, l.NSA, l.IfA, config.IPv4, netip.Addr{}, nil)
-	r := receiveOne(t, a, b, MulticastGroup4, []byte("after recreate"))
+	r := receiveOne(t, a, b, GroupIPv4, []byte("after recreate"))
 	if r.err != nil {
 		t.Fatalf("Receive after the interface came back: %v", r.err)
 	}
@@ -222,7 +222,7 @@ func TestTransportReturnsClosedAfterClose(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Receive still blocked 5s after Close")
 	}
-	if err := b.Send([]byte("x"), MulticastGroup4); !errors.Is(err, ErrTransportClosed) {
+	if err := b.Send([]byte("x"), GroupIPv4); !errors.Is(err, ErrTransportClosed) {
 		t.Errorf("Send after Close: %v, want ErrTransportClosed", err)
 	}
 }
@@ -291,7 +291,7 @@ func TestTransportFollowsThePrimaryAddressButNeverAVIP(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	b := openTransport(t, l.NSB, l.IfB, config.IPv4, netip.Addr{}, nil)
-	r := receiveOne(t, a, b, MulticastGroup4, []byte("renumbered"))
+	r := receiveOne(t, a, b, GroupIPv4, []byte("renumbered"))
 	if r.err != nil || r.info.Src != renumbered {
 		t.Fatalf("received from %s (err %v), want %s", r.info.Src, r.err, renumbered)
 	}
