@@ -278,7 +278,11 @@ func instanceTable(in *instance) *table {
 	} else if len(kn("garp_repeat")) > 0 {
 		t.notes = append(t.notes, kn("garp_repeat")...)
 	}
-	if in.garpInterval != nil {
+	switch {
+	case in.garpInterval == nil:
+	case *in.garpInterval == 0:
+		t.notes = append(t.notes, "keepalived's garp_interval 0 sent the gratuitous ARPs back to back; vrrplb spaces them by garp_interval (default 100ms)")
+	default:
 		t.set("garp_interval", *in.garpInterval, "garp_interval")
 	}
 	if in.garpRefresh != nil {

@@ -94,8 +94,13 @@ func (p *hapProxy) apply(s *haproxy.Section) error {
 			if err != nil {
 				return l.Errorf("timeout %s %q: %v", w[1], w[2], err)
 			}
-			p.timeouts[w[1]] = d
-			p.timeoutAt[w[1]] = hloc(l)
+			switch w[1] {
+			case "connect", "client", "server", "tunnel", "check":
+				p.timeouts[w[1]] = d
+				p.timeoutAt[w[1]] = hloc(l)
+			default:
+				p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb has connect_timeout and idle_timeout only"))
+			}
 		case "contimeout", "clitimeout", "srvtimeout":
 			if len(w) != 2 {
 				return l.Errorf("%s takes a time", w[0])
@@ -238,7 +243,7 @@ func fromHaproxy(sections []*haproxy.Section) (*proxyResult, error) {
 			return nil, err
 		}
 		if f == nil {
-			res.header = append(res.header, x.p.notes...)
+			res.header = append(res.header, notCarried(sloc(x.s), x.s.Kind+" "+x.s.Name, fmt.Sprintf("mode %s: vrrplb proxies TCP only", x.p.mode)))
 			continue
 		}
 		res.frontends = append(res.frontends, f)
@@ -277,8 +282,7 @@ func hapGlobal(s *haproxy.Section) []string {
 
 func hapFrontend(s *haproxy.Section, p *hapProxy, backends map[string]*hapProxy, backendAt map[string]*haproxy.Section, used, taken map[string]bool) (*frontend, error) {
 	if p.mode != "tcp" {
-		p.notes = append([]string{notCarried(sloc(s), s.Kind+" "+s.Name, fmt.Sprintf("mode %s: vrrplb proxies TCP only", p.mode))}, p.notes...)
-		return nil, nil
+		return nil, nil // reported by the caller
 	}
 	if len(p.binds) == 0 {
 		return nil, s.Errorf("%s %q has no bind line", s.Kind, s.Name)
@@ -321,6 +325,11 @@ func hapFrontend(s *haproxy.Section, p *hapProxy, backends map[string]*hapProxy,
 		be = b
 		f.note("backends", fmt.Sprintf("backend %s (%s)", name, sloc(backendAt[name])))
 		f.notes = append(f.notes, b.notes...)
+	}
+	for _, u := range p.useBackends {
+		if len(u.Words) >= 2 {
+			used[u.Words[1]] = true
+		}
 	}
 	f.notes = append(f.notes, p.notes...)
 

@@ -163,6 +163,10 @@ func fromKeepalived(nodes []*keepalived.Node, scriptRoot string) (*keepalivedRes
 				return nil, n.Errorf("vrrp_instance %q is defined twice", in.name)
 			}
 			names[in.name] = true
+			if len(in.vips) == 0 {
+				res.header = append(res.header, notCarried(in.at, "vrrp_instance "+in.name, "it has no virtual_ipaddress: a vrrplb instance holds at least one"))
+				continue
+			}
 			res.instances = append(res.instances, in)
 		case "vrrp_sync_group":
 			res.header = append(res.header, notCarried(loc(n), quoteLine(n), "vrrplb has no sync groups: each instance moves on its own; give them the same tracks so they fail together"))

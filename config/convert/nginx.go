@@ -42,6 +42,7 @@ type ngxUpstream struct {
 // ngxSettings are the stream-level directives a server block inherits.
 type ngxSettings struct {
 	connectTimeout *time.Duration
+	connectAt      string
 	proxyTimeout   *time.Duration
 	timeoutAt      string
 	nextUpstream   bool
@@ -128,6 +129,7 @@ func ngxSetting(d *nginx.Directive, set *ngxSettings) (bool, error) {
 		var t time.Duration
 		t, err = ngxTimeArg(d)
 		set.connectTimeout = &t
+		set.connectAt = nloc(d)
 	case "proxy_timeout":
 		var t time.Duration
 		t, err = ngxTimeArg(d)
@@ -373,7 +375,7 @@ func ngxListen(l *nginx.Directive) (listen string, notes []string, skip string) 
 func ngxTimeouts(f *frontend, set ngxSettings) {
 	if set.connectTimeout != nil {
 		f.connectTimeout = set.connectTimeout
-		f.note("connect_timeout", "proxy_connect_timeout")
+		f.note("connect_timeout", fmt.Sprintf("proxy_connect_timeout (%s)", set.connectAt))
 	} else {
 		f.notes = append(f.notes, fmt.Sprintf("nginx's default proxy_connect_timeout was %s; vrrplb's default connect_timeout (1s) gives up on a dead apiserver sooner and tries the next one", formatDuration(ngxDefaultConnectTimeout)))
 	}

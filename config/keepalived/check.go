@@ -131,6 +131,8 @@ var keywords = map[context]map[string]rule{
 		"promote_secondaries":        {form: line},
 		"vrrp_sync_group":            {form: line},
 		"no_accept_ttl":              {form: line},
+		"linkbeat_use_polling":       {form: line},
+		"old_unicast_checksum":       {form: line},
 	},
 }
 

@@ -8,6 +8,9 @@ import (
 	"strings"
 )
 
+// unread are the blocks vrrplb does not import: their includes are not followed.
+var unread = map[string]bool{"http": true, "events": true, "mail": true}
+
 // maxIncludeDepth bounds nested includes, so that a file including itself
 // fails with an error instead of recursing forever.
 const maxIncludeDepth = 8
@@ -84,7 +87,7 @@ func expandIncludes(ds []*Directive, prefix string, depth int) ([]*Directive, er
 	var out []*Directive
 	for _, d := range ds {
 		if d.Name != "include" {
-			if d.IsBlock {
+			if d.IsBlock && !unread[d.Name] {
 				kids, err := expandIncludes(d.Children, prefix, depth)
 				if err != nil {
 					return nil, err
@@ -130,6 +133,9 @@ func noIncludes(ds []*Directive) error {
 	for _, d := range ds {
 		if d.Name == "include" {
 			return d.Errorf("include is read only from a file on disk")
+		}
+		if unread[d.Name] {
+			continue
 		}
 		if err := noIncludes(d.Children); err != nil {
 			return err
