@@ -15,7 +15,7 @@ const (
 
 // known lists the directives of each checked context: whether each is a
 // block, and the context of its block. A name ending in '*' is a prefix
-// (proxy_*, ssl_*): those modules have dozens of directives, each a plain line.
+// (ssl_*, js_*): those modules have dozens of directives, each a plain line.
 type spec struct {
 	block bool
 	sub   context
@@ -50,7 +50,7 @@ var known = map[context]map[string]spec{
 		"variables_hash_max_size": {}, "variables_hash_bucket_size": {},
 		"server_names_hash_max_size": {}, "server_names_hash_bucket_size": {},
 		"keyval": {}, "keyval_zone": {}, "ssl_preread": {},
-		"proxy_*": {}, "ssl_*": {}, "js_*": {}, "limit_conn*": {}, "geoip_*": {},
+		"ssl_*": {}, "js_*": {}, "limit_conn*": {}, "geoip_*": {},
 		"preread_*": {}, "zone_sync*": {},
 	},
 	ctxUpstream: {
@@ -63,12 +63,26 @@ var known = map[context]map[string]spec{
 		"tcp_nodelay": {}, "resolver": {}, "resolver_timeout": {}, "ssl_preread": {},
 		"health_check": {}, "health_check_timeout": {}, "status_zone": {}, "include": {},
 		"set_real_ip_from": {},
-		"proxy_*":          {}, "ssl_*": {}, "js_*": {}, "limit_conn*": {}, "preread_*": {},
+		"ssl_*":            {}, "js_*": {}, "limit_conn*": {}, "preread_*": {},
 		"zone_sync*": {}, "mqtt*": {},
 	},
 }
 
+// proxyDirectives are the directives of ngx_stream_proxy_module, valid in
+// stream and server blocks; listed one by one so that a typo in the most
+// common of them (proxy_pass, proxy_timeout) is caught.
+var proxyDirectives = map[string]bool{}
+
+func init() {
+	for _, n := range strings.Fields(`proxy_bind proxy_buffer_size proxy_connect_timeout proxy_download_rate proxy_half_close proxy_next_upstream proxy_next_upstream_timeout proxy_next_upstream_tries proxy_pass proxy_protocol proxy_requests proxy_responses proxy_session_drop proxy_socket_keepalive proxy_ssl proxy_ssl_certificate proxy_ssl_certificate_cache proxy_ssl_certificate_key proxy_ssl_ciphers proxy_ssl_conf_command proxy_ssl_crl proxy_ssl_key_log proxy_ssl_name proxy_ssl_password_file proxy_ssl_protocols proxy_ssl_server_name proxy_ssl_session_reuse proxy_ssl_trusted_certificate proxy_ssl_verify proxy_ssl_verify_depth proxy_timeout proxy_upload_rate`) {
+		proxyDirectives[n] = true
+	}
+}
+
 func lookup(ctx context, name string) (spec, bool) {
+	if (ctx == ctxStream || ctx == ctxServer) && proxyDirectives[name] {
+		return spec{}, true
+	}
 	names := known[ctx]
 	if s, ok := names[name]; ok {
 		return s, true
