@@ -113,3 +113,12 @@ func joinAnd(xs []string) string {
 	}
 	return strings.Join(xs[:len(xs)-1], ", ") + " and " + xs[len(xs)-1]
 }
+
+// joinPort joins host and port after checking the port is 1..65535.
+func joinPort(host, port string) (string, error) {
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+		return "", fmt.Errorf("port %q: must be 1..65535", port)
+	}
+	return net.JoinHostPort(host, port), nil
+}

@@ -3,6 +3,7 @@ package convert
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -372,7 +373,10 @@ func hapBind(f *frontend, binds []*haproxy.Line) (listen, port string, err error
 			if host == "*" {
 				host = ""
 			}
-			listen, port = net.JoinHostPort(host, p), p
+			if listen, err = joinPort(host, p); err != nil {
+				return "", "", b.Errorf("bind %q: %v", a, err)
+			}
+			port = p
 			f.note("listen", fmt.Sprintf("bind %s (%s)", a, hloc(b)))
 		}
 		for k := 2; k < len(b.Words); k++ {
@@ -421,13 +425,16 @@ func hapServers(f *frontend, be *hapProxy, bindPort string) ([]hapServer, error)
 		}
 		host, port, err := splitHaproxyAddr(strings.TrimPrefix(strings.TrimPrefix(l.Words[2], "ipv4@"), "ipv6@"))
 		if err != nil || host == "" {
-			return nil, l.Errorf("server %s: address %q: %v", l.Words[1], l.Words[2], err)
+			return nil, l.Errorf("server %s: address %q: needs host:port", l.Words[1], l.Words[2])
 		}
 		if port == "" {
 			port = bindPort
 			f.note("backends", fmt.Sprintf("server %s at %s has no port: haproxy used the client's destination port, %s", l.Words[1], hloc(l), port))
 		}
-		addr := net.JoinHostPort(host, port)
+		addr, err := joinPort(host, port)
+		if err != nil {
+			return nil, l.Errorf("server %s: address %q: %v", l.Words[1], l.Words[2], err)
+		}
 		srv := hapServer{at: hloc(l)}
 		params := append(append([]string(nil), be.defaultSrv...), l.Words[3:]...)
 		skip := false
@@ -444,6 +451,9 @@ func hapServers(f *frontend, be *hapProxy, bindPort string) ([]hapServer, error)
 				srv.checkSSL = true
 			case "inter":
 				srv.inter, err = parseHaproxyTime(next)
+				if err == nil && srv.inter <= 0 {
+					err = fmt.Errorf("must be above 0")
+				}
 				i++
 			case "fastinter", "downinter":
 				f.note("backends", notCarried(hloc(l), w+" "+next, "vrrplb checks every interval, up or down"))
@@ -496,6 +506,10 @@ func hapServers(f *frontend, be *hapProxy, bindPort string) ([]hapServer, error)
 		if skip {
 			continue
 		}
+		if slices.Contains(f.backends, addr) {
+			f.note("backends", notCarried(hloc(l), "server "+l.Words[1]+" at "+addr, "another server has that address; vrrplb lists a backend once"))
+			continue
+		}
 		f.backends = append(f.backends, addr)
 		out = append(out, srv)
 	}
@@ -529,9 +543,11 @@ func hapBalance(f *frontend, be *hapProxy) {
 }
 
 func hapTimeouts(f *frontend, fe, be *hapProxy) {
-	if d, ok := be.timeouts["connect"]; ok {
+	if d, ok := be.timeouts["connect"]; ok && d > 0 {
 		f.connectTimeout = &d
 		f.note("connect_timeout", fmt.Sprintf("timeout connect (%s)", be.timeoutAt["connect"]))
+	} else if ok {
+		f.notes = append(f.notes, notCarried(be.timeoutAt["connect"], "timeout connect 0", "no connect timeout at all; vrrplb's connect_timeout is 1s unless set"))
 	}
 	// In TCP mode a connection idle longer than timeout client (frontend
 	// side) or timeout server (backend side) is closed; timeout tunnel,
@@ -667,22 +683,26 @@ func hapCheckPath(be *hapProxy) (string, error) {
 		w := be.checkSend.Words
 		for i := 2; i+1 < len(w); i++ {
 			if w[i] == "uri" {
+				if !strings.HasPrefix(w[i+1], "/") {
+					return "", be.checkSend.Errorf("http-check send uri %q: not a path", w[i+1])
+				}
 				return w[i+1], nil
 			}
 		}
 	}
 	w := be.httpchk.Words[2:]
+	path := "/"
 	switch len(w) {
 	case 0:
-		return "/", nil
 	case 1:
-		return w[0], nil
+		path = w[0]
 	default:
-		if !strings.HasPrefix(w[1], "/") {
-			return "", be.httpchk.Errorf("option httpchk: %q is not a path", w[1])
-		}
-		return w[1], nil
+		path = w[1]
 	}
+	if !strings.HasPrefix(path, "/") {
+		return "", be.httpchk.Errorf("option httpchk: %q is not a path", path)
+	}
+	return path, nil
 }
 
 // splitHaproxyAddr splits haproxy's ADDR[:PORT] where an IPv6 address may

@@ -3,6 +3,7 @@ package convert
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -128,6 +129,9 @@ func ngxSetting(d *nginx.Directive, set *ngxSettings) (bool, error) {
 	case "proxy_connect_timeout":
 		var t time.Duration
 		t, err = ngxTimeArg(d)
+		if err == nil && t <= 0 {
+			err = d.Errorf("proxy_connect_timeout %q: must be above 0", d.Args[0])
+		}
 		set.connectTimeout = &t
 		set.connectAt = nloc(d)
 	case "proxy_timeout":
@@ -204,7 +208,10 @@ func ngxUpstreamServer(c *nginx.Directive, u *ngxUpstream) error {
 	if err != nil || host == "" || port == "" {
 		return c.Errorf("server %q: needs host:port (nginx stream has no default port)", addr)
 	}
-	addr = net.JoinHostPort(host, port)
+	addr, err = joinPort(host, port)
+	if err != nil {
+		return c.Errorf("server %q: %v", c.Args[0], err)
+	}
 	down := false
 	for _, p := range c.Args[1:] {
 		k, v, _ := strings.Cut(p, "=")
@@ -233,7 +240,11 @@ func ngxUpstreamServer(c *nginx.Directive, u *ngxUpstream) error {
 			u.notes = append(u.notes, notCarried(nloc(c), p+" for "+addr, "no vrrplb equivalent"))
 		}
 	}
-	if !down {
+	switch {
+	case down:
+	case slices.Contains(u.servers, addr):
+		u.notes = append(u.notes, notCarried(nloc(c), "a second server "+addr, "vrrplb lists a backend once"))
+	default:
 		u.servers = append(u.servers, addr)
 	}
 	return nil
@@ -285,12 +296,19 @@ func ngxServer(s *nginx.Directive, inherited ngxSettings, upstreams map[string]*
 		if err != nil || host == "" {
 			return nil, pass.Errorf("proxy_pass %q: no upstream of that name and not host:port", pass.Args[0])
 		}
-		backends = []string{net.JoinHostPort(host, port)}
+		b, err := joinPort(host, port)
+		if err != nil {
+			return nil, pass.Errorf("proxy_pass %q: %v", pass.Args[0], err)
+		}
+		backends = []string{b}
 	}
 
 	var out []*frontend
 	for _, l := range listens {
-		listen, lnotes, skip := ngxListen(l)
+		listen, lnotes, skip, err := ngxListen(l)
+		if err != nil {
+			return nil, err
+		}
 		if skip != "" {
 			out = append(out, nil)
 			notes = append(notes, skip)
@@ -338,27 +356,27 @@ func ngxServer(s *nginx.Directive, inherited ngxSettings, upstreams map[string]*
 
 // ngxListen maps a listen directive to vrrplb's listen; skip says why the
 // listen cannot be carried over at all.
-func ngxListen(l *nginx.Directive) (listen string, notes []string, skip string) {
+func ngxListen(l *nginx.Directive) (listen string, notes []string, skip string, err error) {
 	addr := l.Args[0]
+	host, port := "", addr
 	switch {
 	case strings.HasPrefix(addr, "unix:"):
-		return "", nil, notCarried(nloc(l), nline(l), "vrrplb listens on TCP only")
-	case isPort(addr):
-		listen = ":" + addr
-	default:
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return "", nil, notCarried(nloc(l), nline(l), "not an address vrrplb can listen on")
+		return "", nil, notCarried(nloc(l), nline(l), "vrrplb listens on TCP only"), nil
+	case strings.ContainsAny(addr, ":"):
+		if host, port, err = net.SplitHostPort(addr); err != nil {
+			return "", nil, "", l.Errorf("listen %q: not host:port", addr)
 		}
 		if host == "*" {
 			host = ""
 		}
-		listen = net.JoinHostPort(host, port)
+	}
+	if listen, err = joinPort(host, port); err != nil {
+		return "", nil, "", l.Errorf("listen %q: %v", addr, err)
 	}
 	for _, p := range l.Args[1:] {
 		switch {
 		case p == "udp":
-			return "", nil, notCarried(nloc(l), nline(l), "vrrplb proxies TCP only")
+			return "", nil, notCarried(nloc(l), nline(l), "vrrplb proxies TCP only"), nil
 		case p == "ssl":
 			notes = append(notes, "WARNING: "+notCarried(nloc(l), "ssl", "nginx terminated TLS here; vrrplb passes the client's TLS through to the backends untouched, so clients now talk TLS to the backends directly"))
 		case p == "proxy_protocol":
@@ -369,7 +387,7 @@ func ngxListen(l *nginx.Directive) (listen string, notes []string, skip string) 
 			notes = append(notes, notCarried(nloc(l), p, "a socket option vrrplb does not set"))
 		}
 	}
-	return listen, notes, ""
+	return listen, notes, "", nil
 }
 
 func ngxTimeouts(f *frontend, set ngxSettings) {
@@ -417,11 +435,6 @@ func ngxHealth(f *frontend, up *ngxUpstream) {
 			h.fall = up.fall
 		}
 	}
-}
-
-func isPort(s string) bool {
-	n, err := strconv.Atoi(s)
-	return err == nil && n > 0 && n < 65536
 }
 
 // ngxTimeArg reads an nginx time: "30" (seconds), "500ms", "10m", "1m30s".

@@ -144,7 +144,16 @@ func stripShellComments(s string) string {
 	return strings.Join(out, "\n")
 }
 
+// readHead reads the start of a regular file; anything else (a device, a
+// FIFO) is not read, so that a script path like /dev/stdin cannot block.
 func readHead(p string) (string, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return "", err
+	}
+	if !st.Mode().IsRegular() {
+		return "", &fs.PathError{Op: "read", Path: p, Err: errors.New("not a regular file")}
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		return "", err

@@ -34,7 +34,7 @@ func TestParseReadsKeepalivedSyntax(t *testing.T) {
 	}{
 		{
 			name: "braces on the same line and comments with ! and # are dropped",
-			src: "! a comment\nvrrp_instance VI_1 { # trailing\n  interface eth0 ! also trailing\n}\n",
+			src:  "! a comment\nvrrp_instance VI_1 { # trailing\n  interface eth0 ! also trailing\n}\n",
 			want: []shape{{Line: 2, Args: []string{"vrrp_instance", "VI_1"}, Raw: "VI_1", Children: []shape{
 				{Line: 3, Args: []string{"interface", "eth0"}, Raw: "eth0"},
 			}}},
