@@ -265,7 +265,7 @@ func instanceTable(in *instance) *table {
 	}
 	t.set("virtual_ips", vips, vipNotes...)
 	if in.sourceIP != "" {
-		t.set("source_ip", in.sourceIP, append([]string{"mcast_src_ip / unicast_src_ip"}, kn("source_ip")...)...)
+		t.set("source_ip", in.sourceIP, kn("source_ip")...)
 	}
 	if len(in.peers) > 0 || len(kn("unicast_peers")) > 0 {
 		t.set("unicast_peers", in.peers, kn("unicast_peers")...)

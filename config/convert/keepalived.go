@@ -370,6 +370,7 @@ func kaInstance(n *keepalived.Node, g kaGlobals, scripts map[string]*vrrpScript,
 				continue
 			}
 			in.sourceIP = a.String()
+			in.note("source_ip", fmt.Sprintf("%s (%s)", c.Keyword(), loc(c)))
 		case "unicast_peer":
 			for _, p := range c.Children {
 				a, perr := netip.ParseAddr(p.Args[0])
@@ -510,6 +511,8 @@ func kaInstance(n *keepalived.Node, g kaGlobals, scripts map[string]*vrrpScript,
 		case state == "MASTER":
 			in.preempt = true
 			in.note("preempt", fmt.Sprintf("nopreempt at %s with state MASTER: keepalived 2.x clears it (\"nopreempt will not work with initial state MASTER - clearing\"), so this host did preempt; set preempt = false (and state BACKUP in keepalived) if it should not", nopreemptAt))
+		default:
+			in.note("preempt", fmt.Sprintf("nopreempt (%s): a higher-priority router that comes back stays backup", nopreemptAt))
 		}
 	}
 	if in.preemptDelay > 0 {
