@@ -459,10 +459,9 @@ func hapServers(f *frontend, be *hapProxy, bindPort string) ([]hapServer, error)
 				f.note("backends", notCarried(hloc(l), w+" "+next, "vrrplb checks every interval, up or down"))
 				i++
 			case "fall", "rise":
-				var n int
-				n, err = strconv.Atoi(next)
-				if err == nil && n < 1 {
-					err = fmt.Errorf("must be 1 or more")
+				n, aerr := strconv.Atoi(next)
+				if aerr != nil || n < 1 {
+					err = fmt.Errorf("must be a number, 1 or more")
 				}
 				if w == "fall" {
 					srv.fall = n

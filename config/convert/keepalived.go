@@ -595,7 +595,7 @@ func kaVIPs(c *keepalived.Node, in *instance) error {
 	for _, v := range c.Children {
 		p, err := parseVIP(v.Args[0])
 		if err != nil {
-			return v.Errorf("virtual_ipaddress %q: %v", v.Args[0], err)
+			return v.Errorf("virtual_ipaddress %q: not an address or address/prefix", v.Args[0])
 		}
 		if len(in.vips) > 0 && in.vips[0].Addr().Is4() != p.Addr().Is4() {
 			in.note("virtual_ips", notCarried(loc(v), p.String(), "one address family per instance: make another instance with its own virtual_router_id for it"))

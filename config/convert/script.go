@@ -124,7 +124,8 @@ func processCheck(argv []string, line, root string) (proxy, evidence string, ok 
 // and nothing that connects to anything.
 func isProcessCheck(text string) (string, bool) {
 	code := stripShellComments(text)
-	m := proxyName.FindString(code)
+	// grep [n]ginx is how people keep grep from finding itself.
+	m := proxyName.FindString(strings.NewReplacer("[", "", "]", "").Replace(code))
 	if m == "" || !processTool.MatchString(code) || activeProbe.MatchString(code) {
 		return "", false
 	}
