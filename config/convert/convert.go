@@ -266,6 +266,8 @@ func instanceTable(in *instance) *table {
 	t.set("virtual_ips", vips, vipNotes...)
 	if in.sourceIP != "" {
 		t.set("source_ip", in.sourceIP, kn("source_ip")...)
+	} else {
+		t.notes = append(t.notes, kn("source_ip")...)
 	}
 	if len(in.peers) > 0 || len(kn("unicast_peers")) > 0 {
 		t.set("unicast_peers", in.peers, kn("unicast_peers")...)

@@ -95,8 +95,6 @@ func listenHost(listen string) string {
 	return h
 }
 
-func durationNote(d time.Duration) string { return formatDuration(d) }
-
 func plural(n int, one, many string) string {
 	if n == 1 {
 		return fmt.Sprintf("%d %s", n, one)

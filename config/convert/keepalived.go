@@ -167,6 +167,11 @@ func fromKeepalived(nodes []*keepalived.Node, scriptRoot string) (*keepalivedRes
 				res.header = append(res.header, notCarried(in.at, "vrrp_instance "+in.name, "it has no virtual_ipaddress: a vrrplb instance holds at least one"))
 				continue
 			}
+			for _, other := range res.instances {
+				if other.vrid == in.vrid && other.iface == in.iface && other.vips[0].Addr().Is4() == in.vips[0].Addr().Is4() {
+					return nil, n.Errorf("vrrp_instance %q: virtual_router_id %d on %s is already used by vrrp_instance %q", in.name, in.vrid, in.iface, other.name)
+				}
+			}
 			res.instances = append(res.instances, in)
 		case "vrrp_sync_group":
 			res.header = append(res.header, notCarried(loc(n), quoteLine(n), "vrrplb has no sync groups: each instance moves on its own; give them the same tracks so they fail together"))
@@ -363,7 +368,7 @@ func kaInstance(n *keepalived.Node, g kaGlobals, scripts map[string]*vrrpScript,
 			}
 			a, perr := netip.ParseAddr(c.Args[1])
 			if perr != nil {
-				return nil, c.Errorf("%s: %v", c.Keyword(), perr)
+				return nil, c.Errorf("%s %q: not an IP address", c.Keyword(), c.Args[1])
 			}
 			if in.sourceIP != "" && in.sourceIP != a.String() {
 				in.note("source_ip", notCarried(loc(c), quoteLine(c), "vrrplb has one source_ip; the first one is kept"))
@@ -375,7 +380,7 @@ func kaInstance(n *keepalived.Node, g kaGlobals, scripts map[string]*vrrpScript,
 			for _, p := range c.Children {
 				a, perr := netip.ParseAddr(p.Args[0])
 				if perr != nil {
-					return nil, p.Errorf("unicast_peer: %v", perr)
+					return nil, p.Errorf("unicast_peer %q: not an IP address", p.Args[0])
 				}
 				in.peers = append(in.peers, a.String())
 				if len(p.Args) > 1 {
@@ -449,6 +454,10 @@ func kaInstance(n *keepalived.Node, g kaGlobals, scripts map[string]*vrrpScript,
 	if in.iface == "" {
 		return nil, n.Errorf("vrrp_instance %q has no interface", in.name)
 	}
+	if len(in.iface) > 15 || strings.ContainsAny(in.iface, "/ \t") {
+		return nil, n.Errorf("vrrp_instance %q: interface %q: not an interface name", in.name, in.iface)
+	}
+	familyMatch(in)
 	if in.vrid == 0 {
 		return nil, n.Errorf("vrrp_instance %q has no virtual_router_id", in.name)
 	}
@@ -669,4 +678,28 @@ func secondsArg(n *keepalived.Node) (time.Duration, error) {
 		return 0, err
 	}
 	return time.Duration(math.Round(v * float64(time.Second))), nil
+}
+
+// familyMatch drops a source address and peers of the other family than the
+// virtual IPs, as keepalived ignores them ("MUST be of the same family").
+func familyMatch(in *instance) {
+	if len(in.vips) == 0 {
+		return
+	}
+	v4 := in.vips[0].Addr().Is4()
+	if in.sourceIP != "" {
+		if a := netip.MustParseAddr(in.sourceIP); a.Unmap().Is4() != v4 {
+			in.note("source_ip", notCarried("", in.sourceIP, "not the family of the virtual IPs; keepalived ignores it too"))
+			in.sourceIP = ""
+		}
+	}
+	var peers []string
+	for _, p := range in.peers {
+		if netip.MustParseAddr(p).Unmap().Is4() != v4 {
+			in.note("unicast_peers", notCarried("", p, "not the family of the virtual IPs"))
+			continue
+		}
+		peers = append(peers, p)
+	}
+	in.peers = peers
 }

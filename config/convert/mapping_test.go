@@ -269,6 +269,8 @@ func TestMappingErrorsNameTheFileAndLine(t *testing.T) {
 			`keepalived.conf:5: virtual_ipaddress "10.0.0.300": not an address or address/prefix`},
 		{"an advert_int VRRPv3 cannot carry", "global_defs {\n vrrp_version 3\n}\n" + instanceText("    advert_int 0.001\n"), "", "",
 			`keepalived.conf:7: advert_int 0.001: VRRPv3 takes 0.01 to 40.95 seconds`},
+		{"two instances with one virtual router id on one interface", instanceText("") + strings.Replace(instanceText(""), "VI_1", "VI_2", 1), "", "",
+			`keepalived.conf:8: vrrp_instance "VI_2": virtual_router_id 51 on eth0 is already used by vrrp_instance "VI_1"`},
 		{"an nginx upstream server without a port", "", "nginx.conf", "stream {\n upstream u {\n  server 10.0.0.1;\n }\n}\n",
 			`nginx.conf:3: server "10.0.0.1": needs host:port (nginx stream has no default port)`},
 		{"an nginx proxy_pass to nothing", "", "nginx.conf", "stream {\n server {\n  listen 8443;\n  proxy_pass nowhere;\n }\n}\n",
