@@ -41,7 +41,8 @@ type daemon struct {
 	mu  sync.Mutex
 	cfg *config.Config
 
-	components []component
+	// sup runs the components: instances, frontends, health checkers.
+	sup *supervisor
 	// status fills in the parts of /status each component owns.
 	status []func(*statusDoc)
 	// reloaders apply a validated new config; each gets the old and the new.
@@ -56,8 +57,8 @@ type daemon struct {
 
 // wirings build the components of a config, in dependency order: health
 // checks before the proxy and before VRRP instances that track frontends.
-// Each adds to d.components, d.status and d.reloaders; each lives in its own
-// file (health.go, proxy.go, vrrp.go).
+// Each starts its components with d.sup.Start and adds to d.status and
+// d.reloaders; each lives in its own file (health.go, proxy.go, vrrp.go).
 var wirings = []func(d *daemon, cfg *config.Config) error{
 	// Components are added here, in that order.
 }
@@ -98,6 +99,7 @@ func newDaemon(cfg *config.Config, logOut io.Writer) *daemon {
 		reg:      reg,
 		metrics:  newDaemonMetrics(reg),
 		cfg:      cfg,
+		sup:      newSupervisor(),
 	}
 }
 
@@ -142,9 +144,7 @@ func (d *daemon) run(ctx context.Context) error {
 	if admin != nil {
 		g.Go(func() error { return admin.Run(gctx) })
 	}
-	for _, c := range d.components {
-		g.Go(func() error { return c.Run(gctx) })
-	}
+	g.Go(func() error { return d.sup.Run(gctx) })
 	err := g.Wait()
 	if err != nil {
 		d.log.Error("stopped on error", "err", err)
