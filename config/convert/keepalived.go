@@ -139,7 +139,7 @@ func fromKeepalived(nodes []*keepalived.Node, scriptRoot string) (*keepalivedRes
 			if len(n.Args) != 2 {
 				return nil, n.Errorf("vrrp_script needs one name")
 			}
-			s, err := kaScript(n, scriptRoot)
+			s, err := kaScript(n)
 			if err != nil {
 				return nil, err
 			}
@@ -239,7 +239,7 @@ func kaGlobalDefs(n *keepalived.Node, g *kaGlobals, res *keepalivedResult) error
 	return nil
 }
 
-func kaScript(n *keepalived.Node, scriptRoot string) (*vrrpScript, error) {
+func kaScript(n *keepalived.Node) (*vrrpScript, error) {
 	s := &vrrpScript{node: n, interval: time.Second, fall: 1, rise: 1}
 	for _, c := range n.Children {
 		var err error
@@ -284,7 +284,6 @@ func kaScript(n *keepalived.Node, scriptRoot string) (*vrrpScript, error) {
 	if s.interval <= 0 {
 		return nil, n.Errorf("vrrp_script %q: interval must be above 0", n.Args[1])
 	}
-	_ = scriptRoot
 	return s, nil
 }
 

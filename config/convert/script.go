@@ -85,6 +85,8 @@ var (
 	processTool = regexp.MustCompile(`\b(pidof|pgrep|killall\s+-0|pkill\s+-0|kill\s+-0|ps\b|systemctl\s+(-q\s+|--quiet\s+)?(is-active|status)|service\s+\S+\s+status)`)
 	// activeProbe finds a command that talks to the proxy or an apiserver.
 	activeProbe = regexp.MustCompile(`\b(curl|wget|nc|ncat|netcat|socat|openssl|telnet)\b|/dev/tcp/|https?://`)
+	// stopsKeepalived finds a script that kills keepalived to give up the VIP.
+	stopsKeepalived = regexp.MustCompile(`\b(killall|pkill|systemctl\s+stop|service)\s+keepalived\b`)
 	// processScriptName is how people name a script that checks the proxy process.
 	processScriptName = regexp.MustCompile(`^((check|chk)[_-]?(nginx|haproxy)|(nginx|haproxy)[_-]?(heartbeat|check|chk|status|alive|health|monitor))(\.sh|\.bash)?$`)
 )
@@ -109,7 +111,11 @@ func processCheck(argv []string, line, root string) (proxy, evidence string, ok 
 	content, err := readHead(p)
 	if err == nil {
 		if m, yes := isProcessCheck(content); yes {
-			return m, "the content of " + argv[0] + ", which only looks for the " + m + " process", true
+			evidence = "the content of " + argv[0] + ", which only looks for the " + m + " process"
+			if stopsKeepalived.MatchString(stripShellComments(content)) {
+				evidence += " (and stops keepalived when it finds none: the instance's FAULT state does that now)"
+			}
+			return m, evidence, true
 		}
 		return "", "", false
 	}
