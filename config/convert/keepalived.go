@@ -623,9 +623,11 @@ func kaVIPs(c *keepalived.Node, in *instance) error {
 					in.note("virtual_ips", notCarried(loc(v), "label "+opts[i+1]+" for "+p.String(), "vrrplb adds VIPs without an interface label; tools that look for the label must look for the address"))
 				}
 				i++
+			case "brd", "broadcast", "scope", "preferred_lft", "track_group":
+				in.note("virtual_ips", notCarried(loc(v), opts[i]+" "+wordAt(opts, i+1)+" for "+p.String(), "vrrplb adds VIPs with the prefix only"))
+				i++
 			default:
-				in.note("virtual_ips", notCarried(loc(v), strings.Join(opts[i:], " ")+" for "+p.String(), "vrrplb adds VIPs with the prefix only"))
-				i = len(opts)
+				in.note("virtual_ips", notCarried(loc(v), opts[i]+" for "+p.String(), "vrrplb adds VIPs with the prefix only"))
 			}
 		}
 	}
