@@ -8,7 +8,8 @@ GOBIN       ?= $(shell $(GO) env GOPATH)/bin
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Each fuzz target as package:Target; `make fuzz FUZZTIME=10s` for a short pass.
 FUZZTIME    ?= 60s
-FUZZ        := ./config:FuzzParse
+FUZZ        := ./config:FuzzParse ./vrrp:FuzzDecode ./config/keepalived:FuzzKeepalived \
+               ./config/nginx:FuzzNginx ./config/haproxy:FuzzHaproxy ./config/convert:FuzzConvert
 
 .PHONY: all build test lint fuzz clean
 

@@ -56,6 +56,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"check":   cmdCheck,
 	"status":  cmdStatus,
 	"version": cmdVersion,
+	"convert": cmdConvert,
 }
 
 func runMain(args []string, stdout, stderr io.Writer) int {
