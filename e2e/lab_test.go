@@ -515,3 +515,33 @@ func (h *Host) HTTPGet(url string) (int, string, error) {
 	_, err = b.ReadFrom(resp.Body)
 	return resp.StatusCode, b.String(), err
 }
+
+// MAC is the hardware address of the host's eth0.
+func (h *Host) MAC() string {
+	h.lab.t.Helper()
+	out := must(h.lab.t, "ip", "-n", h.NS, "-j", "link", "show", "dev", HostIfname)
+	var links []struct {
+		Address string `json:"address"`
+	}
+	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
+		h.lab.t.Fatalf("ip -j link on %s: %v %s", h.Name, err, out)
+	}
+	return links[0].Address
+}
+
+// Neighbour is the link-layer address h's neighbour cache holds for ip on
+// eth0, or "" without an entry.
+func (h *Host) Neighbour(ip netip.Addr) string {
+	h.lab.t.Helper()
+	out := must(h.lab.t, "ip", "-n", h.NS, "-j", "neigh", "show", ip.String(), "dev", HostIfname)
+	var entries []struct {
+		LLAddr string `json:"lladdr"`
+	}
+	if err := json.Unmarshal([]byte(out), &entries); err != nil {
+		h.lab.t.Fatalf("ip -j neigh on %s: %v %s", h.Name, err, out)
+	}
+	if len(entries) == 0 {
+		return ""
+	}
+	return entries[0].LLAddr
+}

@@ -142,3 +142,37 @@ func TestVRRPNotifyRunsOnEveryTransition(t *testing.T) {
 		t.Errorf("notify runs (-want +got):\n%s", diff)
 	}
 }
+
+func TestVRRPAnnouncementsUpdateTheNeighboursCaches(t *testing.T) {
+	for _, vipPrefix := range []netip.Prefix{VIP4, VIP6} {
+		t.Run(vipPrefix.String(), func(t *testing.T) {
+			l := NewLab(t, 3)
+			vip := vipPrefix.Addr()
+			p1 := l.Host(1).StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{vipPrefix}}.TOML())
+			l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
+			l.Host(2).StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{vipPrefix}}.TOML())
+			Eventually(t, 5*time.Second, func() (bool, string) { return l.Host(2).State() == "backup", "h2 not backup" })
+
+			// h3, a client, talks to the VIP: its cache points at h1.
+			client := l.Host(3)
+			if err := client.Reach(l.Host(1), vip, 2*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := client.Neighbour(vip), l.Host(1).MAC(); got != want {
+				t.Fatalf("h3 resolves %s to %q, want h1's %s", vip, got, want)
+			}
+			// After the failover h2's announcements repoint it, with no
+			// traffic from h3 and long before the entry would expire.
+			l.Crash(l.Host(1), p1)
+			l.WaitMaster(t, l.Host(2), vip, 2*time.Second)
+			want := l.Host(2).MAC()
+			Eventually(t, 2*time.Second, func() (bool, string) {
+				got := client.Neighbour(vip)
+				return got == want, fmt.Sprintf("h3 resolves %s to %q, want h2's %s", vip, got, want)
+			})
+			if err := client.Reach(l.Host(2), vip, 2*time.Second); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
