@@ -52,9 +52,8 @@ type TransportOptions struct {
 // ones; Receive moves to the new socket by itself, so the instance only sees
 // Send errors while the interface is missing. When no source address was
 // configured and the interface's primary address changes, LocalAddr follows
-// it (the instance reads LocalAddr for its checksums and tie-breaks). If the
-// interface does not exist when NewTransport is called, NewTransport fails
-// and the caller retries.
+// it (the instance reads LocalAddr for its checksums and tie-breaks). An
+// interface that does not exist when NewTransport is called is an error.
 //
 // Receive is meant for one goroutine; Send may be called from any goroutine.
 type RawTransport struct {
