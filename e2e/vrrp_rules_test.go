@@ -176,3 +176,63 @@ func TestVRRPAnnouncementsUpdateTheNeighboursCaches(t *testing.T) {
 		})
 	}
 }
+
+func TestVRRPMasterThatLosesItsLinkFaultsAndComesBack(t *testing.T) {
+	l := NewLab(t, 3)
+	vip := VIP4.Addr()
+	h1, h2, client := l.Host(1), l.Host(2), l.Host(3)
+	h1.StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}}.TOML())
+	l.WaitMaster(t, h1, vip, 5*time.Second)
+	h2.StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}}.TOML())
+	Eventually(t, 5*time.Second, func() (bool, string) { return h2.State() == "backup", "h2 not backup" })
+
+	// h1's cable is pulled: its own interface is tracked, so it faults and
+	// drops the VIP while h2 takes over.
+	h1.SetLink(false)
+	Eventually(t, 3*time.Second, func() (bool, string) {
+		return h1.State() == "fault" && !h1.HasAddr(vip), fmt.Sprintf("h1 is %q with its link down, want fault without the VIP", h1.State())
+	})
+	l.WaitMaster(t, h2, vip, 3*time.Second)
+	if err := client.Reach(h2, vip, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// The cable is back: h1 returns through backup, preempts, and its
+	// announcements repoint the client.
+	h1.SetLink(true)
+	l.WaitMaster(t, h1, vip, 3*time.Second)
+	want := h1.MAC()
+	Eventually(t, 2*time.Second, func() (bool, string) {
+		got := client.Neighbour(vip)
+		return got == want, fmt.Sprintf("the client resolves %s to %q, want h1's %s", vip, got, want)
+	})
+}
+
+func TestVRRPSplitBrainHealsWithinAnAdvert(t *testing.T) {
+	l := NewLab(t, 2)
+	vip := VIP4.Addr()
+	h1, h2 := l.Host(1), l.Host(2)
+	h1.StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}}.TOML())
+	l.WaitMaster(t, h1, vip, 5*time.Second)
+	h2.StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}}.TOML())
+	Eventually(t, 5*time.Second, func() (bool, string) { return h2.State() == "backup", "h2 not backup" })
+
+	// A partition the hosts cannot see: h1's port leaves the bridge, its
+	// link stays up. Both become master.
+	must(t, "ip", "-n", l.BridgeNS, "link", "set", h1.Port, "nomaster")
+	Eventually(t, 3*time.Second, func() (bool, string) {
+		return h2.State() == "master" && h1.State() == "master", fmt.Sprintf("h1 %q, h2 %q: want both master", h1.State(), h2.State())
+	})
+
+	start := time.Now()
+	must(t, "ip", "-n", l.BridgeNS, "link", "set", h1.Port, "master", "br0")
+	Eventually(t, 3*time.Second, func() (bool, string) {
+		m := l.Masters(vip)
+		return len(m) == 1 && m[0] == "h1" && h2.State() == "backup", fmt.Sprintf("holders %v, h2 %q", m, h2.State())
+	})
+	took := time.Since(start)
+	t.Logf("one master %s after the partition healed", took)
+	if limit := advert + slack; took > limit {
+		t.Errorf("healing took %s, want at most one advert interval + slack = %s", took, limit)
+	}
+}

@@ -244,12 +244,26 @@ func vrrpTrackers(d *daemon, cfg *config.Config, ic config.Instance) ([]vrrp.Wei
 		}
 		ts = append(ts, vrrp.WeightedTracker{Tracker: t, Weight: s.Weight})
 	}
+	tracksOwn := false
 	for _, i := range ic.TrackInterfaces {
 		t, err := vrrp.NewInterfaceTracker(i.Name, d.log.With("instance", ic.Name))
 		if err != nil {
 			return nil, err
 		}
 		ts = append(ts, vrrp.WeightedTracker{Tracker: t, Weight: i.Weight})
+		tracksOwn = tracksOwn || i.Name == ic.Interface
+	}
+	// The instance's own interface is always tracked, as keepalived does: a
+	// master whose link is down cannot serve the VIP, and when the link
+	// returns it comes back through backup and a fresh announcement instead
+	// of staying master unseen. A track_interface entry for it sets the
+	// weight instead.
+	if !tracksOwn {
+		t, err := vrrp.NewInterfaceTracker(ic.Interface, d.log.With("instance", ic.Name))
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, vrrp.WeightedTracker{Tracker: t, Weight: 0})
 	}
 	return ts, nil
 }
