@@ -236,3 +236,39 @@ func TestVRRPSplitBrainHealsWithinAnAdvert(t *testing.T) {
 		t.Errorf("healing took %s, want at most one advert interval + slack = %s", took, limit)
 	}
 }
+
+func TestVRRPAddressOwnerTakesOverAtOnce(t *testing.T) {
+	l := NewLab(t, 2)
+	vip := VIP4.Addr()
+	l.Host(2).StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}}.TOML())
+	l.WaitMaster(t, l.Host(2), vip, 5*time.Second)
+	// Priority 255 does not wait for a down interval (RFC 5798 §6.4.1).
+	start := time.Now()
+	l.Host(1).StartVRRPLB(VRRPConf{Priority: 255, VIPs: []netip.Prefix{VIP4}}.TOML())
+	l.WaitMaster(t, l.Host(1), vip, 3*time.Second)
+	took := time.Since(start) // includes starting the daemon and its admin server
+	t.Logf("the owner was master %s after it was started", took)
+	if down := 3*advert + skew(255, advert); took > down+slack {
+		t.Errorf("the owner took %s, more than a down interval (%s) + slack", took, down)
+	}
+}
+
+func TestVRRPGARPRefreshRepairsAClientCache(t *testing.T) {
+	l := NewLab(t, 2)
+	vip := VIP4.Addr()
+	h1, client := l.Host(1), l.Host(2)
+	h1.StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}, Extra: "garp_refresh = \"300ms\"\n"}.TOML())
+	l.WaitMaster(t, h1, vip, 5*time.Second)
+	// The burst on becoming master is over (garp_repeat = 2)…
+	Eventually(t, 2*time.Second, func() (bool, string) {
+		n, err := h1.Metric("vrrplb_garp_sent_total")
+		return err == nil && n >= 2, fmt.Sprintf("burst not sent: %v %v", n, err)
+	})
+	// …when something poisons the client's cache.
+	client.MustExec("ip", "neigh", "replace", vip.String(), "lladdr", "02:00:00:00:00:99", "dev", HostIfname, "nud", "stale")
+	want := h1.MAC()
+	Eventually(t, 2*time.Second, func() (bool, string) {
+		got := client.Neighbour(vip)
+		return got == want, fmt.Sprintf("the client resolves %s to %q, want h1's %s", vip, got, want)
+	})
+}
