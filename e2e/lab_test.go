@@ -140,14 +140,7 @@ func NewLab(t testing.TB, n int) *Lab {
 			Port:  fmt.Sprintf("p%d", i),
 		}
 		l.addNetns(h.NS)
-		must(t, "ip", "link", "add", HostIfname, "netns", h.NS, "type", "veth", "peer", "name", h.Port, "netns", l.BridgeNS)
-		must(t, "ip", "-n", l.BridgeNS, "link", "set", h.Port, "master", "br0")
-		must(t, "ip", "-n", l.BridgeNS, "link", "set", h.Port, "up")
-		must(t, "ip", "netns", "exec", h.NS, "sysctl", "-qw", "net.ipv6.conf."+HostIfname+".accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
-		must(t, "ip", "-n", h.NS, "addr", "add", h.Addr4.String(), "dev", HostIfname)
-		must(t, "ip", "-n", h.NS, "addr", "add", h.Addr6.String(), "dev", HostIfname, "nodad")
-		must(t, "ip", "-n", h.NS, "link", "set", "lo", "up")
-		must(t, "ip", "-n", h.NS, "link", "set", HostIfname, "up")
+		h.addLink()
 		l.Hosts = append(l.Hosts, h)
 	}
 	// Wait for the link-local addresses VRRPv3 over IPv6 sends from.
@@ -158,6 +151,28 @@ func NewLab(t testing.TB, n int) *Lab {
 		})
 	}
 	return l
+}
+
+// addLink creates the host's eth0 and its bridge port, with its addresses.
+func (h *Host) addLink() {
+	t, l := h.lab.t, h.lab
+	must(t, "ip", "link", "add", HostIfname, "netns", h.NS, "type", "veth", "peer", "name", h.Port, "netns", l.BridgeNS)
+	must(t, "ip", "-n", l.BridgeNS, "link", "set", h.Port, "master", "br0")
+	must(t, "ip", "-n", l.BridgeNS, "link", "set", h.Port, "up")
+	must(t, "ip", "netns", "exec", h.NS, "sysctl", "-qw", "net.ipv6.conf."+HostIfname+".accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
+	must(t, "ip", "-n", h.NS, "addr", "add", h.Addr4.String(), "dev", HostIfname)
+	must(t, "ip", "-n", h.NS, "addr", "add", h.Addr6.String(), "dev", HostIfname, "nodad")
+	must(t, "ip", "-n", h.NS, "link", "set", "lo", "up")
+	must(t, "ip", "-n", h.NS, "link", "set", HostIfname, "up")
+}
+
+// RecreateLink deletes the host's eth0 (and its bridge port) and creates it
+// again with the same name and addresses but a new index and MAC, as a
+// driver reload or a hot-plugged NIC does.
+func (h *Host) RecreateLink() {
+	h.lab.t.Helper()
+	must(h.lab.t, "ip", "-n", h.NS, "link", "del", HostIfname)
+	h.addLink()
 }
 
 // LabAddr4 is host i's IPv4 address (i from 1; VIPs use 100 and up).

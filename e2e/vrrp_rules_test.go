@@ -272,3 +272,28 @@ func TestVRRPGARPRefreshRepairsAClientCache(t *testing.T) {
 		return got == want, fmt.Sprintf("the client resolves %s to %q, want h1's %s", vip, got, want)
 	})
 }
+
+func TestVRRPInstanceSurvivesItsInterfaceBeingRecreated(t *testing.T) {
+	for _, vipPrefix := range []netip.Prefix{VIP4, VIP6} {
+		t.Run(vipPrefix.String(), func(t *testing.T) {
+			l := NewLab(t, 2)
+			vip := vipPrefix.Addr()
+			h1, h2 := l.Host(1), l.Host(2)
+			h1.StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{vipPrefix}}.TOML())
+			l.WaitMaster(t, h1, vip, 5*time.Second)
+			h2.StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{vipPrefix}}.TOML())
+			Eventually(t, 5*time.Second, func() (bool, string) { return h2.State() == "backup", "h2 not backup" })
+
+			oldMAC := h1.MAC()
+			h1.RecreateLink()
+			if h1.MAC() == oldMAC {
+				t.Fatal("the recreated link kept its MAC: the test proves less than it says")
+			}
+			// h1 faulted when its interface went away, h2 took over; on the
+			// new interface h1 sends and hears adverts again and preempts.
+			l.WaitMaster(t, h1, vip, 5*time.Second)
+			Eventually(t, 3*time.Second, func() (bool, string) { return h2.State() == "backup", "h2 did not yield to h1" })
+			l.StaysMaster(t, h1, vip, 10*advert)
+		})
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv6"
 )
 
 // allNodes is the IPv6 all-nodes group unsolicited neighbour advertisements
@@ -76,25 +78,61 @@ func gratuitousARP(ifi *net.Interface, addrs []netip.Addr) error {
 	return errors.Join(errs...)
 }
 
+// unsolicitedNA sends the advertisements from the interface's link-local
+// address. ndp marshals them; the socket is ours, so that the interface is
+// named by index (ndp.Listen names it by zone, and Go resolves zone names
+// through a cache that is stale for a minute after an interface is recreated).
 func unsolicitedNA(ifi *net.Interface, addrs []netip.Addr) error {
-	c, _, err := ndp.Listen(ifi, ndp.LinkLocal)
+	src, err := linkLocalOf(ifi)
+	if err != nil {
+		return fmt.Errorf("neighbour advertisement on %s: %w", ifi.Name, err)
+	}
+	c, err := icmp.ListenPacket("ip6:ipv6-icmp", "::")
 	if err != nil {
 		return fmt.Errorf("neighbour advertisement on %s: %w", ifi.Name, permHint(err))
 	}
 	defer c.Close()
+	pc := c.IPv6PacketConn()
+	// RFC 4861 §7.1.2: hop limit 255; the kernel fills in the checksum.
+	if err := pc.SetMulticastHopLimit(ndp.HopLimit); err != nil {
+		return fmt.Errorf("neighbour advertisement on %s: hop limit: %w", ifi.Name, err)
+	}
+	if err := pc.SetChecksum(true, 2); err != nil {
+		return fmt.Errorf("neighbour advertisement on %s: checksum: %w", ifi.Name, err)
+	}
+	cm := &ipv6.ControlMessage{HopLimit: ndp.HopLimit, Src: src.AsSlice(), IfIndex: ifi.Index}
 	var errs []error
 	for _, ip := range addrs {
-		na := &ndp.NeighborAdvertisement{
+		b, err := ndp.MarshalMessage(&ndp.NeighborAdvertisement{
 			Override:      true,
 			TargetAddress: ip,
 			Options: []ndp.Option{&ndp.LinkLayerAddress{
 				Direction: ndp.Target,
 				Addr:      ifi.HardwareAddr,
 			}},
+		})
+		if err == nil {
+			_, err = pc.WriteTo(b, cm, &net.IPAddr{IP: allNodes.AsSlice()})
 		}
-		if err := c.WriteTo(na, nil, allNodes); err != nil {
+		if err != nil {
 			errs = append(errs, fmt.Errorf("neighbour advertisement for %s on %s: %w", ip, ifi.Name, permHint(err)))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// linkLocalOf is the interface's IPv6 link-local address.
+func linkLocalOf(ifi *net.Interface) (netip.Addr, error) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(ipn.IP); ok && ip.Is6() && ip.IsLinkLocalUnicast() {
+				return ip, nil
+			}
+		}
+	}
+	return netip.Addr{}, errors.New("no IPv6 link-local address to send from")
 }

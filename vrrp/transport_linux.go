@@ -587,12 +587,11 @@ func (c *rawConn) send(msg []byte, src, dst netip.Addr) error {
 	if !dst.Is6() || dst.Is4In6() {
 		return fmt.Errorf("destination %s is not IPv6", dst)
 	}
+	// The interface goes in IPV6_PKTINFO, not as a zone on dst: zone names
+	// are resolved through a cache that still holds the old index for a
+	// minute after the interface is recreated.
 	cm := &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifindex, HopLimit: TTL}
-	to := &net.IPAddr{IP: dst.AsSlice()}
-	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() || dst.IsInterfaceLocalMulticast() {
-		to.Zone = c.ifname
-	}
-	_, err := c.p6.WriteTo(msg, cm, to)
+	_, err := c.p6.WriteTo(msg, cm, &net.IPAddr{IP: dst.AsSlice()})
 	return err
 }
 

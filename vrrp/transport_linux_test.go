@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,8 +28,26 @@ func openTransport(t *testing.T, ns, ifname string, family config.Family, src ne
 	if err != nil {
 		t.Fatalf("NewTransport(%s in %s, %s): %v", ifname, ns, family, err)
 	}
-	t.Cleanup(func() { _ = tr.Close() })
+	transportNS.Store(tr, ns)
+	t.Cleanup(func() { _ = tr.Close(); transportNS.Delete(tr) })
 	return tr
+}
+
+// transportNS maps a test's transports to their namespaces, so that sends
+// run there as they do in the daemon (whatever the send path looks up, it
+// looks up in the thread's namespace).
+var transportNS sync.Map
+
+// sendFrom sends on tr from a thread in tr's namespace.
+func sendFrom(t *testing.T, tr *RawTransport, msg []byte, dst netip.Addr) error {
+	t.Helper()
+	ns, ok := transportNS.Load(tr)
+	if !ok {
+		return tr.Send(msg, dst)
+	}
+	var err error
+	inNetns(t, ns.(string), func() { err = tr.Send(msg, dst) })
+	return err
 }
 
 // ifindexIn is the index of ifname inside namespace ns.
@@ -78,7 +97,7 @@ func receiveOne(t *testing.T, tx, rx *RawTransport, dst netip.Addr, msg []byte) 
 	defer tick.Stop()
 	deadline := time.After(5 * time.Second)
 	for i := 0; ; i++ {
-		if err := tx.Send(msg, dst); err != nil && i == 0 {
+		if err := sendFrom(t, tx, msg, dst); err != nil && i == 0 {
 			t.Fatalf("Send to %s: %v", dst, err)
 		}
 		select {
@@ -185,22 +204,46 @@ func TestTransportReceiveDoesNotAllocate(t *testing.T) {
 }
 
 func TestTransportFollowsItsInterfaceWhenItIsRecreated(t *testing.T) {
-	l := newTestLink(t)
-	b := openTransport(t, l.NSB, l.IfB, config.IPv4, netip.Addr{}, nil)
-	before := ifindexIn(t, l.NSB, l.IfB)
+	for _, tt := range []struct {
+		family config.Family
+		group  netip.Addr
+	}{{config.IPv4, GroupIPv4}, {config.IPv6, GroupIPv6}} {
+		t.Run(tt.family.String()+" sender and receiver both carry on", func(t *testing.T) {
+			l := newTestLink(t)
+			a := openTransport(t, l.NSA, l.IfA, tt.family, netip.Addr{}, nil)
+			b := openTransport(t, l.NSB, l.IfB, tt.family, netip.Addr{}, nil)
+			before := ifindexIn(t, l.NSB, l.IfB)
+			// Talk once first: whatever the send path caches about the
+			// interface is then cached.
+			if r := receiveOne(t, a, b, tt.group, []byte("before recreate")); r.err != nil {
+				t.Fatal(r.err)
+			}
 
-	l.recreate(t)
-	after := ifindexIn(t, l.NSB, l.IfB)
-	if before == after {
-		t.Fatalf("interface index did not change (%d): the test proves nothing", before)
-	}
-	a := openTransport(t, l.NSA, l.IfA, config.IPv4, netip.Addr{}, nil)
-	r := receiveOne(t, a, b, GroupIPv4, []byte("after recreate"))
-	if r.err != nil {
-		t.Fatalf("Receive after the interface came back: %v", r.err)
-	}
-	if r.info.IfIndex != after {
-		t.Errorf("received on ifindex %d, want the new %d", r.info.IfIndex, after)
+			l.recreate(t)
+			after := ifindexIn(t, l.NSB, l.IfB)
+			if before == after {
+				t.Fatalf("interface index did not change (%d): the test proves nothing", before)
+			}
+			// The new link has a new MAC, so IPv6 a new link-local source.
+			want := l.A4.Addr()
+			if tt.family == config.IPv6 {
+				want = l.linkLocal(t, l.NSA, l.IfA)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for a.LocalAddr() != want {
+				if time.Now().After(deadline) {
+					t.Fatalf("LocalAddr() = %s 5s after the interface came back, want %s", a.LocalAddr(), want)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			r := receiveOne(t, a, b, tt.group, []byte("after recreate"))
+			if r.err != nil {
+				t.Fatalf("Receive after the interface came back: %v", r.err)
+			}
+			if r.info.IfIndex != after || r.info.Src != want {
+				t.Errorf("received from %s on ifindex %d, want from %s on the new %d", r.info.Src, r.info.IfIndex, want, after)
+			}
+		})
 	}
 }
 
