@@ -297,3 +297,21 @@ func TestVRRPInstanceSurvivesItsInterfaceBeingRecreated(t *testing.T) {
 		})
 	}
 }
+
+func TestVRRPPreemptDelayHoldsOffTheTakeover(t *testing.T) {
+	l := NewLab(t, 2)
+	vip := VIP4.Addr()
+	l.Host(1).StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}}.TOML())
+	l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
+	start := time.Now()
+	l.Host(2).StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}, Extra: "preempt_delay = \"1s\"\n"}.TOML())
+	// Well past a down interval, h1 is still master…
+	l.StaysMaster(t, l.Host(1), vip, 600*time.Millisecond)
+	// …until the delay is over.
+	l.WaitMaster(t, l.Host(2), vip, 3*time.Second)
+	took := time.Since(start)
+	t.Logf("h2 took over %s after it started, with preempt_delay 1s", took)
+	if took < time.Second {
+		t.Errorf("h2 took over after %s, before its preempt_delay of 1s", took)
+	}
+}
