@@ -31,9 +31,10 @@ type NotifyOptions struct {
 
 type notification struct{ instance, state string }
 
-// CommandNotifier runs an instance's notify command on every transition: argv with
-// the instance name and the new state appended, one at a time, in the order
-// the transitions happened. Notify never blocks; Run does the work.
+// CommandNotifier runs an instance's notify command on every transition:
+// argv with the instance name and the new state appended, one at a time, in
+// the order the transitions happened, each in its own process group killed
+// at the timeout. Notify never blocks; Run does the work.
 type CommandNotifier struct {
 	argv    []string
 	cred    *syscall.Credential
@@ -46,8 +47,8 @@ type CommandNotifier struct {
 	wake  chan struct{}
 }
 
-// NewCommandNotifier returns the notifier of command argv. It fails when the user
-// does not exist. An empty argv gives a notifier that does nothing.
+// NewCommandNotifier returns the notifier of command argv. It fails when the
+// user does not exist. An empty argv gives a notifier that does nothing.
 func NewCommandNotifier(argv []string, opts NotifyOptions) (*CommandNotifier, error) {
 	cred, err := credentialOf(opts.User)
 	if err != nil {
