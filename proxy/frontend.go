@@ -360,7 +360,12 @@ func (f *Frontend) acceptLoop(ctx context.Context, ln net.Listener) error {
 		reason := ReasonAcceptError
 		if isFDLimit(err) {
 			reason = ReasonFDLimit
-			spare = f.refuseOne(ln, spare)
+			var refused bool
+			if spare, refused = f.refuseOne(ln, spare); refused {
+				// One waiting client was refused: progress, not a spin.
+				f.metrics.reject(reason)
+				continue
+			}
 		}
 		f.metrics.reject(reason)
 		if backoff == 0 {
@@ -379,16 +384,18 @@ func (f *Frontend) acceptLoop(ctx context.Context, ln net.Listener) error {
 
 // refuseOne frees the spare descriptor, accepts the client waiting at the
 // head of the queue and closes it at once (so it learns now instead of
-// waiting in the backlog), then takes the spare back.
-func (f *Frontend) refuseOne(ln net.Listener, spare int) int {
+// waiting in the backlog), then takes the spare back. refused reports
+// whether a client was refused.
+func (f *Frontend) refuseOne(ln net.Listener, spare int) (newSpare int, refused bool) {
 	if spare < 0 {
-		return openSpareFD()
+		return openSpareFD(), false
 	}
 	closeSpareFD(spare)
-	if c, err := ln.Accept(); err == nil {
+	c, err := ln.Accept()
+	if err == nil {
 		c.Close()
 	}
-	return openSpareFD()
+	return openSpareFD(), err == nil
 }
 
 func isFDLimit(err error) bool {
