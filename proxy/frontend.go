@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -285,8 +285,22 @@ func (f *Frontend) Run(ctx context.Context) error {
 	cancel := f.health.Subscribe(f.onHealth)
 	defer cancel()
 
+	f.setListenerKeepAlive(ln, cfg.TCPKeepAlive)
+	if err := parker.init(); err != nil {
+		f.log.Warn("idle connections cannot park, each keeps two goroutines", "error", err)
+	}
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- f.acceptLoop(ctx, ln) }()
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	sweepDone := make(chan struct{})
+	go func() {
+		f.sweepLoop(sweepCtx)
+		close(sweepDone)
+	}()
+	defer func() {
+		stopSweep()
+		<-sweepDone
+	}()
 	select {
 	case <-ctx.Done():
 	case err = <-acceptDone:
@@ -298,6 +312,66 @@ func (f *Frontend) Run(ctx context.Context) error {
 	}
 	f.drain(f.state.Load().cfg.DrainTimeout)
 	return nil
+}
+
+// Once at least releaseAfterParking directions have parked (a mass
+// reconnect that went idle: every kubelet's watches after a failover) and
+// the parking has settled, the sweep returns the freed goroutine stacks to
+// the system, at most once per releaseEvery.
+const (
+	releaseAfterParking = 1000
+	releaseEvery        = 10 * time.Second
+)
+
+// sweepLoop enforces idle_timeout and parks idle directions.
+func (f *Frontend) sweepLoop(ctx context.Context) {
+	const maxTick = 250 * time.Millisecond
+	tick := time.NewTicker(maxTick)
+	defer tick.Stop()
+	lastPark := time.Now()
+	var lastRelease time.Time
+	parkedSinceRelease := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			parkPass := now.Sub(lastPark) >= parkEvery
+			if parkPass {
+				lastPark = now
+			}
+			idle := f.state.Load().cfg.IdleTimeout
+			if !parkPass && idle == 0 {
+				continue
+			}
+			f.mu.Lock()
+			conns := make([]*proxyConn, 0, len(f.conns))
+			for pc := range f.conns {
+				conns = append(conns, pc)
+			}
+			f.mu.Unlock()
+			asked := 0
+			for _, pc := range conns {
+				asked += pc.sweep(now, parkPass)
+			}
+			if !parkPass {
+				continue
+			}
+			parkedSinceRelease += asked
+			if parkedSinceRelease >= releaseAfterParking && asked < parkedSinceRelease/10 &&
+				now.Sub(lastRelease) >= releaseEvery {
+				// The mass parking has settled and its goroutines have
+				// returned; their stacks go back to the system only at a
+				// GC, which an idle proxy may not run for minutes.
+				debug.FreeOSMemory()
+				lastRelease = now
+				parkedSinceRelease = 0
+			}
+			if idle > 0 {
+				tick.Reset(min(maxTick, max(idle/4, 10*time.Millisecond)))
+			}
+		}
+	}
 }
 
 // drain waits up to timeout for the live connections to end, then closes
@@ -402,48 +476,56 @@ func isFDLimit(err error) bool {
 	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
-// serve proxies one accepted client connection.
+// serve connects one accepted client to a backend and starts the two
+// directions of copying; it returns without waiting for them.
 func (f *Frontend) serve(client net.Conn) {
-	defer f.wg.Done()
 	st := f.state.Load()
 	f.metrics.connections.Inc()
 	n := f.active.Add(1)
 	f.metrics.active.Inc()
-	defer func() {
+	refuse := func(reason string) {
+		f.metrics.reject(reason)
+		client.Close()
 		f.active.Add(-1)
 		f.metrics.active.Dec()
-	}()
+		f.wg.Done()
+	}
 	if max := st.cfg.MaxConnections; max > 0 && n > int64(max) {
-		f.metrics.reject(ReasonMaxConnections)
-		client.Close()
+		refuse(ReasonMaxConnections)
 		return
 	}
 	server, b, err := f.connect(st, client)
 	if err != nil {
-		if isFDLimit(err) {
-			f.metrics.reject(ReasonFDLimit)
-		} else {
-			f.metrics.reject(ReasonNoBackend)
-		}
 		f.log.Debug("connection refused", "client", client.RemoteAddr().String(), "error", err)
-		client.Close()
+		if isFDLimit(err) {
+			refuse(ReasonFDLimit)
+		} else {
+			refuse(ReasonNoBackend)
+		}
 		return
 	}
-	setKeepAlive(client, st.cfg.TCPKeepAlive)
 	setKeepAlive(server, st.cfg.TCPKeepAlive)
-
-	pc := &proxyConn{client: client, server: server, backend: b, idle: st.cfg.IdleTimeout}
+	pc := newProxyConn(f, client, server, b, st.cfg.IdleTimeout)
 	if !f.register(pc) {
-		pc.close()
+		server.Close()
+		refuse(ReasonNoBackend)
 		return
 	}
 	b.active.Add(1)
 	b.metrics.active.Inc()
 	b.metrics.connections.Inc()
-	pc.proxy()
-	b.active.Add(-1)
-	b.metrics.active.Dec()
+	pc.start()
+}
+
+// connDone is called once per proxied connection, when both directions
+// have ended.
+func (f *Frontend) connDone(pc *proxyConn) {
+	pc.backend.active.Add(-1)
+	pc.backend.metrics.active.Dec()
 	f.unregister(pc)
+	f.active.Add(-1)
+	f.metrics.active.Dec()
+	f.wg.Done()
 }
 
 func (f *Frontend) register(pc *proxyConn) bool {
@@ -508,6 +590,23 @@ func (f *Frontend) connect(st *state, client net.Conn) (net.Conn, *backend, erro
 // keepaliveProbes is how many unanswered probes declare a peer dead.
 const keepaliveProbes = 3
 
+// setListenerKeepAlive sets TCP keepalive on the listening socket: Linux
+// copies it to every accepted socket, which saves four setsockopt calls
+// per connection.
+func (f *Frontend) setListenerKeepAlive(ln net.Listener, period time.Duration) {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok || period <= 0 {
+		return
+	}
+	rc, err := tl.SyscallConn()
+	if err == nil {
+		err = rc.Control(func(fd uintptr) { err = setKeepAliveFD(int(fd), period) })
+	}
+	if err != nil {
+		f.log.Warn("cannot set TCP keepalive on the listener", "error", err)
+	}
+}
+
 func setKeepAlive(c net.Conn, period time.Duration) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok || period <= 0 {
@@ -519,82 +618,6 @@ func setKeepAlive(c net.Conn, period time.Duration) {
 		Interval: max(period/keepaliveProbes, time.Second),
 		Count:    keepaliveProbes,
 	})
-}
-
-// proxyConn is a client connection and its backend connection.
-type proxyConn struct {
-	client, server net.Conn
-	backend        *backend
-	idle           time.Duration // idle_timeout; 0 means none
-	lastActive     atomic.Int64  // unix nanoseconds of the last byte moved, when idle > 0
-	closeOnce      sync.Once
-}
-
-func (pc *proxyConn) close() {
-	pc.closeOnce.Do(func() {
-		pc.client.Close()
-		pc.server.Close()
-	})
-}
-
-// proxy copies both ways until both directions end, then closes both
-// connections.
-func (pc *proxyConn) proxy() {
-	if pc.idle > 0 {
-		pc.touch()
-	}
-	done := make(chan struct{})
-	go func() {
-		pc.copyBackendToClient()
-		close(done)
-	}()
-	pc.copyClientToBackend()
-	<-done
-	pc.close()
-}
-
-func (pc *proxyConn) touch() { pc.lastActive.Store(time.Now().UnixNano()) }
-
-// copyClientToBackend is the client → backend direction.
-func (pc *proxyConn) copyClientToBackend() {
-	pc.copyHalf(pc.server, pc.client, pc.backend.metrics.bytesToBackend.Add)
-}
-
-// copyBackendToClient is the backend → client direction.
-func (pc *proxyConn) copyBackendToClient() {
-	pc.copyHalf(pc.client, pc.server, pc.backend.metrics.bytesToClient.Add)
-}
-
-// copyHalf copies src to dst. At EOF it half-closes dst so the peer sees
-// the end too; on an error (or idle_timeout) it closes both connections so
-// the other direction ends as well.
-func (pc *proxyConn) copyHalf(dst, src net.Conn, count func(float64)) {
-	var err error
-	d, dok := dst.(*net.TCPConn)
-	s, sok := src.(*net.TCPConn)
-	if dok && sok {
-		err = pc.pump(d, s, count)
-	} else {
-		err = copyStream(dst, src, count)
-	}
-	if err != nil {
-		pc.close()
-		return
-	}
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-		if cw.CloseWrite() == nil {
-			return
-		}
-	}
-	pc.close()
-}
-
-// copyStream is the data path for connections that are not TCP (test
-// hooks): plain io.Copy.
-func copyStream(dst io.Writer, src io.Reader, count func(float64)) error {
-	n, err := io.Copy(dst, src)
-	count(float64(n))
-	return err
 }
 
 func listenTCP(ctx context.Context, network, address string) (net.Listener, error) {

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -97,87 +96,84 @@ func closeIdlePipes() {
 	}
 }
 
-// errIdle ends a connection that moved no byte for idle_timeout.
-var errIdle = errors.New("idle timeout")
-
-// pump copies src to dst until EOF (nil) or an error.
-func (pc *proxyConn) pump(dst, src *net.TCPConn, count func(float64)) error {
-	rc, err := src.SyscallConn()
+// pump copies src to dst until EOF (nil), an error, or the sweep asks an
+// idle direction to park (parked).
+func (d *direction) pump() (parked bool, err error) {
+	rc, err := d.tcpSrc.SyscallConn()
 	if err != nil {
-		return err
+		return false, err
 	}
-	wc, err := dst.SyscallConn()
+	wc, err := d.tcpDst.SyscallConn()
 	if err != nil {
-		return err
+		return false, err
 	}
-	if pc.idle > 0 {
-		src.SetReadDeadline(time.Now().Add(pc.idle))
-	}
+	pc := d.pc
 	for {
 		var (
-			buf  *[]byte
-			n    int
-			rerr error
+			result error
+			eof    bool
+			bulk   bool
 		)
+		// One RawRead for as long as messages are small. A short read does
+		// not mean the source is drained (a FIN that came with the data has
+		// no edge of its own), so the callback reads until EAGAIN.
 		err := rc.Read(func(fd uintptr) bool {
-			buf = bufPool.Get().(*[]byte)
+			buf := bufPool.Get().(*[]byte)
+			defer bufPool.Put(buf)
 			for {
-				n, rerr = syscall.Read(int(fd), *buf)
-				if rerr != syscall.EINTR {
-					break
+				n, rerr := readFD(int(fd), *buf)
+				switch {
+				case rerr == syscall.EAGAIN:
+					return false // wait for readability, holding nothing
+				case rerr != nil:
+					result = os.NewSyscallError("read", rerr)
+					return true
+				case n == 0:
+					eof = true
+					return true
+				}
+				if err := writeAll(wc, (*buf)[:n]); err != nil {
+					result = err
+					return true
+				}
+				d.moved.Store(true)
+				d.count(float64(n))
+				if pc.idle > 0 {
+					pc.touch()
+				}
+				if n == len(*buf) {
+					bulk = true // more is likely waiting: splice it
+					return true
 				}
 			}
-			if rerr == syscall.EAGAIN {
-				bufPool.Put(buf)
-				buf = nil
-				return false // wait for readability, holding nothing
-			}
-			return true
 		})
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				if err := pc.extendIdle(src); err != nil {
-					return err
-				}
-				continue
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The sweep's nudge: park if it still wants that.
+			d.tcpSrc.SetReadDeadline(time.Time{})
+			if d.kick.Swap(false) && d.park() {
+				return true, nil
 			}
-			return err
-		}
-		if rerr != nil {
-			bufPool.Put(buf)
-			return os.NewSyscallError("read", rerr)
-		}
-		if n <= 0 {
-			bufPool.Put(buf)
-			return nil // EOF
-		}
-		err = writeAll(wc, (*buf)[:n])
-		bufPool.Put(buf)
-		if err != nil {
-			return err
-		}
-		count(float64(n))
-		if pc.idle > 0 {
-			pc.touch()
-		}
-		if n == readBufSize {
-			eof, err := pc.spliceBulk(wc, rc, count)
+		case err != nil:
+			return false, err
+		case result != nil || eof:
+			return false, result
+		case bulk:
+			eof, err := d.spliceBulk(wc, rc)
 			if err != nil || eof {
-				return err
+				return false, err
 			}
 		}
 	}
 }
 
-// extendIdle is called when src's read deadline passes: the connection is
-// idle only if the other direction moved nothing either.
-func (pc *proxyConn) extendIdle(src *net.TCPConn) error {
-	last := time.Unix(0, pc.lastActive.Load())
-	if time.Since(last) >= pc.idle {
-		return errIdle
+func readFD(fd int, b []byte) (int, error) {
+	for {
+		n, err := syscall.Read(fd, b)
+		if err != syscall.EINTR {
+			return n, err
+		}
 	}
-	src.SetReadDeadline(last.Add(pc.idle))
-	return nil
 }
 
 // writeAll writes b to the socket behind wc, waiting while it is full.
@@ -208,7 +204,7 @@ func writeAll(wc syscall.RawConn, b []byte) error {
 
 // spliceBulk moves bytes from rc to wc through a pipe for as long as rc has
 // data ready, then returns the pipe to the pool. eof reports that rc ended.
-func (pc *proxyConn) spliceBulk(wc, rc syscall.RawConn, count func(float64)) (eof bool, err error) {
+func (d *direction) spliceBulk(wc, rc syscall.RawConn) (eof bool, err error) {
 	p, err := getPipe()
 	if err != nil {
 		return false, nil // stay on read/write
@@ -227,6 +223,9 @@ func (pc *proxyConn) spliceBulk(wc, rc syscall.RawConn, count func(float64)) (eo
 				}
 			}
 		})
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return false, nil // the sweep's nudge: the caller handles it
+		}
 		if err != nil {
 			return false, err
 		}
@@ -243,9 +242,10 @@ func (pc *proxyConn) spliceBulk(wc, rc syscall.RawConn, count func(float64)) (eo
 		if err := spliceOut(wc, p); err != nil {
 			return false, err
 		}
-		count(float64(n))
-		if pc.idle > 0 {
-			pc.touch()
+		d.moved.Store(true)
+		d.count(float64(n))
+		if d.pc.idle > 0 {
+			d.pc.touch()
 		}
 	}
 }
@@ -293,4 +293,21 @@ func closeSpareFD(fd int) {
 	if fd >= 0 {
 		syscall.Close(fd)
 	}
+}
+
+// setKeepAliveFD turns TCP keepalive on for fd with the frontend's period,
+// as setKeepAlive does for a connection.
+func setKeepAliveFD(fd int, period time.Duration) error {
+	interval := max(period/keepaliveProbes, time.Second)
+	for _, o := range []struct{ level, opt, v int }{
+		{syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1},
+		{syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, int(max(period/time.Second, 1))},
+		{syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, int(interval / time.Second)},
+		{syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, keepaliveProbes},
+	} {
+		if err := syscall.SetsockoptInt(fd, o.level, o.opt, o.v); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+	}
+	return nil
 }

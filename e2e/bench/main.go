@@ -298,4 +298,3 @@ func waitListening(addr string) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-

@@ -8,8 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -31,6 +35,13 @@ func runRole(role string, listens, backends []string) error {
 	case "backend":
 		return serveHTTP(ctx, listens[0])
 	case "vrrplb":
+		if addr := os.Getenv("VRRPLB_BENCH_PPROF"); addr != "" {
+			go http.ListenAndServe(addr, nil) // profiling the proxy under load
+		}
+		go dumpMemOnUSR1()
+		if n, err := strconv.Atoi(os.Getenv("VRRPLB_BENCH_PROCS")); err == nil {
+			runtime.GOMAXPROCS(n)
+		}
 		return runVrrplb(ctx, listens, backends)
 	case "naive":
 		return runNaive(ctx, listens, backends)
@@ -168,4 +179,17 @@ func naiveConn(c net.Conn, backend string) {
 	io.Copy(s, c)
 	s.(*net.TCPConn).CloseWrite()
 	<-done
+}
+
+// dumpMemOnUSR1 prints the Go runtime's memory figures on SIGUSR1, to see
+// where a proxy's resident memory goes.
+func dumpMemOnUSR1() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	for range ch {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		fmt.Fprintf(os.Stderr, "goroutines %d stack_inuse %d heap_inuse %d heap_idle %d heap_released %d sys %d mspan %d other %d gc %d\n",
+			runtime.NumGoroutine(), m.StackInuse, m.HeapInuse, m.HeapIdle, m.HeapReleased, m.Sys, m.MSpanInuse, m.OtherSys, m.NumGC)
+	}
 }
