@@ -1,0 +1,43 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/vrrplb/vrrplb/config"
+)
+
+const defaultConfigPath = config.DefaultPath
+
+// cmdCheck validates a config file like `nginx -t`: the effective config on
+// stdout and exit 0, or every located error on stderr and exit 1.
+func cmdCheck(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check", stderr)
+	path := fs.String("config", defaultConfigPath, "config `FILE` to validate")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		printConfigError(stderr, err)
+		return exitError{code: 1}
+	}
+	if err := config.Render(stdout, cfg); err != nil {
+		return fmt.Errorf("print config: %w", err)
+	}
+	fmt.Fprintf(stderr, "%s: configuration is valid (%d instances, %d frontends)\n", *path, len(cfg.Instances), len(cfg.Frontends))
+	return nil
+}
+
+// printConfigError writes a config error one problem a line.
+func printConfigError(w io.Writer, err error) {
+	var es config.Errors
+	if errors.As(err, &es) {
+		for _, e := range es {
+			fmt.Fprintln(w, e.Error())
+		}
+		return
+	}
+	fmt.Fprintf(w, "vrrplb: %v\n", err)
+}

@@ -1,0 +1,377 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/vrrplb/vrrplb/config"
+)
+
+func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = runMain(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func writeFile(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCheckAcceptsEveryShippedExample(t *testing.T) {
+	files, _ := filepath.Glob("../../deploy/examples/*.toml")
+	if len(files) == 0 {
+		t.Fatal("no examples found")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			code, out, errOut := run(t, "check", "--config", f)
+			if code != 0 {
+				t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+			}
+			// What check prints is the effective config: it must parse again.
+			if _, err := config.Parse("printed.toml", []byte(out)); err != nil {
+				t.Errorf("printed config does not parse: %v\n%s", err, out)
+			}
+			if !strings.Contains(out, `drain_timeout = "30s"`) {
+				t.Errorf("printed config lacks the filled-in defaults:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestCheckLocatesErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, text string
+		want       string
+	}{
+		{"a typo'd key is named with its line", "[[instance]]\nname = \"vip\"\ninterface = \"eth0\"\nvirtual_router_id = 51\nvirtual_ips = [\"192.0.2.1\"]\npriorty = 100\n",
+			`vrrplb.toml:6: instance "vip": priorty: unknown key`},
+		{"a TOML syntax error is named with its line", "[admin]\nlisten = \"127.0.0.1:9100\"\n[[frontend]\nname = \"x\"\n",
+			`vrrplb.toml:3: syntax error:`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeFile(t, dir, "vrrplb.toml", tt.text)
+			code, out, errOut := run(t, "check", "--config", p)
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			if out != "" {
+				t.Errorf("stdout not empty on error:\n%s", out)
+			}
+			if want := filepath.Join(dir, tt.want); !strings.HasPrefix(errOut, want) {
+				t.Errorf("stderr:\n got %s\nwant %s…", errOut, want)
+			}
+		})
+	}
+}
+
+func TestCheckOnAMissingFileSaysSo(t *testing.T) {
+	code, _, errOut := run(t, "check", "--config", filepath.Join(t.TempDir(), "nope.toml"))
+	if code != 1 || !strings.Contains(errOut, "no such file") {
+		t.Errorf("exit %d, stderr %q; want 1 and the missing file", code, errOut)
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   string // regexp
+		stderr   string // regexp
+		noOutput bool
+	}{
+		{name: "version names the build", args: []string{"version"}, stdout: `^vrrplb \S+ \(commit \S+, go1\.\d+`},
+		{name: "help lists every command", args: []string{"help"}, stdout: `(?s)run .*check .*status .*convert .*version`},
+		{name: "--help is help", args: []string{"--help"}, stdout: `vrrplb run`},
+		{name: "help for a command shows its flags", args: []string{"help", "check"}, stderr: `-config FILE`},
+		{name: "no command is a usage error", args: nil, code: 2, stderr: `Usage:`},
+		{name: "an unknown command is a usage error", args: []string{"frobnicate"}, code: 2, stderr: `unknown command "frobnicate"`},
+		{name: "an unknown flag is a usage error", args: []string{"check", "--confg", "x"}, code: 2, stderr: `flag provided but not defined: -confg`},
+		{name: "a stray argument is a usage error", args: []string{"check", "extra"}, code: 2, stderr: `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := run(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d (stderr %q)", code, tt.code, errOut)
+			}
+			if tt.stdout != "" && !regexp.MustCompile(tt.stdout).MatchString(out) {
+				t.Errorf("stdout %q does not match %q", out, tt.stdout)
+			}
+			if tt.stderr != "" && !regexp.MustCompile(tt.stderr).MatchString(errOut) {
+				t.Errorf("stderr %q does not match %q", errOut, tt.stderr)
+			}
+		})
+	}
+}
+
+var sampleStatus = statusDoc{
+	Instances: []instanceStatus{{Name: "apiserver-vip", State: "master", Priority: 100, EffectivePriority: 100,
+		MasterIP: "192.0.2.11", VirtualIPs: []string{"192.0.2.150/24"}}},
+	Frontends: []frontendStatus{{Name: "apiserver", Listen: ":8443", Backends: []backendStatus{
+		{Address: "192.0.2.21:6443", Healthy: true, ActiveConnections: 12},
+		{Address: "192.0.2.22:6443", Healthy: false, ActiveConnections: 0},
+	}}},
+}
+
+func TestStatusPrintsATableAndTheRawDocument(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/status" {
+			http.NotFound(w, r)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(sampleStatus)
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	code, out, errOut := run(t, "status", "--admin", addr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		`apiserver-vip\s+MASTER\s+100\s+192\.0\.2\.11\s+192\.0\.2\.150/24`,
+		`apiserver\s+:8443\s+192\.0\.2\.21:6443\s+up\s+12`,
+		`\n\s+192\.0\.2\.22:6443\s+down\s+0`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+
+	code, out, _ = run(t, "status", "--admin", addr, "--json")
+	if code != 0 {
+		t.Fatalf("--json exit %d", code)
+	}
+	var got statusDoc
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("--json printed no JSON: %v\n%s", err, out)
+	}
+	if diff := cmp.Diff(sampleStatus, got); diff != "" {
+		t.Errorf("--json document (-want +got):\n%s", diff)
+	}
+}
+
+func TestStatusExplainsAnUnreachableDaemon(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+
+	code, _, errOut := run(t, "status", "--admin", addr)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	for _, want := range []string{"cannot reach the vrrplb admin server at " + addr, "connection refused", "--admin"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func metricLine(body, name string) string {
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, name+" ") || strings.HasPrefix(l, name+"{") {
+			return l
+		}
+	}
+	return ""
+}
+
+func TestDaemonServesAdminAndReloadsOnlyGoodConfigs(t *testing.T) {
+	dir := t.TempDir()
+	admin := freeAddr(t)
+	good := "[admin]\nlisten = \"" + admin + "\"\n"
+	path := writeFile(t, dir, "vrrplb.toml", good)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	d := newDaemon(cfg, &logs)
+	sig := make(chan os.Signal, 1)
+	d.signals = sig
+	done := make(chan error, 1)
+	go func() { done <- d.run(context.Background()) }()
+
+	base := "http://" + admin
+	eventually(t, "/healthz", func() bool { code, _ := get(t, base+"/healthz"); return code == 200 })
+
+	_, body := get(t, base+"/metrics")
+	for _, want := range []string{
+		`vrrplb_build_info{goversion="go`,
+		"vrrplb_config_last_reload_successful 1",
+		"vrrplb_config_last_reload_success_timestamp_seconds ",
+		"go_goroutines ",
+		"process_open_fds ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	_, body = get(t, base+"/status")
+	if diff := cmp.Diff(`{"instances":[],"frontends":[]}`, compactJSON(t, body)); diff != "" {
+		t.Errorf("/status (-want +got):\n%s", diff)
+	}
+
+	// A bad file is rejected: the metric says so and the daemon keeps serving.
+	writeFile(t, dir, "vrrplb.toml", good+"[log]\nlevl = \"debug\"\n")
+	sig <- syscall.SIGHUP
+	eventually(t, "reload failure in the metric", func() bool {
+		_, body := get(t, base+"/metrics")
+		return metricLine(body, metricReloadSuccessful) == metricReloadSuccessful+" 0"
+	})
+	if !strings.Contains(logs.String(), "levl: unknown key") {
+		t.Errorf("the log does not name the rejected key:\n%s", logs.String())
+	}
+	if code, _ := get(t, base+"/healthz"); code != 200 {
+		t.Errorf("/healthz after a bad reload: %d", code)
+	}
+
+	// A good file is taken.
+	writeFile(t, dir, "vrrplb.toml", good+"[log]\nlevel = \"debug\"\n")
+	sig <- syscall.SIGHUP
+	eventually(t, "reload success in the metric", func() bool {
+		_, body := get(t, base+"/metrics")
+		return metricLine(body, metricReloadSuccessful) == metricReloadSuccessful+" 1"
+	})
+	if got := d.config().Log.Level.String(); got != "DEBUG" {
+		t.Errorf("log level after reload = %s, want DEBUG", got)
+	}
+
+	sig <- syscall.SIGTERM
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run returned %v after SIGTERM, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after SIGTERM")
+	}
+	if code, _ := get(t, base+"/healthz"); code != 0 {
+		t.Errorf("admin server still answers after stop")
+	}
+}
+
+func TestDaemonRefusesToStartWhenTheAdminPortIsTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	path := writeFile(t, t.TempDir(), "vrrplb.toml", "[admin]\nlisten = \""+ln.Addr().String()+"\"\n")
+	code, _, errOut := run(t, "run", "--config", path)
+	if code != 1 || !strings.Contains(errOut, "admin server") || !strings.Contains(errOut, "address already in use") {
+		t.Errorf("exit %d, stderr %q; want 1 and the taken address", code, errOut)
+	}
+}
+
+func TestBinaryExitsZeroOnSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "vrrplb")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	admin := freeAddr(t)
+	path := writeFile(t, t.TempDir(), "vrrplb.toml", "[admin]\nlisten = \""+admin+"\"\n[log]\nformat = \"json\"\n")
+	var logs syncBuffer
+	cmd := exec.Command(bin, "run", "--config", path)
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	eventually(t, "/healthz", func() bool { code, _ := get(t, "http://"+admin+"/healthz"); return code == 200 })
+
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the reload log line", func() bool { return strings.Contains(logs.String(), `"msg":"reloaded"`) })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- cmd.Wait() }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	if !strings.Contains(logs.String(), `"msg":"stopped"`) {
+		t.Errorf("no stop line in the JSON log:\n%s", logs.String())
+	}
+}
+
+func compactJSON(t *testing.T, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(s)); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, s)
+	}
+	return b.String()
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vrrplb/vrrplb/config"
+)
+
+// component is a long-lived part of the daemon. Run returns when ctx ends
+// (after its own graceful stop) or when it fails; a failure stops the daemon.
+type component interface {
+	Run(ctx context.Context) error
+}
+
+// componentFunc adapts a function to component.
+type componentFunc func(ctx context.Context) error
+
+func (f componentFunc) Run(ctx context.Context) error { return f(ctx) }
+
+// daemon is what `vrrplb run` wires together.
+type daemon struct {
+	log      *slog.Logger
+	logLevel *slog.LevelVar
+	reg      *prometheus.Registry
+	metrics  *daemonMetrics
+
+	mu  sync.Mutex
+	cfg *config.Config
+
+	// sup runs the components: instances, frontends, health checkers.
+	sup *supervisor
+	// status fills in the parts of /status each component owns.
+	status []func(*statusDoc)
+	// reloaders apply a validated new config; each gets the old and the new.
+	reloaders []func(old, new *config.Config) error
+
+	// signals is where the signal handler listens; tests inject their own.
+	signals chan os.Signal
+	// stopSignals is called after the first stop signal so a second one
+	// takes the default action and kills the process.
+	stopSignals func()
+}
+
+// wirings build the components of a config, in dependency order: health
+// checks before the proxy and before VRRP instances that track frontends.
+// Each starts its components with d.sup.Start and adds to d.status and
+// d.reloaders; each lives in its own file (health.go, proxy.go, vrrp.go).
+var wirings = []func(d *daemon, cfg *config.Config) error{
+	// Components are added here, in that order.
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	path := fs.String("config", defaultConfigPath, "config `FILE`")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		printConfigError(stderr, err)
+		return exitError{code: 1}
+	}
+	d := newDaemon(cfg, stderr)
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	d.signals = sig
+	d.stopSignals = func() { signal.Reset(syscall.SIGTERM, syscall.SIGINT) }
+	return d.run(context.Background())
+}
+
+// newDaemon sets up logging and metrics for cfg; run builds the rest.
+func newDaemon(cfg *config.Config, logOut io.Writer) *daemon {
+	level := new(slog.LevelVar)
+	level.Set(cfg.Log.Level)
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(logOut, opts)
+	if cfg.Log.Format == config.LogJSON {
+		h = slog.NewJSONHandler(logOut, opts)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &daemon{
+		log:      slog.New(h),
+		logLevel: level,
+		reg:      reg,
+		metrics:  newDaemonMetrics(reg),
+		cfg:      cfg,
+		sup:      newSupervisor(),
+	}
+}
+
+func (d *daemon) config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// run starts every component and returns when they have all stopped: after a
+// stop signal (nil) or after one of them failed (its error).
+func (d *daemon) run(ctx context.Context) error {
+	cfg := d.config()
+	d.log.Info("starting", "version", version, "commit", buildCommit(), "config", cfg.Path,
+		"instances", len(cfg.Instances), "frontends", len(cfg.Frontends))
+
+	for _, wire := range wirings {
+		if err := wire(d, cfg); err != nil {
+			return err
+		}
+	}
+	// Bind the admin server before anything runs: a taken port is a
+	// start-up error, not a log line nobody reads.
+	var admin *adminServer
+	if cfg.Admin.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			return fmt.Errorf("admin server: %w", err)
+		}
+		admin = newAdminServer(ln, d)
+		if !isLoopback(ln.Addr()) {
+			d.log.Warn("admin server is reachable from the network: /status shows the topology; bind it to loopback unless a scraper needs it",
+				"listen", ln.Addr().String())
+		}
+	}
+	d.metrics.reloadOK(true, time.Now())
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.handleSignals(gctx, stop) })
+	if admin != nil {
+		g.Go(func() error { return admin.Run(gctx) })
+	}
+	g.Go(func() error { return d.sup.Run(gctx) })
+	err := g.Wait()
+	if err != nil {
+		d.log.Error("stopped on error", "err", err)
+		return err
+	}
+	d.log.Info("stopped")
+	return nil
+}
+
+// handleSignals reloads on SIGHUP and stops on SIGTERM/SIGINT. After the
+// first stop signal it stops catching them, so a second one kills at once.
+func (d *daemon) handleSignals(ctx context.Context, stop context.CancelFunc) error {
+	if d.signals == nil {
+		<-ctx.Done()
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case s := <-d.signals:
+			if s == syscall.SIGHUP {
+				d.reload()
+				continue
+			}
+			d.log.Info("stopping: handing over and draining; a second signal exits at once", "signal", s.String())
+			if d.stopSignals != nil {
+				d.stopSignals()
+			}
+			stop()
+			return nil
+		}
+	}
+}
+
+// reload reads and validates the config file again and applies it. A bad
+// file changes nothing: the error is logged with its line and the reload
+// metric says 0 until a good one is loaded.
+func (d *daemon) reload() {
+	old := d.config()
+	d.log.Info("reloading", "config", old.Path)
+	cfg, err := config.Load(old.Path)
+	if err != nil {
+		var es config.Errors
+		if errors.As(err, &es) {
+			for _, e := range es {
+				d.log.Error("reload rejected; the running config stays", "error", e.Error())
+			}
+		} else {
+			d.log.Error("reload rejected; the running config stays", "err", err)
+		}
+		d.metrics.reloadOK(false, time.Now())
+		return
+	}
+	for _, apply := range d.reloaders {
+		if err := apply(old, cfg); err != nil {
+			d.log.Error("reload failed to apply", "err", err)
+			d.metrics.reloadOK(false, time.Now())
+			return
+		}
+	}
+	d.logLevel.Set(cfg.Log.Level)
+	d.mu.Lock()
+	d.cfg = cfg
+	d.mu.Unlock()
+	d.metrics.reloadOK(true, time.Now())
+	d.log.Info("reloaded", "config", cfg.Path, "instances", len(cfg.Instances), "frontends", len(cfg.Frontends))
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}

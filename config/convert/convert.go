@@ -1,0 +1,371 @@
+package convert
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/vrrplb/vrrplb/config/haproxy"
+	"github.com/vrrplb/vrrplb/config/keepalived"
+	"github.com/vrrplb/vrrplb/config/nginx"
+)
+
+// Options names the files to convert. At least one is needed; Nginx and
+// HAProxy exclude each other.
+type Options struct {
+	// Keepalived is a keepalived.conf: it gives the [[instance]] tables.
+	Keepalived string
+	// Nginx is an nginx.conf, or a file with a stream { } block or the
+	// upstream and server blocks of one: it gives the [[frontend]] tables.
+	Nginx string
+	// HAProxy is a haproxy.cfg: it gives the [[frontend]] tables.
+	HAProxy string
+	// ScriptRoot, when not "", is prepended to the absolute paths of track
+	// scripts read to see what they check (tests use a fake root).
+	ScriptRoot string
+}
+
+// ErrNoInput is returned when Options names no file.
+var ErrNoInput = errors.New("convert: give --keepalived FILE, --nginx FILE or --haproxy FILE")
+
+// Convert reads the files opts names and returns an equivalent vrrplb.toml.
+// A problem in an input is an error that names its file and line.
+func Convert(opts Options) ([]byte, error) {
+	if opts.Keepalived == "" && opts.Nginx == "" && opts.HAProxy == "" {
+		return nil, ErrNoInput
+	}
+	if opts.Nginx != "" && opts.HAProxy != "" {
+		return nil, errors.New("convert: give --nginx or --haproxy, not both: vrrplb replaces the one proxy that runs beside keepalived")
+	}
+	var ka *keepalivedResult
+	if opts.Keepalived != "" {
+		nodes, err := keepalived.Load(opts.Keepalived)
+		if err != nil {
+			return nil, err
+		}
+		if ka, err = fromKeepalived(nodes, opts.ScriptRoot); err != nil {
+			return nil, err
+		}
+	}
+	var px *proxyResult
+	proxyKind := ""
+	switch {
+	case opts.Nginx != "":
+		ds, err := nginx.Load(opts.Nginx)
+		if err != nil {
+			return nil, err
+		}
+		if px, err = fromNginx(ds); err != nil {
+			return nil, err
+		}
+		proxyKind = "nginx"
+	case opts.HAProxy != "":
+		ss, err := haproxy.Load(opts.HAProxy)
+		if err != nil {
+			return nil, err
+		}
+		if px, err = fromHaproxy(ss); err != nil {
+			return nil, err
+		}
+		proxyKind = "haproxy"
+	}
+	return render(opts, ka, px, proxyKind), nil
+}
+
+// link turns process checks into track_frontend and compares listen
+// addresses with the virtual IPs.
+func link(ka *keepalivedResult, px *proxyResult, proxyKind string) {
+	var frontends []*frontend
+	if px != nil {
+		frontends = px.frontends
+	}
+	for _, in := range ka.instances {
+		for _, pc := range in.procChecks {
+			if len(frontends) == 0 {
+				ts := pc.script
+				ts.notes = append(ts.notes, fmt.Sprintf("only checks that %s runs (judged from %s): kept as it is, since no proxy configuration was converted; with --nginx or --haproxy it becomes [[instance.track_frontend]]", pc.proxy, pc.evidence))
+				in.scripts = append(in.scripts, ts)
+				continue
+			}
+			for _, f := range frontends {
+				tf := trackFrontend{name: f.name, weight: pc.weight}
+				tf.notes = append(tf.notes, fmt.Sprintf("replaces track_script %s (%s), which only checked that %s runs (judged from %s): vrrplb's own proxy with its active /readyz checks replaces the process, and a process check never saw a dead apiserver", pc.name, pc.at, pc.proxy, pc.evidence))
+				if proxyKind != "" && pc.proxy != proxyKind {
+					tf.notes = append(tf.notes, fmt.Sprintf("the script looked for %s, but the proxy converted is %s", pc.proxy, proxyKind))
+				}
+				tf.notes = append(tf.notes, fmt.Sprintf("the script's interval, fall and rise are not carried over (the frontend's health interval, rise and fall decide); %s", weightMeaning(pc.weight, "the frontend has no healthy backend")))
+				in.frontends = append(in.frontends, tf)
+			}
+			if len(frontends) > 1 {
+				in.note("priority", "the process check is tracked as every frontend, since the one process served them all")
+			}
+		}
+		in.procChecks = nil
+		shiftPositiveWeights(in)
+	}
+	if px == nil || len(ka.instances) == 0 {
+		return
+	}
+	var vips []netip.Prefix
+	var vipText []string
+	for _, in := range ka.instances {
+		vips = append(vips, in.vips...)
+		for _, v := range in.vips {
+			vipText = append(vipText, v.Addr().String())
+		}
+	}
+	for _, f := range px.frontends {
+		host := listenHost(f.listen)
+		if host == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(host)
+		if err != nil {
+			f.note("listen", fmt.Sprintf("listen host %s is a name: vrrplb listens on what it resolves to; the virtual IPs are %s", host, joinAnd(vipText)))
+			continue
+		}
+		isVIP := false
+		for _, v := range vips {
+			if v.Addr() == a {
+				isVIP = true
+			}
+		}
+		switch {
+		case isVIP:
+			f.note("listen", fmt.Sprintf("bound to the virtual IP %s: that works only while this host holds it, or with net.ipv4.ip_nonlocal_bind=1 as %s needed; listen = \":PORT\" answers on the VIP wherever it moves", a, proxyKind))
+		case a.IsLoopback():
+			f.note("listen", fmt.Sprintf("WARNING: the keepalived and %s files disagree: this listens on loopback only, so clients of the virtual IP (%s) do not reach it", proxyKind, joinAnd(vipText)))
+		default:
+			f.note("listen", fmt.Sprintf("WARNING: the keepalived and %s files disagree: %s is not a virtual IP (%s), so clients of the VIP do not reach this frontend", proxyKind, a, joinAnd(vipText)))
+		}
+	}
+}
+
+// shiftPositiveWeights rewrites positive track_frontend and track_interface
+// weights, which vrrplb does not take: keepalived adds w while the tracked
+// thing is up; vrrplb gets the same priorities from priority + w and -w while
+// it is down.
+func shiftPositiveWeights(in *instance) {
+	total := 0
+	for i := range in.frontends {
+		if w := in.frontends[i].weight; w > 0 {
+			total += w
+			in.frontends[i].weight = -w
+		}
+	}
+	for i := range in.ifaces {
+		if w := in.ifaces[i].weight; w > 0 {
+			total += w
+			in.ifaces[i].weight = -w
+			in.ifaces[i].notes = append(in.ifaces[i].notes, fmt.Sprintf("keepalived weight %d added while up: priority is raised by %d and this subtracts it while down", w, w))
+		}
+	}
+	if total == 0 {
+		return
+	}
+	base := in.priority
+	in.priority = min(base+total, 254)
+	in.note("priority", fmt.Sprintf("keepalived priority %d plus %d, the positive weights of tracks that were up: vrrplb subtracts them while the tracks are down instead", base, total))
+	if base+total > 254 {
+		in.note("priority", fmt.Sprintf("WARNING: %d + %d is above 254, the highest priority of a router that does not own the address; capped, as keepalived caps it", base, total))
+	}
+}
+
+func weightMeaning(w int, what string) string {
+	switch {
+	case w == 0:
+		return "weight 0: FAULT while " + what + ", as keepalived put the instance in FAULT while the script failed"
+	case w < 0:
+		return fmt.Sprintf("weight %d: the priority drops by %d while %s, as it did while the script failed", w, -w, what)
+	}
+	return fmt.Sprintf("keepalived weight %d added while the script passed: priority is raised by %d and this subtracts it while %s", w, w, what)
+}
+
+func render(opts Options, ka *keepalivedResult, px *proxyResult, proxyKind string) []byte {
+	var b strings.Builder
+	b.WriteString("# vrrplb.toml converted by `vrrplb convert` from:\n")
+	if opts.Keepalived != "" {
+		writeComment(&b, "", "  keepalived: "+opts.Keepalived)
+	}
+	if opts.Nginx != "" {
+		writeComment(&b, "", "  nginx: "+opts.Nginx)
+	}
+	if opts.HAProxy != "" {
+		writeComment(&b, "", "  haproxy: "+opts.HAProxy)
+	}
+	b.WriteString("# Read every comment before use: \"not carried over\" marks what vrrplb does not do.\n")
+	if ka != nil {
+		link(ka, px, proxyKind)
+		for _, n := range ka.header {
+			writeComment(&b, "", n)
+		}
+	}
+	if px != nil {
+		for _, n := range px.header {
+			writeComment(&b, "", n)
+		}
+		if ka == nil {
+			writeComment(&b, "", "No keepalived input: frontends only, no virtual IP. That is a local apiserver proxy on every node (kubespray's nginx-proxy); convert the keepalived.conf too for a VIP.")
+		}
+	}
+	if ka != nil && px == nil {
+		writeComment(&b, "", "No proxy input: instances only. Convert the nginx or haproxy configuration too to get frontends.")
+	}
+	var tables []*table
+	if ka != nil && (ka.scriptsUser != "" || len(ka.scriptNotes) > 0) {
+		t := &table{name: "scripts", notes: ka.scriptNotes}
+		if ka.scriptsUser != "" {
+			t.set("user", ka.scriptsUser, "keepalived script_user")
+		}
+		tables = append(tables, t)
+	}
+	if ka != nil {
+		for _, in := range ka.instances {
+			tables = append(tables, instanceTable(in))
+		}
+	}
+	if px != nil {
+		for _, f := range px.frontends {
+			tables = append(tables, frontendTable(f))
+		}
+	}
+	for _, t := range tables {
+		b.WriteString("\n")
+		t.render(&b, 0)
+	}
+	return []byte(b.String())
+}
+
+func instanceTable(in *instance) *table {
+	t := &table{name: "instance", array: true}
+	t.notes = append([]string{fmt.Sprintf("from keepalived vrrp_instance %s at %s", in.name, in.at)}, in.notes...)
+	kn := func(k string) []string { return in.keyNotes[k] }
+	t.set("name", in.name)
+	t.set("interface", in.iface)
+	t.set("virtual_router_id", in.vrid)
+	t.set("priority", in.priority, kn("priority")...)
+	vnotes := kn("version")
+	if len(vnotes) == 0 && in.version == 2 {
+		vnotes = []string{"VRRPv2, keepalived's default (vrrplb's is 3): the other routers of this VRID speak it"}
+	}
+	t.set("version", in.version, vnotes...)
+	t.set("advert_interval", in.advert, kn("advert_interval")...)
+	t.set("preempt", in.preempt, kn("preempt")...)
+	if in.preemptDelay > 0 || len(kn("preempt_delay")) > 0 {
+		t.set("preempt_delay", in.preemptDelay, kn("preempt_delay")...)
+	}
+	vips := make([]string, len(in.vips))
+	for i, v := range in.vips {
+		vips[i] = v.String()
+	}
+	vipNotes := kn("virtual_ips")
+	if len(in.vips) == 0 {
+		vipNotes = append(vipNotes, "WARNING: keepalived had no virtual_ipaddress for this instance")
+	}
+	t.set("virtual_ips", vips, vipNotes...)
+	if in.sourceIP != "" {
+		t.set("source_ip", in.sourceIP, kn("source_ip")...)
+	} else {
+		t.notes = append(t.notes, kn("source_ip")...)
+	}
+	if len(in.peers) > 0 || len(kn("unicast_peers")) > 0 {
+		t.set("unicast_peers", in.peers, kn("unicast_peers")...)
+	}
+	if in.authPass != "" || len(kn("auth_pass")) > 0 {
+		t.set("auth_pass", in.authPass, kn("auth_pass")...)
+	}
+	if in.garpRepeat != nil {
+		t.set("garp_repeat", *in.garpRepeat, append([]string{"garp_master_repeat"}, kn("garp_repeat")...)...)
+	} else if len(kn("garp_repeat")) > 0 {
+		t.notes = append(t.notes, kn("garp_repeat")...)
+	}
+	switch {
+	case in.garpInterval == nil:
+	case *in.garpInterval == 0:
+		t.notes = append(t.notes, "keepalived's garp_interval 0 sent the gratuitous ARPs back to back; vrrplb spaces them by garp_interval (default 100ms)")
+	default:
+		t.set("garp_interval", *in.garpInterval, "garp_interval")
+	}
+	if in.garpRefresh != nil {
+		t.set("garp_refresh", *in.garpRefresh, "garp_master_refresh")
+	}
+	if in.notify != nil {
+		t.set("notify", in.notify, kn("notify")...)
+	}
+	for _, tf := range in.frontends {
+		c := &table{name: "instance.track_frontend", array: true, notes: tf.notes}
+		c.set("name", tf.name)
+		c.set("weight", tf.weight)
+		t.children = append(t.children, c)
+	}
+	for _, ts := range in.scripts {
+		c := &table{name: "instance.track_script", array: true, notes: ts.notes}
+		c.set("command", ts.command)
+		c.set("interval", ts.interval)
+		if ts.timeout > 0 {
+			c.set("timeout", ts.timeout)
+		}
+		c.set("fall", ts.fall)
+		c.set("rise", ts.rise)
+		c.set("weight", ts.weight)
+		t.children = append(t.children, c)
+	}
+	for _, ti := range in.ifaces {
+		c := &table{name: "instance.track_interface", array: true, notes: ti.notes}
+		c.set("name", ti.name)
+		c.set("weight", ti.weight)
+		t.children = append(t.children, c)
+	}
+	return t
+}
+
+func frontendTable(f *frontend) *table {
+	t := &table{name: "frontend", array: true, notes: f.notes}
+	kn := func(k string) []string { return f.keyNotes[k] }
+	t.set("name", f.name)
+	t.set("listen", f.listen, kn("listen")...)
+	t.set("balance", f.balance, kn("balance")...)
+	t.set("backends", f.backends, kn("backends")...)
+	if f.connectTimeout != nil {
+		t.set("connect_timeout", *f.connectTimeout, kn("connect_timeout")...)
+	}
+	if f.retries != nil {
+		t.set("retries", *f.retries, kn("retries")...)
+	}
+	if f.idleTimeout != nil {
+		t.set("idle_timeout", *f.idleTimeout, kn("idle_timeout")...)
+	}
+	if f.maxConnections > 0 {
+		t.set("max_connections", f.maxConnections, kn("max_connections")...)
+	}
+	h := f.health
+	c := &table{name: "frontend.health", notes: h.notes}
+	c.set("type", h.typ)
+	if h.path != "" {
+		c.set("path", h.path)
+	}
+	if len(h.expectStatus) > 0 {
+		c.set("expect_status", h.expectStatus)
+	}
+	if h.interval > 0 {
+		c.set("interval", h.interval)
+	}
+	if h.timeout > 0 {
+		c.set("timeout", h.timeout)
+	}
+	if h.rise > 0 {
+		c.set("rise", h.rise)
+	}
+	if h.fall > 0 {
+		c.set("fall", h.fall)
+	}
+	if h.caFile != "" {
+		c.set("ca_file", h.caFile)
+	}
+	if h.serverName != "" {
+		c.set("server_name", h.serverName)
+	}
+	t.children = append(t.children, c)
+	return t
+}

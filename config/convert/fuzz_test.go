@@ -1,0 +1,87 @@
+package convert
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/config/haproxy"
+	"github.com/vrrplb/vrrplb/config/keepalived"
+	"github.com/vrrplb/vrrplb/config/nginx"
+)
+
+// located matches an error that names one of the fuzzed files and a line.
+var located = regexp.MustCompile(`^(k\.conf|p\.conf):[0-9]+: `)
+
+// FuzzConvert maps arbitrary keepalived and proxy files that parse: the
+// mapping must fail with a located error or print TOML that vrrplb accepts,
+// and never panic. Seeds are the golden inputs.
+func FuzzConvert(f *testing.F) {
+	for _, name := range []string{"kubeadm-haproxy", "nginx-master", "hardened-nopreempt", "unicast", "ipv6", "mismatch"} {
+		ka, _ := os.ReadFile(filepath.Join("testdata", name+".keepalived.conf"))
+		if px, err := os.ReadFile(filepath.Join("testdata", name+".nginx.conf")); err == nil {
+			f.Add(ka, px, false)
+		}
+		if px, err := os.ReadFile(filepath.Join("testdata", name+".haproxy.cfg")); err == nil {
+			f.Add(ka, px, true)
+		}
+	}
+	// Script files are looked for under an empty directory: the fuzzer's
+	// script paths must not read the machine's files.
+	emptyRoot := f.TempDir()
+	f.Fuzz(func(t *testing.T, ka, px []byte, isHaproxy bool) {
+		nodes, err := keepalived.Parse("k.conf", ka)
+		if err != nil {
+			return
+		}
+		kr, err := fromKeepalived(nodes, emptyRoot)
+		if err != nil {
+			if !located.MatchString(err.Error()) {
+				t.Fatalf("keepalived mapping error is not located: %v", err)
+			}
+			return
+		}
+		var pr *proxyResult
+		if isHaproxy {
+			ss, err := haproxy.Parse("p.conf", px)
+			if err != nil {
+				return
+			}
+			pr, err = fromHaproxy(ss)
+			if err != nil {
+				if !located.MatchString(err.Error()) {
+					t.Fatalf("haproxy mapping error is not located: %v", err)
+				}
+				return
+			}
+		} else {
+			ds, err := nginx.Parse("p.conf", px)
+			if err != nil {
+				return
+			}
+			pr, err = fromNginx(ds)
+			if err != nil {
+				if !located.MatchString(err.Error()) {
+					t.Fatalf("nginx mapping error is not located: %v", err)
+				}
+				return
+			}
+		}
+		kind := map[bool]string{true: "haproxy", false: "nginx"}[isHaproxy]
+		out := render(Options{Keepalived: "k.conf", Nginx: "p.conf"}, kr, pr, kind)
+		var anything map[string]any
+		if _, err := toml.Decode(string(out), &anything); err != nil {
+			t.Fatalf("output is not TOML: %v\n%s", err, out)
+		}
+		if len(kr.instances)+len(pr.frontends) == 0 {
+			return // nothing converted: not a config vrrplb would run
+		}
+		if _, err := config.Parse("out.toml", out); err != nil {
+			t.Fatalf("config.Parse rejects the output: %v\n%s", err, out)
+		}
+	})
+}

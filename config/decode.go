@@ -1,0 +1,353 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Load reads and validates the config file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse validates data, the contents of the file named file (used in error
+// messages and to resolve relative ca_file paths). On failure the error is an
+// Errors listing every problem with its line.
+func Parse(file string, data []byte) (*Config, error) {
+	var root map[string]any
+	if _, err := toml.Decode(string(data), &root); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, Errors{{File: file, Line: syntaxErrorLine(data, pe.Position), Msg: "syntax error: " + pe.Message}}
+		}
+		return nil, Errors{{File: file, Msg: "syntax error: " + err.Error()}}
+	}
+	d := &decoder{file: file, lines: locate(string(data))}
+	cfg := d.config(&table{d: d, m: root})
+	if len(d.errs) > 0 {
+		return nil, d.errs.sorted()
+	}
+	return cfg, nil
+}
+
+// syntaxErrorLine is the line the TOML library's error points into. An error
+// found at a line's end (a missing "]") is reported by the library on the
+// line after; the byte offset says where the mistake really is.
+func syntaxErrorLine(data []byte, p toml.Position) int {
+	if p.Start <= 0 || p.Start > len(data) {
+		return p.Line
+	}
+	return 1 + strings.Count(string(data[:p.Start]), "\n")
+}
+
+// decoder turns the generic TOML tree into typed values, collecting located
+// errors instead of stopping at the first one.
+type decoder struct {
+	file  string
+	lines lines
+	errs  Errors
+}
+
+// table is one TOML table being read. Every getter marks its key as known;
+// done reports the keys nobody asked for.
+type table struct {
+	d    *decoder
+	path string // locator path, "instance[0]"
+	ctx  string // message context, `instance "vip"`
+	m    map[string]any
+	seen map[string]bool
+}
+
+func (t *table) keyPath(key string) string {
+	if t.path == "" {
+		return key
+	}
+	return t.path + "." + key
+}
+
+// errf records a problem with key (or with the table itself when key is "").
+func (t *table) errf(key, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	line := t.d.lines.line(t.path)
+	if key != "" {
+		msg = key + ": " + msg
+		line = t.d.lines.line(t.keyPath(key))
+	}
+	if t.ctx != "" {
+		msg = t.ctx + ": " + msg
+	}
+	t.d.errs = append(t.d.errs, &Error{File: t.d.file, Line: line, Msg: msg})
+}
+
+// get returns the raw value of key and marks key as known.
+func (t *table) get(key string) (any, bool) {
+	if t.seen == nil {
+		t.seen = map[string]bool{}
+	}
+	t.seen[key] = true
+	v, ok := t.m[key]
+	return v, ok
+}
+
+// done reports every key of the table that no getter asked for.
+func (t *table) done() {
+	var unknown []string
+	for k := range t.m {
+		if !t.seen[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Slice(unknown, func(i, j int) bool {
+		li, lj := t.d.lines.line(t.keyPath(unknown[i])), t.d.lines.line(t.keyPath(unknown[j]))
+		if li != lj {
+			return li < lj
+		}
+		return unknown[i] < unknown[j]
+	})
+	for _, k := range unknown {
+		t.errf(k, "unknown key")
+	}
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "a table"
+	case []map[string]any:
+		return "an array of tables"
+	}
+	return fmt.Sprintf("a %T", v)
+}
+
+func (t *table) str(key, def string) string {
+	v, ok := t.get(key)
+	if !ok {
+		return def
+	}
+	s, ok := v.(string)
+	if !ok {
+		t.errf(key, "must be a string, not %s", typeName(v))
+		return def
+	}
+	return s
+}
+
+func (t *table) boolean(key string, def bool) bool {
+	v, ok := t.get(key)
+	if !ok {
+		return def
+	}
+	b, ok := v.(bool)
+	if !ok {
+		t.errf(key, "must be true or false, not %s", typeName(v))
+		return def
+	}
+	return b
+}
+
+// integer reads an integer key and checks it is within lo..hi.
+func (t *table) integer(key string, def, lo, hi int) int {
+	v, ok := t.get(key)
+	if !ok {
+		return def
+	}
+	n, ok := v.(int64)
+	if !ok {
+		t.errf(key, "must be an integer, not %s", typeName(v))
+		return def
+	}
+	if n < int64(lo) || n > int64(hi) {
+		if hi == math.MaxInt32 {
+			t.errf(key, "%d: must be at least %d", n, lo)
+		} else {
+			t.errf(key, "%d: must be %d..%d", n, lo, hi)
+		}
+		return def
+	}
+	return int(n)
+}
+
+// required records an error when key is absent and reports whether it is present.
+func (t *table) required(key string) bool {
+	if _, ok := t.m[key]; !ok {
+		t.errf(key, "required")
+		return false
+	}
+	return true
+}
+
+// durationMin says what a duration key accepts.
+type durationMin int
+
+const (
+	positive    durationMin = iota // > 0: zero makes no sense
+	nonNegative                    // ≥ 0: zero means "off" or "none"
+)
+
+func (t *table) duration(key string, def time.Duration, min durationMin) time.Duration {
+	v, ok := t.get(key)
+	if !ok {
+		return def
+	}
+	s, ok := v.(string)
+	if !ok {
+		t.errf(key, "must be a duration string such as \"1s\" or \"100ms\", not %s", typeName(v))
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.errf(key, "%q: not a duration (use Go syntax such as \"1s\" or \"100ms\")", s)
+		return def
+	}
+	switch {
+	case min == positive && d <= 0:
+		t.errf(key, "%q: must be positive", s)
+		return def
+	case d < 0:
+		t.errf(key, "%q: must not be negative", s)
+		return def
+	}
+	return d
+}
+
+func (t *table) array(key string) ([]any, bool) {
+	v, ok := t.get(key)
+	if !ok {
+		return nil, false
+	}
+	a, ok := v.([]any)
+	if !ok {
+		t.errf(key, "must be an array, not %s", typeName(v))
+		return nil, false
+	}
+	return a, true
+}
+
+func (t *table) strings(key string, def []string) []string {
+	a, ok := t.array(key)
+	if !ok {
+		return def
+	}
+	var out []string // nil when empty, like an omitted key
+	for i, v := range a {
+		s, ok := v.(string)
+		if !ok {
+			t.errf(key, "element %d must be a string, not %s", i+1, typeName(v))
+			return def
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (t *table) ints(key string, def []int) []int {
+	a, ok := t.array(key)
+	if !ok {
+		return def
+	}
+	out := make([]int, 0, len(a))
+	for i, v := range a {
+		n, ok := v.(int64)
+		if !ok {
+			t.errf(key, "element %d must be an integer, not %s", i+1, typeName(v))
+			return def
+		}
+		out = append(out, int(n))
+	}
+	return out
+}
+
+// sub returns the table under key (an empty one when absent).
+func (t *table) sub(key, ctx string) *table {
+	s := &table{d: t.d, path: t.keyPath(key), ctx: ctx, m: map[string]any{}}
+	v, ok := t.get(key)
+	if !ok {
+		return s
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		t.errf(key, "must be a table, not %s", typeName(v))
+		return s
+	}
+	s.m = m
+	return s
+}
+
+// tables returns the array of tables under key; ctx names element i for messages.
+func (t *table) tables(key string, ctx func(i int, m map[string]any) string) []*table {
+	v, ok := t.get(key)
+	if !ok {
+		return nil
+	}
+	var ms []map[string]any
+	switch a := v.(type) {
+	case []map[string]any:
+		ms = a
+	case []any:
+		for _, e := range a {
+			m, ok := e.(map[string]any)
+			if !ok {
+				t.errf(key, "must be an array of tables ([[%s]]), not %s", key, typeName(v))
+				return nil
+			}
+			ms = append(ms, m)
+		}
+	default:
+		t.errf(key, "must be an array of tables ([[%s]]), not %s", key, typeName(v))
+		return nil
+	}
+	out := make([]*table, len(ms))
+	for i, m := range ms {
+		out[i] = &table{d: t.d, path: t.keyPath(key) + "[" + strconv.Itoa(i) + "]", ctx: ctx(i, m), m: m}
+	}
+	return out
+}
+
+// named is the message context of an array element: `instance "vip"`, or
+// `instance #2` when it has no usable name.
+func named(kind string) func(int, map[string]any) string {
+	return func(i int, m map[string]any) string {
+		if s, ok := m["name"].(string); ok && s != "" {
+			return fmt.Sprintf("%s %q", kind, s)
+		}
+		return fmt.Sprintf("%s #%d", kind, i+1)
+	}
+}
+
+// within nests a context: `instance "vip": track_script #1`.
+func within(parent, kind string) func(int, map[string]any) string {
+	return func(i int, m map[string]any) string {
+		return fmt.Sprintf("%s: %s #%d", parent, kind, i+1)
+	}
+}
+
+// resolvePath makes a path in the config file relative to the file's folder.
+func (d *decoder) resolvePath(p string) string {
+	if p == "" || filepath.IsAbs(p) || d.file == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(d.file), p)
+}

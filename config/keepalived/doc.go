@@ -1,0 +1,9 @@
+// Package keepalived reads keepalived.conf into a small syntax tree of
+// keywords and blocks, each carrying its file and line, so that an importer can
+// map it to vrrplb's configuration and point at the line of anything it cannot
+// carry over. It follows keepalived's own lexical rules (comments with '!' or
+// '#', double quotes, braces on the same or the next line, include files with
+// globs relative to the including file) and rejects keywords keepalived would not
+// know in the blocks vrrplb imports. It does not interpret values: that is the
+// converter's job, in config/convert.
+package keepalived

@@ -1,0 +1,259 @@
+package keepalived
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// maxIncludeDepth bounds nested includes, so that a file including itself
+// fails with an error instead of recursing forever.
+const maxIncludeDepth = 8
+
+// Error is a problem at one line of one file; it prints as FILE:LINE: message.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+
+// Node is one keyword line of keepalived.conf, with its block if it opens one.
+type Node struct {
+	File string
+	Line int
+	// Args are the words of the line, quotes removed; Args[0] is the keyword.
+	Args []string
+	// Raw is the text after the keyword as written, quotes kept and the
+	// comment removed (keepalived splits script lines itself).
+	Raw string
+	// IsBlock says the line opened a { } block; Children are its lines.
+	IsBlock  bool
+	Children []*Node
+}
+
+// Keyword is the first word of the line.
+func (n *Node) Keyword() string { return n.Args[0] }
+
+// Errorf returns an *Error located at n.
+func (n *Node) Errorf(format string, args ...any) error {
+	return &Error{File: n.File, Line: n.Line, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Parse reads one keepalived.conf held in memory. An include line is an error
+// here: only Load reads other files.
+func Parse(file string, src []byte) ([]*Node, error) {
+	nodes, err := parseTree(file, src)
+	if err != nil {
+		return nil, err
+	}
+	if err := noIncludes(nodes); err != nil {
+		return nil, err
+	}
+	if err := check(nodes, ctxTop); err != nil {
+		return nil, err
+	}
+	return nodes, nil
+}
+
+// Load reads the keepalived.conf at path and every file it includes.
+func Load(path string) ([]*Node, error) {
+	nodes, err := loadFile(path, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := check(nodes, ctxTop); err != nil {
+		return nil, err
+	}
+	return nodes, nil
+}
+
+func loadFile(path string, depth int) ([]*Node, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("keepalived: %w", err)
+	}
+	nodes, err := parseTree(path, src)
+	if err != nil {
+		return nil, err
+	}
+	return expandIncludes(nodes, depth)
+}
+
+// expandIncludes replaces every include line, at any depth of blocks, by the
+// lines of the files its glob matches, read relative to the including file.
+func expandIncludes(nodes []*Node, depth int) ([]*Node, error) {
+	var out []*Node
+	for _, n := range nodes {
+		if n.Keyword() != "include" {
+			if n.IsBlock {
+				kids, err := expandIncludes(n.Children, depth)
+				if err != nil {
+					return nil, err
+				}
+				n.Children = kids
+			}
+			out = append(out, n)
+			continue
+		}
+		if len(n.Args) != 2 || n.IsBlock {
+			return nil, n.Errorf("include takes one file name or glob")
+		}
+		if depth >= maxIncludeDepth {
+			return nil, n.Errorf("include %q: includes nested deeper than %d", n.Args[1], maxIncludeDepth)
+		}
+		pattern := n.Args[1]
+		if !filepath.IsAbs(pattern) {
+			pattern = filepath.Join(filepath.Dir(n.File), pattern)
+		}
+		matches, err := filepath.Glob(pattern)
+		if err != nil {
+			return nil, n.Errorf("include %q: %v", n.Args[1], err)
+		}
+		if len(matches) == 0 && !strings.ContainsAny(n.Args[1], "*?[") {
+			return nil, n.Errorf("include %q: no such file", n.Args[1])
+		}
+		for _, m := range matches {
+			kids, err := loadFile(m, depth+1)
+			if err != nil {
+				var located *Error
+				if errors.As(err, &located) {
+					return nil, err
+				}
+				return nil, n.Errorf("include %q: %v", n.Args[1], err)
+			}
+			out = append(out, kids...)
+		}
+	}
+	return out, nil
+}
+
+// token is one word or brace of a line.
+type token struct {
+	text  string
+	brace bool // an unquoted { or }
+	end   int  // offset just past the token in the line
+}
+
+// lexLine splits one line into tokens. Outside quotes '!' and '#' at the start
+// of a word begin a comment; '{' and '}' are tokens of their own.
+func lexLine(file string, lineNo int, line string) ([]token, error) {
+	var toks []token
+	i := 0
+	for i < len(line) {
+		c := line[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v':
+			i++
+		case c == '!' || c == '#':
+			return toks, nil
+		case c == '{' || c == '}':
+			toks = append(toks, token{text: string(c), brace: true, end: i + 1})
+			i++
+		default:
+			var b strings.Builder
+			for i < len(line) {
+				c = line[i]
+				if c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v' || c == '{' || c == '}' {
+					break
+				}
+				if c == '"' {
+					j := strings.IndexByte(line[i+1:], '"')
+					if j < 0 {
+						return nil, &Error{File: file, Line: lineNo, Msg: "unterminated quoted string"}
+					}
+					b.WriteString(line[i+1 : i+1+j])
+					i += j + 2
+					continue
+				}
+				b.WriteByte(c)
+				i++
+			}
+			toks = append(toks, token{text: b.String(), end: i})
+		}
+	}
+	return toks, nil
+}
+
+// parseTree builds the block tree of one file without checking keywords.
+func parseTree(file string, src []byte) ([]*Node, error) {
+	root := &Node{File: file, IsBlock: true}
+	stack := []*Node{root}
+	top := func() *Node { return stack[len(stack)-1] }
+	for idx, line := range strings.Split(string(src), "\n") {
+		lineNo := idx + 1
+		toks, err := lexLine(file, lineNo, line)
+		if err != nil {
+			return nil, err
+		}
+		var cur *Node
+		start := 0 // offset where cur's keyword ends
+		flush := func() {
+			if cur != nil {
+				top().Children = append(top().Children, cur)
+				cur = nil
+			}
+		}
+		for ti, t := range toks {
+			switch {
+			case t.brace && t.text == "{":
+				if cur == nil {
+					// A brace on its own line opens the block of the line before.
+					kids := top().Children
+					if ti != 0 || len(kids) == 0 || kids[len(kids)-1].IsBlock {
+						return nil, &Error{File: file, Line: lineNo, Msg: `"{" without a keyword before it`}
+					}
+					cur = kids[len(kids)-1]
+					top().Children = kids[:len(kids)-1]
+				}
+				cur.IsBlock = true
+				top().Children = append(top().Children, cur)
+				stack = append(stack, cur)
+				cur = nil
+			case t.brace:
+				flush()
+				if len(stack) == 1 {
+					return nil, &Error{File: file, Line: lineNo, Msg: `unexpected "}"`}
+				}
+				stack = stack[:len(stack)-1]
+			default:
+				if cur == nil {
+					cur = &Node{File: file, Line: lineNo}
+					start = t.end
+				}
+				cur.Args = append(cur.Args, t.text)
+				cur.Raw = rawAfter(line, start, t.end)
+			}
+		}
+		flush()
+	}
+	if len(stack) > 1 {
+		open := stack[1]
+		return nil, open.Errorf("block %q is not closed", strings.Join(open.Args, " "))
+	}
+	return root.Children, nil
+}
+
+// rawAfter returns line[from:to] trimmed: the words after a keyword as written.
+func rawAfter(line string, from, to int) string {
+	if to <= from {
+		return ""
+	}
+	return strings.TrimSpace(line[from:to])
+}
+
+// noIncludes rejects include lines, which only Load can follow.
+func noIncludes(nodes []*Node) error {
+	for _, n := range nodes {
+		if n.Keyword() == "include" {
+			return n.Errorf("include is read only from a file on disk")
+		}
+		if err := noIncludes(n.Children); err != nil {
+			return err
+		}
+	}
+	return nil
+}

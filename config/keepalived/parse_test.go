@@ -1,0 +1,200 @@
+package keepalived
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// shape is a node reduced to what a test compares.
+type shape struct {
+	Line     int
+	Args     []string
+	Raw      string
+	Children []shape
+}
+
+func shapes(nodes []*Node) []shape {
+	var out []shape
+	for _, n := range nodes {
+		out = append(out, shape{Line: n.Line, Args: n.Args, Raw: n.Raw, Children: shapes(n.Children)})
+	}
+	return out
+}
+
+func TestParseReadsKeepalivedSyntax(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []shape
+	}{
+		{
+			name: "braces on the same line and comments with ! and # are dropped",
+			src:  "! a comment\nvrrp_instance VI_1 { # trailing\n  interface eth0 ! also trailing\n}\n",
+			want: []shape{{Line: 2, Args: []string{"vrrp_instance", "VI_1"}, Raw: "VI_1", Children: []shape{
+				{Line: 3, Args: []string{"interface", "eth0"}, Raw: "eth0"},
+			}}},
+		},
+		{
+			name: "a brace on the next line opens the block of the line before",
+			src:  "vrrp_instance VI_1\n{\n  virtual_ipaddress\n  {\n    10.0.0.1/24 dev eth0\n  }\n}\n",
+			want: []shape{{Line: 1, Args: []string{"vrrp_instance", "VI_1"}, Raw: "VI_1", Children: []shape{
+				{Line: 3, Args: []string{"virtual_ipaddress"}, Children: []shape{
+					{Line: 5, Args: []string{"10.0.0.1/24", "dev", "eth0"}, Raw: "dev eth0"},
+				}},
+			}}},
+		},
+		{
+			name: "a whole block on one line",
+			src:  "vrrp_instance V { virtual_ipaddress { 10.0.0.1 10.0.0.2 } }\n",
+			want: []shape{{Line: 1, Args: []string{"vrrp_instance", "V"}, Raw: "V", Children: []shape{
+				{Line: 1, Args: []string{"virtual_ipaddress"}, Children: []shape{
+					{Line: 1, Args: []string{"10.0.0.1", "10.0.0.2"}, Raw: "10.0.0.2"},
+				}},
+			}}},
+		},
+		{
+			name: "double quotes keep blanks in one word and Raw keeps the quotes",
+			src:  "vrrp_script s {\n  script \"/bin/check.sh --port 8443\"\n}\n",
+			want: []shape{{Line: 1, Args: []string{"vrrp_script", "s"}, Raw: "s", Children: []shape{
+				{Line: 2, Args: []string{"script", "/bin/check.sh --port 8443"}, Raw: `"/bin/check.sh --port 8443"`},
+			}}},
+		},
+		{
+			name: "a # inside quotes is not a comment",
+			src:  "vrrp_script s {\n  script \"echo #1\"\n}\n",
+			want: []shape{{Line: 1, Args: []string{"vrrp_script", "s"}, Raw: "s", Children: []shape{
+				{Line: 2, Args: []string{"script", "echo #1"}, Raw: `"echo #1"`},
+			}}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			nodes, err := Parse("k.conf", []byte(tt.src))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, shapes(nodes)); diff != "" {
+				t.Errorf("tree (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseErrorsNameTheFileAndLine(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want string
+	}{
+		{"an unterminated block points at its opening line", "global_defs {\n}\nvrrp_instance VI_1 {\n  interface eth0\n", `k.conf:3: block "vrrp_instance VI_1" is not closed`},
+		{"a stray closing brace", "vrrp_instance V {\n}\n}\n", `k.conf:3: unexpected "}"`},
+		{"an unknown keyword in an instance", "vrrp_instance V {\n  interface eth0\n  virtual_routr_id 5\n}\n", `k.conf:3: unknown keyword "virtual_routr_id"`},
+		{"an unknown keyword at the top", "vrrp_instanse V {\n}\n", `k.conf:1: unknown keyword "vrrp_instanse"`},
+		{"an unknown keyword in a script", "vrrp_script s {\n  scirpt /x\n}\n", `k.conf:2: unknown keyword "scirpt"`},
+		{"an unknown keyword in authentication", "vrrp_instance V {\n authentication {\n  auth_typ PASS\n }\n}\n", `k.conf:3: unknown keyword "auth_typ"`},
+		{"a block where a line is expected", "vrrp_instance V {\n  priority { 100 }\n}\n", `k.conf:2: priority takes no { } block`},
+		{"a line where a block is expected", "vrrp_instance V {\n  virtual_ipaddress 10.0.0.1\n}\n", `k.conf:2: virtual_ipaddress needs a { } block`},
+		{"an instance without a block", "vrrp_instance V\n", `k.conf:1: vrrp_instance needs a { } block`},
+		{"an unterminated quote", "vrrp_script s {\n  script \"/x\n}\n", `k.conf:2: unterminated quoted string`},
+		{"a brace with nothing before it", "{\n}\n", `k.conf:1: "{" without a keyword before it`},
+		{"an include read from memory", "include other.conf\n", `k.conf:1: include is read only from a file on disk`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("k.conf", []byte(tt.src))
+			if err == nil {
+				t.Fatalf("Parse accepted:\n%s", tt.src)
+			}
+			var located *Error
+			if !errors.As(err, &located) {
+				t.Errorf("error %v is not an *Error", err)
+			}
+			if diff := cmp.Diff(tt.want, err.Error()); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestLoadFollowsIncludesRelativeToTheIncludingFile(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"keepalived.conf":        "global_defs {\n}\ninclude conf.d/*.conf\n",
+		"conf.d/a.conf":          "vrrp_instance A {\n  include ../vips/a.inc\n}\n",
+		"conf.d/b.conf":          "vrrp_instance B {\n}\n",
+		"vips/a.inc":             "virtual_ipaddress {\n  10.0.0.1\n}\n",
+		"conf.d/ignored.conf.no": "this is not read",
+	})
+	nodes, err := Load(filepath.Join(dir, "keepalived.conf"))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	var got []string
+	for _, n := range nodes {
+		got = append(got, filepath.Base(n.File)+":"+strings.Join(n.Args, " "))
+		for _, c := range n.Children {
+			got = append(got, "  "+filepath.Base(c.File)+":"+strings.Join(c.Args, " "))
+		}
+	}
+	want := []string{"keepalived.conf:global_defs", "a.conf:vrrp_instance A", "  a.inc:virtual_ipaddress", "b.conf:vrrp_instance B"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("nodes (-want +got):\n%s", diff)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  string // suffix after the temp dir
+	}{
+		{"an error in an included file names that file", map[string]string{
+			"keepalived.conf": "include bad.conf\n",
+			"bad.conf":        "\nvrrp_instance V {\n",
+		}, `bad.conf:2: block "vrrp_instance V" is not closed`},
+		{"a missing include file is named at the include line", map[string]string{
+			"keepalived.conf": "\ninclude missing.conf\n",
+		}, `keepalived.conf:2: include "missing.conf": no such file`},
+		{"a file that includes itself stops at the depth limit", map[string]string{
+			"keepalived.conf": "include keepalived.conf\n",
+		}, `keepalived.conf:1: include "keepalived.conf": includes nested deeper than 8`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeFiles(t, tt.files)
+			_, err := Load(filepath.Join(dir, "keepalived.conf"))
+			if err == nil {
+				t.Fatal("Load accepted it")
+			}
+			if !strings.HasSuffix(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), dir) {
+				t.Errorf("error %q, want %s/...%s", err, dir, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadOfAMissingFileSaysSo(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.conf"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("got %v, want an error wrapping os.ErrNotExist", err)
+	}
+}

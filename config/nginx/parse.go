@@ -1,0 +1,277 @@
+package nginx
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// unread are the blocks vrrplb does not import: their includes are not followed.
+var unread = map[string]bool{"http": true, "events": true, "mail": true}
+
+// maxIncludeDepth bounds nested includes, so that a file including itself
+// fails with an error instead of recursing forever.
+const maxIncludeDepth = 8
+
+// Error is a problem at one line of one file; it prints as FILE:LINE: message.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+
+// Directive is one nginx directive, with its block if it has one.
+type Directive struct {
+	File string
+	Line int
+	Name string
+	// Args are the words after the name, quotes removed.
+	Args []string
+	// IsBlock says the directive has a { } block; Children are its directives.
+	IsBlock  bool
+	Children []*Directive
+}
+
+// Errorf returns an *Error located at d.
+func (d *Directive) Errorf(format string, args ...any) error {
+	return &Error{File: d.File, Line: d.Line, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Parse reads one nginx configuration held in memory. An include directive is
+// an error here: only Load reads other files.
+func Parse(file string, src []byte) ([]*Directive, error) {
+	ds, err := parseTree(file, src)
+	if err != nil {
+		return nil, err
+	}
+	if err := noIncludes(ds); err != nil {
+		return nil, err
+	}
+	if err := check(ds, ctxMain); err != nil {
+		return nil, err
+	}
+	return ds, nil
+}
+
+// Load reads the nginx configuration at path and every file it includes;
+// relative include paths are taken from path's directory, as nginx takes them
+// from its configuration prefix.
+func Load(path string) ([]*Directive, error) {
+	ds, err := loadFile(path, filepath.Dir(path), 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := check(ds, ctxMain); err != nil {
+		return nil, err
+	}
+	return ds, nil
+}
+
+func loadFile(path, prefix string, depth int) ([]*Directive, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("nginx: %w", err)
+	}
+	ds, err := parseTree(path, src)
+	if err != nil {
+		return nil, err
+	}
+	return expandIncludes(ds, prefix, depth)
+}
+
+func expandIncludes(ds []*Directive, prefix string, depth int) ([]*Directive, error) {
+	var out []*Directive
+	for _, d := range ds {
+		if d.Name != "include" {
+			if d.IsBlock && !unread[d.Name] {
+				kids, err := expandIncludes(d.Children, prefix, depth)
+				if err != nil {
+					return nil, err
+				}
+				d.Children = kids
+			}
+			out = append(out, d)
+			continue
+		}
+		if len(d.Args) != 1 || d.IsBlock {
+			return nil, d.Errorf(`invalid number of arguments in "include" directive`)
+		}
+		if depth >= maxIncludeDepth {
+			return nil, d.Errorf("include %q: includes nested deeper than %d", d.Args[0], maxIncludeDepth)
+		}
+		pattern := d.Args[0]
+		if !filepath.IsAbs(pattern) {
+			pattern = filepath.Join(prefix, pattern)
+		}
+		matches, err := filepath.Glob(pattern)
+		if err != nil {
+			return nil, d.Errorf("include %q: %v", d.Args[0], err)
+		}
+		if len(matches) == 0 && !strings.ContainsAny(d.Args[0], "*?[") {
+			return nil, d.Errorf("include %q: no such file", d.Args[0])
+		}
+		for _, m := range matches {
+			kids, err := loadFile(m, prefix, depth+1)
+			if err != nil {
+				var located *Error
+				if errors.As(err, &located) {
+					return nil, err
+				}
+				return nil, d.Errorf("include %q: %v", d.Args[0], err)
+			}
+			out = append(out, kids...)
+		}
+	}
+	return out, nil
+}
+
+func noIncludes(ds []*Directive) error {
+	for _, d := range ds {
+		if d.Name == "include" {
+			return d.Errorf("include is read only from a file on disk")
+		}
+		if unread[d.Name] {
+			continue
+		}
+		if err := noIncludes(d.Children); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// token is a word (quoted or not) or one of ; { }.
+type token struct {
+	text   string
+	line   int
+	punct  bool
+	quoted bool
+}
+
+// lex splits src into tokens. '#' at the start of a word comments out the rest
+// of the line; quotes keep spaces and ; { } and take backslash escapes.
+func lex(file string, src string) ([]token, error) {
+	var toks []token
+	line := 1
+	i := 0
+	for i < len(src) {
+		c := src[i]
+		switch {
+		case c == '\n':
+			line++
+			i++
+		case c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v':
+			i++
+		case c == '#':
+			for i < len(src) && src[i] != '\n' {
+				i++
+			}
+		case c == ';' || c == '{' || c == '}':
+			toks = append(toks, token{text: string(c), line: line, punct: true})
+			i++
+		case c == '"' || c == '\'':
+			start := line
+			var b strings.Builder
+			i++
+			for {
+				if i >= len(src) {
+					return nil, &Error{File: file, Line: start, Msg: "unterminated quoted string"}
+				}
+				d := src[i]
+				if d == c {
+					i++
+					break
+				}
+				if d == '\\' && i+1 < len(src) && (src[i+1] == c || src[i+1] == '\\') {
+					b.WriteByte(src[i+1])
+					i += 2
+					continue
+				}
+				if d == '\n' {
+					line++
+				}
+				b.WriteByte(d)
+				i++
+			}
+			toks = append(toks, token{text: b.String(), line: start, quoted: true})
+		default:
+			var b strings.Builder
+			for i < len(src) {
+				d := src[i]
+				if d == ' ' || d == '\t' || d == '\r' || d == '\n' || d == '\f' || d == '\v' || d == ';' || d == '{' || d == '}' {
+					break
+				}
+				if d == '\\' && i+1 < len(src) && src[i+1] != '\n' {
+					b.WriteByte(src[i+1])
+					i += 2
+					continue
+				}
+				b.WriteByte(d)
+				i++
+			}
+			toks = append(toks, token{text: b.String(), line: line})
+		}
+	}
+	return toks, nil
+}
+
+// parseTree builds the directive tree of one file without checking names.
+func parseTree(file string, src []byte) ([]*Directive, error) {
+	toks, err := lex(file, string(src))
+	if err != nil {
+		return nil, err
+	}
+	root := &Directive{File: file, IsBlock: true}
+	stack := []*Directive{root}
+	var cur *Directive
+	lastLine := 1
+	for _, t := range toks {
+		lastLine = t.line
+		if !t.punct {
+			if cur == nil {
+				cur = &Directive{File: file, Line: t.line, Name: t.text}
+			} else {
+				cur.Args = append(cur.Args, t.text)
+			}
+			continue
+		}
+		switch t.text {
+		case ";":
+			if cur == nil {
+				return nil, &Error{File: file, Line: t.line, Msg: `unexpected ";"`}
+			}
+			parent := stack[len(stack)-1]
+			parent.Children = append(parent.Children, cur)
+			cur = nil
+		case "{":
+			if cur == nil {
+				return nil, &Error{File: file, Line: t.line, Msg: `unexpected "{"`}
+			}
+			cur.IsBlock = true
+			parent := stack[len(stack)-1]
+			parent.Children = append(parent.Children, cur)
+			stack = append(stack, cur)
+			cur = nil
+		case "}":
+			if cur != nil {
+				return nil, &Error{File: file, Line: t.line, Msg: fmt.Sprintf(`unexpected "}": directive %q is not terminated by ";"`, cur.Name)}
+			}
+			if len(stack) == 1 {
+				return nil, &Error{File: file, Line: t.line, Msg: `unexpected "}"`}
+			}
+			stack = stack[:len(stack)-1]
+		}
+	}
+	if cur != nil {
+		return nil, &Error{File: file, Line: lastLine, Msg: fmt.Sprintf(`unexpected end of file: directive %q is not terminated by ";"`, cur.Name)}
+	}
+	if len(stack) > 1 {
+		open := stack[len(stack)-1]
+		return nil, open.Errorf(`unexpected end of file: block %q is not closed by "}"`, open.Name)
+	}
+	return root.Children, nil
+}

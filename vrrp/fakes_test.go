@@ -1,0 +1,359 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The fakes below let instances run end to end without root: a fake clock
+// driven by the test, an in-memory network segment, and recording address
+// managers and announcers. Every event handed to an instance's loop (a fired
+// timer, a delivered packet, a tracker report) is counted in its node's
+// pending count, and the loop's onEvent hook counts it done, so the test knows
+// when every instance has finished reacting before it moves time on.
+
+// node is the test's handle on one instance's pending work.
+type node struct {
+	pending atomic.Int64
+}
+
+// fakeClock is a Clock whose time moves only when the test says.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+func newFakeClock(start time.Time) *fakeClock { return &fakeClock{now: start} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// forNode returns the Clock view of one instance: its timers count as its work.
+func (c *fakeClock) forNode(n *node) Clock { return nodeClock{c, n} }
+
+type nodeClock struct {
+	c *fakeClock
+	n *node
+}
+
+func (nc nodeClock) Now() time.Time { return nc.c.Now() }
+
+func (nc nodeClock) NewTimer(d time.Duration) Timer {
+	nc.c.mu.Lock()
+	defer nc.c.mu.Unlock()
+	t := &fakeTimer{c: nc.c, n: nc.n, when: nc.c.now.Add(d), ch: make(chan time.Time, 1)}
+	nc.c.timers = append(nc.c.timers, t)
+	return t
+}
+
+type fakeTimer struct {
+	c    *fakeClock
+	n    *node
+	when time.Time
+	ch   chan time.Time
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.ch }
+
+// Stop removes the timer; a fire not yet received is taken back, as
+// time.Timer does since Go 1.23.
+func (t *fakeTimer) Stop() {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	t.c.timers = slices.DeleteFunc(t.c.timers, func(o *fakeTimer) bool { return o == t })
+	select {
+	case <-t.ch:
+		t.n.pending.Add(-1)
+	default:
+	}
+}
+
+// next returns the earliest deadline of the armed timers.
+func (c *fakeClock) next() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var first time.Time
+	for _, t := range c.timers {
+		if first.IsZero() || t.when.Before(first) {
+			first = t.when
+		}
+	}
+	return first, !first.IsZero()
+}
+
+// set moves the time to now and fires the timers due.
+func (c *fakeClock) set(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = now
+	c.timers = slices.DeleteFunc(c.timers, func(t *fakeTimer) bool {
+		if t.when.After(now) {
+			return false
+		}
+		t.n.pending.Add(1)
+		t.ch <- t.when
+		return true
+	})
+}
+
+// segment is an in-memory link: multicast reaches every other transport,
+// unicast the one with that address.
+type segment struct {
+	mu      sync.Mutex
+	members []*fakeTransport
+}
+
+type sentPacket struct {
+	at   time.Time
+	dst  netip.Addr
+	msg  []byte
+	from netip.Addr
+}
+
+type fakeTransport struct {
+	seg    *segment
+	n      *node
+	clock  Clock
+	local  netip.Addr
+	queue  chan received
+	closed chan struct{}
+	once   sync.Once
+
+	mu   sync.Mutex
+	sent []sentPacket
+	cut  bool // unplugged: sends and deliveries are lost
+}
+
+func (s *segment) join(n *node, clock Clock, local netip.Addr) *fakeTransport {
+	t := &fakeTransport{seg: s, n: n, clock: clock, local: local, queue: make(chan received, 256), closed: make(chan struct{})}
+	s.mu.Lock()
+	s.members = append(s.members, t)
+	s.mu.Unlock()
+	return t
+}
+
+func (t *fakeTransport) Send(msg []byte, dst netip.Addr) error {
+	select {
+	case <-t.closed:
+		return errors.New("closed")
+	default:
+	}
+	t.mu.Lock()
+	from := t.local
+	t.sent = append(t.sent, sentPacket{at: t.clock.Now(), dst: dst, msg: slices.Clone(msg), from: from})
+	cut := t.cut
+	t.mu.Unlock()
+	if cut {
+		return nil
+	}
+	t.seg.mu.Lock()
+	defer t.seg.mu.Unlock()
+	for _, m := range t.seg.members {
+		if m == t || (!dst.IsMulticast() && m.LocalAddr() != dst) {
+			continue
+		}
+		m.deliver(msg, PacketInfo{Src: from, Dst: dst, HopLimit: TTL})
+	}
+	return nil
+}
+
+// deliver queues msg for the instance on t, unless t is closed or unplugged.
+func (t *fakeTransport) deliver(msg []byte, info PacketInfo) {
+	t.mu.Lock()
+	cut := t.cut
+	t.mu.Unlock()
+	if cut {
+		return
+	}
+	select {
+	case <-t.closed:
+		return
+	default:
+	}
+	t.n.pending.Add(1)
+	t.queue <- received{buf: slices.Clone(msg), n: len(msg), info: info}
+}
+
+func (t *fakeTransport) Receive(buf []byte) (int, PacketInfo, error) {
+	select {
+	case p := <-t.queue:
+		return copy(buf, p.buf[:p.n]), p.info, nil
+	case <-t.closed:
+		return 0, PacketInfo{}, errors.New("closed")
+	}
+}
+
+func (t *fakeTransport) LocalAddr() netip.Addr {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.local
+}
+
+// setLocal changes the source address, as when the interface's address changes.
+func (t *fakeTransport) setLocal(a netip.Addr) {
+	t.mu.Lock()
+	t.local = a
+	t.mu.Unlock()
+}
+
+func (t *fakeTransport) Close() error {
+	t.once.Do(func() { close(t.closed) })
+	return nil
+}
+
+func (t *fakeTransport) unplug() {
+	t.mu.Lock()
+	t.cut = true
+	t.mu.Unlock()
+}
+
+// sentAdverts decodes what t sent.
+func (t *fakeTransport) sentAdverts(tb testing.TB) []sentAdvert {
+	tb.Helper()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []sentAdvert
+	for _, p := range t.sent {
+		var a Advertisement
+		if err := a.Decode(p.msg, p.from, p.dst); err != nil {
+			tb.Fatalf("sent an undecodable advert %x: %v", p.msg, err)
+		}
+		out = append(out, sentAdvert{at: p.at, dst: p.dst, priority: a.Priority})
+	}
+	return out
+}
+
+type sentAdvert struct {
+	at       time.Time
+	dst      netip.Addr
+	priority uint8
+}
+
+// fakeAddrs is an interface's address list.
+type fakeAddrs struct {
+	mu    sync.Mutex
+	addrs []netip.Prefix
+	ops   []string
+}
+
+func (f *fakeAddrs) Add(p netip.Prefix) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ops = append(f.ops, "add "+p.String())
+	if !slices.Contains(f.addrs, p) {
+		f.addrs = append(f.addrs, p)
+	}
+	return nil
+}
+
+func (f *fakeAddrs) Remove(p netip.Prefix) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ops = append(f.ops, "remove "+p.String())
+	f.addrs = slices.DeleteFunc(f.addrs, func(a netip.Prefix) bool { return a == p })
+	return nil
+}
+
+func (f *fakeAddrs) Has(p netip.Prefix) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Contains(f.addrs, p), nil
+}
+
+func (f *fakeAddrs) list() []netip.Prefix {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.addrs)
+}
+
+// fakeAnnouncer records when it was asked to announce.
+type fakeAnnouncer struct {
+	clock Clock
+	mu    sync.Mutex
+	at    []time.Time
+}
+
+func (f *fakeAnnouncer) Announce(addrs []netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.at = append(f.at, f.clock.Now())
+	return nil
+}
+
+func (f *fakeAnnouncer) times() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.at)
+}
+
+// fakeNotifier records the states it is told of.
+type fakeNotifier struct {
+	mu     sync.Mutex
+	states []string
+}
+
+func (f *fakeNotifier) Notify(instance, state string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.states = append(f.states, instance+" "+state)
+}
+
+func (f *fakeNotifier) got() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.states)
+}
+
+// fakeTracker reports what the test sets.
+type fakeTracker struct {
+	name string
+	n    *node
+	// silent: Run does not report at start; otherwise it reports passing.
+	silent bool
+	mu     sync.Mutex
+	report func(bool)
+	ready  chan struct{}
+}
+
+func newFakeTracker(name string, n *node) *fakeTracker {
+	return &fakeTracker{name: name, n: n, ready: make(chan struct{})}
+}
+
+func (f *fakeTracker) Name() string { return f.name }
+
+func (f *fakeTracker) Run(ctx context.Context, report func(ok bool)) error {
+	f.mu.Lock()
+	f.report = report
+	f.mu.Unlock()
+	close(f.ready)
+	if !f.silent {
+		report(true) // counted as pending by harness.start
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// set reports ok through the instance, counting it as the instance's work.
+func (f *fakeTracker) set(t *testing.T, ok bool) {
+	t.Helper()
+	select {
+	case <-f.ready:
+	case <-time.After(5 * time.Second):
+		t.Fatal("tracker never started")
+	}
+	f.mu.Lock()
+	report := f.report
+	f.mu.Unlock()
+	f.n.pending.Add(1)
+	report(ok)
+}

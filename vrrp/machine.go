@@ -1,0 +1,527 @@
+package vrrp
+
+import (
+	"net/netip"
+	"time"
+)
+
+// State is a virtual router's state: the three of RFC 5798 §6.4 and FAULT,
+// where a failing tracker keeps the instance silent and without its addresses.
+type State int
+
+// States.
+const (
+	StateInit   State = iota // RFC 5798 §6.4.1 Initialize
+	StateBackup              // RFC 5798 §6.4.2
+	StateMaster              // RFC 5798 §6.4.3
+	StateFault
+)
+
+// states lists every State, so metrics can show the ones not current as 0.
+var states = []State{StateInit, StateBackup, StateMaster, StateFault}
+
+// String returns the name used in status output, metrics and notify commands.
+func (s State) String() string {
+	switch s {
+	case StateInit:
+		return "init"
+	case StateBackup:
+		return "backup"
+	case StateMaster:
+		return "master"
+	case StateFault:
+		return "fault"
+	}
+	return "unknown"
+}
+
+// Priorities with a meaning of their own (RFC 5798 §5.2.4).
+const (
+	// PriorityLeaving in an advert means the master stops being master.
+	PriorityLeaving = 0
+	// PriorityOwner is the address owner's: it becomes master at once.
+	PriorityOwner = 255
+)
+
+// Why says why a transition happened. It is logged with the transition.
+type Why string
+
+// Transition reasons.
+const (
+	WhyStartup      Why = "startup"         // Initialize → Backup (RFC 5798 §6.4.1)
+	WhyOwner        Why = "address_owner"   // priority 255 → Master at once (RFC 5798 §6.4.1)
+	WhyMasterDown   Why = "master_down"     // Master_Down_Timer fired (RFC 5798 §6.4.2)
+	WhyPreemptDelay Why = "preempt_delay"   // preempt_delay ended with a lower-priority master
+	WhyHigherMaster Why = "higher_priority" // a master heard a better advert (RFC 5798 §6.4.3)
+	WhyTieAddress   Why = "equal_priority_higher_address"
+	WhyFault        Why = "fault"     // a weight-0 tracker is failing
+	WhyRecovered    Why = "recovered" // every weight-0 tracker passes again
+	WhyShutdown     Why = "shutdown"  // RFC 5798 §6.4.2, §6.4.3 Shutdown event
+)
+
+// MachineConfig is the part of an instance's configuration the state machine uses.
+type MachineConfig struct {
+	// Version is 2 or 3: it decides how Skew_Time is computed and whether the
+	// master's advert interval is learned.
+	Version int
+	// Priority is the configured priority, 1..255.
+	Priority uint8
+	// AdvertInterval is this router's Advertisement_Interval.
+	AdvertInterval time.Duration
+	Preempt        bool
+	// PreemptDelay holds off preemption of a lower-priority master this long
+	// after the first of its adverts is heard; 0 preempts at once.
+	PreemptDelay time.Duration
+	// LocalAddr is this router's primary address: it breaks priority ties.
+	LocalAddr netip.Addr
+}
+
+// EventKind is what happened.
+type EventKind int
+
+// Events that drive the machine.
+const (
+	// EventStartup starts the machine (RFC 5798 §6.4.1).
+	EventStartup EventKind = iota + 1
+	// EventShutdown stops it (RFC 5798 §6.4.2, §6.4.3).
+	EventShutdown
+	// EventAdvert is a received advertisement that passed the receive checks.
+	EventAdvert
+	// EventTimer is the timer armed by the last ActionSetTimer reaching its deadline.
+	EventTimer
+	// EventTrack is a new verdict of the trackers.
+	EventTrack
+	// EventReconfigure carries a new configuration (a reload) and the
+	// trackers' verdict under it.
+	EventReconfigure
+)
+
+// Event is one input to the machine.
+type Event struct {
+	Kind EventKind
+
+	// From, Priority and Interval describe an EventAdvert.
+	From     netip.Addr
+	Priority uint8
+	Interval time.Duration
+
+	// Fault and EffectivePriority describe an EventTrack or
+	// EventReconfigure: whether a weight-0 tracker fails, and the priority
+	// with the other trackers' weights applied.
+	Fault             bool
+	EffectivePriority uint8
+
+	// Config is the new configuration of an EventReconfigure.
+	Config MachineConfig
+}
+
+// ActionKind is what the runner must do.
+type ActionKind int
+
+// Actions the machine asks of its runner, in the order it must perform them.
+const (
+	// ActionSendAdvert sends an advertisement with Action.Priority.
+	ActionSendAdvert ActionKind = iota + 1
+	// ActionAddVIPs adds the virtual addresses to the interface.
+	ActionAddVIPs
+	// ActionRemoveVIPs removes them.
+	ActionRemoveVIPs
+	// ActionRemoveStaleVIPs removes virtual addresses found on the interface
+	// at start, left by a previous run that did not stop cleanly.
+	ActionRemoveStaleVIPs
+	// ActionAnnounce starts a burst of gratuitous ARPs / unsolicited NAs.
+	ActionAnnounce
+	// ActionSetTimer (re)arms the single timer at Action.Deadline: the
+	// Master_Down_Timer in Backup, the Adver_Timer in Master.
+	ActionSetTimer
+	// ActionStopTimer disarms it.
+	ActionStopTimer
+	// ActionTransition reports the state change From → To because of Why: one
+	// log line, the metrics and the notify command.
+	ActionTransition
+)
+
+func (k ActionKind) String() string {
+	switch k {
+	case ActionSendAdvert:
+		return "send_advert"
+	case ActionAddVIPs:
+		return "add_vips"
+	case ActionRemoveVIPs:
+		return "remove_vips"
+	case ActionRemoveStaleVIPs:
+		return "remove_stale_vips"
+	case ActionAnnounce:
+		return "announce"
+	case ActionSetTimer:
+		return "set_timer"
+	case ActionStopTimer:
+		return "stop_timer"
+	case ActionTransition:
+		return "transition"
+	}
+	return "unknown"
+}
+
+// Action is one output of the machine.
+type Action struct {
+	Kind ActionKind
+	// Priority is the priority of an ActionSendAdvert.
+	Priority uint8
+	// Deadline is the expiry of an ActionSetTimer.
+	Deadline time.Time
+	// From, To and Why describe an ActionTransition.
+	From, To State
+	Why      Why
+}
+
+// Machine is the VRRP state machine of one virtual router (RFC 5798 §6.4,
+// RFC 3768 §6.4) with FAULT added. It is pure: no goroutines, no clock, no
+// I/O. Handle feeds it one event with the current time and returns what the
+// runner must do. It is not safe for concurrent use.
+type Machine struct {
+	cfg   MachineConfig
+	state State
+
+	// priority is the effective priority: the configured one with the
+	// trackers' weights applied.
+	priority uint8
+	fault    bool
+
+	// masterAdverInterval is Master_Adver_Interval (RFC 5798 §6.1): learned
+	// from the master's adverts in version 3.
+	masterAdverInterval time.Duration
+	// masterAddr is the current master's address, this router's when master;
+	// the zero Addr when unknown.
+	masterAddr netip.Addr
+	// deadline is the armed timer's expiry; zero when disarmed.
+	deadline time.Time
+	// fired is the deadline of the timer event being handled.
+	fired time.Time
+	// preemptAt is when a backup may take over from the lower-priority
+	// master it hears; zero when no preempt_delay is running.
+	preemptAt time.Time
+
+	out []Action
+}
+
+// NewMachine returns a machine in Init.
+func NewMachine(cfg MachineConfig) *Machine {
+	return &Machine{
+		cfg:                 cfg,
+		state:               StateInit,
+		priority:            cfg.Priority,
+		masterAdverInterval: cfg.AdvertInterval,
+	}
+}
+
+// State returns the current state.
+func (m *Machine) State() State { return m.state }
+
+// Priority returns the effective priority.
+func (m *Machine) Priority() uint8 { return m.priority }
+
+// Master returns the current master's address, or the zero Addr when unknown.
+func (m *Machine) Master() netip.Addr { return m.masterAddr }
+
+// MasterAdverInterval returns the advert interval the machine times the master by.
+func (m *Machine) MasterAdverInterval() time.Duration { return m.masterAdverInterval }
+
+// SetLocalAddr changes this router's primary address (the interface's
+// address changed). It takes effect without any action.
+func (m *Machine) SetLocalAddr(a netip.Addr) {
+	m.cfg.LocalAddr = a
+	if m.state == StateMaster {
+		m.masterAddr = a
+	}
+}
+
+// Handle feeds ev, which happened at now, to the machine. It appends the
+// actions to out[:0] and returns it.
+func (m *Machine) Handle(now time.Time, ev Event, out []Action) []Action {
+	m.out = out[:0]
+	if ev.Kind == EventTimer {
+		if m.deadline.IsZero() || now.Before(m.deadline) {
+			// A timer that was re-armed or stopped after it fired.
+			return m.out
+		}
+		m.fired = m.deadline
+		m.deadline = time.Time{}
+	}
+	if ev.Kind == EventReconfigure {
+		m.cfg = ev.Config
+		if m.cfg.Version == 2 || m.state != StateBackup {
+			m.masterAdverInterval = m.cfg.AdvertInterval
+		}
+	}
+	if ev.Kind == EventTrack || ev.Kind == EventReconfigure {
+		m.fault = ev.Fault
+		m.priority = ev.EffectivePriority
+		if m.cfg.Priority == PriorityOwner {
+			m.priority = PriorityOwner // weights do not apply to the address owner
+		}
+	}
+
+	var next State
+	var why Why
+	switch m.state {
+	case StateInit:
+		next, why = m.initialize(ev)
+	case StateBackup:
+		next, why = m.backup(now, ev)
+	case StateMaster:
+		next, why = m.master(now, ev)
+	case StateFault:
+		next, why = m.faulted(ev)
+	}
+	if next != m.state {
+		m.transition(now, next, why)
+	}
+	out = m.out
+	m.out = nil
+	return out
+}
+
+// initialize is RFC 5798 §6.4.1.
+func (m *Machine) initialize(ev Event) (State, Why) {
+	if ev.Kind != EventStartup {
+		return StateInit, ""
+	}
+	switch {
+	case m.fault:
+		return StateFault, WhyFault
+	case m.cfg.Priority == PriorityOwner:
+		return StateMaster, WhyOwner
+	}
+	return StateBackup, WhyStartup
+}
+
+// backup is RFC 5798 §6.4.2.
+func (m *Machine) backup(now time.Time, ev Event) (State, Why) {
+	switch ev.Kind {
+	case EventShutdown:
+		return StateInit, WhyShutdown
+	case EventTrack, EventReconfigure:
+		if m.fault {
+			return StateFault, WhyFault
+		}
+	case EventTimer:
+		if !m.preemptAt.IsZero() && !now.Before(m.preemptAt) {
+			return StateMaster, WhyPreemptDelay
+		}
+		return StateMaster, WhyMasterDown
+	case EventAdvert:
+		if ev.Priority == PriorityLeaving {
+			// The master is leaving: take over after Skew_Time only, the
+			// backup with the highest priority first.
+			m.masterAddr = netip.Addr{}
+			m.preemptAt = time.Time{}
+			m.setTimer(now.Add(m.skewTime()))
+			return StateBackup, ""
+		}
+		m.masterAddr = ev.From
+		// The address owner always preempts (RFC 5798 §6.1 Preempt_Mode).
+		preempt := m.cfg.Preempt || m.priority == PriorityOwner
+		if !preempt || ev.Priority >= m.priority {
+			m.preemptAt = time.Time{}
+			m.learnInterval(ev.Interval)
+			m.setTimer(now.Add(m.masterDownInterval()))
+			return StateBackup, ""
+		}
+		// A lower-priority master and preemption on: let the Master_Down_Timer
+		// run out, or take over when preempt_delay ends.
+		if m.cfg.PreemptDelay > 0 {
+			if m.preemptAt.IsZero() {
+				m.preemptAt = now.Add(m.cfg.PreemptDelay)
+			}
+			m.learnInterval(ev.Interval)
+			deadline := now.Add(m.masterDownInterval())
+			if m.preemptAt.Before(deadline) {
+				deadline = m.preemptAt
+			}
+			m.setTimer(deadline)
+		}
+	}
+	return StateBackup, ""
+}
+
+// master is RFC 5798 §6.4.3.
+func (m *Machine) master(now time.Time, ev Event) (State, Why) {
+	switch ev.Kind {
+	case EventShutdown:
+		return StateInit, WhyShutdown
+	case EventTrack:
+		if m.fault {
+			return StateFault, WhyFault
+		}
+	case EventReconfigure:
+		if m.fault {
+			return StateFault, WhyFault
+		}
+		// Tell the backups the new priority and interval now.
+		m.sendAdvert(m.priority)
+		m.setTimer(now.Add(m.cfg.AdvertInterval))
+	case EventTimer:
+		m.sendAdvert(m.priority)
+		// Keep the beat: a timer served late does not delay the adverts
+		// after it, unless it is a whole interval late.
+		next := m.fired.Add(m.cfg.AdvertInterval)
+		if !next.After(now) {
+			next = now.Add(m.cfg.AdvertInterval)
+		}
+		m.setTimer(next)
+	case EventAdvert:
+		switch {
+		case ev.Priority == PriorityLeaving:
+			// Another master is leaving: show the backups there is still one.
+			m.sendAdvert(m.priority)
+			m.setTimer(now.Add(m.cfg.AdvertInterval))
+		case ev.Priority > m.priority:
+			m.masterAddr = ev.From
+			m.learnInterval(ev.Interval)
+			return StateBackup, WhyHigherMaster
+		case ev.Priority == m.priority && ev.From.Compare(m.cfg.LocalAddr) > 0:
+			m.masterAddr = ev.From
+			m.learnInterval(ev.Interval)
+			return StateBackup, WhyTieAddress
+		default:
+			// A second master that loses to us: assert at once, adverts and
+			// gratuitous ARPs, so it yields and stale caches heal.
+			m.sendAdvert(m.priority)
+			m.emit(Action{Kind: ActionAnnounce})
+			m.setTimer(now.Add(m.cfg.AdvertInterval))
+		}
+	}
+	return StateMaster, ""
+}
+
+// faulted is FAULT: silent until every weight-0 tracker passes again.
+func (m *Machine) faulted(ev Event) (State, Why) {
+	switch ev.Kind {
+	case EventShutdown:
+		return StateInit, WhyShutdown
+	case EventTrack, EventReconfigure:
+		if m.fault {
+			return StateFault, ""
+		}
+		if m.cfg.Priority == PriorityOwner {
+			return StateMaster, WhyRecovered
+		}
+		return StateBackup, WhyRecovered
+	case EventAdvert:
+		// Remembered for status only.
+		m.masterAddr = ev.From
+		if ev.Priority == PriorityLeaving {
+			m.masterAddr = netip.Addr{}
+		}
+	}
+	return StateFault, ""
+}
+
+// transition performs every side effect of moving to next and reports it.
+func (m *Machine) transition(now time.Time, next State, why Why) {
+	from := m.state
+	if from == StateMaster {
+		if next != StateBackup {
+			// Leaving without a better master in sight: priority 0 makes a
+			// backup take over after Skew_Time (RFC 5798 §6.4.3).
+			m.sendAdvert(PriorityLeaving)
+		}
+		m.emit(Action{Kind: ActionRemoveVIPs})
+	}
+	m.preemptAt = time.Time{}
+
+	switch next {
+	case StateInit:
+		m.masterAddr = netip.Addr{}
+		m.stopTimer()
+	case StateBackup:
+		if from == StateInit {
+			m.emit(Action{Kind: ActionRemoveStaleVIPs})
+		}
+		if from != StateMaster {
+			m.masterAddr = netip.Addr{}
+			m.masterAdverInterval = m.cfg.AdvertInterval
+		}
+		m.setTimer(now.Add(m.masterDownInterval()))
+	case StateMaster:
+		m.masterAddr = m.cfg.LocalAddr
+		m.emit(Action{Kind: ActionAddVIPs})
+		m.sendAdvert(m.priority)
+		m.emit(Action{Kind: ActionAnnounce})
+		m.setTimer(now.Add(m.cfg.AdvertInterval))
+	case StateFault:
+		if from == StateInit {
+			m.emit(Action{Kind: ActionRemoveStaleVIPs})
+		}
+		m.masterAddr = netip.Addr{}
+		m.stopTimer()
+	}
+	m.state = next
+	m.emit(Action{Kind: ActionTransition, From: from, To: next, Why: why})
+}
+
+// learnInterval takes the master's advert interval as Master_Adver_Interval
+// (RFC 5798 §6.4.2); version 2 routers share one configured interval.
+func (m *Machine) learnInterval(d time.Duration) {
+	if m.cfg.Version == 3 && d > 0 {
+		m.masterAdverInterval = d
+	}
+}
+
+// skewTime is Skew_Time (RFC 5798 §6.1, RFC 3768 §6.1), in nanoseconds: whole
+// centiseconds would give every backup the same timer at 10 ms adverts.
+func (m *Machine) skewTime() time.Duration {
+	weight := time.Duration(256 - int(m.priority))
+	if m.cfg.Version == 2 {
+		return weight * time.Second / 256
+	}
+	return weight * m.masterAdverInterval / 256
+}
+
+// masterDownInterval is Master_Down_Interval (RFC 5798 §6.1, RFC 3768 §6.1).
+func (m *Machine) masterDownInterval() time.Duration {
+	return 3*m.masterAdverInterval + m.skewTime()
+}
+
+func (m *Machine) emit(a Action) { m.out = append(m.out, a) }
+
+func (m *Machine) sendAdvert(priority uint8) {
+	m.emit(Action{Kind: ActionSendAdvert, Priority: priority})
+}
+
+func (m *Machine) setTimer(deadline time.Time) {
+	m.deadline = deadline
+	m.emit(Action{Kind: ActionSetTimer, Deadline: deadline})
+}
+
+func (m *Machine) stopTimer() {
+	m.deadline = time.Time{}
+	m.emit(Action{Kind: ActionStopTimer})
+}
+
+// EffectivePriority applies tracker weights to a configured priority. A
+// failing weight-0 tracker means fault. Otherwise a failing tracker with a
+// negative weight subtracts it and a passing one with a positive weight adds
+// it; the result stays within 1..254. The address owner (255) keeps 255.
+func EffectivePriority(priority uint8, trackers []TrackerState) (prio uint8, fault bool) {
+	p := int(priority)
+	for _, t := range trackers {
+		switch {
+		case t.Weight == 0 && !t.OK:
+			fault = true
+		case t.Weight < 0 && !t.OK, t.Weight > 0 && t.OK:
+			p += t.Weight
+		}
+	}
+	if priority == PriorityOwner {
+		return PriorityOwner, fault
+	}
+	return uint8(min(max(p, 1), PriorityOwner-1)), fault
+}
+
+// TrackerState is a tracker's last verdict and its configured weight.
+type TrackerState struct {
+	Weight int
+	OK     bool
+}

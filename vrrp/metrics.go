@@ -1,0 +1,141 @@
+package vrrp
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metric names (DESIGN.md, "Admin HTTP").
+const (
+	MetricInstanceState       = "vrrplb_instance_state"
+	MetricInstancePriority    = "vrrplb_instance_priority"
+	MetricInstanceTransitions = "vrrplb_instance_transitions_total"
+	MetricAdvertsSent         = "vrrplb_adverts_sent_total"
+	MetricAdvertsReceived     = "vrrplb_adverts_received_total"
+	MetricPacketsDropped      = "vrrplb_packets_dropped_total"
+	MetricGARPSent            = "vrrplb_garp_sent_total"
+)
+
+// Metrics holds the VRRP instances' Prometheus series. One Metrics serves
+// every instance of a daemon; each instance's series carry its name in the
+// "instance" label and go away with DeleteInstance.
+type Metrics struct {
+	state           *prometheus.GaugeVec
+	priority        *prometheus.GaugeVec
+	transitions     *prometheus.CounterVec
+	advertsSent     *prometheus.CounterVec
+	advertsReceived *prometheus.CounterVec
+	dropped         *prometheus.CounterVec
+	garpSent        *prometheus.CounterVec
+}
+
+// NewMetrics creates the VRRP metrics and registers them with reg. If reg
+// already holds them (a second NewMetrics on one registry), the registered
+// collectors are shared.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	return &Metrics{
+		state: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: MetricInstanceState,
+			Help: "VRRP instance state: 1 for the current state (init, backup, master, fault), 0 for the others.",
+		}, []string{"instance", "state"})),
+		priority: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: MetricInstancePriority,
+			Help: "VRRP instance effective priority: configured priority with tracker weights applied.",
+		}, []string{"instance"})),
+		transitions: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricInstanceTransitions,
+			Help: "VRRP state transitions, by new state.",
+		}, []string{"instance", "to"})),
+		advertsSent: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricAdvertsSent,
+			Help: "VRRP advertisements sent (one per destination).",
+		}, []string{"instance"})),
+		advertsReceived: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricAdvertsReceived,
+			Help: "VRRP advertisements received that passed every check.",
+		}, []string{"instance"})),
+		dropped: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricPacketsDropped,
+			Help: "VRRP packets dropped by the receive checks, by reason.",
+		}, []string{"instance", "reason"})),
+		garpSent: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricGARPSent,
+			Help: "Gratuitous ARP / unsolicited neighbour advertisement rounds sent for the virtual IPs.",
+		}, []string{"instance"})),
+	}
+}
+
+// register registers c with reg and returns the collector to use: c, or the
+// equal one reg already holds.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		// Any other error means a name clash with a different metric: keep
+		// counting in c so the instance still works, unexported.
+	}
+	return c
+}
+
+// DeleteInstance removes every series of the instance called name, for an
+// instance removed by a reload. Call it after the instance's Run returned.
+func (m *Metrics) DeleteInstance(name string) {
+	l := prometheus.Labels{"instance": name}
+	m.state.DeletePartialMatch(l)
+	m.priority.DeletePartialMatch(l)
+	m.transitions.DeletePartialMatch(l)
+	m.advertsSent.DeletePartialMatch(l)
+	m.advertsReceived.DeletePartialMatch(l)
+	m.dropped.DeletePartialMatch(l)
+	m.garpSent.DeletePartialMatch(l)
+}
+
+// instanceMetrics are one instance's series, resolved once.
+type instanceMetrics struct {
+	state           map[State]prometheus.Gauge
+	priority        prometheus.Gauge
+	transitions     map[State]prometheus.Counter
+	advertsSent     prometheus.Counter
+	advertsReceived prometheus.Counter
+	dropped         map[Reason]prometheus.Counter
+	garpSent        prometheus.Counter
+}
+
+// forInstance creates the series of the instance called name, every one at
+// zero but the state, which is init.
+func (m *Metrics) forInstance(name string) *instanceMetrics {
+	im := &instanceMetrics{
+		state:           map[State]prometheus.Gauge{},
+		priority:        m.priority.WithLabelValues(name),
+		transitions:     map[State]prometheus.Counter{},
+		advertsSent:     m.advertsSent.WithLabelValues(name),
+		advertsReceived: m.advertsReceived.WithLabelValues(name),
+		dropped:         map[Reason]prometheus.Counter{},
+		garpSent:        m.garpSent.WithLabelValues(name),
+	}
+	for _, s := range states {
+		im.state[s] = m.state.WithLabelValues(name, s.String())
+		im.transitions[s] = m.transitions.WithLabelValues(name, s.String())
+	}
+	for _, r := range dropReasons {
+		im.dropped[r] = m.dropped.WithLabelValues(name, string(r))
+	}
+	im.setState(StateInit)
+	return im
+}
+
+// setState makes s the one state at 1.
+func (im *instanceMetrics) setState(s State) {
+	for st, g := range im.state {
+		if st == s {
+			g.Set(1)
+		} else {
+			g.Set(0)
+		}
+	}
+}
