@@ -57,14 +57,15 @@ func newProxyConn(f *Frontend, client, server net.Conn, b *backend, idle time.Du
 	return pc
 }
 
-// start runs both directions.
+// start runs both directions: the backend's on a new goroutine, the
+// client's on the caller's (one goroutine fewer to start per connection).
 func (pc *proxyConn) start() {
 	if pc.idle > 0 {
 		pc.touch()
 	}
 	pc.pending.Store(2)
-	go pc.copyClientToBackend()
 	go pc.copyBackendToClient()
+	pc.copyClientToBackend()
 }
 
 func (pc *proxyConn) touch() { pc.lastActive.Store(time.Now().UnixNano()) }
