@@ -143,7 +143,9 @@ func runRSS(ctx context.Context, b *bench, t *target) (float64, string, error) {
 			return 0, "", fmt.Errorf("idle connection %d: no answer: %w", len(conns), err)
 		}
 	}
-	time.Sleep(time.Second) // let the proxy settle with every connection idle
+	// Idle watches last minutes: give every proxy a few seconds to settle
+	// into that state (vrrplb parks idle directions after one to two).
+	time.Sleep(3 * time.Second)
 	after, err := treeRSS(t.cmd.Process.Pid)
 	if err != nil {
 		return 0, "", err
