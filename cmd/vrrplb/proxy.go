@@ -60,7 +60,9 @@ func wireProxy(d *daemon, cfg *config.Config) error {
 }
 
 // frontendChecker returns the health checker of the frontend called name,
-// for track_frontend.
+// for track_frontend: checker.Tracker() is a vrrp.Tracker.
+//
+//lint:ignore U1000 the VRRP wiring (vrrp.go) calls it for track_frontend
 func (d *daemon) frontendChecker(name string) (*health.Checker, bool) {
 	v, ok := daemonProxies.Load(d)
 	if !ok {
