@@ -358,7 +358,7 @@ func (f *Frontend) sweepLoop(ctx context.Context) {
 				continue
 			}
 			parkedSinceRelease += asked
-			if parkedSinceRelease >= releaseAfterParking && asked < parkedSinceRelease/10 &&
+			if parkedSinceRelease >= releaseAfterParking && asked < releaseAfterParking/10 &&
 				now.Sub(lastRelease) >= releaseEvery {
 				// The mass parking has settled and its goroutines have
 				// returned; their stacks go back to the system only at a

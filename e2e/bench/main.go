@@ -33,7 +33,7 @@ func main() {
 		idleConns = flag.Int("idle-conns", 4000, "idle connections for the RSS test")
 		only      = flag.String("proxies", "direct,vrrplb,naive,haproxy,nginx", "comma-separated proxies to measure")
 		tests     = flag.String("tests", "bulk,connclose,keepalive,rss", "comma-separated tests to run")
-		vrrplbBin = flag.String("vrrplb", "", "run this vrrplb binary (with a generated config) instead of proxy.Frontend in this program")
+		vrrplbBin = flag.String("vrrplb", "", "vrrplb binary to measure (`vrrplb run` with a generated config); \"\" builds ./cmd/vrrplb, \"inproc\" runs proxy.Frontend inside this program instead")
 		noCheck   = flag.Bool("no-check", false, "do not exit 1 when vrrplb misses a target")
 	)
 	flag.Parse()
@@ -95,6 +95,14 @@ func (b *bench) run(ctx context.Context, proxies, tests []string) (missed bool, 
 	}
 	defer os.RemoveAll(b.dir)
 
+	if b.vrrplbBin == "" && slices.Contains(proxies, "vrrplb") {
+		bin := filepath.Join(b.dir, "vrrplb")
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/vrrplb").CombinedOutput()
+		if err != nil {
+			return false, fmt.Errorf("build ./cmd/vrrplb (run from the module root, or pass -vrrplb): %v: %s", err, out)
+		}
+		b.vrrplbBin = bin
+	}
 	b.httpAddr, b.bulkAddr = freeAddr(), freeAddr()
 	if _, err := b.start("backend", os.Args[0], "-role=backend", "-listen="+b.httpAddr); err != nil {
 		return false, err
@@ -188,7 +196,7 @@ func (b *bench) startProxy(name string) (*target, error) {
 	var err error
 	switch name {
 	case "vrrplb":
-		if b.vrrplbBin != "" {
+		if b.vrrplbBin != "inproc" {
 			conf := filepath.Join(b.dir, "vrrplb.toml")
 			if err := os.WriteFile(conf, []byte(vrrplbConfig(t, b)), 0o644); err != nil {
 				return nil, err

@@ -144,8 +144,9 @@ func runRSS(ctx context.Context, b *bench, t *target) (float64, string, error) {
 		}
 	}
 	// Idle watches last minutes: give every proxy a few seconds to settle
-	// into that state (vrrplb parks idle directions after one to two).
-	time.Sleep(3 * time.Second)
+	// into that state (vrrplb parks idle directions after one to two
+	// seconds and returns the freed stacks once the parking has settled).
+	time.Sleep(5 * time.Second)
 	after, err := treeRSS(t.cmd.Process.Pid)
 	if err != nil {
 		return 0, "", err
