@@ -81,8 +81,8 @@ func TestDaemonProxiesToHealthyBackendsAndReloadsThem(t *testing.T) {
 		return fmt.Sprintf(`{"instances":[],"frontends":[{"name":"api","listen":%q,"backends":[%s]}]}`, listen, strings.Join(bs, ","))
 	}
 	eventually(t, "the backend is healthy in /status", func() bool {
-		_, body := get(t, base+"/status")
-		return compactJSON(t, body) == healthyStatus(be1)
+		code, body := get(t, base+"/status")
+		return code == 200 && compactJSON(t, body) == healthyStatus(be1)
 	})
 
 	echo := func() error {
@@ -116,8 +116,8 @@ func TestDaemonProxiesToHealthyBackendsAndReloadsThem(t *testing.T) {
 	writeFile(t, dir, "vrrplb.toml", frontendConfig(admin, listen, be2))
 	sig <- syscall.SIGHUP
 	eventually(t, "the new backend set in /status", func() bool {
-		_, body := get(t, base+"/status")
-		return compactJSON(t, body) == healthyStatus(be2)
+		code, body := get(t, base+"/status")
+		return code == 200 && compactJSON(t, body) == healthyStatus(be2)
 	})
 	if err := echo(); err != nil {
 		t.Fatalf("after reload: %v", err)
