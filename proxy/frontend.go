@@ -186,9 +186,7 @@ func (f *Frontend) Update(fe config.Frontend) error {
 // new connections use the new set at once, connections to a backend that
 // stays are untouched, those to a removed backend close after drain_timeout.
 func (f *Frontend) SetBackends(addrs []string) {
-	f.mu.Lock()
 	st := f.state.Load()
-	f.mu.Unlock()
 	fe := st.cfg
 	fe.Backends = slices.Clone(addrs)
 	f.replace(fe, st.bal)
@@ -549,9 +547,11 @@ var errNoHealthyBackend = errors.New("no healthy backend")
 // connect dials a healthy backend, and on failure reports the fault and
 // tries another healthy one, up to retries more times.
 func (f *Frontend) connect(st *state, client net.Conn) (net.Conn, *backend, error) {
-	var clientIP netip.Addr
-	if ap, err := netip.ParseAddrPort(client.RemoteAddr().String()); err == nil {
-		clientIP = ap.Addr().Unmap()
+	var clientIP netip.Addr // only source hashing reads it
+	if st.cfg.Balance == config.Source {
+		if ta, ok := client.RemoteAddr().(*net.TCPAddr); ok {
+			clientIP = ta.AddrPort().Addr().Unmap()
+		}
 	}
 	var tried [8]*backend
 	excluded := tried[:0]

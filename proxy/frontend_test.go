@@ -686,3 +686,23 @@ func TestStatusReportsBackends(t *testing.T) {
 		t.Error("HasHealthyBackend() = false with one healthy backend")
 	}
 }
+
+func TestSourceBalanceKeepsAClientOnOneBackend(t *testing.T) {
+	a, b, c := startBackend(t, nil), startBackend(t, nil), startBackend(t, nil)
+	fe := testFrontend(a.Addr, b.Addr, c.Addr)
+	fe.Balance = config.Source
+	r := startFrontend(t, fe, Options{})
+	seen := map[string]int{}
+	for range 10 {
+		lc := dialLine(t, r.addr)
+		name, err := lc.ask("hi")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lc.c.Close()
+		seen[name]++
+	}
+	if len(seen) != 1 {
+		t.Errorf("connections from 127.0.0.1 went to %v, want one backend", seen)
+	}
+}

@@ -14,8 +14,8 @@ import (
 // write. When a read fills the whole buffer a bulk transfer is under way and
 // the direction switches to splice(2) through a pooled pipe, so the bytes
 // stay in the kernel; when the source runs dry the pipe goes back to the
-// pool. An idle connection therefore holds no buffer and no pipe, only its
-// two sockets and two parked goroutines.
+// pool. An idle connection therefore holds no buffer and no pipe; once
+// parked (park_linux.go) it holds no goroutine either, only its sockets.
 
 const (
 	// readBufSize is the buffer of one read; a read that fills it switches

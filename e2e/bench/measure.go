@@ -207,6 +207,7 @@ type results struct {
 	targets []string
 	vals    map[string]map[string][]float64
 	notes   map[string]map[string][]string
+	failed  map[string]bool // test/target that failed at least once
 }
 
 func newResults(ts []*target) *results {
@@ -228,6 +229,15 @@ func (r *results) add(test, target string, v float64, note string) {
 	}
 }
 
+func (r *results) fail(test, target, msg string) {
+	r.add(test, target, 0, "failed: "+msg)
+	r.vals[test][target] = r.vals[test][target][:len(r.vals[test][target])-1]
+	if r.failed == nil {
+		r.failed = map[string]bool{}
+	}
+	r.failed[test+"/"+target] = true
+}
+
 func median(vs []float64) float64 {
 	s := slices.Clone(vs)
 	slices.Sort(s)
@@ -246,12 +256,17 @@ func (r *results) print(w io.Writer, tests []string) (missed bool) {
 	fmt.Fprintf(w, "|---|%s---|---|\n", strings.Repeat("---|", len(r.targets)))
 	for _, test := range tests {
 		m := measures[test]
-		hap, haveHap := r.vals[test]["haproxy"]
+		hap := r.vals[test]["haproxy"]
+		haveHap := len(hap) > 0 && median(hap) > 0
 		var cells []string
 		for _, name := range r.targets {
-			vs, ok := r.vals[test][name]
-			if !ok {
-				cells = append(cells, "—")
+			vs := r.vals[test][name]
+			if len(vs) == 0 {
+				if r.failed[test+"/"+name] {
+					cells = append(cells, "failed")
+				} else {
+					cells = append(cells, "—")
+				}
 				continue
 			}
 			cell := m.format(median(vs))
@@ -261,7 +276,9 @@ func (r *results) print(w io.Writer, tests []string) (missed bool) {
 			cells = append(cells, cell)
 		}
 		met := "?"
-		if vs, ok := r.vals[test]["vrrplb"]; ok {
+		if r.failed[test+"/vrrplb"] {
+			met, missed = "no", true
+		} else if vs, ok := r.vals[test]["vrrplb"]; ok {
 			v := median(vs)
 			switch {
 			case m.lower:
@@ -279,7 +296,7 @@ func (r *results) print(w io.Writer, tests []string) (missed bool) {
 	for _, test := range tests {
 		for _, name := range r.targets {
 			vs := r.vals[test][name]
-			if len(vs) == 0 {
+			if len(vs) == 0 && !r.failed[test+"/"+name] {
 				continue
 			}
 			var s []string
