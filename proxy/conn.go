@@ -21,7 +21,13 @@ type proxyConn struct {
 	lastActive     atomic.Int64  // unix nanoseconds of the last byte moved, when idle > 0
 	up, down       direction     // client → backend, backend → client
 	pending        atomic.Int32  // directions not yet ended
-	closeOnce      sync.Once
+	// keepAlive is tcp_keepalive for the backend socket, set by the first
+	// park pass that sees the connection: only a connection that lives
+	// that long needs it, and short ones save four setsockopt calls. (The
+	// client socket has it from the listener.)
+	keepAlive    time.Duration
+	keepAliveSet bool // only the sweep reads and writes it
+	closeOnce    sync.Once
 }
 
 // direction copies one way: src to dst.
@@ -149,6 +155,10 @@ func (pc *proxyConn) sweep(now time.Time, parkPass bool) int {
 	}
 	if !parkPass {
 		return 0
+	}
+	if !pc.keepAliveSet {
+		pc.keepAliveSet = true
+		setKeepAlive(pc.server, pc.keepAlive)
 	}
 	n := 0
 	for _, d := range []*direction{&pc.up, &pc.down} {

@@ -502,8 +502,8 @@ func (f *Frontend) serve(client net.Conn) {
 		}
 		return
 	}
-	setKeepAlive(server, st.cfg.TCPKeepAlive)
 	pc := newProxyConn(f, client, server, b, st.cfg.IdleTimeout)
+	pc.keepAlive = st.cfg.TCPKeepAlive
 	if !f.register(pc) {
 		server.Close()
 		refuse(ReasonNoBackend)

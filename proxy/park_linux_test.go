@@ -35,6 +35,21 @@ func TestIdleDirectionsParkWithoutGoroutinesAndResume(t *testing.T) {
 	// Each connection keeps one goroutine in its backend (the test's line
 	// server) and none in the proxy once parked.
 	waitFor(t, "idle connections park", func() bool { return runtime.NumGoroutine() <= base+n })
+	// A connection that lived through a park pass has keepalive towards
+	// its backend.
+	r.f.mu.Lock()
+	var server net.Conn
+	for pc := range r.f.conns {
+		server = pc.server
+		break
+	}
+	r.f.mu.Unlock()
+	rc, _ := server.(*net.TCPConn).SyscallConn()
+	var ka int
+	rc.Control(func(fd uintptr) { ka, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE) })
+	if ka != 1 {
+		t.Errorf("backend socket of a parked connection: SO_KEEPALIVE %d, want 1", ka)
+	}
 
 	for i, c := range conns {
 		if _, err := c.ask("again"); err != nil {

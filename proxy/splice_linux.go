@@ -13,8 +13,8 @@ import (
 // out: small messages (API requests, watch events) cost one read and one
 // write. When a read fills the whole buffer a bulk transfer is under way and
 // the direction switches to splice(2) through a pooled pipe, so the bytes
-// stay in the kernel; when the source runs dry the pipe goes back to the
-// pool. An idle connection therefore holds no buffer and no pipe; once
+// stay in the kernel; when the source stays idle until the park sweep the
+// pipe goes back to the pool. An idle connection therefore holds no buffer and no pipe; once
 // parked (park_linux.go) it holds no goroutine either, only its sockets.
 
 const (
@@ -202,8 +202,9 @@ func writeAll(wc syscall.RawConn, b []byte) error {
 	return werr
 }
 
-// spliceBulk moves bytes from rc to wc through a pipe for as long as rc has
-// data ready, then returns the pipe to the pool. eof reports that rc ended.
+// spliceBulk moves bytes from rc to wc through a pipe until rc ends (eof),
+// fails, or the sweep ends an idle wait; then the pipe goes back to the
+// pool.
 func (d *direction) spliceBulk(wc, rc syscall.RawConn) (eof bool, err error) {
 	p, err := getPipe()
 	if err != nil {
@@ -218,9 +219,16 @@ func (d *direction) spliceBulk(wc, rc syscall.RawConn) (eof bool, err error) {
 				var m int64
 				m, serr = syscall.Splice(int(fd), nil, p.w, nil, spliceChunk, spliceFlags)
 				n = int(m)
-				if serr != syscall.EINTR {
-					return true // never wait here: a dry source gives the pipe back
+				switch serr {
+				case syscall.EINTR:
+					continue
+				case syscall.EAGAIN:
+					// Wait with the pipe: a stream that ran dry for a
+					// moment usually goes on. The sweep's nudge ends the
+					// wait of one that stays idle, and the pipe goes back.
+					return false
 				}
+				return true
 			}
 		})
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -228,9 +236,6 @@ func (d *direction) spliceBulk(wc, rc syscall.RawConn) (eof bool, err error) {
 		}
 		if err != nil {
 			return false, err
-		}
-		if serr == syscall.EAGAIN {
-			return false, nil
 		}
 		if serr != nil {
 			return false, os.NewSyscallError("splice", serr)

@@ -180,6 +180,26 @@ func (b *bench) start(name, bin string, args ...string) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
+// restart replaces t's proxy process with a fresh one (same command), so a
+// memory measurement starts from a process that has not served before.
+func (b *bench) restart(t *target) error {
+	old := t.cmd
+	syscall.Kill(-old.Process.Pid, syscall.SIGKILL)
+	old.Wait()
+	b.procs = slices.DeleteFunc(b.procs, func(c *exec.Cmd) bool { return c == old })
+	cmd, err := b.start(t.name, old.Path, old.Args[1:]...)
+	if err != nil {
+		return err
+	}
+	t.cmd = cmd
+	for _, a := range []string{t.httpAddr, t.bulkAddr} {
+		if err := waitListening(a); err != nil {
+			return fmt.Errorf("%s after restart: %w", t.name, err)
+		}
+	}
+	return nil
+}
+
 // stopAll kills every process the bench started, with its children.
 func (b *bench) stopAll() {
 	for _, cmd := range slices.Backward(b.procs) {

@@ -112,6 +112,9 @@ func runWrk(ctx context.Context, b *bench, t *target, closeEach bool) (float64, 
 // buffer is allocated and released), and divides the growth of the proxy's
 // resident memory by their number.
 func runRSS(ctx context.Context, b *bench, t *target) (float64, string, error) {
+	if err := b.restart(t); err != nil {
+		return 0, "", err
+	}
 	// Warm up the proxy and let its memory settle.
 	if _, _, err := runWrk(ctx, &bench{duration: time.Second}, t, false); err != nil {
 		return 0, "", err
