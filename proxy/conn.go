@@ -96,12 +96,16 @@ func (d *direction) run() {
 		err = copyStream(d.dst, d.src, d.count)
 	}
 	d.ended.Store(true)
-	if err == nil {
+	switch {
+	case err != nil:
+		d.pc.close()
+	case d.pc.pending.Load() == 1:
+		// The other direction has ended already: the close that follows
+		// sends the FIN, no shutdown needed.
+	default:
 		if cw, ok := d.dst.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
 			d.pc.close()
 		}
-	} else {
-		d.pc.close()
 	}
 	d.pc.directionDone()
 }
