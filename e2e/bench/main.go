@@ -187,6 +187,12 @@ func (b *bench) restart(t *target) error {
 	syscall.Kill(-old.Process.Pid, syscall.SIGKILL)
 	old.Wait()
 	b.procs = slices.DeleteFunc(b.procs, func(c *exec.Cmd) bool { return c == old })
+	// Until the old process's sockets are gone the new one cannot bind.
+	for _, a := range []string{t.httpAddr, t.bulkAddr} {
+		if err := waitClosed(a); err != nil {
+			return fmt.Errorf("%s before restart: %w", t.name, err)
+		}
+	}
 	cmd, err := b.start(t.name, old.Path, old.Args[1:]...)
 	if err != nil {
 		return err
@@ -315,6 +321,21 @@ func freeAddr() string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+func waitClosed(addr string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return nil
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s still accepts 10s after the kill", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func waitListening(addr string) error {
