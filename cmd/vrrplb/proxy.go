@@ -7,11 +7,14 @@ import (
 	"github.com/vrrplb/vrrplb/config"
 	"github.com/vrrplb/vrrplb/health"
 	"github.com/vrrplb/vrrplb/proxy"
+	"github.com/vrrplb/vrrplb/vrrp"
 )
 
 // proxies are the daemon's [[frontend]]s: for each, a health.Checker of its
 // backends and the proxy.Frontend that reads it. Both run under the
-// supervisor, the checker first.
+// supervisor, the checker first. A frontend's checker lives as long as the
+// frontend's name stays in the config, so a VRRP instance tracking it keeps
+// tracking the same checker across reloads.
 type proxies struct {
 	d  *daemon
 	pm *proxy.Metrics
@@ -23,15 +26,34 @@ type proxies struct {
 }
 
 type frontendParts struct {
-	cfg      config.Frontend
-	checker  *health.Checker
-	frontend *proxy.Frontend
-	key      string // supervisor key suffix
+	cfg          config.Frontend
+	checker      *health.Checker
+	frontend     *proxy.Frontend
+	checkerKey   string
+	frontendKey  string
+	startChecker bool // false when the checker is reused from a replaced frontend
 }
 
-// daemonProxies lets other wirings (VRRP's track_frontend) find a
-// daemon's checkers.
+// daemonProxies lets the VRRP wiring find a daemon's checkers.
 var daemonProxies sync.Map // *daemon → *proxies
+
+func init() { frontendTracker = trackFrontend }
+
+// trackFrontend is the track_frontend tracker of the frontend called name.
+func trackFrontend(d *daemon, name string) (vrrp.Tracker, error) {
+	v, ok := daemonProxies.Load(d)
+	if !ok {
+		return nil, fmt.Errorf("no frontends are wired")
+	}
+	ps := v.(*proxies)
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	parts, ok := ps.byFE[name]
+	if !ok {
+		return nil, fmt.Errorf("no frontend %q", name)
+	}
+	return parts.checker.Tracker(), nil
+}
 
 // wireProxy builds the health checkers and frontends of cfg.
 func wireProxy(d *daemon, cfg *config.Config) error {
@@ -45,7 +67,7 @@ func wireProxy(d *daemon, cfg *config.Config) error {
 	}
 	ps := &proxies{d: d, pm: pm, hm: hm, byFE: make(map[string]*frontendParts)}
 	for _, fe := range cfg.Frontends {
-		parts, err := ps.build(fe)
+		parts, err := ps.build(fe, nil)
 		if err != nil {
 			return err
 		}
@@ -59,46 +81,39 @@ func wireProxy(d *daemon, cfg *config.Config) error {
 	return nil
 }
 
-// frontendChecker returns the health checker of the frontend called name,
-// for track_frontend: checker.Tracker() is a vrrp.Tracker.
-//
-//lint:ignore U1000 the VRRP wiring (vrrp.go) calls it for track_frontend
-func (d *daemon) frontendChecker(name string) (*health.Checker, bool) {
-	v, ok := daemonProxies.Load(d)
-	if !ok {
-		return nil, false
-	}
-	ps := v.(*proxies)
+// build makes the parts of fe; when it replaces old (a new listen
+// address), it reuses old's checker.
+func (ps *proxies) build(fe config.Frontend, old *frontendParts) (*frontendParts, error) {
 	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	parts, ok := ps.byFE[name]
-	if !ok {
-		return nil, false
+	ps.gen++
+	gen := ps.gen
+	ps.mu.Unlock()
+	parts := &frontendParts{cfg: fe, frontendKey: fmt.Sprintf("frontend/%s#%d", fe.Name, gen)}
+	if old != nil {
+		parts.checker, parts.checkerKey = old.checker, old.checkerKey
+	} else {
+		c, err := health.New(fe.Name, fe.Health, fe.Backends, health.Options{Logger: ps.d.log, Metrics: ps.hm})
+		if err != nil {
+			return nil, fmt.Errorf("frontend %q: health: %w", fe.Name, err)
+		}
+		parts.checker, parts.checkerKey, parts.startChecker = c, fmt.Sprintf("health/%s#%d", fe.Name, gen), true
 	}
-	return parts.checker, true
-}
-
-func (ps *proxies) build(fe config.Frontend) (*frontendParts, error) {
-	checker, err := health.New(fe.Name, fe.Health, fe.Backends, health.Options{Logger: ps.d.log, Metrics: ps.hm})
-	if err != nil {
-		return nil, fmt.Errorf("frontend %q: health: %w", fe.Name, err)
-	}
-	f, err := proxy.New(fe, proxy.Options{Logger: ps.d.log, Metrics: ps.pm, Health: checker})
+	f, err := proxy.New(fe, proxy.Options{Logger: ps.d.log, Metrics: ps.pm, Health: parts.checker})
 	if err != nil {
 		return nil, err
 	}
-	ps.mu.Lock()
-	ps.gen++
-	key := fmt.Sprintf("%s#%d", fe.Name, ps.gen)
-	ps.mu.Unlock()
-	return &frontendParts{cfg: fe, checker: checker, frontend: f, key: key}, nil
+	parts.frontend = f
+	return parts, nil
 }
 
+// start runs what build made.
 func (ps *proxies) start(parts *frontendParts) error {
-	if err := ps.d.sup.Start("health/"+parts.key, parts.checker); err != nil {
-		return err
+	if parts.startChecker {
+		if err := ps.d.sup.Start(parts.checkerKey, parts.checker); err != nil {
+			return err
+		}
 	}
-	if err := ps.d.sup.Start("frontend/"+parts.key, parts.frontend); err != nil {
+	if err := ps.d.sup.Start(parts.frontendKey, parts.frontend); err != nil {
 		return err
 	}
 	ps.mu.Lock()
@@ -107,20 +122,23 @@ func (ps *proxies) start(parts *frontendParts) error {
 	return nil
 }
 
-// stop drains parts' frontend (up to its drain_timeout) and then stops its
-// checker, in the background: a reload does not wait for a drain.
-func (ps *proxies) stop(parts *frontendParts) {
+// stopInBackground drains a frontend (up to its drain_timeout) and then,
+// if checkerKey is not "", stops its checker; a reload does not wait for it.
+func (ps *proxies) stopInBackground(frontendKey, checkerKey string) {
 	go func() {
-		ps.d.sup.Stop("frontend/" + parts.key)
-		ps.d.sup.Stop("health/" + parts.key)
+		ps.d.sup.Stop(frontendKey)
+		if checkerKey != "" {
+			ps.d.sup.Stop(checkerKey)
+		}
 	}()
 }
 
 // reload applies a new config: frontends kept take the new settings and
 // backend set in place (live connections stay), a frontend whose listen
-// address changed is replaced, removed ones drain and stop, new ones start.
-// Everything new is built before anything changes, so an unusable new
-// frontend (an unreadable ca_file) leaves the running set as it was.
+// address changed gets a new listener and proxy (its checker stays),
+// removed ones drain and stop, new ones start. Everything new is built
+// before anything changes, so an unusable new frontend (an unreadable
+// ca_file) leaves the running set as it was.
 func (ps *proxies) reload(_, cfg *config.Config) error {
 	ps.mu.Lock()
 	current := make(map[string]*frontendParts, len(ps.byFE))
@@ -129,39 +147,44 @@ func (ps *proxies) reload(_, cfg *config.Config) error {
 	}
 	ps.mu.Unlock()
 
-	var fresh []*frontendParts
+	fresh := make(map[string]*frontendParts)
 	wanted := make(map[string]bool)
 	for _, fe := range cfg.Frontends {
 		wanted[fe.Name] = true
-		if old, ok := current[fe.Name]; ok && old.cfg.Listen == fe.Listen {
+		old, ok := current[fe.Name]
+		if ok && old.cfg.Listen == fe.Listen {
 			continue
 		}
-		parts, err := ps.build(fe)
+		parts, err := ps.build(fe, old)
 		if err != nil {
 			return err
 		}
-		fresh = append(fresh, parts)
+		fresh[fe.Name] = parts
 	}
 
 	for name, old := range current {
-		replaced := false
-		for _, parts := range fresh {
-			replaced = replaced || parts.cfg.Name == name
-		}
-		if !wanted[name] || replaced {
+		switch {
+		case !wanted[name]:
 			ps.mu.Lock()
 			delete(ps.byFE, name)
 			ps.mu.Unlock()
-			ps.stop(old)
+			ps.stopInBackground(old.frontendKey, old.checkerKey)
+		case fresh[name] != nil:
+			ps.stopInBackground(old.frontendKey, "") // the new frontend keeps the checker
 		}
 	}
 	for _, fe := range cfg.Frontends {
-		old, ok := current[fe.Name]
-		if !ok || old.cfg.Listen != fe.Listen {
-			continue
+		old, kept := current[fe.Name]
+		if kept {
+			if err := old.checker.Update(fe.Health, fe.Backends); err != nil {
+				return fmt.Errorf("frontend %q: health: %w", fe.Name, err)
+			}
 		}
-		if err := old.checker.Update(fe.Health, fe.Backends); err != nil {
-			return fmt.Errorf("frontend %q: health: %w", fe.Name, err)
+		if parts := fresh[fe.Name]; parts != nil {
+			if err := ps.start(parts); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := old.frontend.Update(fe); err != nil {
 			return err
@@ -169,11 +192,6 @@ func (ps *proxies) reload(_, cfg *config.Config) error {
 		ps.mu.Lock()
 		old.cfg = fe
 		ps.mu.Unlock()
-	}
-	for _, parts := range fresh {
-		if err := ps.start(parts); err != nil {
-			return err
-		}
 	}
 	return nil
 }

@@ -123,6 +123,25 @@ func TestDaemonProxiesToHealthyBackendsAndReloadsThem(t *testing.T) {
 		t.Fatalf("after reload: %v", err)
 	}
 
+	// A new listen address: the frontend moves, its checker stays.
+	listen2 := freeAddr(t)
+	writeFile(t, dir, "vrrplb.toml", frontendConfig(admin, listen2, be2))
+	sig <- syscall.SIGHUP
+	oldListen := listen
+	listen = listen2
+	eventually(t, "the frontend on its new address in /status", func() bool {
+		code, body := get(t, base+"/status")
+		return code == 200 && compactJSON(t, body) == healthyStatus(be2)
+	})
+	eventually(t, "the new address proxies", func() bool { return echo() == nil })
+	eventually(t, "the old address closes", func() bool {
+		c, err := net.Dial("tcp", oldListen)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+
 	sig <- syscall.SIGTERM
 	select {
 	case err := <-done:

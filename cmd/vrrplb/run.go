@@ -62,6 +62,7 @@ type daemon struct {
 var wirings = []func(d *daemon, cfg *config.Config) error{
 	// Components are added here, in that order.
 	wireProxy, // health checkers and frontends (proxy.go)
+	wireVRRP,
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {

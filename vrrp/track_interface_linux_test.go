@@ -1,0 +1,92 @@
+package vrrp
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestInterfaceTrackerFollowsTheLink(t *testing.T) {
+	l := newTestLink(t)
+	var (
+		tr  *InterfaceTracker
+		err error
+	)
+	inNetns(t, l.NSA, func() { tr, err = NewInterfaceTracker(l.IfA, nil) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	reports := make(chan bool, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx, func(ok bool) { reports <- ok }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	expect := func(step string, want bool) {
+		t.Helper()
+		select {
+		case got := <-reports:
+			if got != want {
+				t.Fatalf("%s: reported up=%v, want %v", step, got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no report within 5s (want up=%v)", step, want)
+		}
+	}
+	expect("at start", true)
+	run(t, "ip", "-n", l.NSB, "link", "set", l.IfB, "down") // A loses carrier
+	expect("peer down", false)
+	run(t, "ip", "-n", l.NSB, "link", "set", l.IfB, "up")
+	expect("peer up", true)
+	run(t, "ip", "-n", l.NSA, "link", "set", l.IfA, "down")
+	expect("admin down", false)
+	run(t, "ip", "-n", l.NSA, "link", "set", l.IfA, "up")
+	expect("admin up", true)
+	run(t, "ip", "-n", l.NSA, "link", "del", l.IfA)
+	expect("deleted", false)
+	select {
+	case got := <-reports:
+		t.Errorf("extra report up=%v", got)
+	default:
+	}
+}
+
+func TestInterfaceTrackerReportsAMissingInterfaceDown(t *testing.T) {
+	l := newTestLink(t)
+	var (
+		tr  *InterfaceTracker
+		err error
+	)
+	inNetns(t, l.NSA, func() { tr, err = NewInterfaceTracker("nosuchif0", nil) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	reports := make(chan bool, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = tr.Run(ctx, func(ok bool) { reports <- ok }) }()
+	select {
+	case got := <-reports:
+		if got {
+			t.Error("a missing interface was reported up")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no report within 5s")
+	}
+	// An interface of that name appears (a veth pair with both ends up): up.
+	run(t, "ip", "-n", l.NSA, "link", "add", "nosuchif0", "type", "veth", "peer", "name", "nosuchif0p")
+	run(t, "ip", "-n", l.NSA, "link", "set", "nosuchif0p", "up")
+	run(t, "ip", "-n", l.NSA, "link", "set", "nosuchif0", "up")
+	select {
+	case got := <-reports:
+		if !got {
+			t.Error("the interface came up but was reported down")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no report within 5s of the interface coming up")
+	}
+}
