@@ -46,7 +46,10 @@ func TestTenThousandConnectionsLeaveNoDescriptorOrGoroutine(t *testing.T) {
 			fmt.Fprintf(c, "%s %s", name, line)
 		}
 	})
-	r := startFrontend(t, testFrontend(be.Addr), Options{})
+	fe := testFrontend(be.Addr)
+	fe.ConnectTimeout = 5 * time.Second // a loaded CI machine is slow, not broken
+	m, reg := newTestMetrics(t)
+	r := startFrontend(t, fe, Options{Metrics: m})
 	for range 5 { // warm up pools and the runtime
 		c := dialLine(t, r.addr)
 		c.ask("warm")
@@ -89,7 +92,16 @@ func TestTenThousandConnectionsLeaveNoDescriptorOrGoroutine(t *testing.T) {
 	}
 	wg.Wait()
 	if len(failures) > 0 {
-		t.Fatalf("%d of %d connections failed, first: %v", len(failures), total, failures[0])
+		mfs, _ := reg.Gather()
+		var counts []string
+		for _, mf := range mfs {
+			if mf.GetName() == MetricFrontendRejected || mf.GetName() == MetricBackendConnectErrors {
+				for _, mm := range mf.GetMetric() {
+					counts = append(counts, fmt.Sprint(mf.GetName(), mm.GetLabel(), mm.GetCounter().GetValue()))
+				}
+			}
+		}
+		t.Fatalf("%d of %d connections failed, first: %v; counters: %v", len(failures), total, failures[0], counts)
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
