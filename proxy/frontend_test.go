@@ -321,7 +321,7 @@ func TestMetricNamesAreTheDesignedOnes(t *testing.T) {
 	for name, want := range map[string]int{
 		"vrrplb_frontend_connections_total":   1,
 		"vrrplb_frontend_active_connections":  1,
-		"vrrplb_frontend_rejected_total":      1,
+		"vrrplb_frontend_rejected_total":      4, // every reason, from the start
 		"vrrplb_backend_active_connections":   1,
 		"vrrplb_backend_connections_total":    1,
 		"vrrplb_backend_connect_errors_total": 1,

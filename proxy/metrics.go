@@ -103,6 +103,11 @@ type frontendMetrics struct {
 }
 
 func (m *Metrics) frontend(name string) frontendMetrics {
+	// Every refusal reason exists from the start at 0, so a dashboard and
+	// an alert on its rate see the series before the first refusal.
+	for _, reason := range []string{ReasonMaxConnections, ReasonNoBackend, ReasonFDLimit, ReasonAcceptError} {
+		m.rejected.WithLabelValues(name, reason)
+	}
 	return frontendMetrics{
 		m:           m,
 		name:        name,
