@@ -20,7 +20,7 @@ var frontendTracker func(d *daemon, name string) (vrrp.Tracker, error)
 // supervisor with its own key, shows them in /status and applies reloads to
 // them by (virtual_router_id, interface, family).
 func wireVRRP(d *daemon, cfg *config.Config) error {
-	if err := checkScripts(cfg); err != nil {
+	if err := checkVRRP(cfg); err != nil {
 		return err
 	}
 	w := &vrrpWiring{d: d, metrics: vrrp.NewMetrics(d.reg), running: map[config.InstanceKey]*vrrpRunning{}}
@@ -144,9 +144,16 @@ func (w *vrrpWiring) status(doc *statusDoc) {
 	}
 }
 
-// checkScripts refuses a config whose track scripts or notify commands would
-// run as root while another user can change them (vrrp.CheckScriptSecurity).
-func checkScripts(cfg *config.Config) error {
+// checkVRRP refuses a config with instances when the process lacks a
+// capability VRRP needs, or whose track scripts or notify commands would run
+// as root while another user can change them (vrrp.CheckScriptSecurity).
+func checkVRRP(cfg *config.Config) error {
+	if len(cfg.Instances) == 0 {
+		return nil
+	}
+	if err := vrrp.CheckCapabilities(); err != nil {
+		return err
+	}
 	var errs []error
 	for _, ic := range cfg.Instances {
 		for i, s := range ic.TrackScripts {
@@ -169,7 +176,7 @@ func checkScripts(cfg *config.Config) error {
 // together.
 func (w *vrrpWiring) reload(_, next *config.Config) error {
 	// Refused before anything changes: the running instances stay as they are.
-	if err := checkScripts(next); err != nil {
+	if err := checkVRRP(next); err != nil {
 		return err
 	}
 	wanted := map[config.InstanceKey]bool{}
