@@ -57,7 +57,9 @@ func (t *InterfaceTracker) Run(ctx context.Context, report func(ok bool)) error 
 	done := make(chan struct{})
 	opts := netlink.LinkSubscribeOptions{
 		ErrorCallback: func(err error) {
-			t.log.Warn("track_interface link updates", "interface", t.name, "error", err)
+			if ctx.Err() == nil { // closing the subscription at the end is no error
+				t.log.Warn("track_interface link updates", "interface", t.name, "error", err)
+			}
 		},
 	}
 	// Sockets are opened in the tracker's namespace: on this thread when it

@@ -214,7 +214,7 @@ func (t *RawTransport) watch(ns netns.NsHandle, w *watcher) {
 				continue
 			}
 		}
-		if err := t.refresh(); err != nil {
+		if err := t.refresh(); err != nil && !errors.Is(err, ErrTransportClosed) {
 			t.log.Warn("vrrp transport could not follow its interface", "error", err)
 		}
 	}
