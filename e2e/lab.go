@@ -1,9 +1,3 @@
-// Package e2e tests the built vrrplb binary in network namespaces: a lab of
-// hosts on one bridge, the daemon run inside them, VIPs moving between them,
-// and a real keepalived as a peer. Every test needs root; without it the tests
-// skip, or fail when VRRPLB_E2E=1.
-//
-// The lab only ever sends traffic between namespaces it created itself.
 package e2e
 
 import (
@@ -22,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -39,8 +32,41 @@ var (
 // HostIfname is the name of every host's interface on the lab bridge.
 const HostIfname = "eth0"
 
+// TB is the part of testing.TB the lab uses, so that a program (the demo)
+// can drive a lab as well as a test: *testing.T satisfies it. Fatal and
+// Fatalf must not return: a test stops its goroutine, a program unwinds to
+// where it tears the lab down.
+type TB interface {
+	Helper()
+	Error(args ...any)
+	Errorf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Log(args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+	Failed() bool
+	Name() string
+}
+
+// skipper is the part of testing.TB that skips; a TB without it fails where
+// a test would skip.
+type skipper interface {
+	Skipf(format string, args ...any)
+}
+
+// skipOrFail skips t, or fails it when VRRPLB_E2E=1 or t cannot skip.
+func skipOrFail(t TB, format string, args ...any) {
+	t.Helper()
+	if s, ok := t.(skipper); ok && os.Getenv("VRRPLB_E2E") != "1" {
+		s.Skipf(format, args...)
+	}
+	t.Fatalf(format, args...)
+}
+
 // requireRoot skips the test without root, or fails it when VRRPLB_E2E=1.
-func requireRoot(t testing.TB) {
+func requireRoot(t TB) {
 	t.Helper()
 	if os.Geteuid() == 0 {
 		return
@@ -48,28 +74,25 @@ func requireRoot(t testing.TB) {
 	if os.Getenv("VRRPLB_E2E") == "1" {
 		t.Fatal("VRRPLB_E2E=1 but the e2e tests are not running as root: they create network namespaces")
 	}
-	t.Skip("needs root: creates network namespaces (set VRRPLB_E2E=1 to make this a failure)")
+	skipOrFail(t, "needs root: creates network namespaces (set VRRPLB_E2E=1 to make this a failure)")
 }
 
 // requireCommand skips the test when a program is not installed, or fails it
 // when VRRPLB_E2E=1 (CI installs every program the suite uses).
-func requireCommand(t testing.TB, name, debianPackage string) string {
+func requireCommand(t TB, name, debianPackage string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err == nil {
 		return path
 	}
-	if os.Getenv("VRRPLB_E2E") == "1" {
-		t.Fatalf("%s not found: install the Debian package %s", name, debianPackage)
-	}
-	t.Skipf("%s not found: install the Debian package %s", name, debianPackage)
+	skipOrFail(t, "%s not found: install the Debian package %s", name, debianPackage)
 	return ""
 }
 
 // Lab is a bridge namespace and hosts, each in its own namespace with one
 // veth (eth0) to the bridge. Everything is removed at test cleanup.
 type Lab struct {
-	t  testing.TB
+	t  TB
 	ID string
 	// BridgeNS is the namespace holding bridge br0 and the host ports.
 	BridgeNS string
@@ -103,7 +126,7 @@ func sh(args ...string) (string, error) {
 }
 
 // must runs a command and fails the test if it fails.
-func must(t testing.TB, args ...string) string {
+func must(t TB, args ...string) string {
 	t.Helper()
 	out, err := sh(args...)
 	if err != nil {
@@ -113,7 +136,7 @@ func must(t testing.TB, args ...string) string {
 }
 
 // NewLab creates a lab of n hosts. Names carry the pid and a random suffix.
-func NewLab(t testing.TB, n int) *Lab {
+func NewLab(t TB, n int) *Lab {
 	t.Helper()
 	requireRoot(t)
 	if n < 1 || n > 50 {
@@ -414,7 +437,7 @@ func (p *Proc) Output() string {
 
 // Eventually polls cond every 20ms until it holds or timeout passes, then
 // fails the test with cond's message.
-func Eventually(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
+func Eventually(t TB, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
