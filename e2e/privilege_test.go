@@ -16,7 +16,7 @@ func startWithCaps(t *testing.T, l *Lab, h *Host, config string, caps ...string)
 	t.Helper()
 	setpriv := requireCommand(t, "setpriv", "util-linux")
 	// nobody must read the config and run the binary.
-	for _, d := range []string{l.LogDir, filepath.Dir(l.LogDir), binDir} {
+	for _, d := range []string{l.LogDir, filepath.Dir(l.LogDir), filepath.Dir(Binary(t))} {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
