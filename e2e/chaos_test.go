@@ -196,6 +196,20 @@ func TestChaosSpoofedAndFloodedAdvertsChangeNothingAndLeakNothing(t *testing.T) 
 		waitDropped(t, h2, vrrp.ReasonChecksum, 20)
 	})
 
+	t.Run("a version 2 advert of priority 255 is dropped as version", func(t *testing.T) {
+		s := newSpoof(t, attacker, 255)
+		a := vrrp.Advertisement{Version: 2, VRID: 51, Priority: 255, Interval: time.Second, Addrs: []netip.Addr{vip}}
+		msg, err := a.Append(nil, s.src, vrrp.GroupIPv4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.send(msg, 20, 50); err != nil {
+			t.Fatal(err)
+		}
+		waitDropped(t, h1, vrrp.ReasonVersion, 20)
+		waitDropped(t, h2, vrrp.ReasonVersion, 20)
+	})
+
 	// Nothing moved: the same master, no transition anywhere.
 	l.StaysMaster(t, h1, vip, 5*advert)
 	if a1, a2 := transitions(t, h1), transitions(t, h2); a1 != before1 || a2 != before2 {
@@ -238,7 +252,10 @@ func TestChaosSpoofedAndFloodedAdvertsChangeNothingAndLeakNothing(t *testing.T) 
 				fmt.Sprintf("h2 counted %v wrong-VRID drops of %d sent, and its kernel dropped %v", n, flood, lost)
 		})
 		t.Logf("h2 counted %v wrong-VRID drops; its kernel dropped %v", dropped(h2, vrrp.ReasonVRID), rawDrops(t, h2))
-		for _, r := range []vrrp.Reason{vrrp.ReasonVersion, vrrp.ReasonLength, vrrp.ReasonType, vrrp.ReasonAuth, vrrp.ReasonInterval} {
+		if n := dropped(h2, vrrp.ReasonVersion); n != 20 {
+			t.Errorf("h2 counted %v drops with reason version, want the 20 from before", n)
+		}
+		for _, r := range []vrrp.Reason{vrrp.ReasonLength, vrrp.ReasonType, vrrp.ReasonAuth, vrrp.ReasonInterval} {
 			if n := dropped(h2, r); n != 0 {
 				t.Errorf("h2 counted %v drops with reason %q, want 0", n, r)
 			}
