@@ -20,6 +20,9 @@ var frontendTracker func(d *daemon, name string) (vrrp.Tracker, error)
 // supervisor with its own key, shows them in /status and applies reloads to
 // them by (virtual_router_id, interface, family).
 func wireVRRP(d *daemon, cfg *config.Config) error {
+	if err := checkVRRP(cfg); err != nil {
+		return err
+	}
 	w := &vrrpWiring{d: d, metrics: vrrp.NewMetrics(d.reg), running: map[config.InstanceKey]*vrrpRunning{}}
 	for _, ic := range cfg.Instances {
 		if err := w.start(cfg, ic); err != nil {
@@ -141,6 +144,30 @@ func (w *vrrpWiring) status(doc *statusDoc) {
 	}
 }
 
+// checkVRRP refuses a config with instances when the process lacks a
+// capability VRRP needs, or whose track scripts or notify commands would run
+// as root while another user can change them (vrrp.CheckScriptSecurity).
+func checkVRRP(cfg *config.Config) error {
+	if len(cfg.Instances) == 0 {
+		return nil
+	}
+	if err := vrrp.CheckCapabilities(); err != nil {
+		return err
+	}
+	var errs []error
+	for _, ic := range cfg.Instances {
+		for i, s := range ic.TrackScripts {
+			if err := vrrp.CheckScriptSecurity(s.Command, cfg.Scripts.User); err != nil {
+				errs = append(errs, fmt.Errorf("instance %q: track_script #%d: %w", ic.Name, i+1, err))
+			}
+		}
+		if err := vrrp.CheckScriptSecurity(ic.Notify, cfg.Scripts.User); err != nil {
+			errs = append(errs, fmt.Errorf("instance %q: notify: %w", ic.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // reload applies a new config by key: instances that are gone stop (a
 // master hands over), new ones start, and a changed one is updated in place
 // — a master keeps its VIPs unless its new priority loses — unless its name,
@@ -148,6 +175,10 @@ func (w *vrrpWiring) status(doc *statusDoc) {
 // take a new instance. Every change is tried; the errors are returned
 // together.
 func (w *vrrpWiring) reload(_, next *config.Config) error {
+	// Refused before anything changes: the running instances stay as they are.
+	if err := checkVRRP(next); err != nil {
+		return err
+	}
 	wanted := map[config.InstanceKey]bool{}
 	for _, ic := range next.Instances {
 		wanted[ic.Key()] = true
