@@ -34,18 +34,9 @@ type frontendParts struct {
 	startChecker bool // false when the checker is reused from a replaced frontend
 }
 
-// daemonProxies lets the VRRP wiring find a daemon's checkers.
-var daemonProxies sync.Map // *daemon → *proxies
-
-func init() { frontendTracker = trackFrontend }
-
-// trackFrontend is the track_frontend tracker of the frontend called name.
-func trackFrontend(d *daemon, name string) (vrrp.Tracker, error) {
-	v, ok := daemonProxies.Load(d)
-	if !ok {
-		return nil, fmt.Errorf("no frontends are wired")
-	}
-	ps := v.(*proxies)
+// tracker is the track_frontend tracker of the frontend called name: the
+// verdict of its health checker.
+func (ps *proxies) tracker(name string) (vrrp.Tracker, error) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	parts, ok := ps.byFE[name]
@@ -75,7 +66,7 @@ func wireProxy(d *daemon, cfg *config.Config) error {
 			return err
 		}
 	}
-	daemonProxies.Store(d, ps)
+	d.proxies = ps
 	d.status = append(d.status, ps.fillStatus)
 	d.reloaders = append(d.reloaders, ps.reload)
 	return nil

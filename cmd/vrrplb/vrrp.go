@@ -12,10 +12,6 @@ import (
 	"github.com/vrrplb/vrrplb/vrrp"
 )
 
-// frontendTracker, when set by the frontend wiring, returns the tracker of a
-// frontend's health for track_frontend. It runs before wireVRRP.
-var frontendTracker func(d *daemon, name string) (vrrp.Tracker, error)
-
 // wireVRRP starts one VRRP instance per [[instance]], each under the
 // supervisor with its own key, shows them in /status and applies reloads to
 // them by (virtual_router_id, interface, family).
@@ -23,6 +19,7 @@ func wireVRRP(d *daemon, cfg *config.Config) error {
 	if err := checkVRRP(cfg); err != nil {
 		return err
 	}
+	d.checks = append(d.checks, checkVRRP)
 	w := &vrrpWiring{d: d, metrics: vrrp.NewMetrics(d.reg), running: map[config.InstanceKey]*vrrpRunning{}}
 	for _, ic := range cfg.Instances {
 		if err := w.start(cfg, ic); err != nil {
@@ -154,6 +151,12 @@ func checkVRRP(cfg *config.Config) error {
 	if err := vrrp.CheckCapabilities(); err != nil {
 		return err
 	}
+	return checkScripts(cfg)
+}
+
+// checkScripts refuses track scripts and notify commands that would run as
+// root while another user can change them; `vrrplb check` runs it too.
+func checkScripts(cfg *config.Config) error {
 	var errs []error
 	for _, ic := range cfg.Instances {
 		for i, s := range ic.TrackScripts {
@@ -175,10 +178,7 @@ func checkVRRP(cfg *config.Config) error {
 // take a new instance. Every change is tried; the errors are returned
 // together.
 func (w *vrrpWiring) reload(_, next *config.Config) error {
-	// Refused before anything changes: the running instances stay as they are.
-	if err := checkVRRP(next); err != nil {
-		return err
-	}
+	// checkVRRP has passed (d.checks): nothing is refused for safety here.
 	wanted := map[config.InstanceKey]bool{}
 	for _, ic := range next.Instances {
 		wanted[ic.Key()] = true
@@ -259,10 +259,10 @@ func instanceWithNotifier(in *vrrp.Instance, n *vrrp.CommandNotifier) component 
 func vrrpTrackers(d *daemon, cfg *config.Config, ic config.Instance) ([]vrrp.WeightedTracker, error) {
 	var ts []vrrp.WeightedTracker
 	for _, f := range ic.TrackFrontends {
-		if frontendTracker == nil {
-			return nil, fmt.Errorf("track_frontend %q: frontend health is not available in this build", f.Name)
+		if d.proxies == nil {
+			return nil, fmt.Errorf("track_frontend %q: the frontends are not wired", f.Name)
 		}
-		t, err := frontendTracker(d, f.Name)
+		t, err := d.proxies.tracker(f.Name)
 		if err != nil {
 			return nil, fmt.Errorf("track_frontend %q: %w", f.Name, err)
 		}
