@@ -186,7 +186,7 @@ func (d *demo) indent(text string) {
 func (d *demo) steps() {
 	d.printf("vrrplb demo: two load balancers hold a virtual IP with VRRP and proxy it to\n" +
 		"three apiservers; a client talks to the virtual IP. All of it runs in network\n" +
-		"namespaces on this machine and is removed at the end.\n")
+		"namespaces on this machine and is removed at the end (Ctrl-C removes it too).\n")
 	d.buildLab()
 	d.startVRRPLB()
 	d.fetchVersion()
