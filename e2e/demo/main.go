@@ -93,6 +93,12 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 			}
 		}
 		failed := t.Failed()
+		if t.quiet.Load() {
+			// Interrupted: the signal handler tears down and exits.
+			t.cleanup()
+			code = 130
+			return
+		}
 		if failed {
 			fmt.Fprintln(stdout, "\nThe demo failed (the reason is on stderr). Tearing the lab down.")
 		}
