@@ -61,6 +61,7 @@ type daemon struct {
 // d.reloaders; each lives in its own file (health.go, proxy.go, vrrp.go).
 var wirings = []func(d *daemon, cfg *config.Config) error{
 	// Components are added here, in that order.
+	wireProxy, // health checkers and frontends (proxy.go)
 	wireVRRP,
 }
 
