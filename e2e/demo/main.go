@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -392,51 +393,36 @@ func (d *demo) fetchVersion() {
 
 // probe is one request of the client during failover.
 type probe struct {
-	sent time.Time
-	took time.Duration
-	ok   bool
+	sent, done time.Time
+	ok         bool
 }
 
 // Step 4: failover.
 func (d *demo) failover() {
 	d.step(4, "Failover: lb1's link is cut")
-	d.printf("    The client sends GET /version to %s:8443 every %s (a probe without an\n"+
-		"    answer in %s fails). Then lb1's cable is pulled at the bridge.\n", d.vip, probeEvery, probeTimeout)
+	d.printf("    The client starts GET /version to %s:8443 every %s, each on a new\n"+
+		"    connection (one without an answer in %s fails). Then lb1's cable is\n"+
+		"    pulled at the bridge.\n", d.vip, probeEvery, probeTimeout)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	probes := make(chan probe, 1000)
-	go func() {
-		defer close(probes)
-		tick := time.NewTicker(probeEvery)
-		defer tick.Stop()
-		for range 400 { // 20s at most
-			p := probe{sent: time.Now()}
-			rctx, rcancel := context.WithTimeout(ctx, probeTimeout)
-			_, err := d.version(rctx)
-			rcancel()
-			p.took, p.ok = time.Since(p.sent), err == nil
-			probes <- p
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	go d.probe(ctx, probes)
 
-	var seen []probe
-	// next returns the next probe, or fails the demo when the prober ended.
-	next := func() probe {
+	// next returns the next probe to end, or fails the demo when the client
+	// has stopped probing.
+	next := func(why string) probe {
 		p, ok := <-probes
 		if !ok {
-			d.t.Fatalf("the client's probes stopped before the failover was over")
+			d.t.Fatalf("the client stopped probing before %s", why)
 		}
-		seen = append(seen, p)
 		return p
 	}
+	var seen []probe
 	for ok := 0; ok < 5; {
-		if next().ok {
+		p := next("it reached the VIP 5 times in a row")
+		seen = append(seen, p)
+		if p.ok {
 			ok++
 		} else {
 			ok = 0
@@ -444,64 +430,92 @@ func (d *demo) failover() {
 	}
 	cut := time.Now()
 	d.lb[0].SetLink(false)
-	// The prober keeps going while the VIP moves.
 	moved := d.lab.WaitMaster(d.t, d.lb[1], d.vip, 5*time.Second)
-	d.printf("    lb2 holds %s and is MASTER %d ms after the cut\n", d.vip, moved.Milliseconds())
+	d.printf("    lb2 holds %s and is MASTER %d ms after the cut.\n", d.vip, moved.Milliseconds())
 
-	// Read probes until a success follows a failure, then a few more.
-	var firstFail, recovered probe
-	for after := 0; after < 5; {
-		p := next()
-		switch {
-		case p.sent.Before(cut):
-		case !p.ok && firstFail.sent.IsZero():
-			firstFail = p
-		case p.ok && !firstFail.sent.IsZero() && recovered.sent.IsZero():
-			recovered = p
-		case !recovered.sent.IsZero():
-			after++
-		}
-		if firstFail.sent.IsZero() && p.ok && p.sent.After(cut.Add(3*time.Second)) {
-			break // no probe failed at all
+	// Once every probe sent before the VIP moved has ended, and a few sent
+	// after it have been answered, the failover is over.
+	settled := time.Now()
+	for answered := 0; answered < 5 || time.Since(settled) < probeTimeout+probeEvery; {
+		p := next("it reached the VIP on lb2")
+		seen = append(seen, p)
+		if p.ok && p.sent.After(settled) {
+			answered++
 		}
 	}
 	cancel()
-	for range probes {
+	for p := range probes {
+		seen = append(seen, p)
 	}
 
-	var line strings.Builder
-	failed := 0
+	slices.SortFunc(seen, func(a, b probe) int { return a.sent.Compare(b.sent) })
+	var (
+		line          strings.Builder
+		failed        int
+		firstFail     probe
+		firstRecovery time.Time
+	)
 	for _, p := range seen {
 		if p.sent.Before(cut.Add(-5 * probeEvery)) {
 			continue
 		}
-		if p.ok {
-			line.WriteString(".")
-		} else {
+		if !p.ok {
 			line.WriteString("x")
+			if firstFail.sent.IsZero() && p.sent.After(cut.Add(-probeTimeout)) {
+				firstFail = p
+			}
 			failed++
+			continue
+		}
+		line.WriteString(".")
+		if !firstFail.sent.IsZero() && p.sent.After(firstFail.sent) && (firstRecovery.IsZero() || p.done.Before(firstRecovery)) {
+			firstRecovery = p.done
 		}
 	}
-	d.printf("    client probes from just before the cut, one character each (. answered,\n"+
-		"    x failed): %s\n", line.String())
+	d.printf("    the client's probes in the order sent, from just before the cut (. answered,\n"+
+		"    x failed):  %s\n", line.String())
+	down := 3*advertInterval + skew(priority(1))
 	if firstFail.sent.IsZero() {
-		d.printf("    failover gap: none — no probe failed\n")
+		d.printf("    failover gap: none, no probe failed\n")
 	} else {
-		gap := recovered.sent.Add(recovered.took).Sub(firstFail.sent)
-		probes := "probes"
-		if failed == 1 {
-			probes = "probe"
-		}
-		down := 3*advertInterval + skew(priority(1))
 		d.printf("    failover gap: %d ms, from the first failed probe to the first answer after it\n"+
-			"    (%d %s failed). lb1's adverts stopped with its link; lb2 takes over once it\n"+
-			"    has heard none for Master_Down_Interval = 3 × %s + Skew_Time %s = %s.\n",
-			gap.Milliseconds(), failed, probes, advertInterval, skew(priority(1)).Round(time.Millisecond), down.Round(time.Millisecond))
+			"    (%d failed). lb1's adverts stopped with its link; lb2 takes over once it has\n"+
+			"    heard none for Master_Down_Interval = 3 × %s + Skew_Time %s = %s.\n",
+			firstRecovery.Sub(firstFail.sent).Milliseconds(), failed, advertInterval,
+			skew(priority(1)).Round(time.Millisecond), down.Round(time.Millisecond))
 	}
 	d.printf("\n    lb2# vrrplb status\n")
 	d.indent(d.status(d.lb[1]))
 	d.printf("\n    lb1# vrrplb status   (its link is down: it gave the VIP up)\n")
 	d.indent(d.status(d.lb[0]))
+}
+
+// probe starts a request to the VIP every probeEvery until ctx ends (400
+// at most), each in its own goroutine, and sends each result on probes; it
+// closes probes once every request has ended.
+func (d *demo) probe(ctx context.Context, probes chan<- probe) {
+	var wg sync.WaitGroup
+	defer func() {
+		wg.Wait()
+		close(probes)
+	}()
+	tick := time.NewTicker(probeEvery)
+	defer tick.Stop()
+	for range 400 {
+		wg.Go(func() {
+			p := probe{sent: time.Now()}
+			rctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			defer cancel()
+			_, err := d.version(rctx)
+			p.done, p.ok = time.Now(), err == nil
+			probes <- p
+		})
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // skew is Skew_Time (RFC 5798 §6.1) at the demo's advert interval.
