@@ -43,3 +43,11 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# The demo, as root: a lab of network namespaces on this machine (two vrrplb
+# hosts, three fake apiservers, a client); the VIP fails over, an apiserver
+# goes unready, then everything is torn down. Needs iproute2.
+.PHONY: demo
+demo:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/demo/ ./cmd/vrrplb ./e2e/fakeapiserver ./e2e/demo
+	bin/demo/demo
