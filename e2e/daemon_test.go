@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -147,7 +146,7 @@ drain_timeout = "2s"
 func agree(t *testing.T, h *Host, state string, backends map[string]bool) {
 	t.Helper()
 	Eventually(t, 5*time.Second, func() (bool, string) {
-		st, err := h.status()
+		st, err := h.Status()
 		if err != nil {
 			return false, err.Error()
 		}
@@ -179,30 +178,6 @@ func agree(t *testing.T, h *Host, state string, backends map[string]bool) {
 		}
 		return true, ""
 	})
-}
-
-type statusDoc struct {
-	Instances []InstanceStatus `json:"instances"`
-	Frontends []struct {
-		Name     string `json:"name"`
-		Backends []struct {
-			Address           string `json:"address"`
-			Healthy           bool   `json:"healthy"`
-			ActiveConnections int64  `json:"active_connections"`
-		} `json:"backends"`
-	} `json:"frontends"`
-}
-
-func (h *Host) status() (statusDoc, error) {
-	var doc statusDoc
-	code, body, err := h.HTTPGet("http://" + adminAddr + "/status")
-	if err != nil {
-		return doc, err
-	}
-	if code != 200 {
-		return doc, fmt.Errorf("/status: %d", code)
-	}
-	return doc, json.Unmarshal([]byte(body), &doc)
 }
 
 func waitMetric(t *testing.T, h *Host, want float64, name string, labels ...string) {
