@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,8 +28,8 @@ const (
 
 // measure runs one trial: a fresh lab, impl on the master h1 and the backup
 // h2, the client h3 probing the VIP, then e to the master. It returns the
-// longest time between two echoes the client received.
-func measure(impl string, s setting, e event) (time.Duration, error) {
+// time between the last echo from the master and the first from the backup.
+func measure(impl string, s setting, e event, verbose bool) (time.Duration, error) {
 	var gap time.Duration
 	err := trial.Run(fmt.Sprintf("%s %s %s", impl, s.name, e), func(t *trial.T) {
 		l := e2e.NewLab(t, 3)
@@ -57,6 +58,7 @@ func measure(impl string, s setting, e event) (time.Duration, error) {
 			return p.flowingFrom(1, steady), "no steady echoes from the master"
 		})
 		p.mark()
+		at := time.Now()
 		switch e {
 		case crash:
 			l.Crash(master, pm)
@@ -72,6 +74,12 @@ func measure(impl string, s setting, e event) (time.Duration, error) {
 			t.Fatal(err)
 		}
 		gap = g
+		if verbose {
+			fmt.Fprintf(os.Stderr, "event at %s\n%s", at.Format(timeOfDay), p.timeline())
+			for _, pr := range []*e2e.Proc{pm, pb} {
+				fmt.Fprintf(os.Stderr, "---- %s\n%s", pr.Name, pr.Output())
+			}
+		}
 	})
 	return gap, err
 }
@@ -222,6 +230,23 @@ func (p *prober) flowingFrom(id byte, d time.Duration) bool {
 	return false
 }
 
+const timeOfDay = "15:04:05.000000"
+
+// timeline says when the echoes changed hands.
+func (p *prober) timeline() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b strings.Builder
+	rs := p.replies[p.from:]
+	for i := 1; i < len(rs); i++ {
+		if d := rs[i].at.Sub(rs[i-1].at); d > 3*probeEvery || rs[i].from != rs[i-1].from {
+			fmt.Fprintf(&b, "echo from h%d at %s, then from h%d at %s (%s later)\n",
+				rs[i-1].from, rs[i-1].at.Format(timeOfDay), rs[i].from, rs[i].at.Format(timeOfDay), d)
+		}
+	}
+	return b.String()
+}
+
 // mark notes the event: gap looks at the echoes from steady before it on.
 func (p *prober) mark() {
 	p.mu.Lock()
@@ -232,8 +257,9 @@ func (p *prober) mark() {
 	}
 }
 
-// gap is the longest time between two echoes since mark; the echoes must
-// have moved from host 1 to host 2.
+// gap is the time between the master's last echo and the backup's first
+// after mark: the outage the failover caused. Later pauses in the backup's
+// echoes are the machine's load, not the failover, and are left out.
 func (p *prober) gap() (time.Duration, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -241,9 +267,10 @@ func (p *prober) gap() (time.Duration, error) {
 	if len(rs) < 2 || rs[0].from != 1 || rs[len(rs)-1].from != 2 {
 		return 0, fmt.Errorf("echoes did not move from the master to the backup (%d echoes)", len(rs))
 	}
-	var longest time.Duration
 	for i := 1; i < len(rs); i++ {
-		longest = max(longest, rs[i].at.Sub(rs[i-1].at))
+		if rs[i].from == 2 {
+			return rs[i].at.Sub(rs[i-1].at), nil
+		}
 	}
-	return longest, nil
+	return 0, errors.New("no echo from the backup")
 }
