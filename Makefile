@@ -11,7 +11,7 @@ FUZZTIME    ?= 60s
 FUZZ        := ./config:FuzzParse ./vrrp:FuzzDecode ./config/keepalived:FuzzKeepalived \
                ./config/nginx:FuzzNginx ./config/haproxy:FuzzHaproxy ./config/convert:FuzzConvert
 
-.PHONY: all build test lint fuzz clean
+.PHONY: all build test lint fuzz clean bench-failover soak
 
 all: build
 
@@ -40,6 +40,16 @@ fuzz:
 	  echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
 	  $(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
+
+# Failover as a client sees it, vrrplb against keepalived in the e2e lab
+# (root, keepalived): a markdown table with the RFC 5798 bound beside.
+bench-failover:
+	$(GO) run ./e2e/failbench
+
+# Two nodes at VRRPv3 10 ms adverts, the master's proxy saturated for
+# SOAK_DURATION (default 5m): advert send jitter, transitions, GC pauses (root, tcpdump).
+soak:
+	$(GO) run ./e2e/soak
 
 clean:
 	rm -rf bin

@@ -45,6 +45,9 @@ type systemTimer struct{ t *time.Timer }
 func (t systemTimer) C() <-chan time.Time { return t.t.C }
 func (t systemTimer) Stop()               { t.t.Stop() }
 
+// Reset re-arms the timer d from now.
+func (t systemTimer) Reset(d time.Duration) bool { return t.t.Reset(d) }
+
 // Notifier is told of every state change. Notify must not block: the
 // instance calls it from its protocol loop.
 type Notifier interface {
@@ -382,7 +385,7 @@ func (in *Instance) Run(ctx context.Context) error {
 			in.receivePacket(p.buf[:p.n], p.info)
 			free <- p.buf
 		case <-in.timerC:
-			in.timer, in.timerC = nil, nil
+			in.timerC = nil // in.timer has fired; setTimer may reuse it
 			in.handle(Event{Kind: EventTimer})
 		case <-in.garpC:
 			in.garpTimer, in.garpC = nil, nil
@@ -775,9 +778,16 @@ func (in *Instance) sendAdvert(now time.Time, prio uint8) {
 	}
 }
 
-// setTimer re-arms the machine's timer d from now; d < 0 disarms it.
+// setTimer re-arms the machine's timer d from now; d < 0 disarms it. A
+// timer that can be reset is reused, so that the advert path allocates
+// nothing.
 func (in *Instance) setTimer(d time.Duration) {
 	if in.timer != nil {
+		if r, ok := in.timer.(resetter); ok && d >= 0 {
+			r.Reset(d)
+			in.timerC = in.timer.C()
+			return
+		}
 		in.timer.Stop()
 		in.timer, in.timerC = nil, nil
 	}
@@ -786,6 +796,12 @@ func (in *Instance) setTimer(d time.Duration) {
 	}
 	in.timer = in.clock.NewTimer(d)
 	in.timerC = in.timer.C()
+}
+
+// resetter is a Timer that can be re-armed (a system timer): since Go 1.23
+// Reset leaves no stale expiry in the channel.
+type resetter interface {
+	Reset(d time.Duration) bool
 }
 
 // startGARP starts a burst of cfg.GARPRepeat announcements, GARPInterval apart.

@@ -419,6 +419,15 @@ type rawConn struct {
 	n      int
 	oobn   int
 	errno  syscall.Errno
+
+	// send state, also allocated once: Send does not allocate either.
+	sendMu    sync.Mutex
+	sendOOB   []byte
+	sendName  unix.RawSockaddrInet6 // or sockaddr_in
+	sendIov   unix.Iovec
+	sendHdr   unix.Msghdr
+	writeFn   func(fd uintptr) bool
+	sendErrno syscall.Errno
 }
 
 func (c *rawConn) setup(ifi *net.Interface) error {
@@ -488,7 +497,46 @@ func (c *rawConn) setup(ifi *net.Interface) error {
 	c.hdr.Iovlen = 1
 	c.hdr.Control = &c.oob[0]
 	c.readFn = c.recvmsg
+
+	// The send control messages: the interface and source address in
+	// IP_PKTINFO / IPV6_PKTINFO, and for IPv6 the hop limit.
+	if c.family == config.IPv4 {
+		c.sendOOB = make([]byte, unix.CmsgSpace(unix.SizeofInet4Pktinfo))
+		putCmsg(c.sendOOB, unix.IPPROTO_IP, unix.IP_PKTINFO, unix.SizeofInet4Pktinfo)
+		c.sendHdr.Namelen = unix.SizeofSockaddrInet4
+	} else {
+		c.sendOOB = make([]byte, unix.CmsgSpace(unix.SizeofInet6Pktinfo)+unix.CmsgSpace(4))
+		putCmsg(c.sendOOB, unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, unix.SizeofInet6Pktinfo)
+		hl := c.sendOOB[unix.CmsgSpace(unix.SizeofInet6Pktinfo):]
+		putCmsg(hl, unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT, 4)
+		*(*int32)(unsafe.Pointer(&hl[unix.CmsgLen(0)])) = TTL
+		c.sendHdr.Namelen = unix.SizeofSockaddrInet6
+	}
+	c.sendHdr.Name = (*byte)(unsafe.Pointer(&c.sendName))
+	c.sendHdr.Iov = &c.sendIov
+	c.sendHdr.Iovlen = 1
+	c.sendHdr.Control = &c.sendOOB[0]
+	c.sendHdr.SetControllen(len(c.sendOOB))
+	c.writeFn = c.sendmsg
 	return nil
+}
+
+// putCmsg writes a control message header for a payload of n bytes at the
+// start of b.
+func putCmsg(b []byte, level, typ int32, n int) {
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = level, typ
+	h.SetLen(unix.CmsgLen(n))
+}
+
+// sendmsg is the RawConn.Write callback; it is bound once in setup.
+func (c *rawConn) sendmsg(fd uintptr) bool {
+	_, _, errno := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&c.sendHdr)), 0)
+	if errno == unix.EAGAIN || errno == unix.EINTR {
+		return false
+	}
+	c.sendErrno = errno
+	return true
 }
 
 // recvmsg is the RawConn.Read callback; it is bound once in setup.
@@ -578,23 +626,51 @@ func (c *rawConn) parseControl(info *PacketInfo) {
 }
 
 func (c *rawConn) send(msg []byte, src, dst netip.Addr) error {
-	if c.family == config.IPv4 {
-		if !dst.Is4() {
-			return fmt.Errorf("destination %s is not IPv4", dst)
-		}
-		cm := &ipv4.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifindex}
-		_, err := c.p4.WriteTo(msg, cm, &net.IPAddr{IP: dst.AsSlice()})
-		return err
+	if c.family == config.IPv4 && !dst.Is4() {
+		return fmt.Errorf("destination %s is not IPv4", dst)
 	}
-	if !dst.Is6() || dst.Is4In6() {
+	if c.family == config.IPv6 && (!dst.Is6() || dst.Is4In6()) {
 		return fmt.Errorf("destination %s is not IPv6", dst)
 	}
-	// The interface goes in IPV6_PKTINFO, not as a zone on dst: zone names
-	// are resolved through a cache that still holds the old index for a
-	// minute after the interface is recreated.
-	cm := &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifindex, HopLimit: TTL}
-	_, err := c.p6.WriteTo(msg, cm, &net.IPAddr{IP: dst.AsSlice()})
-	return err
+	if len(msg) == 0 {
+		return errors.New("empty message")
+	}
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	// The source and the interface go in the packet-info control message;
+	// the interface is never a zone on dst: zone names are resolved through
+	// a cache that still holds the old index for a minute after the
+	// interface is recreated.
+	if c.family == config.IPv4 {
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&c.sendName))
+		sa.Family = unix.AF_INET
+		sa.Addr = dst.As4()
+		pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&c.sendOOB[unix.CmsgLen(0)]))
+		pi.Ifindex = int32(c.ifindex)
+		pi.Spec_dst = [4]byte{}
+		if src.Is4() {
+			pi.Spec_dst = src.As4()
+		}
+	} else {
+		c.sendName = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: dst.As16()}
+		pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&c.sendOOB[unix.CmsgLen(0)]))
+		pi.Ifindex = uint32(c.ifindex)
+		pi.Addr = [16]byte{}
+		if src.Is6() {
+			pi.Addr = src.As16()
+		}
+	}
+	c.sendIov.Base = &msg[0]
+	c.sendIov.SetLen(len(msg))
+	err := c.rc.Write(c.writeFn)
+	c.sendIov.Base = nil // do not keep msg alive
+	if err != nil {
+		return err
+	}
+	if c.sendErrno != 0 {
+		return c.sendErrno
+	}
+	return nil
 }
 
 func (c *rawConn) close() error {

@@ -209,6 +209,50 @@ func TestTransportReceiveDoesNotAllocate(t *testing.T) {
 	}
 }
 
+func TestTransportSendDoesNotAllocate(t *testing.T) {
+	for _, tt := range []struct {
+		family config.Family
+		group  netip.Addr
+	}{{config.IPv4, GroupIPv4}, {config.IPv6, GroupIPv6}} {
+		t.Run(tt.family.String(), func(t *testing.T) {
+			l := newTestLink(t)
+			a := openTransport(t, l.NSA, l.IfA, tt.family, netip.Addr{}, nil)
+			b := openTransport(t, l.NSB, l.IfB, tt.family, netip.Addr{}, nil)
+			if r := receiveOne(t, a, b, tt.group, []byte("warm up")); r.err != nil {
+				t.Fatal(r.err)
+			}
+			const runs = 20
+			msg := []byte("counted")
+			allocs := testing.AllocsPerRun(runs, func() {
+				if err := a.Send(msg, tt.group); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("Send allocates %.1f times per message, want 0", allocs)
+			}
+			// Every message sent arrives, from a's address; a lost one
+			// ends the wait after 5 s.
+			stop := time.AfterFunc(5*time.Second, func() { _ = b.Close() })
+			defer stop.Stop()
+			buf := make([]byte, 1500)
+			for seen := 0; seen < runs+1; {
+				n, info, err := b.Receive(buf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(buf[:n], msg) {
+					continue
+				}
+				if info.Src != a.LocalAddr() {
+					t.Fatalf("message from %s, want %s", info.Src, a.LocalAddr())
+				}
+				seen++
+			}
+		})
+	}
+}
+
 func TestTransportFollowsItsInterfaceWhenItIsRecreated(t *testing.T) {
 	for _, tt := range []struct {
 		family config.Family
