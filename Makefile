@@ -11,7 +11,7 @@ FUZZTIME    ?= 60s
 FUZZ        := ./config:FuzzParse ./vrrp:FuzzDecode ./config/keepalived:FuzzKeepalived \
                ./config/nginx:FuzzNginx ./config/haproxy:FuzzHaproxy ./config/convert:FuzzConvert
 
-.PHONY: all build test lint fuzz clean bench-failover soak
+.PHONY: all build test lint fuzz clean bench bench-deps bench-failover soak
 
 all: build
 
@@ -40,6 +40,25 @@ fuzz:
 	  echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
 	  $(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
+
+# The benchmarks compare vrrplb with these; as root, bench installs the missing ones.
+BENCH_PKGS  := haproxy nginx-light libnginx-mod-stream wrk iperf3 keepalived iproute2 tcpdump
+
+# Both benchmark tables: the proxy against haproxy and nginx stream on
+# loopback, then failover against keepalived in the e2e lab (root).
+bench: bench-deps build
+	$(GO) run ./e2e/bench -vrrplb bin/vrrplb -no-check
+	$(GO) run ./e2e/failbench
+
+bench-deps:
+	@missing=""; for p in $(BENCH_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make bench needs the Debian packages$$missing: run it as root to install them"; exit 1; fi; \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 # Failover as a client sees it, vrrplb against keepalived in the e2e lab
 # (root, keepalived): a markdown table with the RFC 5798 bound beside.
