@@ -37,6 +37,8 @@ const (
 type soakConfig struct {
 	baseline, load time.Duration
 	bulk, storm    int
+	// wrap is a command prefix the daemons run under (nice, chrt).
+	wrap []string
 }
 
 // phase is one stretch of the soak and what it measured.
@@ -83,12 +85,12 @@ func soak(ctx context.Context, cfg soakConfig) (ok bool, err error) {
 			return strings.Contains(pbe.Output(), "listening on"), "backend did not start: " + pbe.Output()
 		})
 		backendAddr := netip.AddrPortFrom(be.Addr4.Addr(), backendPort)
-		pm := startVRRPLB(t, master, config(masterPrio, backendAddr))
+		pm := startVRRPLB(t, master, config(masterPrio, backendAddr), cfg.wrap)
 		e2e.Eventually(t, 5*time.Second, func() (bool, string) {
 			m := l.Masters(vip)
 			return len(m) == 1 && m[0] == master.Name && master.State() == "master", fmt.Sprintf("holders of %s: %v", vip, m)
 		})
-		startVRRPLB(t, backup, config(backupPrio, backendAddr))
+		startVRRPLB(t, backup, config(backupPrio, backendAddr), cfg.wrap)
 		e2e.Eventually(t, 5*time.Second, func() (bool, string) {
 			return backup.State() == "backup", "the backup is " + backup.State()
 		})
@@ -135,7 +137,7 @@ func soak(ctx context.Context, cfg soakConfig) (ok bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	return report(os.Stdout, phases), nil
+	return report(os.Stdout, phases, cfg.wrap), nil
 }
 
 // captureSent runs tcpdump on h's eth0 for the packets it sends: their
@@ -190,10 +192,12 @@ drain_timeout = "1s"
 `, proxyPort, backend.String())
 }
 
-// startVRRPLB runs vrrplb on h with gctrace on, and waits for its admin server.
-func startVRRPLB(t *trial.T, h *e2e.Host, config string) *e2e.Proc {
+// startVRRPLB runs vrrplb on h with gctrace on, under wrap if any, and waits
+// for its admin server.
+func startVRRPLB(t *trial.T, h *e2e.Host, config string, wrap []string) *e2e.Proc {
 	path := h.WriteConfig(config)
-	p := h.Start("vrrplb", "env", "GODEBUG=gctrace=1", e2e.Binary(t), "run", "--config", path)
+	argv := append(append([]string{"env", "GODEBUG=gctrace=1"}, wrap...), e2e.Binary(t), "run", "--config", path)
+	p := h.Start("vrrplb", argv...)
 	e2e.Eventually(t, 10*time.Second, func() (bool, string) {
 		if p.Exited() {
 			t.Fatalf("vrrplb on %s exited: %v\n%s", h.Name, p.WaitExit(0), p.Output())
@@ -302,9 +306,12 @@ func gcPauses(log string) []time.Duration {
 }
 
 // report prints the table and says whether every phase kept its master.
-func report(w *os.File, phases []*phase) bool {
+func report(w *os.File, phases []*phase, wrap []string) bool {
 	var fails []string
 	fmt.Fprintf(w, "VRRPv3 at %s adverts, master priority %d, backup %d: Master_Down_Interval %s.\n", interval, masterPrio, backupPrio, ms(downInterval))
+	if len(wrap) > 0 {
+		fmt.Fprintf(w, "Both daemons run under %q.\n", strings.Join(wrap, " "))
+	}
 	fmt.Fprintf(w, "Send times from the master's eth0 (tcpdump -Q out), arrival times from the lab bridge.\n\n")
 	fmt.Fprintln(w, "| phase | length | adverts sent (expected) | send interval p50 | send jitter p99 | send jitter max | longest gap at the bridge | transitions | longest GC pause (gctrace) | GCs | go_gc_duration_seconds max |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
