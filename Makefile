@@ -11,7 +11,7 @@ FUZZTIME    ?= 60s
 FUZZ        := ./config:FuzzParse ./vrrp:FuzzDecode ./config/keepalived:FuzzKeepalived \
                ./config/nginx:FuzzNginx ./config/haproxy:FuzzHaproxy ./config/convert:FuzzConvert
 
-.PHONY: all build test lint fuzz clean bench-failover soak
+.PHONY: all build test lint fuzz clean bench bench-deps bench-failover soak
 
 all: build
 
@@ -20,12 +20,13 @@ build:
 
 # vet, then every test with the race detector. The root-only tests (network
 # namespaces, raw sockets) run when this is run as root and skip otherwise;
-# VRRPLB_E2E=1 turns such a skip into a failure.
+# VRRPLB_E2E=1 turns such a skip into a failure. Then each fuzz target for 10s.
 test:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	 if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -timeout 20m ./...
+	$(MAKE) fuzz FUZZTIME=10s
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -40,6 +41,25 @@ fuzz:
 	  $(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
 
+# The benchmarks compare vrrplb with these; as root, bench installs the missing ones.
+BENCH_PKGS  := haproxy nginx-light libnginx-mod-stream wrk iperf3 keepalived iproute2 tcpdump
+
+# Both benchmark tables: the proxy against haproxy and nginx stream on
+# loopback, then failover against keepalived in the e2e lab (root).
+bench: bench-deps build
+	$(GO) run ./e2e/bench -vrrplb bin/vrrplb -no-check
+	$(GO) run ./e2e/failbench
+
+bench-deps:
+	@missing=""; for p in $(BENCH_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make bench needs the Debian packages$$missing: run it as root to install them"; exit 1; fi; \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 # Failover as a client sees it, vrrplb against keepalived in the e2e lab
 # (root, keepalived): a markdown table with the RFC 5798 bound beside.
 bench-failover:
@@ -52,3 +72,11 @@ soak:
 
 clean:
 	rm -rf bin
+
+# The demo, as root: a lab of network namespaces on this machine (two vrrplb
+# hosts, three fake apiservers, a client); the VIP fails over, an apiserver
+# goes unready, then everything is torn down. Needs iproute2.
+.PHONY: demo
+demo:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/demo/ ./cmd/vrrplb ./e2e/fakeapiserver ./e2e/demo
+	bin/demo/demo

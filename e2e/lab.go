@@ -182,7 +182,9 @@ func (h *Host) addLink() {
 	must(t, "ip", "link", "add", HostIfname, "netns", h.NS, "type", "veth", "peer", "name", h.Port, "netns", l.BridgeNS)
 	must(t, "ip", "-n", l.BridgeNS, "link", "set", h.Port, "master", "br0")
 	must(t, "ip", "-n", l.BridgeNS, "link", "set", h.Port, "up")
-	must(t, "ip", "netns", "exec", h.NS, "sysctl", "-qw", "net.ipv6.conf."+HostIfname+".accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
+	// No sysctl(8): iproute2 and a shell are all the lab (and the demo) need.
+	must(t, "ip", "netns", "exec", h.NS, "sh", "-c",
+		"echo 0 >/proc/sys/net/ipv6/conf/"+HostIfname+"/accept_dad && echo 0 >/proc/sys/net/ipv6/conf/default/accept_dad")
 	must(t, "ip", "-n", h.NS, "addr", "add", h.Addr4.String(), "dev", HostIfname)
 	must(t, "ip", "-n", h.NS, "addr", "add", h.Addr6.String(), "dev", HostIfname, "nodad")
 	must(t, "ip", "-n", h.NS, "link", "set", "lo", "up")

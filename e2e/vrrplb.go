@@ -91,9 +91,12 @@ func (c VRRPConf) writeTOML(b *strings.Builder) {
 	b.WriteString(c.Extra)
 }
 
-// adminAddr is where every vrrplb of the lab serves /status and /metrics,
-// each inside its own host's namespace.
-const adminAddr = "127.0.0.1:9100"
+// AdminAddr is where every vrrplb of the lab serves /status and /metrics,
+// each inside its own host's namespace: a config a program writes itself
+// must use it for Instances, Status, State and Metric to work.
+const AdminAddr = "127.0.0.1:9100"
+
+const adminAddr = AdminAddr
 
 // VIP4 and VIP6 are the lab's virtual addresses.
 var (
@@ -134,22 +137,46 @@ type InstanceStatus struct {
 	VirtualIPs        []string `json:"virtual_ips"`
 }
 
-// Instances reads the instances of h's /status.
-func (h *Host) Instances() ([]InstanceStatus, error) {
+// BackendStatus is a backend of a frontend in /status.
+type BackendStatus struct {
+	Address           string `json:"address"`
+	Healthy           bool   `json:"healthy"`
+	ActiveConnections int    `json:"active_connections"`
+}
+
+// FrontendStatus is a frontend in /status.
+type FrontendStatus struct {
+	Name     string          `json:"name"`
+	Listen   string          `json:"listen"`
+	Backends []BackendStatus `json:"backends"`
+}
+
+// Status is h's /status document.
+type Status struct {
+	Instances []InstanceStatus `json:"instances"`
+	Frontends []FrontendStatus `json:"frontends"`
+}
+
+// Status reads h's /status.
+func (h *Host) Status() (Status, error) {
+	var doc Status
 	code, body, err := h.HTTPGet("http://" + adminAddr + "/status")
 	if err != nil {
-		return nil, err
+		return doc, err
 	}
 	if code != 200 {
-		return nil, fmt.Errorf("/status on %s: status %d", h.Name, code)
-	}
-	var doc struct {
-		Instances []InstanceStatus `json:"instances"`
+		return doc, fmt.Errorf("/status on %s: status %d", h.Name, code)
 	}
 	if err := json.Unmarshal([]byte(body), &doc); err != nil {
-		return nil, fmt.Errorf("/status on %s: %w", h.Name, err)
+		return doc, fmt.Errorf("/status on %s: %w", h.Name, err)
 	}
-	return doc.Instances, nil
+	return doc, nil
+}
+
+// Instances reads the instances of h's /status.
+func (h *Host) Instances() ([]InstanceStatus, error) {
+	doc, err := h.Status()
+	return doc.Instances, err
 }
 
 // State is the state of h's first instance per /status ("" if unreachable).

@@ -10,4 +10,11 @@
 // system sits behind the small interfaces in os.go, with the real versions in
 // _linux.go files. The package does not proxy traffic or check backends; it only
 // reads a tracker's verdict.
+//
+// Track scripts and notify commands that would run as root are refused when a
+// user other than root can change them: the executable (or the script an
+// interpreter runs) or a directory above it owned by another uid, writable by
+// a group other than root's, or world-writable without the sticky bit
+// (CheckScriptSecurity, keepalived's enable_script_security). [scripts] user
+// runs them as that user instead, and then they are not checked.
 package vrrp

@@ -143,6 +143,7 @@ type Instance struct {
 	sendBuf       []byte
 	rx            Advertisement
 	addrListLog   rateLimit
+	dropLog       map[Reason]*rateLimit
 	sendErrLog    rateLimit
 	announceLog   rateLimit
 
@@ -213,6 +214,10 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 		in.trackerStates[i] = TrackerState{Weight: t.Weight, OK: true}
 	}
 	in.addrListLog = rateLimit{every: logEvery}
+	in.dropLog = make(map[Reason]*rateLimit, len(dropReasons))
+	for _, r := range dropReasons {
+		in.dropLog[r] = &rateLimit{every: logEvery}
+	}
 	in.sendErrLog = rateLimit{every: 10 * time.Second}
 	in.announceLog = rateLimit{every: 10 * time.Second}
 	in.status = InstanceStatus{
@@ -587,41 +592,41 @@ func (in *Instance) updatePriority() {
 func (in *Instance) receivePacket(msg []byte, info PacketInfo) {
 	src, dst := info.Src.Unmap().WithZone(""), info.Dst.Unmap().WithZone("")
 	if dst.IsMulticast() && info.HopLimit != TTL {
-		in.drop(ReasonTTL)
+		in.drop(ReasonTTL, src)
 		return
 	}
 	if len(msg) > 0 && int(msg[0]>>4) != in.cfg.Version {
-		in.drop(ReasonVersion)
+		in.drop(ReasonVersion, src)
 		return
 	}
 	if err := in.rx.Decode(msg, src, dst); err != nil {
 		var pe *PacketError
 		if errors.As(err, &pe) {
-			in.drop(pe.Reason)
+			in.drop(pe.Reason, src)
 		}
 		return
 	}
 	a := &in.rx
 	if a.VRID != in.cfg.VirtualRouterID {
-		in.drop(ReasonVRID)
+		in.drop(ReasonVRID, src)
 		return
 	}
 	if in.cfg.Version == 2 && (a.AuthType != in.advert.AuthType || a.AuthData != in.advert.AuthData) {
-		in.drop(ReasonAuth)
+		in.drop(ReasonAuth, src)
 		return
 	}
 	if (in.cfg.Version == 2 && a.Interval != in.cfg.AdvertInterval) || a.Interval == 0 {
-		in.drop(ReasonInterval)
+		in.drop(ReasonInterval, src)
 		return
 	}
 	in.followLocalAddr()
 	if src == in.local {
-		in.drop(ReasonSelf)
+		in.drop(ReasonSelf, src)
 		return
 	}
 	if !sameAddrs(a.Addrs, in.vips) {
 		if in.addrListLog.allow(in.clock.Now()) {
-			in.log.Warn("advert lists other virtual IPs than ours", "from", src, "theirs", a.Addrs, "ours", in.vips)
+			in.log.Warn("advert lists other virtual IPs than ours", "from", src, "theirs", a.Addrs, "ours", in.vips, "suppressed", in.addrListLog.take())
 		}
 	}
 	in.handle(Event{Kind: EventAdvert, From: src, Priority: a.Priority, Interval: a.Interval})
@@ -629,8 +634,20 @@ func (in *Instance) receivePacket(msg []byte, info PacketInfo) {
 	in.metrics.advertsReceived.Inc()
 }
 
-func (in *Instance) drop(r Reason) {
+// drop counts a dropped packet and logs it, at most one line per reason per
+// logEvery with the count of the ones not logged since. Packets of other
+// virtual routers and our own are normal on a shared segment: debug only.
+func (in *Instance) drop(r Reason, src netip.Addr) {
 	in.metrics.dropped[r].Inc()
+	l := in.dropLog[r]
+	if !l.allow(in.clock.Now()) {
+		return
+	}
+	level := slog.LevelWarn
+	if r == ReasonVRID || r == ReasonSelf {
+		level = slog.LevelDebug
+	}
+	in.log.Log(context.Background(), level, "dropping VRRP packet", "reason", string(r), "from", src, "suppressed", l.take())
 }
 
 // sameAddrs reports whether a and b hold the same addresses in any order.

@@ -48,10 +48,15 @@ type CommandNotifier struct {
 }
 
 // NewCommandNotifier returns the notifier of command argv. It fails when the
-// user does not exist. An empty argv gives a notifier that does nothing.
+// user does not exist, or when the command would run as root while another
+// user can change it (CheckScriptSecurity). An empty argv gives a notifier
+// that does nothing.
 func NewCommandNotifier(argv []string, opts NotifyOptions) (*CommandNotifier, error) {
 	cred, err := credentialOf(opts.User)
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckScriptSecurity(argv, opts.User); err != nil {
 		return nil, err
 	}
 	n := &CommandNotifier{

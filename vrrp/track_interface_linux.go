@@ -55,22 +55,39 @@ func linkUp(l netlink.Link) bool {
 func (t *InterfaceTracker) Run(ctx context.Context, report func(ok bool)) error {
 	updates := make(chan netlink.LinkUpdate, 64)
 	done := make(chan struct{})
+	opts := netlink.LinkSubscribeOptions{
+		ErrorCallback: func(err error) {
+			if ctx.Err() == nil { // closing the subscription at the end is no error
+				t.log.Warn("track_interface link updates", "interface", t.name, "error", err)
+			}
+		},
+	}
+	// Sockets are opened in the tracker's namespace: on this thread when it
+	// is there (no CAP_SYS_ADMIN needed), else by entering it.
+	runtime.LockOSThread()
+	here := threadInNetns(t.ns)
+	if !here {
+		opts.Namespace = &t.ns
+	}
+	err := netlink.LinkSubscribeWithOptions(updates, done, opts)
+	if err != nil {
+		runtime.UnlockOSThread()
+		close(done)
+		return fmt.Errorf("track_interface %s: subscribe to link updates: %w", t.name, permHint(err))
+	}
 	defer func() {
 		close(done)
 		for range updates { // let the subscription goroutine finish
 		}
 	}()
-	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
-		Namespace: &t.ns,
-		ErrorCallback: func(err error) {
-			t.log.Warn("track_interface link updates", "interface", t.name, "error", err)
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("track_interface %s: subscribe to link updates: %w", t.name, permHint(err))
-	}
 	// Subscribed first, then read the state: no change can fall in between.
-	h, err := netlink.NewHandleAt(t.ns)
+	var h *netlink.Handle
+	if here {
+		h, err = netlink.NewHandle()
+	} else {
+		h, err = netlink.NewHandleAt(t.ns)
+	}
+	runtime.UnlockOSThread()
 	if err != nil {
 		return fmt.Errorf("track_interface %s: netlink handle: %w", t.name, permHint(err))
 	}

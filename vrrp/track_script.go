@@ -42,7 +42,8 @@ type ScriptTracker struct {
 }
 
 // NewScriptTracker returns the tracker of one track_script. It fails when the
-// command is empty or the user does not exist.
+// command is empty, the user does not exist, or the command would run as root
+// while another user can change it (CheckScriptSecurity).
 func NewScriptTracker(cfg config.TrackScript, opts ScriptOptions) (*ScriptTracker, error) {
 	if len(cfg.Command) == 0 {
 		return nil, errors.New("track_script: empty command")
@@ -50,6 +51,9 @@ func NewScriptTracker(cfg config.TrackScript, opts ScriptOptions) (*ScriptTracke
 	name := strings.Join(cfg.Command, " ")
 	cred, err := credentialOf(opts.User)
 	if err != nil {
+		return nil, fmt.Errorf("track_script %q: %w", name, err)
+	}
+	if err := CheckScriptSecurity(cfg.Command, opts.User); err != nil {
 		return nil, fmt.Errorf("track_script %q: %w", name, err)
 	}
 	s := &ScriptTracker{name: name, cfg: cfg, cred: cred, log: opts.Logger, after: opts.After}

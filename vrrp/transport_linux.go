@@ -185,8 +185,10 @@ func (t *RawTransport) watch(ns netns.NsHandle, w *watcher) {
 	// transport's namespace. The thread is not unlocked, so it ends with the
 	// goroutine instead of going back to the pool in another namespace.
 	runtime.LockOSThread()
-	if err := netns.Set(ns); err != nil {
-		t.log.Error("vrrp transport cannot follow its interface", "error", err)
+	if !threadInNetns(ns) {
+		if err := netns.Set(ns); err != nil {
+			t.log.Error("vrrp transport cannot follow its interface", "error", err)
+		}
 	}
 	links, addrs := w.links, w.addrs
 	for {
@@ -212,7 +214,7 @@ func (t *RawTransport) watch(ns netns.NsHandle, w *watcher) {
 				continue
 			}
 		}
-		if err := t.refresh(); err != nil {
+		if err := t.refresh(); err != nil && !errors.Is(err, ErrTransportClosed) {
 			t.log.Warn("vrrp transport could not follow its interface", "error", err)
 		}
 	}

@@ -23,6 +23,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		printConfigError(stderr, err)
 		return exitError{code: 1}
 	}
+	// Scripts that would run as root but that another user can change are
+	// refused at start: say so now.
+	if err := checkScripts(cfg); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		return exitError{code: 1}
+	}
 	if err := config.Render(stdout, cfg); err != nil {
 		return fmt.Errorf("print config: %w", err)
 	}

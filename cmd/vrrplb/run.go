@@ -43,8 +43,14 @@ type daemon struct {
 
 	// sup runs the components: instances, frontends, health checkers.
 	sup *supervisor
+	// proxies are the frontends and their health checkers, which VRRP's
+	// track_frontend reads; nil until wireProxy.
+	proxies *proxies
 	// status fills in the parts of /status each component owns.
 	status []func(*statusDoc)
+	// checks refuse a new config before anything is applied (a reload is
+	// all or nothing as far as they can tell).
+	checks []func(next *config.Config) error
 	// reloaders apply a validated new config; each gets the old and the new.
 	reloaders []func(old, new *config.Config) error
 
@@ -61,6 +67,7 @@ type daemon struct {
 // d.reloaders; each lives in its own file (health.go, proxy.go, vrrp.go).
 var wirings = []func(d *daemon, cfg *config.Config) error{
 	// Components are added here, in that order.
+	wireProxy, // health checkers and frontends (proxy.go)
 	wireVRRP,
 }
 
@@ -199,6 +206,13 @@ func (d *daemon) reload() {
 		}
 		d.metrics.reloadOK(false, time.Now())
 		return
+	}
+	for _, check := range d.checks {
+		if err := check(cfg); err != nil {
+			d.log.Error("reload rejected; the running config stays", "err", err)
+			d.metrics.reloadOK(false, time.Now())
+			return
+		}
 	}
 	for _, apply := range d.reloaders {
 		if err := apply(old, cfg); err != nil {

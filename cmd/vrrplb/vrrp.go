@@ -12,14 +12,14 @@ import (
 	"github.com/vrrplb/vrrplb/vrrp"
 )
 
-// frontendTracker, when set by the frontend wiring, returns the tracker of a
-// frontend's health for track_frontend. It runs before wireVRRP.
-var frontendTracker func(d *daemon, name string) (vrrp.Tracker, error)
-
 // wireVRRP starts one VRRP instance per [[instance]], each under the
 // supervisor with its own key, shows them in /status and applies reloads to
 // them by (virtual_router_id, interface, family).
 func wireVRRP(d *daemon, cfg *config.Config) error {
+	if err := checkVRRP(cfg); err != nil {
+		return err
+	}
+	d.checks = append(d.checks, checkVRRP)
 	w := &vrrpWiring{d: d, metrics: vrrp.NewMetrics(d.reg), running: map[config.InstanceKey]*vrrpRunning{}}
 	for _, ic := range cfg.Instances {
 		if err := w.start(cfg, ic); err != nil {
@@ -141,6 +141,36 @@ func (w *vrrpWiring) status(doc *statusDoc) {
 	}
 }
 
+// checkVRRP refuses a config with instances when the process lacks a
+// capability VRRP needs, or whose track scripts or notify commands would run
+// as root while another user can change them (vrrp.CheckScriptSecurity).
+func checkVRRP(cfg *config.Config) error {
+	if len(cfg.Instances) == 0 {
+		return nil
+	}
+	if err := vrrp.CheckCapabilities(); err != nil {
+		return err
+	}
+	return checkScripts(cfg)
+}
+
+// checkScripts refuses track scripts and notify commands that would run as
+// root while another user can change them; `vrrplb check` runs it too.
+func checkScripts(cfg *config.Config) error {
+	var errs []error
+	for _, ic := range cfg.Instances {
+		for i, s := range ic.TrackScripts {
+			if err := vrrp.CheckScriptSecurity(s.Command, cfg.Scripts.User); err != nil {
+				errs = append(errs, fmt.Errorf("instance %q: track_script #%d: %w", ic.Name, i+1, err))
+			}
+		}
+		if err := vrrp.CheckScriptSecurity(ic.Notify, cfg.Scripts.User); err != nil {
+			errs = append(errs, fmt.Errorf("instance %q: notify: %w", ic.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // reload applies a new config by key: instances that are gone stop (a
 // master hands over), new ones start, and a changed one is updated in place
 // — a master keeps its VIPs unless its new priority loses — unless its name,
@@ -148,6 +178,7 @@ func (w *vrrpWiring) status(doc *statusDoc) {
 // take a new instance. Every change is tried; the errors are returned
 // together.
 func (w *vrrpWiring) reload(_, next *config.Config) error {
+	// checkVRRP has passed (d.checks): nothing is refused for safety here.
 	wanted := map[config.InstanceKey]bool{}
 	for _, ic := range next.Instances {
 		wanted[ic.Key()] = true
@@ -228,10 +259,10 @@ func instanceWithNotifier(in *vrrp.Instance, n *vrrp.CommandNotifier) component 
 func vrrpTrackers(d *daemon, cfg *config.Config, ic config.Instance) ([]vrrp.WeightedTracker, error) {
 	var ts []vrrp.WeightedTracker
 	for _, f := range ic.TrackFrontends {
-		if frontendTracker == nil {
-			return nil, fmt.Errorf("track_frontend %q: frontend health is not available in this build", f.Name)
+		if d.proxies == nil {
+			return nil, fmt.Errorf("track_frontend %q: the frontends are not wired", f.Name)
 		}
-		t, err := frontendTracker(d, f.Name)
+		t, err := d.proxies.tracker(f.Name)
 		if err != nil {
 			return nil, fmt.Errorf("track_frontend %q: %w", f.Name, err)
 		}

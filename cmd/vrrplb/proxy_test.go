@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vrrplb/vrrplb/config"
+)
+
+// echoBackend serves an echo on 127.0.0.1 until the test ends.
+func echoBackend(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func frontendConfig(admin, listen string, backends ...string) string {
+	return fmt.Sprintf(`[admin]
+listen = %q
+
+[[frontend]]
+name = "api"
+listen = %q
+backends = [%s]
+drain_timeout = "200ms"
+  [frontend.health]
+  type = "tcp"
+  interval = "100ms"
+  timeout = "100ms"
+  rise = 1
+  fall = 1
+`, admin, listen, `"`+strings.Join(backends, `", "`)+`"`)
+}
+
+func TestDaemonProxiesToHealthyBackendsAndReloadsThem(t *testing.T) {
+	dir := t.TempDir()
+	admin, listen := freeAddr(t), freeAddr(t)
+	be1, be2 := echoBackend(t), echoBackend(t)
+	path := writeFile(t, dir, "vrrplb.toml", frontendConfig(admin, listen, be1))
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	d := newDaemon(cfg, &logs)
+	sig := make(chan os.Signal, 1)
+	d.signals = sig
+	done := make(chan error, 1)
+	go func() { done <- d.run(context.Background()) }()
+	base := "http://" + admin
+
+	healthyStatus := func(backends ...string) string {
+		var bs []string
+		for _, b := range backends {
+			bs = append(bs, fmt.Sprintf(`{"address":%q,"healthy":true,"active_connections":0}`, b))
+		}
+		return fmt.Sprintf(`{"instances":[],"frontends":[{"name":"api","listen":%q,"backends":[%s]}]}`, listen, strings.Join(bs, ","))
+	}
+	eventually(t, "the backend is healthy in /status", func() bool {
+		code, body := get(t, base+"/status")
+		return code == 200 && compactJSON(t, body) == healthyStatus(be1)
+	})
+
+	echo := func() error {
+		c, err := net.DialTimeout("tcp", listen, time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		fmt.Fprintln(c, "ping")
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || line != "ping\n" {
+			return fmt.Errorf("echo: %q, %v", line, err)
+		}
+		return nil
+	}
+	if err := echo(); err != nil {
+		t.Fatal(err)
+	}
+	_, body := get(t, base+"/metrics")
+	for _, want := range []string{
+		`vrrplb_frontend_connections_total{frontend="api"} 1`,
+		fmt.Sprintf(`vrrplb_backend_up{backend=%q,frontend="api"} 1`, be1),
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	// Reload to the other backend: new connections go there at once.
+	writeFile(t, dir, "vrrplb.toml", frontendConfig(admin, listen, be2))
+	sig <- syscall.SIGHUP
+	eventually(t, "the new backend set in /status", func() bool {
+		code, body := get(t, base+"/status")
+		return code == 200 && compactJSON(t, body) == healthyStatus(be2)
+	})
+	if err := echo(); err != nil {
+		t.Fatalf("after reload: %v", err)
+	}
+
+	// A new listen address: the frontend moves, its checker stays.
+	listen2 := freeAddr(t)
+	writeFile(t, dir, "vrrplb.toml", frontendConfig(admin, listen2, be2))
+	sig <- syscall.SIGHUP
+	oldListen := listen
+	listen = listen2
+	eventually(t, "the frontend on its new address in /status", func() bool {
+		code, body := get(t, base+"/status")
+		return code == 200 && compactJSON(t, body) == healthyStatus(be2)
+	})
+	eventually(t, "the new address proxies", func() bool { return echo() == nil })
+	eventually(t, "the old address closes", func() bool {
+		c, err := net.Dial("tcp", oldListen)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+
+	sig <- syscall.SIGTERM
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run returned %v after SIGTERM, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after SIGTERM")
+	}
+	if c, err := net.Dial("tcp", listen); err == nil {
+		c.Close()
+		t.Error("the frontend still accepts after stop")
+	}
+}

@@ -1,0 +1,354 @@
+// Command bench measures vrrplb's proxy against haproxy and nginx stream on
+// loopback: one-stream bulk throughput (iperf3), new connections per second
+// (wrk with Connection: close), keep-alive small request/response (wrk), and
+// RSS per idle proxied connection. Every proxy runs as its own process in
+// front of the same backends; runs alternate between proxies and the table
+// shows medians with ratios against haproxy. It exits 1 when vrrplb misses a
+// target. Run it with `go run ./e2e/bench`; it needs haproxy, nginx (with the
+// stream module), wrk and iperf3, and sends traffic only to 127.0.0.1.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	var (
+		role      = flag.String("role", "", "internal: run as a child process of the bench (backend, vrrplb, naive)")
+		listen    = flag.String("listen", "", "internal: comma-separated listen addresses of a child")
+		backend   = flag.String("backend", "", "internal: comma-separated backend addresses of a child")
+		rounds    = flag.Int("rounds", 3, "runs of each test per proxy; the table shows medians")
+		duration  = flag.Duration("duration", 3*time.Second, "length of each throughput run")
+		idleConns = flag.Int("idle-conns", 4000, "idle connections for the RSS test")
+		only      = flag.String("proxies", "direct,vrrplb,naive,haproxy,nginx", "comma-separated proxies to measure")
+		tests     = flag.String("tests", "bulk,connclose,keepalive,rss", "comma-separated tests to run")
+		vrrplbBin = flag.String("vrrplb", "", "vrrplb binary to measure (`vrrplb run` with a generated config); \"\" builds ./cmd/vrrplb, \"inproc\" runs proxy.Frontend inside this program instead")
+		noCheck   = flag.Bool("no-check", false, "do not exit 1 when vrrplb misses a target")
+	)
+	flag.Parse()
+	if *role != "" {
+		if err := runRole(*role, strings.Split(*listen, ","), strings.Split(*backend, ",")); err != nil {
+			fmt.Fprintf(os.Stderr, "bench %s: %v\n", *role, err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	b := &bench{
+		rounds:    *rounds,
+		duration:  *duration,
+		idleConns: *idleConns,
+		vrrplbBin: *vrrplbBin,
+	}
+	missed, err := b.run(ctx, strings.Split(*only, ","), strings.Split(*tests, ","))
+	b.stopAll()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(2)
+	}
+	if missed && !*noCheck {
+		os.Exit(1)
+	}
+}
+
+// target is one way to reach the backends: directly or through a proxy.
+type target struct {
+	name     string
+	httpAddr string // in front of the HTTP backend
+	bulkAddr string // in front of iperf3 -s
+	cmd      *exec.Cmd
+}
+
+type bench struct {
+	rounds    int
+	duration  time.Duration
+	idleConns int
+	vrrplbBin string
+
+	dir      string
+	procs    []*exec.Cmd
+	httpAddr string
+	bulkAddr string
+}
+
+func (b *bench) run(ctx context.Context, proxies, tests []string) (missed bool, err error) {
+	for _, tool := range []string{"wrk", "iperf3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return false, fmt.Errorf("%s not found (Debian package %s)", tool, tool)
+		}
+	}
+	b.dir, err = os.MkdirTemp("", "vrrplb-bench-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(b.dir)
+
+	if b.vrrplbBin == "" && slices.Contains(proxies, "vrrplb") {
+		bin := filepath.Join(b.dir, "vrrplb")
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/vrrplb").CombinedOutput()
+		if err != nil {
+			return false, fmt.Errorf("build ./cmd/vrrplb (run from the module root, or pass -vrrplb): %v: %s", err, out)
+		}
+		b.vrrplbBin = bin
+	}
+	b.httpAddr, b.bulkAddr = freeAddr(), freeAddr()
+	if _, err := b.start("backend", os.Args[0], "-role=backend", "-listen="+b.httpAddr); err != nil {
+		return false, err
+	}
+	_, port, _ := net.SplitHostPort(b.bulkAddr)
+	if _, err := b.start("iperf3", "iperf3", "-s", "-B", "127.0.0.1", "-p", port); err != nil {
+		return false, err
+	}
+	var targets []*target
+	for _, name := range proxies {
+		t, err := b.startProxy(name)
+		if err != nil {
+			return false, fmt.Errorf("start %s: %w", name, err)
+		}
+		targets = append(targets, t)
+	}
+	for _, a := range []string{b.httpAddr, b.bulkAddr} {
+		if err := waitListening(a); err != nil {
+			return false, err
+		}
+	}
+	for _, t := range targets {
+		for _, a := range []string{t.httpAddr, t.bulkAddr} {
+			if err := waitListening(a); err != nil {
+				return false, fmt.Errorf("%s: %w", t.name, err)
+			}
+		}
+	}
+
+	res := newResults(targets)
+	for _, test := range tests {
+		m, ok := measures[test]
+		if !ok {
+			return false, fmt.Errorf("unknown test %q", test)
+		}
+		for r := range b.rounds {
+			// Alternate: each round starts with a different proxy.
+			for i := range targets {
+				t := targets[(i+r)%len(targets)]
+				if m.skip != nil && m.skip(t) {
+					continue
+				}
+				if ctx.Err() != nil {
+					return false, ctx.Err()
+				}
+				v, note, err := m.run(ctx, b, t)
+				if err != nil {
+					// A proxy that cannot do the test is a result, not
+					// the end of the bench (the naive proxy runs out of
+					// descriptors holding 4,000 connections).
+					fmt.Fprintf(os.Stderr, "%-9s %-8s round %d: failed: %v\n", test, t.name, r+1, err)
+					res.fail(test, t.name, err.Error())
+					continue
+				}
+				fmt.Fprintf(os.Stderr, "%-9s %-8s round %d: %s %s\n", test, t.name, r+1, m.format(v), note)
+				res.add(test, t.name, v, note)
+			}
+		}
+	}
+	return res.print(os.Stdout, tests), nil
+}
+
+func (b *bench) start(name, bin string, args ...string) (*exec.Cmd, error) {
+	cmd := exec.Command(bin, args...)
+	logf, err := os.Create(filepath.Join(b.dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	b.procs = append(b.procs, cmd)
+	return cmd, nil
+}
+
+// restart replaces t's proxy process with a fresh one (same command), so a
+// memory measurement starts from a process that has not served before.
+func (b *bench) restart(t *target) error {
+	old := t.cmd
+	syscall.Kill(-old.Process.Pid, syscall.SIGKILL)
+	old.Wait()
+	b.procs = slices.DeleteFunc(b.procs, func(c *exec.Cmd) bool { return c == old })
+	// Until the old process's sockets are gone the new one cannot bind.
+	for _, a := range []string{t.httpAddr, t.bulkAddr} {
+		if err := waitClosed(a); err != nil {
+			return fmt.Errorf("%s before restart: %w", t.name, err)
+		}
+	}
+	cmd, err := b.start(t.name, old.Path, old.Args[1:]...)
+	if err != nil {
+		return err
+	}
+	t.cmd = cmd
+	for _, a := range []string{t.httpAddr, t.bulkAddr} {
+		if err := waitListening(a); err != nil {
+			return fmt.Errorf("%s after restart: %w", t.name, err)
+		}
+	}
+	return nil
+}
+
+// stopAll kills every process the bench started, with its children.
+func (b *bench) stopAll() {
+	for _, cmd := range slices.Backward(b.procs) {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	}
+	b.procs = nil
+}
+
+func (b *bench) startProxy(name string) (*target, error) {
+	t := &target{name: name}
+	if name == "direct" {
+		t.httpAddr, t.bulkAddr = b.httpAddr, b.bulkAddr
+		return t, nil
+	}
+	t.httpAddr, t.bulkAddr = freeAddr(), freeAddr()
+	listens := t.httpAddr + "," + t.bulkAddr
+	backends := b.httpAddr + "," + b.bulkAddr
+	var err error
+	switch name {
+	case "vrrplb":
+		if b.vrrplbBin != "inproc" {
+			conf := filepath.Join(b.dir, "vrrplb.toml")
+			if err := os.WriteFile(conf, []byte(vrrplbConfig(t, b)), 0o644); err != nil {
+				return nil, err
+			}
+			t.cmd, err = b.start(name, b.vrrplbBin, "run", "--config", conf)
+			break
+		}
+		t.cmd, err = b.start(name, os.Args[0], "-role=vrrplb", "-listen="+listens, "-backend="+backends)
+	case "naive":
+		t.cmd, err = b.start(name, os.Args[0], "-role=naive", "-listen="+listens, "-backend="+backends)
+	case "haproxy":
+		conf := filepath.Join(b.dir, "haproxy.cfg")
+		if err := os.WriteFile(conf, []byte(haproxyConfig(t, b)), 0o644); err != nil {
+			return nil, err
+		}
+		t.cmd, err = b.start(name, "haproxy", "-db", "-f", conf)
+	case "nginx":
+		conf := filepath.Join(b.dir, "nginx.conf")
+		if err := os.WriteFile(conf, []byte(nginxConfig(t, b)), 0o644); err != nil {
+			return nil, err
+		}
+		t.cmd, err = b.start(name, "nginx", "-p", b.dir, "-c", conf, "-e", filepath.Join(b.dir, "nginx-error.log"))
+	default:
+		return nil, fmt.Errorf("unknown proxy %q", name)
+	}
+	return t, err
+}
+
+// The configurations are equivalent: two threads or workers (the host's
+// cores), no logging, 1s connect timeout, no idle timeout that a run could
+// reach, one backend per listener.
+
+func haproxyConfig(t *target, b *bench) string {
+	return fmt.Sprintf(`global
+    maxconn 9000
+    nbthread 2
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 1h
+    timeout server 1h
+listen http
+    bind %s
+    server s1 %s
+listen bulk
+    bind %s
+    server s1 %s
+`, t.httpAddr, b.httpAddr, t.bulkAddr, b.bulkAddr)
+}
+
+func nginxConfig(t *target, b *bench) string {
+	return fmt.Sprintf(`daemon off;
+master_process on;
+worker_processes 2;
+worker_rlimit_nofile 20000;
+pid %s;
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+events { worker_connections 10000; }
+stream {
+    server { listen %s; proxy_pass %s; proxy_connect_timeout 1s; proxy_timeout 1h; }
+    server { listen %s; proxy_pass %s; proxy_connect_timeout 1s; proxy_timeout 1h; }
+}
+`, filepath.Join(b.dir, "nginx.pid"), t.httpAddr, b.httpAddr, t.bulkAddr, b.bulkAddr)
+}
+
+func vrrplbConfig(t *target, b *bench) string {
+	return fmt.Sprintf(`[admin]
+listen = ""
+[log]
+level = "warn"
+[[frontend]]
+name = "http"
+listen = %q
+backends = [%q]
+  [frontend.health]
+  type = "none"
+[[frontend]]
+name = "bulk"
+listen = %q
+backends = [%q]
+  [frontend.health]
+  type = "none"
+`, t.httpAddr, b.httpAddr, t.bulkAddr, b.bulkAddr)
+}
+
+// freeAddr returns a 127.0.0.1 address with a port free right now.
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitClosed(addr string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return nil
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s still accepts 10s after the kill", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func waitListening(addr string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nothing listens on %s after 10s: %w", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

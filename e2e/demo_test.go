@@ -1,0 +1,58 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDemoRunsToTheEndAndLeavesNothing runs the demo program (make demo) as
+// a user would, with the binaries the suite built, and checks it finished
+// in time, showed the failover gap and the traffic split, and removed its lab.
+func TestDemoRunsToTheEndAndLeavesNothing(t *testing.T) {
+	requireRoot(t)
+	requireCommand(t, "ip", "iproute2")
+	demo := Build(t, "github.com/vrrplb/vrrplb/e2e/demo")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, demo,
+		"-vrrplb", Binary(t), "-fakeapiserver", Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver"))
+	// Out of time, the demo is interrupted as a user would: it tears its lab
+	// down before it exits.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
+	cmd.WaitDelay = 20 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+	out := stdout.String()
+	if ctx.Err() != nil {
+		t.Errorf("the demo did not finish within 60s")
+	}
+	if err != nil || t.Failed() {
+		t.Fatalf("the demo failed after %s: %v\n---- stdout ----\n%s---- stderr ----\n%s", took.Round(time.Millisecond), err, out, stderr.String())
+	}
+	t.Logf("the demo took %s", took.Round(time.Millisecond))
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`failover gap: \d+ ms`),
+		regexp.MustCompile(`traffic split over 12 requests: apiserver-1 0, apiserver-2 [1-9]\d*, apiserver-3 [1-9]\d*\n`),
+		regexp.MustCompile(`nothing is left\.`),
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("the demo's output lacks %q:\n%s", want, out)
+		}
+	}
+	id := regexp.MustCompile(`lab id ([0-9a-f]+)`).FindStringSubmatch(out)
+	if id == nil {
+		t.Fatalf("the demo's output does not name its lab:\n%s", out)
+	}
+	if ns := must(t, "ip", "netns", "list"); strings.Contains(ns, "e2e"+id[1]) {
+		t.Errorf("the demo left namespaces behind:\n%s", ns)
+	}
+}

@@ -1,0 +1,143 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The capabilities vrrplb needs, and their bits in /proc/PID/status.
+const (
+	capNetBindService = 10 // listen on a port below 1024
+	capNetAdmin       = 12 // add and remove the VIP, send gratuitous ARP
+	capNetRaw         = 13 // VRRP's raw socket
+)
+
+// TestVRRPLBRunsUnprivilegedWithOnlyItsThreeCapabilities runs vrrplb as user
+// nobody with net_admin, net_raw and net_bind_service as ambient
+// capabilities and nothing else, as a systemd unit with
+// AmbientCapabilities= would: it must take the VIP and proxy to an
+// apiserver on a port below 1024.
+func TestVRRPLBRunsUnprivilegedWithOnlyItsThreeCapabilities(t *testing.T) {
+	l := NewLab(t, 3)
+	setpriv := requireCommand(t, "setpriv", "util-linux")
+	lb, api, client := l.Host(1), l.Host(2), l.Host(3)
+
+	// Binary and config where nobody can read them: the lab's own
+	// directories are root's alone.
+	dir, err := os.MkdirTemp("", "vrrplb-nonroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "vrrplb")
+	b, err := os.ReadFile(Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	backend := netip.AddrPortFrom(api.Addr4.Addr(), 6443)
+	// :443 needs net_bind_service: without it the listen fails.
+	config := VRRPConf{VIPs: []netip.Prefix{VIP4}}.TOML() + fmt.Sprintf(`
+  [[instance.track_frontend]]
+  name = "apiserver"
+
+[[frontend]]
+name = "apiserver"
+listen = ":443"
+backends = [%q]
+
+  [frontend.health]
+  type = "https"
+  path = "/readyz"
+  interval = "200ms"
+  timeout = "150ms"
+  rise = 1
+`, backend.String())
+	cfg := filepath.Join(dir, "vrrplb.toml")
+	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	api.Start("apiserver", Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver"),
+		"-listen", backend.String(), "-name", "apiserver-behind-nobody")
+	const caps = "net_admin,net_raw,net_bind_service"
+	p := lb.Start("vrrplb", setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+		"--inh-caps=-all,+"+strings.ReplaceAll(caps, ",", ",+"),
+		"--ambient-caps=-all,+"+strings.ReplaceAll(caps, ",", ",+"),
+		"--bounding-set=-all,+"+strings.ReplaceAll(caps, ",", ",+"),
+		"--no-new-privs",
+		bin, "run", "--config", cfg)
+	Eventually(t, 10*time.Second, func() (bool, string) {
+		if p.Exited() {
+			t.Fatalf("vrrplb as nobody exited: %v\n%s", p.WaitExit(0), p.Output())
+		}
+		code, _, err := lb.HTTPGet("http://" + adminAddr + "/healthz")
+		return err == nil && code == 200, fmt.Sprintf("vrrplb as nobody not serving /healthz: %v %d", err, code)
+	})
+
+	// The process is the daemon itself (setpriv execs it), as nobody, with
+	// exactly the three capabilities effective.
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := map[string]string{}
+	for _, line := range strings.Split(string(status), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			fields[k] = strings.TrimSpace(v)
+		}
+	}
+	if got := strings.Fields(fields["Uid"]); len(got) != 4 || got[0] != "65534" || got[1] != "65534" {
+		t.Errorf("vrrplb runs with uids %v, want 65534 (nobody)", got)
+	}
+	want := uint64(1<<capNetBindService | 1<<capNetAdmin | 1<<capNetRaw)
+	for _, set := range []string{"CapEff", "CapPrm", "CapAmb"} {
+		got, err := strconv.ParseUint(fields[set], 16, 64)
+		if err != nil || got != want {
+			t.Errorf("vrrplb's %s is %s, want %016x (%s only)", set, fields[set], want, caps)
+		}
+	}
+
+	l.WaitMaster(t, lb, VIP4.Addr(), 10*time.Second)
+	hc := &http.Client{
+		Timeout: 2 * time.Second,
+		Transport: &http.Transport{
+			DialContext:       client.DialContext,
+			DisableKeepAlives: true,
+			// The fake apiserver's certificate is a throwaway self-signed one.
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+		},
+	}
+	url := "https://" + netip.AddrPortFrom(VIP4.Addr(), 443).String() + "/version"
+	var server string
+	Eventually(t, 5*time.Second, func() (bool, string) {
+		resp, err := hc.Get(url)
+		if err != nil {
+			return false, fmt.Sprintf("GET %s from the client: %v", url, err)
+		}
+		defer resp.Body.Close()
+		var v struct {
+			Server string `json:"server"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&v)
+		server = v.Server
+		return err == nil && server != "", fmt.Sprintf("GET %s: %s %v", url, resp.Status, err)
+	})
+	if server != "apiserver-behind-nobody" {
+		t.Errorf("the VIP was answered by %q, want apiserver-behind-nobody", server)
+	}
+}

@@ -1,0 +1,13 @@
+// Package proxy is vrrplb's TCP data path: a Frontend listens on one address,
+// picks a healthy backend with its balancing policy, dials it within
+// connect_timeout, retries other healthy backends when a connect fails (and
+// reports the failure to health as a passive fault), then copies bytes both
+// ways between the two bare *net.TCPConn so the kernel can splice them, with
+// half-close passed through. It applies the [[frontend]] limits (idle and
+// drain timeouts, TCP keepalive, max_connections), cuts connections of a
+// backend that health reports down, and takes a new backend set on reload
+// without touching live connections to backends that stay. It never looks
+// inside the bytes: no TLS, no HTTP, no buffering beyond one read. It does not
+// check backends itself; it reads the Health interface that package health
+// implements.
+package proxy

@@ -1,0 +1,708 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/vrrplb/vrrplb/config"
+)
+
+// fakeHealth is a Health whose verdicts the test sets.
+type fakeHealth struct {
+	mu     sync.Mutex
+	down   map[string]bool
+	faults map[string]int
+	subs   map[int]func(string, bool)
+	nextID int
+}
+
+func newFakeHealth() *fakeHealth {
+	return &fakeHealth{down: map[string]bool{}, faults: map[string]int{}, subs: map[int]func(string, bool){}}
+}
+
+func (h *fakeHealth) Healthy(b string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !h.down[b]
+}
+
+func (h *fakeHealth) ReportFault(b string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.faults[b]++
+}
+
+func (h *fakeHealth) Faults(b string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.faults[b]
+}
+
+func (h *fakeHealth) Subscribe(fn func(string, bool)) func() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	id := h.nextID
+	h.nextID++
+	h.subs[id] = fn
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		delete(h.subs, id)
+	}
+}
+
+func (h *fakeHealth) Set(b string, healthy bool) {
+	h.mu.Lock()
+	h.down[b] = !healthy
+	var fns []func(string, bool)
+	for _, fn := range h.subs {
+		fns = append(fns, fn)
+	}
+	h.mu.Unlock()
+	for _, fn := range fns {
+		fn(b, healthy)
+	}
+}
+
+// testBackend is a loopback server; Kill closes its listener and every
+// connection it accepted.
+type testBackend struct {
+	Addr string
+	ln   net.Listener
+	mu   sync.Mutex
+	conn map[net.Conn]bool
+	wg   sync.WaitGroup
+}
+
+// startBackend serves handle on 127.0.0.1; nil handle is lineServer.
+func startBackend(t *testing.T, handle func(c *net.TCPConn, name string)) *testBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if handle == nil {
+		handle = lineServer
+	}
+	b := &testBackend{Addr: ln.Addr().String(), ln: ln, conn: map[net.Conn]bool{}}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.conn[c] = true
+			b.mu.Unlock()
+			b.wg.Add(1)
+			go func() {
+				defer b.wg.Done()
+				handle(c.(*net.TCPConn), b.Addr)
+				c.Close()
+				b.mu.Lock()
+				delete(b.conn, c)
+				b.mu.Unlock()
+			}()
+		}
+	}()
+	t.Cleanup(b.Kill)
+	return b
+}
+
+func (b *testBackend) Kill() {
+	b.ln.Close()
+	b.mu.Lock()
+	for c := range b.conn {
+		c.Close()
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+// lineServer answers every line with "name line".
+func lineServer(c *net.TCPConn, name string) {
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if _, err := fmt.Fprintf(c, "%s %s", name, line); err != nil {
+			return
+		}
+	}
+}
+
+// echoServer copies everything back and half-closes at EOF.
+func echoServer(c *net.TCPConn, _ string) {
+	io.Copy(c, c)
+	c.CloseWrite()
+}
+
+func testFrontend(backends ...string) config.Frontend {
+	return config.Frontend{
+		Name:           "test",
+		Listen:         "127.0.0.1:0",
+		Balance:        config.RoundRobin,
+		Backends:       backends,
+		ConnectTimeout: time.Second,
+		Retries:        2,
+		TCPKeepAlive:   30 * time.Second,
+		DrainTimeout:   5 * time.Second,
+		Health:         config.Health{Type: config.CheckTCP},
+	}
+}
+
+type running struct {
+	f      *Frontend
+	addr   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startFrontend(t *testing.T, fe config.Frontend, opts Options) *running {
+	t.Helper()
+	f, err := New(fe, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{f: f, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- f.Run(ctx) }()
+	waitFor(t, "the frontend listens", func() bool { return f.Addr() != nil })
+	r.addr = f.Addr().String()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+			r.done <- err
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return within 10s of cancel")
+		}
+	})
+	return r
+}
+
+// waitFor polls cond until it holds or 10s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// lineClient is a client connection to a line-server backend.
+type lineClient struct {
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dialLine(t *testing.T, addr string) *lineClient {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &lineClient{c: c, r: bufio.NewReader(c)}
+}
+
+// ask sends a line and returns the name of the backend that answered.
+func (lc *lineClient) ask(msg string) (string, error) {
+	lc.c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(lc.c, "%s\n", msg); err != nil {
+		return "", err
+	}
+	line, err := lc.r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	name, got, _ := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+	if got != msg {
+		return "", fmt.Errorf("answer %q to %q", got, msg)
+	}
+	return name, nil
+}
+
+// closedByPeer reports whether the proxy closed c: a read ends in EOF or reset.
+func closedByPeer(c net.Conn, within time.Duration) bool {
+	c.SetReadDeadline(time.Now().Add(within))
+	_, err := c.Read(make([]byte, 1))
+	var ne net.Error
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+}
+
+func newTestMetrics(t *testing.T) (*Metrics, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, reg
+}
+
+func TestProxyCarriesBytesBothWaysAndCountsThem(t *testing.T) {
+	be := startBackend(t, echoServer)
+	m, _ := newTestMetrics(t)
+	r := startFrontend(t, testFrontend(be.Addr), Options{Metrics: m})
+
+	for _, size := range []int{5, 100 << 10, 3 << 20} {
+		t.Run(fmt.Sprintf("%d bytes come back unchanged", size), func(t *testing.T) {
+			c, err := net.Dial("tcp", r.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			want := make([]byte, size)
+			for i := range want {
+				want[i] = byte(i * 7)
+			}
+			go func() {
+				c.Write(want)
+				c.(*net.TCPConn).CloseWrite()
+			}()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			got, err := io.ReadAll(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Fatalf("got %d bytes back, want the %d sent", len(got), size)
+			}
+		})
+	}
+	total := float64(5 + 100<<10 + 3<<20)
+	for _, dir := range []string{DirectionToBackend, DirectionToClient} {
+		c := m.backendBytes.WithLabelValues("test", be.Addr, dir)
+		waitFor(t, dir+" bytes are counted", func() bool { return testutil.ToFloat64(c) == total })
+	}
+	if got := testutil.ToFloat64(m.connections.WithLabelValues("test")); got != 3 {
+		t.Errorf("%s = %v, want 3", MetricFrontendConnections, got)
+	}
+	waitFor(t, "no connection is active", func() bool {
+		return testutil.ToFloat64(m.active.WithLabelValues("test")) == 0 &&
+			testutil.ToFloat64(m.backendActive.WithLabelValues("test", be.Addr)) == 0
+	})
+}
+
+func TestMetricNamesAreTheDesignedOnes(t *testing.T) {
+	m, reg := newTestMetrics(t)
+	fm := m.frontend("fe")
+	fm.connections.Inc()
+	fm.active.Set(0)
+	fm.reject(ReasonMaxConnections)
+	bm := fm.backend("10.0.0.1:6443")
+	bm.active.Set(0)
+	bm.connections.Inc()
+	bm.connectErrors.Inc()
+	bm.bytesToBackend.Add(1)
+	bm.bytesToClient.Add(1)
+	for name, want := range map[string]int{
+		"vrrplb_frontend_connections_total":   1,
+		"vrrplb_frontend_active_connections":  1,
+		"vrrplb_frontend_rejected_total":      4, // every reason, from the start
+		"vrrplb_backend_active_connections":   1,
+		"vrrplb_backend_connections_total":    1,
+		"vrrplb_backend_connect_errors_total": 1,
+		"vrrplb_backend_bytes_total":          2,
+	} {
+		if got, err := testutil.GatherAndCount(reg, name); err != nil || got != want {
+			t.Errorf("%s: %d series (err %v), want %d", name, got, err, want)
+		}
+	}
+	fm.deleteBackend("10.0.0.1:6443")
+	if got, _ := testutil.GatherAndCount(reg, MetricBackendBytes, MetricBackendActive); got != 0 {
+		t.Errorf("%d series of a removed backend left, want 0", got)
+	}
+}
+
+func TestKilledBackendCostsNoClientConnection(t *testing.T) {
+	bes := []*testBackend{startBackend(t, nil), startBackend(t, nil), startBackend(t, nil)}
+	h := newFakeHealth() // health has not noticed the kill: only retries save the client
+	m, _ := newTestMetrics(t)
+	r := startFrontend(t, testFrontend(bes[0].Addr, bes[1].Addr, bes[2].Addr), Options{Health: h, Metrics: m})
+
+	const conns = 300
+	failed := 0
+	for i := range conns {
+		if i == conns/3 {
+			bes[1].Kill()
+		}
+		lc := dialLine(t, r.addr)
+		name, err := lc.ask(fmt.Sprint("req", i))
+		if err != nil {
+			failed++
+			t.Logf("connection %d: %v", i, err)
+		} else if i > conns/3 && name == bes[1].Addr {
+			t.Fatalf("connection %d answered by the killed backend", i)
+		}
+		lc.c.Close()
+	}
+	if failed != 0 {
+		t.Errorf("%d of %d client connections failed, want 0", failed, conns)
+	}
+	if h.Faults(bes[1].Addr) == 0 {
+		t.Error("no passive fault reported for the killed backend")
+	}
+	if got := testutil.ToFloat64(m.backendErrors.WithLabelValues("test", bes[1].Addr)); got == 0 {
+		t.Errorf("%s of the killed backend = 0, want > 0", MetricBackendConnectErrors)
+	}
+}
+
+func TestUnhealthyBackendGetsNoConnection(t *testing.T) {
+	a, b := startBackend(t, nil), startBackend(t, nil)
+	h := newFakeHealth()
+	h.Set(a.Addr, false)
+	r := startFrontend(t, testFrontend(a.Addr, b.Addr), Options{Health: h})
+	for i := range 10 {
+		name, err := dialLine(t, r.addr).ask("hi")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name != b.Addr {
+			t.Fatalf("connection %d went to %s, want the healthy %s", i, name, b.Addr)
+		}
+	}
+}
+
+func TestNoHealthyBackendRefusesAndCounts(t *testing.T) {
+	a := startBackend(t, nil)
+	h := newFakeHealth()
+	h.Set(a.Addr, false)
+	m, _ := newTestMetrics(t)
+	r := startFrontend(t, testFrontend(a.Addr), Options{Health: h, Metrics: m})
+	c := dialLine(t, r.addr)
+	if !closedByPeer(c.c, 5*time.Second) {
+		t.Fatal("connection without a healthy backend stayed open")
+	}
+	if got := testutil.ToFloat64(m.rejected.WithLabelValues("test", ReasonNoBackend)); got != 1 {
+		t.Errorf("rejected{reason=no_backend} = %v, want 1", got)
+	}
+}
+
+func TestHealthNoneIgnoresTheChecker(t *testing.T) {
+	a := startBackend(t, nil)
+	h := newFakeHealth()
+	h.Set(a.Addr, false)
+	fe := testFrontend(a.Addr)
+	fe.Health.Type = config.CheckNone
+	r := startFrontend(t, fe, Options{Health: h})
+	if _, err := dialLine(t, r.addr).ask("hi"); err != nil {
+		t.Fatalf("health type none: %v", err)
+	}
+}
+
+func TestHalfCloseIsPassedThrough(t *testing.T) {
+	t.Run("client finishes first and still reads the answer", func(t *testing.T) {
+		be := startBackend(t, func(c *net.TCPConn, _ string) {
+			req, _ := io.ReadAll(c) // until the client's FIN
+			fmt.Fprintf(c, "got %q", req)
+			c.CloseWrite()
+		})
+		r := startFrontend(t, testFrontend(be.Addr), Options{})
+		c, err := net.Dial("tcp", r.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "hello")
+		c.(*net.TCPConn).CloseWrite()
+		got, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `got "hello"`; string(got) != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	})
+	t.Run("backend finishes first and still reads the client", func(t *testing.T) {
+		got := make(chan string, 1)
+		be := startBackend(t, func(c *net.TCPConn, _ string) {
+			io.WriteString(c, "banner")
+			c.CloseWrite()
+			req, _ := io.ReadAll(c)
+			got <- string(req)
+		})
+		r := startFrontend(t, testFrontend(be.Addr), Options{})
+		c, err := net.Dial("tcp", r.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		banner, err := io.ReadAll(c) // ends at the backend's FIN
+		if err != nil || string(banner) != "banner" {
+			t.Fatalf("read %q, %v; want banner then EOF", banner, err)
+		}
+		io.WriteString(c, "after")
+		c.(*net.TCPConn).CloseWrite()
+		select {
+		case s := <-got:
+			if s != "after" {
+				t.Errorf("backend read %q, want %q", s, "after")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("backend never saw the client's bytes and FIN")
+		}
+	})
+}
+
+func TestIdleConnectionStaysOpenWithoutIdleTimeout(t *testing.T) {
+	be := startBackend(t, nil)
+	fe := testFrontend(be.Addr)
+	fe.ConnectTimeout = 50 * time.Millisecond
+	fe.TCPKeepAlive = time.Second // probes are answered by a live peer
+	fe.DrainTimeout = 50 * time.Millisecond
+	fe.IdleTimeout = 0
+	r := startFrontend(t, fe, Options{})
+	c := dialLine(t, r.addr)
+	if _, err := c.ask("before"); err != nil {
+		t.Fatal(err)
+	}
+	// Idle for longer than every other timeout of the frontend.
+	if closedByPeer(c.c, 1200*time.Millisecond) {
+		t.Fatal("idle connection closed with idle_timeout = 0")
+	}
+	if _, err := c.ask("after"); err != nil {
+		t.Fatalf("after idling: %v", err)
+	}
+}
+
+func TestIdleTimeoutClosesOnlyIdleConnections(t *testing.T) {
+	be := startBackend(t, nil)
+	fe := testFrontend(be.Addr)
+	fe.IdleTimeout = 150 * time.Millisecond
+	r := startFrontend(t, fe, Options{})
+
+	idle := dialLine(t, r.addr)
+	busy := dialLine(t, r.addr)
+	if _, err := idle.ask("x"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for time.Since(start) < 600*time.Millisecond {
+		if _, err := busy.ask("tick"); err != nil {
+			t.Fatalf("busy connection after %v: %v", time.Since(start), err)
+		}
+		time.Sleep(30 * time.Millisecond) // the traffic pattern under test
+	}
+	if !closedByPeer(idle.c, 5*time.Second) {
+		t.Error("idle connection still open after idle_timeout")
+	}
+}
+
+func TestMaxConnectionsRefusesTheExtraClient(t *testing.T) {
+	be := startBackend(t, nil)
+	fe := testFrontend(be.Addr)
+	fe.MaxConnections = 2
+	m, _ := newTestMetrics(t)
+	r := startFrontend(t, fe, Options{Metrics: m})
+	first, second := dialLine(t, r.addr), dialLine(t, r.addr)
+	for _, c := range []*lineClient{first, second} {
+		if _, err := c.ask("in"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	third := dialLine(t, r.addr)
+	if !closedByPeer(third.c, 5*time.Second) {
+		t.Fatal("third connection stayed open with max_connections = 2")
+	}
+	if got := testutil.ToFloat64(m.rejected.WithLabelValues("test", ReasonMaxConnections)); got != 1 {
+		t.Errorf("rejected{reason=max_connections} = %v, want 1", got)
+	}
+	first.c.Close()
+	waitFor(t, "a slot frees up", func() bool {
+		_, err := dialLine(t, r.addr).ask("again")
+		return err == nil
+	})
+}
+
+func TestStopDrainsLiveConnections(t *testing.T) {
+	t.Run("a connection that ends within drain_timeout ends on its own", func(t *testing.T) {
+		be := startBackend(t, nil)
+		fe := testFrontend(be.Addr)
+		fe.DrainTimeout = 10 * time.Second
+		r := startFrontend(t, fe, Options{})
+		c := dialLine(t, r.addr)
+		if _, err := c.ask("before"); err != nil {
+			t.Fatal(err)
+		}
+		r.cancel()
+		waitFor(t, "the listener closes", func() bool {
+			nc, err := net.Dial("tcp", r.addr)
+			if err == nil {
+				nc.Close()
+			}
+			return err != nil
+		})
+		if _, err := c.ask("during drain"); err != nil {
+			t.Fatalf("live connection during drain: %v", err)
+		}
+		select {
+		case <-r.done:
+			t.Fatal("Run returned while a connection was live")
+		default:
+		}
+		c.c.Close()
+		select {
+		case err := <-r.done:
+			r.done <- err
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not return after the last connection ended")
+		}
+	})
+	t.Run("a connection still open at drain_timeout is closed", func(t *testing.T) {
+		be := startBackend(t, nil)
+		fe := testFrontend(be.Addr)
+		fe.DrainTimeout = 100 * time.Millisecond
+		r := startFrontend(t, fe, Options{})
+		c := dialLine(t, r.addr)
+		if _, err := c.ask("before"); err != nil {
+			t.Fatal(err)
+		}
+		r.cancel()
+		if !closedByPeer(c.c, 5*time.Second) {
+			t.Fatal("connection still open after drain_timeout")
+		}
+	})
+}
+
+func TestReloadRemovingABackendDrainsItsConnections(t *testing.T) {
+	a, b := startBackend(t, nil), startBackend(t, nil)
+	fe := testFrontend(a.Addr, b.Addr)
+	fe.DrainTimeout = 300 * time.Millisecond
+	m, reg := newTestMetrics(t)
+	r := startFrontend(t, fe, Options{Metrics: m})
+	on := map[string]*lineClient{}
+	for len(on) < 2 {
+		c := dialLine(t, r.addr)
+		name, err := c.ask("hi")
+		if err != nil {
+			t.Fatal(err)
+		}
+		on[name] = c
+	}
+
+	r.f.SetBackends([]string{b.Addr})
+	if _, err := on[a.Addr].ask("right after reload"); err != nil {
+		t.Fatalf("connection to the removed backend, before drain_timeout: %v", err)
+	}
+	for range 5 {
+		c := dialLine(t, r.addr)
+		name, err := c.ask("new")
+		c.c.Close()
+		if err != nil || name != b.Addr {
+			t.Fatalf("new connection after reload: %q, %v; want %s", name, err, b.Addr)
+		}
+	}
+	if !closedByPeer(on[a.Addr].c, 5*time.Second) {
+		t.Fatal("connection to the removed backend still open after drain_timeout")
+	}
+	if _, err := on[b.Addr].ask("still here"); err != nil {
+		t.Fatalf("connection to the kept backend: %v", err)
+	}
+	if n, _ := testutil.GatherAndCount(reg, MetricBackendConnections); n != 1 {
+		t.Errorf("%s has %d series, want 1 (the removed backend's deleted)", MetricBackendConnections, n)
+	}
+	want := []BackendStatus{{Address: b.Addr, Healthy: true, ActiveConnections: 1}}
+	waitFor(t, "status shows the new set", func() bool {
+		got := r.f.Status().Backends
+		return len(got) == 1 && got[0] == want[0]
+	})
+}
+
+func TestBackendGoingDownCutsItsConnections(t *testing.T) {
+	for _, cut := range []bool{true, false} {
+		t.Run(fmt.Sprintf("close_on_backend_down = %v", cut), func(t *testing.T) {
+			a, b := startBackend(t, nil), startBackend(t, nil)
+			fe := testFrontend(a.Addr, b.Addr)
+			fe.CloseOnBackendDown = cut
+			h := newFakeHealth()
+			r := startFrontend(t, fe, Options{Health: h})
+			on := map[string]*lineClient{}
+			for len(on) < 2 {
+				c := dialLine(t, r.addr)
+				name, err := c.ask("hi")
+				if err != nil {
+					t.Fatal(err)
+				}
+				on[name] = c
+			}
+			h.Set(a.Addr, false)
+			if cut {
+				if !closedByPeer(on[a.Addr].c, 5*time.Second) {
+					t.Fatal("connection to the down backend still open")
+				}
+			} else if _, err := on[a.Addr].ask("still"); err != nil {
+				t.Fatalf("connection to the down backend was cut: %v", err)
+			}
+			if _, err := on[b.Addr].ask("still"); err != nil {
+				t.Fatalf("connection to the healthy backend: %v", err)
+			}
+		})
+	}
+}
+
+func TestStatusReportsBackends(t *testing.T) {
+	a, b := startBackend(t, nil), startBackend(t, nil)
+	h := newFakeHealth()
+	h.Set(b.Addr, false)
+	r := startFrontend(t, testFrontend(a.Addr, b.Addr), Options{Health: h})
+	c := dialLine(t, r.addr)
+	if _, err := c.ask("hi"); err != nil {
+		t.Fatal(err)
+	}
+	got := r.f.Status()
+	want := Status{Name: "test", Listen: "127.0.0.1:0", Backends: []BackendStatus{
+		{Address: a.Addr, Healthy: true, ActiveConnections: 1},
+		{Address: b.Addr, Healthy: false, ActiveConnections: 0},
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Status() (-want +got):\n%s", diff)
+	}
+	if !r.f.HasHealthyBackend() {
+		t.Error("HasHealthyBackend() = false with one healthy backend")
+	}
+}
+
+func TestSourceBalanceKeepsAClientOnOneBackend(t *testing.T) {
+	a, b, c := startBackend(t, nil), startBackend(t, nil), startBackend(t, nil)
+	fe := testFrontend(a.Addr, b.Addr, c.Addr)
+	fe.Balance = config.Source
+	r := startFrontend(t, fe, Options{})
+	seen := map[string]int{}
+	for range 10 {
+		lc := dialLine(t, r.addr)
+		name, err := lc.ask("hi")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lc.c.Close()
+		seen[name]++
+	}
+	if len(seen) != 1 {
+		t.Errorf("connections from 127.0.0.1 went to %v, want one backend", seen)
+	}
+}

@@ -1,0 +1,318 @@
+package proxy
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The data path. Each direction waits for its source to become readable
+// without holding a buffer, reads once into a pooled buffer and writes that
+// out: small messages (API requests, watch events) cost one read and one
+// write. When a read fills the whole buffer a bulk transfer is under way and
+// the direction switches to splice(2) through a pooled pipe, so the bytes
+// stay in the kernel; when the source stays idle until the park sweep the
+// pipe goes back to the pool. An idle connection therefore holds no buffer and no pipe; once
+// parked (park_linux.go) it holds no goroutine either, only its sockets.
+
+const (
+	// readBufSize is the buffer of one read; a read that fills it switches
+	// the direction to splice.
+	readBufSize = 16 << 10
+	// spliceChunk is the most one splice moves into the pipe.
+	spliceChunk = 1 << 20
+	// pipeSize asks the kernel for a pipe this large (F_SETPIPE_SZ), so one
+	// splice moves more than the default 64 KiB.
+	pipeSize = 1 << 20
+	// maxIdlePipes is how many drained pipes the pool keeps open.
+	maxIdlePipes = 64
+
+	fSetPipeSz = 1031 // F_SETPIPE_SZ, fcntl(2); missing from package syscall
+)
+
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, readBufSize)
+	return &b
+}}
+
+// pipe is a kernel pipe used as the splice buffer of one direction while it
+// is in bulk mode.
+type pipe struct {
+	r, w int
+	n    int // bytes in the pipe
+}
+
+var (
+	pipesMu   sync.Mutex
+	idlePipes []*pipe
+)
+
+func getPipe() (*pipe, error) {
+	pipesMu.Lock()
+	if n := len(idlePipes); n > 0 {
+		p := idlePipes[n-1]
+		idlePipes = idlePipes[:n-1]
+		pipesMu.Unlock()
+		return p, nil
+	}
+	pipesMu.Unlock()
+	var fds [2]int
+	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		return nil, os.NewSyscallError("pipe2", err)
+	}
+	// A larger pipe is an optimisation: the default size also works.
+	_, _, _ = syscall.Syscall(syscall.SYS_FCNTL, uintptr(fds[0]), fSetPipeSz, pipeSize)
+	return &pipe{r: fds[0], w: fds[1]}, nil
+}
+
+// putPipe returns an empty pipe to the pool; a pipe with bytes left in it
+// (the copy failed) is closed.
+func putPipe(p *pipe) {
+	pipesMu.Lock()
+	if p.n == 0 && len(idlePipes) < maxIdlePipes {
+		idlePipes = append(idlePipes, p)
+		pipesMu.Unlock()
+		return
+	}
+	pipesMu.Unlock()
+	p.close()
+}
+
+func (p *pipe) close() {
+	syscall.Close(p.r)
+	syscall.Close(p.w)
+}
+
+// closeIdlePipes empties the pool (tests count descriptors).
+func closeIdlePipes() {
+	pipesMu.Lock()
+	ps := idlePipes
+	idlePipes = nil
+	pipesMu.Unlock()
+	for _, p := range ps {
+		p.close()
+	}
+}
+
+// pump copies src to dst until EOF (nil), an error, or the sweep asks an
+// idle direction to park (parked).
+func (d *direction) pump() (parked bool, err error) {
+	rc, err := d.tcpSrc.SyscallConn()
+	if err != nil {
+		return false, err
+	}
+	wc, err := d.tcpDst.SyscallConn()
+	if err != nil {
+		return false, err
+	}
+	pc := d.pc
+	for {
+		var (
+			result error
+			eof    bool
+			bulk   bool
+		)
+		// One RawRead for as long as messages are small. A short read does
+		// not mean the source is drained (a FIN that came with the data has
+		// no edge of its own), so the callback reads until EAGAIN.
+		err := rc.Read(func(fd uintptr) bool {
+			buf := bufPool.Get().(*[]byte)
+			defer bufPool.Put(buf)
+			for {
+				n, rerr := readFD(int(fd), *buf)
+				switch {
+				case rerr == syscall.EAGAIN:
+					return false // wait for readability, holding nothing
+				case rerr != nil:
+					result = os.NewSyscallError("read", rerr)
+					return true
+				case n == 0:
+					eof = true
+					return true
+				}
+				if err := writeAll(wc, (*buf)[:n]); err != nil {
+					result = err
+					return true
+				}
+				d.moved.Store(true)
+				d.count(float64(n))
+				if pc.idle > 0 {
+					pc.touch()
+				}
+				if n == len(*buf) {
+					bulk = true // more is likely waiting: splice it
+					return true
+				}
+			}
+		})
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The sweep's nudge: park if it still wants that.
+			d.tcpSrc.SetReadDeadline(time.Time{})
+			if d.kick.Swap(false) && d.park() {
+				return true, nil
+			}
+		case err != nil:
+			return false, err
+		case result != nil || eof:
+			return false, result
+		case bulk:
+			eof, err := d.spliceBulk(wc, rc)
+			if err != nil || eof {
+				return false, err
+			}
+		}
+	}
+}
+
+func readFD(fd int, b []byte) (int, error) {
+	for {
+		n, err := syscall.Read(fd, b)
+		if err != syscall.EINTR {
+			return n, err
+		}
+	}
+}
+
+// writeAll writes b to the socket behind wc, waiting while it is full.
+func writeAll(wc syscall.RawConn, b []byte) error {
+	var werr error
+	err := wc.Write(func(fd uintptr) bool {
+		for len(b) > 0 {
+			n, err := syscall.Write(int(fd), b)
+			if err == syscall.EINTR {
+				continue
+			}
+			if err == syscall.EAGAIN {
+				return false
+			}
+			if err != nil {
+				werr = os.NewSyscallError("write", err)
+				return true
+			}
+			b = b[n:]
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
+// spliceBulk moves bytes from rc to wc through a pipe until rc ends (eof),
+// fails, or the sweep ends an idle wait; then the pipe goes back to the
+// pool.
+func (d *direction) spliceBulk(wc, rc syscall.RawConn) (eof bool, err error) {
+	p, err := getPipe()
+	if err != nil {
+		return false, nil // stay on read/write
+	}
+	defer putPipe(p)
+	for {
+		var serr error
+		var n int
+		err := rc.Read(func(fd uintptr) bool {
+			for {
+				var m int64
+				m, serr = syscall.Splice(int(fd), nil, p.w, nil, spliceChunk, spliceFlags)
+				n = int(m)
+				switch serr {
+				case syscall.EINTR:
+					continue
+				case syscall.EAGAIN:
+					// Wait with the pipe: a stream that ran dry for a
+					// moment usually goes on. The sweep's nudge ends the
+					// wait of one that stays idle, and the pipe goes back.
+					return false
+				}
+				return true
+			}
+		})
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return false, nil // the sweep's nudge: the caller handles it
+		}
+		if err != nil {
+			return false, err
+		}
+		if serr != nil {
+			return false, os.NewSyscallError("splice", serr)
+		}
+		if n == 0 {
+			return true, nil
+		}
+		p.n = n
+		if err := spliceOut(wc, p); err != nil {
+			return false, err
+		}
+		d.moved.Store(true)
+		d.count(float64(n))
+		if d.pc.idle > 0 {
+			d.pc.touch()
+		}
+	}
+}
+
+const spliceFlags = 0x1 | 0x2 // SPLICE_F_MOVE | SPLICE_F_NONBLOCK
+
+// spliceOut empties the pipe into the socket behind wc.
+func spliceOut(wc syscall.RawConn, p *pipe) error {
+	var serr error
+	err := wc.Write(func(fd uintptr) bool {
+		for p.n > 0 {
+			m, err := syscall.Splice(p.r, nil, int(fd), nil, p.n, spliceFlags)
+			if err == syscall.EINTR {
+				continue
+			}
+			if err == syscall.EAGAIN {
+				return false
+			}
+			if err != nil {
+				serr = os.NewSyscallError("splice", err)
+				return true
+			}
+			p.n -= int(m)
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// The spare descriptor: when accept fails with EMFILE, closing it leaves
+// room to accept the waiting client and close it cleanly.
+
+func openSpareFD() int {
+	fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+}
+
+func closeSpareFD(fd int) {
+	if fd >= 0 {
+		syscall.Close(fd)
+	}
+}
+
+// setKeepAliveFD turns TCP keepalive on for fd with the frontend's period,
+// as setKeepAlive does for a connection.
+func setKeepAliveFD(fd int, period time.Duration) error {
+	interval := max(period/keepaliveProbes, time.Second)
+	for _, o := range []struct{ level, opt, v int }{
+		{syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1},
+		{syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, int(max(period/time.Second, 1))},
+		{syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, int(interval / time.Second)},
+		{syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, keepaliveProbes},
+	} {
+		if err := syscall.SetsockoptInt(fd, o.level, o.opt, o.v); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+	}
+	return nil
+}

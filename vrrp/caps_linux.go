@@ -1,0 +1,50 @@
+package vrrp
+
+import (
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// neededCaps are the capabilities(7) the VRRP engine needs, and what for.
+var neededCaps = []struct {
+	bit  uint
+	name string
+	why  string
+}{
+	{unix.CAP_NET_ADMIN, "CAP_NET_ADMIN", "to add and remove virtual IPs"},
+	{unix.CAP_NET_RAW, "CAP_NET_RAW", "to send and receive VRRP adverts on a raw socket"},
+}
+
+// CheckCapabilities returns an error, one line naming each capability the
+// VRRP engine needs and the process lacks in its effective set, or nil. Run it
+// before starting instances: without it, a missing CAP_NET_ADMIN shows only
+// when an instance becomes master and cannot add its VIP.
+func CheckCapabilities() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("reading the process's capabilities: %w", err)
+	}
+	return missingCaps(uint64(data[0].Effective) | uint64(data[1].Effective)<<32)
+}
+
+// missingCaps checks an effective capability set.
+func missingCaps(effective uint64) error {
+	var missing []string
+	for _, c := range neededCaps {
+		if effective&(1<<c.bit) == 0 {
+			missing = append(missing, c.name+" ("+c.why+")")
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	s := "capability "
+	if len(missing) > 1 {
+		s = "capabilities "
+	}
+	return fmt.Errorf("vrrp: missing %s%s: run vrrplb as root or grant it CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE (systemd: AmbientCapabilities=)",
+		s, strings.Join(missing, " and "))
+}

@@ -1,0 +1,49 @@
+package vrrp
+
+import (
+	"os"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+)
+
+func TestMissingCapabilitiesAreNamedInOneLine(t *testing.T) {
+	const fix = ": run vrrplb as root or grant it CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE (systemd: AmbientCapabilities=)"
+	admin, raw := uint64(1)<<unix.CAP_NET_ADMIN, uint64(1)<<unix.CAP_NET_RAW
+	tests := []struct {
+		name      string
+		effective uint64
+		want      string
+	}{
+		{"both present is fine", admin | raw, ""},
+		{"every capability is fine", ^uint64(0), ""},
+		{"without CAP_NET_ADMIN it is named", raw, "vrrp: missing capability CAP_NET_ADMIN (to add and remove virtual IPs)" + fix},
+		{"without CAP_NET_RAW it is named", admin, "vrrp: missing capability CAP_NET_RAW (to send and receive VRRP adverts on a raw socket)" + fix},
+		{"without both both are named", 1 << unix.CAP_NET_BIND_SERVICE,
+			"vrrp: missing capabilities CAP_NET_ADMIN (to add and remove virtual IPs) and CAP_NET_RAW (to send and receive VRRP adverts on a raw socket)" + fix},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ""
+			if err := missingCaps(tt.effective); err != nil {
+				got = err.Error()
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCheckCapabilitiesPassesAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("VRRPLB_E2E") == "1" {
+			t.Fatal("VRRPLB_E2E=1 but not root")
+		}
+		t.Skip("needs root: a non-root test process holds no capabilities")
+	}
+	if err := CheckCapabilities(); err != nil {
+		t.Error(err)
+	}
+}
