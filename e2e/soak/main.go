@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,6 +34,8 @@ func main() {
 		storm    = flag.Int("storm", 8, "goroutines opening and closing connections through the proxy")
 		loadFor  = flag.Duration("duration", 0, "internal: how long the load runs")
 		bin      = flag.String("vrrplb", "", "vrrplb binary to run; \"\" builds ./cmd/vrrplb")
+		impl     = flag.String("impl", "vrrplb", "what runs on the two nodes: vrrplb, or keepalived beside haproxy (for comparison)")
+		wrap     = flag.String("wrap", "", "a command the daemons run under, to compare scheduling: \"nice -n -10\", \"chrt -f 10\"")
 	)
 	flag.Parse()
 	if *role != "" {
@@ -51,11 +54,15 @@ func main() {
 		}
 		duration = d
 	}
+	if *impl != "vrrplb" && *impl != "keepalived" {
+		fmt.Fprintf(os.Stderr, "soak: -impl %q: want vrrplb or keepalived\n", *impl)
+		os.Exit(2)
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "soak: needs root: it creates network namespaces")
 		os.Exit(2)
 	}
-	os.Exit(run(*bin, soakConfig{baseline: *baseline, load: duration, bulk: *bulk, storm: *storm}))
+	os.Exit(run(*bin, soakConfig{baseline: *baseline, load: duration, bulk: *bulk, storm: *storm, wrap: strings.Fields(*wrap), impl: *impl}))
 }
 
 // run builds vrrplb, runs the soak and returns the exit code.

@@ -37,6 +37,10 @@ const (
 type soakConfig struct {
 	baseline, load time.Duration
 	bulk, storm    int
+	// wrap is a command prefix the daemons run under (nice, chrt).
+	wrap []string
+	// impl is "vrrplb", or "keepalived" for keepalived beside haproxy.
+	impl string
 }
 
 // phase is one stretch of the soak and what it measured.
@@ -83,15 +87,28 @@ func soak(ctx context.Context, cfg soakConfig) (ok bool, err error) {
 			return strings.Contains(pbe.Output(), "listening on"), "backend did not start: " + pbe.Output()
 		})
 		backendAddr := netip.AddrPortFrom(be.Addr4.Addr(), backendPort)
-		pm := startVRRPLB(t, master, config(masterPrio, backendAddr))
-		e2e.Eventually(t, 5*time.Second, func() (bool, string) {
-			m := l.Masters(vip)
-			return len(m) == 1 && m[0] == master.Name && master.State() == "master", fmt.Sprintf("holders of %s: %v", vip, m)
-		})
-		startVRRPLB(t, backup, config(backupPrio, backendAddr))
-		e2e.Eventually(t, 5*time.Second, func() (bool, string) {
-			return backup.State() == "backup", "the backup is " + backup.State()
-		})
+		var (
+			pm, pb *e2e.Proc
+			// count is the state changes both nodes made so far.
+			count func() float64
+		)
+		if cfg.impl == "keepalived" {
+			pm, pb = startKeepalivedHAProxy(t, l, master, backup, backendAddr, cfg.wrap)
+			count = func() float64 {
+				return float64(strings.Count(pm.Output(), "Entering") + strings.Count(pb.Output(), "Entering"))
+			}
+		} else {
+			pm = startVRRPLB(t, master, config(masterPrio, backendAddr), cfg.wrap)
+			e2e.Eventually(t, 5*time.Second, func() (bool, string) {
+				m := l.Masters(vip)
+				return len(m) == 1 && m[0] == master.Name && master.State() == "master", fmt.Sprintf("holders of %s: %v", vip, m)
+			})
+			startVRRPLB(t, backup, config(backupPrio, backendAddr), cfg.wrap)
+			e2e.Eventually(t, 5*time.Second, func() (bool, string) {
+				return backup.State() == "backup", "the backup is " + backup.State()
+			})
+			count = func() float64 { return transitions(t, master) + transitions(t, backup) }
+		}
 		filter := []string{"ip", "proto", "112", "and", "src", "host", master.Addr4.Addr().String()}
 		bridgeFile, stopBridge := l.Capture(append([]string{"--time-stamp-precision=nano"}, filter...)...)
 		sentFile, stopSent := captureSent(t, l, master, filter)
@@ -100,7 +117,7 @@ func soak(ctx context.Context, cfg soakConfig) (ok bool, err error) {
 			if ctx.Err() != nil {
 				break
 			}
-			before := transitions(t, master) + transitions(t, backup)
+			before := count()
 			logFrom := len(pm.Output())
 			ph.start = time.Now()
 			if ph.load {
@@ -112,9 +129,11 @@ func soak(ctx context.Context, cfg soakConfig) (ok bool, err error) {
 				wait(ctx, ph.duration, nil)
 			}
 			ph.end = time.Now()
-			ph.transitions = transitions(t, master) + transitions(t, backup) - before
-			ph.gcPauses = gcPauses(pm.Output()[logFrom:])
-			ph.gcMaxMetric = gcMaxMetric(t, master)
+			ph.transitions = count() - before
+			if cfg.impl != "keepalived" {
+				ph.gcPauses = gcPauses(pm.Output()[logFrom:])
+				ph.gcMaxMetric = gcMaxMetric(t, master)
+			}
 			ph.holders = l.Masters(vip)
 		}
 		stopSent()
@@ -135,7 +154,7 @@ func soak(ctx context.Context, cfg soakConfig) (ok bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	return report(os.Stdout, phases), nil
+	return report(os.Stdout, phases, cfg), nil
 }
 
 // captureSent runs tcpdump on h's eth0 for the packets it sends: their
@@ -190,10 +209,53 @@ drain_timeout = "1s"
 `, proxyPort, backend.String())
 }
 
-// startVRRPLB runs vrrplb on h with gctrace on, and waits for its admin server.
-func startVRRPLB(t *trial.T, h *e2e.Host, config string) *e2e.Proc {
+// startKeepalivedHAProxy runs keepalived and haproxy on both nodes, the
+// pair vrrplb replaces, with the same VRRP settings and the same frontend.
+func startKeepalivedHAProxy(t *trial.T, l *e2e.Lab, master, backup *e2e.Host, backend netip.AddrPort, wrap []string) (pm, pb *e2e.Proc) {
+	conf := fmt.Sprintf(`global
+    maxconn 9000
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 1m
+    timeout server 1m
+frontend apiserver
+    bind :%d
+    default_backend apiserver
+backend apiserver
+    server b1 %s check inter 1s
+`, proxyPort, backend)
+	path := l.WriteFile("haproxy.cfg", conf)
+	for _, h := range []*e2e.Host{master, backup} {
+		argv := append(append([]string{}, wrap...), "haproxy", "-db", "-f", path)
+		p := h.Start("haproxy", argv...)
+		e2e.Eventually(t, 5*time.Second, func() (bool, string) {
+			if p.Exited() {
+				t.Fatalf("haproxy on %s exited: %s", h.Name, p.Output())
+			}
+			return h.HasAddr(h.Addr4.Addr()), ""
+		})
+	}
+	kc := func(prio int) e2e.KeepalivedConf {
+		return e2e.KeepalivedConf{VRID: 51, Priority: prio, Version: 3, Interval: interval, VIPs: []netip.Prefix{e2e.VIP4}}
+	}
+	pm = master.StartKeepalived(kc(masterPrio))
+	e2e.Eventually(t, 5*time.Second, func() (bool, string) {
+		return master.HasAddr(e2e.VIP4.Addr()), "keepalived on the master does not hold the VIP"
+	})
+	pb = backup.StartKeepalived(kc(backupPrio))
+	if len(wrap) > 0 {
+		t.Logf("keepalived runs without %q", strings.Join(wrap, " "))
+	}
+	return pm, pb
+}
+
+// startVRRPLB runs vrrplb on h with gctrace on, under wrap if any, and waits
+// for its admin server.
+func startVRRPLB(t *trial.T, h *e2e.Host, config string, wrap []string) *e2e.Proc {
 	path := h.WriteConfig(config)
-	p := h.Start("vrrplb", "env", "GODEBUG=gctrace=1", e2e.Binary(t), "run", "--config", path)
+	argv := append(append([]string{"env", "GODEBUG=gctrace=1"}, wrap...), e2e.Binary(t), "run", "--config", path)
+	p := h.Start("vrrplb", argv...)
 	e2e.Eventually(t, 10*time.Second, func() (bool, string) {
 		if p.Exited() {
 			t.Fatalf("vrrplb on %s exited: %v\n%s", h.Name, p.WaitExit(0), p.Output())
@@ -302,9 +364,15 @@ func gcPauses(log string) []time.Duration {
 }
 
 // report prints the table and says whether every phase kept its master.
-func report(w *os.File, phases []*phase) bool {
+func report(w *os.File, phases []*phase, cfg soakConfig) bool {
 	var fails []string
 	fmt.Fprintf(w, "VRRPv3 at %s adverts, master priority %d, backup %d: Master_Down_Interval %s.\n", interval, masterPrio, backupPrio, ms(downInterval))
+	if cfg.impl == "keepalived" {
+		fmt.Fprintln(w, "The nodes run keepalived beside haproxy (no GC figures).")
+	}
+	if len(cfg.wrap) > 0 {
+		fmt.Fprintf(w, "The proxies (and vrrplb) run under %q.\n", strings.Join(cfg.wrap, " "))
+	}
 	fmt.Fprintf(w, "Send times from the master's eth0 (tcpdump -Q out), arrival times from the lab bridge.\n\n")
 	fmt.Fprintln(w, "| phase | length | adverts sent (expected) | send interval p50 | send jitter p99 | send jitter max | longest gap at the bridge | transitions | longest GC pause (gctrace) | GCs | go_gc_duration_seconds max |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
