@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -326,14 +327,21 @@ func TestDaemonRefusesToStartWhenTheAdminPortIsTaken(t *testing.T) {
 	}
 }
 
-func TestBinaryExitsZeroOnSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
+// buildBinary builds this command into a temporary directory.
+func buildBinary(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "vrrplb")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	return bin
+}
+
+func TestBinaryExitsZeroOnSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
 	admin := freeAddr(t)
 	path := writeFile(t, t.TempDir(), "vrrplb.toml", "[admin]\nlisten = \""+admin+"\"\n[log]\nformat = \"json\"\n")
 	var logs syncBuffer
@@ -374,4 +382,78 @@ func compactJSON(t *testing.T, s string) string {
 		t.Fatalf("not JSON: %v\n%s", err, s)
 	}
 	return b.String()
+}
+
+// The first SIGTERM drains live connections for drain_timeout; a second one
+// ends the process at once, as an operator who typed Ctrl-C twice expects.
+func TestBinaryDrainsOnTheFirstSignalAndExitsAtOnceOnTheSecond(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	admin, listen := freeAddr(t), freeAddr(t)
+	backend := echoBackend(t)
+	cfg := strings.Replace(frontendConfig(admin, listen, backend), `drain_timeout = "200ms"`, `drain_timeout = "60s"`, 1)
+	path := writeFile(t, t.TempDir(), "vrrplb.toml", cfg)
+	var logs syncBuffer
+	cmd := exec.Command(bin, "run", "--config", path)
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	// A live connection through the proxy, echoing.
+	var conn net.Conn
+	eventually(t, "a proxied connection", func() bool {
+		c, err := net.DialTimeout("tcp", listen, time.Second)
+		if err != nil {
+			return false
+		}
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write([]byte("ping\n")); err != nil {
+			c.Close()
+			return false
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || line != "ping\n" {
+			c.Close()
+			return false
+		}
+		conn = c
+		return true
+	})
+	defer conn.Close()
+
+	// First signal: the daemon drains, the connection still works.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the stop log line", func() bool { return strings.Contains(logs.String(), "a second signal exits at once") })
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Write([]byte("still\n")); err != nil {
+		t.Fatalf("write while draining: %v", err)
+	}
+	if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || line != "still\n" {
+		t.Fatalf("the live connection broke at the first signal: %q %v", line, err)
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("exited at the first signal while a connection was live (%v):\n%s", err, logs.String())
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	// Second signal: gone at once, not after the 60s drain.
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		t.Logf("exited %v after the second signal", time.Since(start))
+	case <-time.After(5 * time.Second):
+		t.Fatalf("still running 5s after the second signal:\n%s", logs.String())
+	}
 }
