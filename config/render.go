@@ -105,26 +105,9 @@ func vipString(p netip.Prefix) string {
 	return p.String()
 }
 
-// quote writes s as a TOML basic string.
-func quote(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, "\\u%04X", r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
+func quote(s string) string { return TOMLString(s) }
 
-func duration(d time.Duration) string { return quote(d.String()) }
+func duration(d time.Duration) string { return quote(FormatDuration(d)) }
 
 func list[T any](vs []T, f func(T) string) string {
 	s := make([]string, len(vs))

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vrrplb/vrrplb/config"
 	"github.com/vrrplb/vrrplb/config/haproxy"
 )
 
@@ -561,7 +562,7 @@ func hapTimeouts(f *frontend, fe, be *hapProxy) {
 		switch {
 		case cok && sok:
 			idle = min(c, s)
-			from = []string{"timeout client " + formatDuration(c) + " (" + fe.timeoutAt["client"] + ")", "timeout server " + formatDuration(s) + " (" + be.timeoutAt["server"] + ")"}
+			from = []string{"timeout client " + config.FormatDuration(c) + " (" + fe.timeoutAt["client"] + ")", "timeout server " + config.FormatDuration(s) + " (" + be.timeoutAt["server"] + ")"}
 		case cok:
 			idle, from = c, []string{"timeout client (" + fe.timeoutAt["client"] + ")"}
 		case sok:
@@ -670,7 +671,7 @@ func hapHealth(f *frontend, be *hapProxy, srv []hapServer) error {
 		if d, ok := be.timeouts["check"]; ok {
 			h.timeout = min(d, h.interval)
 		}
-		h.notes = append(h.notes, fmt.Sprintf("interval, rise and fall from the server lines (haproxy's defaults: inter %s, rise %d, fall %d)", formatDuration(hapDefaultInter), hapDefaultRise, hapDefaultFall))
+		h.notes = append(h.notes, fmt.Sprintf("interval, rise and fall from the server lines (haproxy's defaults: inter %s, rise %d, fall %d)", config.FormatDuration(hapDefaultInter), hapDefaultRise, hapDefaultFall))
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vrrplb/vrrplb/config"
 	"github.com/vrrplb/vrrplb/config/nginx"
 )
 
@@ -395,15 +396,15 @@ func ngxTimeouts(f *frontend, set ngxSettings) {
 		f.connectTimeout = set.connectTimeout
 		f.note("connect_timeout", fmt.Sprintf("proxy_connect_timeout (%s)", set.connectAt))
 	} else {
-		f.notes = append(f.notes, fmt.Sprintf("nginx's default proxy_connect_timeout was %s; vrrplb's default connect_timeout (1s) gives up on a dead apiserver sooner and tries the next one", formatDuration(ngxDefaultConnectTimeout)))
+		f.notes = append(f.notes, fmt.Sprintf("nginx's default proxy_connect_timeout was %s; vrrplb's default connect_timeout (1s) gives up on a dead apiserver sooner and tries the next one", config.FormatDuration(ngxDefaultConnectTimeout)))
 	}
 	zero := time.Duration(0)
 	if set.proxyTimeout != nil {
 		f.idleTimeout = set.proxyTimeout
-		f.note("idle_timeout", fmt.Sprintf("proxy_timeout %s (%s): connections idle that long are closed, as nginx closed them; that cuts kubectl get -w, logs -f and exec: 0s (none, vrrplb's default) is what watches need", formatDuration(*set.proxyTimeout), set.timeoutAt))
+		f.note("idle_timeout", fmt.Sprintf("proxy_timeout %s (%s): connections idle that long are closed, as nginx closed them; that cuts kubectl get -w, logs -f and exec: 0s (none, vrrplb's default) is what watches need", config.FormatDuration(*set.proxyTimeout), set.timeoutAt))
 	} else {
 		f.idleTimeout = &zero
-		f.note("idle_timeout", fmt.Sprintf("none: nginx's default proxy_timeout %s cut kubectl get -w, logs -f and exec after %s idle; vrrplb's default 0s (none) keeps them open", formatDuration(ngxDefaultProxyTimeout), formatDuration(ngxDefaultProxyTimeout)))
+		f.note("idle_timeout", fmt.Sprintf("none: nginx's default proxy_timeout %s cut kubectl get -w, logs -f and exec after %s idle; vrrplb's default 0s (none) keeps them open", config.FormatDuration(ngxDefaultProxyTimeout), config.FormatDuration(ngxDefaultProxyTimeout)))
 	}
 	var r int
 	switch {

@@ -5,7 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/vrrplb/vrrplb/config"
 )
 
 // table is one TOML table or array-of-tables element, with its comments.
@@ -93,17 +94,17 @@ func (t *table) render(b *strings.Builder, depth int) {
 func tomlValue(v any) string {
 	switch v := v.(type) {
 	case string:
-		return tomlString(v)
+		return config.TOMLString(v)
 	case int:
 		return strconv.Itoa(v)
 	case bool:
 		return strconv.FormatBool(v)
 	case time.Duration:
-		return tomlString(formatDuration(v))
+		return config.TOMLString(config.FormatDuration(v))
 	case []string:
 		parts := make([]string, len(v))
 		for i, s := range v {
-			parts[i] = tomlString(s)
+			parts[i] = config.TOMLString(s)
 		}
 		return "[" + strings.Join(parts, ", ") + "]"
 	case []int:
@@ -113,49 +114,5 @@ func tomlValue(v any) string {
 		}
 		return "[" + strings.Join(parts, ", ") + "]"
 	}
-	return tomlString(fmt.Sprint(v))
-}
-
-// tomlString quotes s as a TOML basic string.
-func tomlString(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch {
-		case r == '"':
-			b.WriteString(`\"`)
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\u%04X`, r)
-		case r == utf8.RuneError:
-			b.WriteString("\uFFFD")
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-// formatDuration writes d the way a person would ("10m", "1.5s", "100ms").
-func formatDuration(d time.Duration) string {
-	switch {
-	case d == 0:
-		return "0s"
-	case d%time.Hour == 0:
-		return fmt.Sprintf("%dh", d/time.Hour)
-	case d%time.Minute == 0:
-		return fmt.Sprintf("%dm", d/time.Minute)
-	case d%time.Second == 0:
-		return fmt.Sprintf("%ds", d/time.Second)
-	case d%time.Millisecond == 0 && d < time.Second:
-		return fmt.Sprintf("%dms", d/time.Millisecond)
-	}
-	return d.String()
+	return config.TOMLString(fmt.Sprint(v))
 }
