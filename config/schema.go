@@ -57,7 +57,7 @@ func (d *decoder) config(root *table) *Config {
 	admin := root.sub("admin", "admin")
 	cfg.Admin.Listen = admin.str("listen", DefaultAdminListen)
 	if cfg.Admin.Listen != "" {
-		if err := checkHostPort(cfg.Admin.Listen); err != nil {
+		if err := CheckHostPort(cfg.Admin.Listen); err != nil {
 			admin.errf("listen", "%q: %v", cfg.Admin.Listen, err)
 		}
 	}
@@ -251,7 +251,7 @@ func (d *decoder) frontend(t *table) Frontend {
 		}
 	}
 	fe.Listen = t.str("listen", DefaultListen)
-	if err := checkHostPort(fe.Listen); err != nil {
+	if err := CheckHostPort(fe.Listen); err != nil {
 		t.errf("listen", "%q: %v", fe.Listen, err)
 	}
 	fe.Balance = Balance(t.str("balance", string(DefaultBalance)))
@@ -266,7 +266,7 @@ func (d *decoder) frontend(t *table) Frontend {
 	}
 	seen := map[string]bool{}
 	for _, b := range backends {
-		if err := checkHostPort(b); err != nil {
+		if err := CheckHostPort(b); err != nil {
 			t.errf("backends", "%q: %v", b, err)
 			continue
 		}
@@ -380,8 +380,10 @@ func parseVIP(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// checkHostPort accepts "host:port" and ":port" with a port 1..65535.
-func checkHostPort(s string) error {
+// CheckHostPort accepts "host:port" and ":port" with a port 1..65535 and a
+// host without blanks or slashes: the rule for listen and backends, which
+// convert applies too so that what it writes always parses.
+func CheckHostPort(s string) error {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return fmt.Errorf("must be host:port (IPv6 as [addr]:port)")

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vrrplb/vrrplb/config"
 )
 
 // apiserverPort is where kube-apiserver listens; backends on it get an https
@@ -112,11 +114,16 @@ func joinAnd(xs []string) string {
 	return strings.Join(xs[:len(xs)-1], ", ") + " and " + xs[len(xs)-1]
 }
 
-// joinPort joins host and port after checking the port is 1..65535.
+// joinPort joins host and port and checks the result the way config.Parse
+// will: a port 1..65535 written plainly and a host that can be dialled.
 func joinPort(host, port string) (string, error) {
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
 		return "", fmt.Errorf("port %q: must be 1..65535", port)
 	}
-	return net.JoinHostPort(host, port), nil
+	addr := net.JoinHostPort(host, port)
+	if err := config.CheckHostPort(addr); err != nil {
+		return "", err
+	}
+	return addr, nil
 }
