@@ -21,15 +21,14 @@ build:
 # vet, then every test with the race detector. The root-only tests (network
 # namespaces, raw sockets) run when this is run as root and skip otherwise;
 # VRRPLB_E2E=1 turns such a skip into a failure. -count=1: results depend
-# on the kernel and on keepalived, which Go's test cache cannot see. The
-# fuzz targets run on their corpora (seeds and every past finding under
-# testdata/fuzz) like any test; new random inputs are `make fuzz`'s job, so
-# that a run of make test is repeatable.
+# on the kernel and on keepalived, which Go's test cache cannot see. Then
+# each fuzz target for 10s.
 test:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	 if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz FUZZTIME=10s
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
