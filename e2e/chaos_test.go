@@ -128,21 +128,33 @@ type usage struct{ fds, goroutines int }
 
 func (u usage) String() string { return fmt.Sprintf("%d fds, %d goroutines", u.fds, u.goroutines) }
 
-// usageOf reads p's open descriptors from /proc and its goroutines from
-// go_goroutines in h's /metrics.
+// usageOf reads the open descriptors of p and of its VRRP engine process
+// from /proc, and their goroutines from go_goroutines and
+// vrrplb_vrrp_engine_goroutines in h's /metrics.
 func usageOf(h *Host, p *Proc) (usage, error) {
-	ents, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(p.Pid()), "fd"))
-	if err != nil {
-		return usage{}, err
+	var u usage
+	pids := append([]int{p.Pid()}, p.Children()...)
+	if len(pids) != 2 {
+		return usage{}, fmt.Errorf("%s: want the daemon and its VRRP engine, found processes %v", h.Name, pids)
 	}
-	g, err := h.Metric("go_goroutines")
-	if err != nil {
-		return usage{}, err
+	for _, pid := range pids {
+		ents, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
+		if err != nil {
+			return usage{}, err
+		}
+		u.fds += len(ents)
 	}
-	if g == 0 {
-		return usage{}, fmt.Errorf("%s reports no go_goroutines", h.Name)
+	for _, name := range []string{"go_goroutines", "vrrplb_vrrp_engine_goroutines"} {
+		g, err := h.Metric(name)
+		if err != nil {
+			return usage{}, err
+		}
+		if g == 0 {
+			return usage{}, fmt.Errorf("%s reports no %s", h.Name, name)
+		}
+		u.goroutines += int(g)
 	}
-	return usage{fds: len(ents), goroutines: int(g)}, nil
+	return u, nil
 }
 
 // transitions is h's vrrplb_instance_transitions_total summed over states.

@@ -20,11 +20,13 @@ func TestVRRPPausedMasterSettlesWithinAnAdvertOfResuming(t *testing.T) {
 	l.Host(2).StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}}.TOML())
 	Eventually(t, 5*time.Second, func() (bool, string) { return l.Host(2).State() == "backup", "h2 not backup" })
 
-	p1.Signal(syscall.SIGSTOP)
+	// The whole daemon stops: the signal goes to its process group, which
+	// holds its VRRP engine process.
+	p1.SignalGroup(syscall.SIGSTOP)
 	// h2 takes over while h1 is frozen with the VIP still on its interface.
 	Eventually(t, 3*time.Second, func() (bool, string) { return l.Host(2).State() == "master", "h2 did not take over from the paused h1" })
 	start := time.Now()
-	p1.Signal(syscall.SIGCONT)
+	p1.SignalGroup(syscall.SIGCONT)
 	Eventually(t, 3*time.Second, func() (bool, string) {
 		m := l.Masters(vip)
 		return len(m) == 1 && m[0] == "h1" && l.Host(2).State() == "backup",

@@ -57,6 +57,8 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"status":  cmdStatus,
 	"version": cmdVersion,
 	"convert": cmdConvert,
+	// Not in the usage: `vrrplb run` starts it (engine.go).
+	engineCommand: cmdVRRPEngine,
 }
 
 func runMain(args []string, stdout, stderr io.Writer) int {

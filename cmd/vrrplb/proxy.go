@@ -67,6 +67,7 @@ func wireProxy(d *daemon, cfg *config.Config) error {
 		}
 	}
 	d.proxies = ps
+	d.frontendTracker = ps.tracker
 	d.status = append(d.status, ps.fillStatus)
 	d.reloaders = append(d.reloaders, ps.reload)
 	return nil

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/vrrp"
 )
 
 // component is a long-lived part of the daemon. Run returns when ctx ends
@@ -35,17 +36,24 @@ func (f componentFunc) Run(ctx context.Context) error { return f(ctx) }
 type daemon struct {
 	log      *slog.Logger
 	logLevel *slog.LevelVar
+	logOut   io.Writer
 	reg      *prometheus.Registry
-	metrics  *daemonMetrics
+	// gather is what /metrics serves: reg, and the VRRP engine's metrics.
+	gather  prometheus.Gatherers
+	metrics *daemonMetrics
 
 	mu  sync.Mutex
 	cfg *config.Config
 
 	// sup runs the components: instances, frontends, health checkers.
 	sup *supervisor
-	// proxies are the frontends and their health checkers, which VRRP's
-	// track_frontend reads; nil until wireProxy.
+	// proxies are the frontends and their health checkers; nil until
+	// wireProxy.
 	proxies *proxies
+	// frontendTracker is track_frontend's source: the health checker of
+	// the frontend called name (wireProxy), or in the VRRP engine process
+	// the verdicts the daemon forwards (engine.go).
+	frontendTracker func(name string) (vrrp.Tracker, error)
 	// status fills in the parts of /status each component owns.
 	status []func(*statusDoc)
 	// checks refuse a new config before anything is applied (a reload is
@@ -62,13 +70,13 @@ type daemon struct {
 }
 
 // wirings build the components of a config, in dependency order: health
-// checks before the proxy and before VRRP instances that track frontends.
+// checks and frontends before the VRRP instances that track frontends.
 // Each starts its components with d.sup.Start and adds to d.status and
-// d.reloaders; each lives in its own file (health.go, proxy.go, vrrp.go).
+// d.reloaders. The instances run in a child process, the VRRP engine
+// (engine.go), so that proxy load cannot delay an advertisement.
 var wirings = []func(d *daemon, cfg *config.Config) error{
-	// Components are added here, in that order.
-	wireProxy, // health checkers and frontends (proxy.go)
-	wireVRRP,
+	wireProxy,      // health checkers and frontends (proxy.go)
+	wireVRRPEngine, // the engine process, which runs wireVRRP (vrrp.go)
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
@@ -92,6 +100,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 
 // newDaemon sets up logging and metrics for cfg; run builds the rest.
 func newDaemon(cfg *config.Config, logOut io.Writer) *daemon {
+	d := newBareDaemon(cfg, logOut)
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.metrics = newDaemonMetrics(d.reg)
+	return d
+}
+
+// newBareDaemon sets up logging, an empty registry and the supervisor.
+func newBareDaemon(cfg *config.Config, logOut io.Writer) *daemon {
 	level := new(slog.LevelVar)
 	level.Set(cfg.Log.Level)
 	opts := &slog.HandlerOptions{Level: level}
@@ -100,12 +116,12 @@ func newDaemon(cfg *config.Config, logOut io.Writer) *daemon {
 		h = slog.NewJSONHandler(logOut, opts)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &daemon{
 		log:      slog.New(h),
 		logLevel: level,
+		logOut:   logOut,
 		reg:      reg,
-		metrics:  newDaemonMetrics(reg),
+		gather:   prometheus.Gatherers{reg},
 		cfg:      cfg,
 		sup:      newSupervisor(),
 	}

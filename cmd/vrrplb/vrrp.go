@@ -259,10 +259,10 @@ func instanceWithNotifier(in *vrrp.Instance, n *vrrp.CommandNotifier) component 
 func vrrpTrackers(d *daemon, cfg *config.Config, ic config.Instance) ([]vrrp.WeightedTracker, error) {
 	var ts []vrrp.WeightedTracker
 	for _, f := range ic.TrackFrontends {
-		if d.proxies == nil {
+		if d.frontendTracker == nil {
 			return nil, fmt.Errorf("track_frontend %q: the frontends are not wired", f.Name)
 		}
-		t, err := d.proxies.tracker(f.Name)
+		t, err := d.frontendTracker(f.Name)
 		if err != nil {
 			return nil, fmt.Errorf("track_frontend %q: %w", f.Name, err)
 		}
