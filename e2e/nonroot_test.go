@@ -19,6 +19,7 @@ const (
 	capNetBindService = 10 // listen on a port below 1024
 	capNetAdmin       = 12 // add and remove the VIP, send gratuitous ARP
 	capNetRaw         = 13 // VRRP's raw socket
+	capSysNice        = 23 // real-time priority for the VRRP engine (optional)
 )
 
 // TestVRRPLBRunsUnprivilegedWithOnlyItsThreeCapabilities runs vrrplb as user
@@ -26,7 +27,19 @@ const (
 // capabilities and nothing else, as a systemd unit with
 // AmbientCapabilities= would: it must take the VIP and proxy to an
 // apiserver on a port below 1024.
+//
+// Without CAP_SYS_NICE the VRRP engine runs at normal priority and says so.
 func TestVRRPLBRunsUnprivilegedWithOnlyItsThreeCapabilities(t *testing.T) {
+	runUnprivileged(t, "net_admin,net_raw,net_bind_service", false)
+}
+
+// TestVRRPLBUnprivilegedGetsRealtimeWithSysNice adds CAP_SYS_NICE, as the
+// shipped systemd unit and static pod do: the VRRP engine runs SCHED_FIFO.
+func TestVRRPLBUnprivilegedGetsRealtimeWithSysNice(t *testing.T) {
+	runUnprivileged(t, "net_admin,net_raw,net_bind_service,sys_nice", true)
+}
+
+func runUnprivileged(t *testing.T, caps string, realtime bool) {
 	l := NewLab(t, 3)
 	setpriv := requireCommand(t, "setpriv", "util-linux")
 	lb, api, client := l.Host(1), l.Host(2), l.Host(3)
@@ -74,7 +87,6 @@ backends = [%q]
 
 	api.Start("apiserver", Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver"),
 		"-listen", backend.String(), "-name", "apiserver-behind-nobody")
-	const caps = "net_admin,net_raw,net_bind_service"
 	p := lb.Start("vrrplb", setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
 		"--inh-caps=-all,+"+strings.ReplaceAll(caps, ",", ",+"),
 		"--ambient-caps=-all,+"+strings.ReplaceAll(caps, ",", ",+"),
@@ -90,28 +102,19 @@ backends = [%q]
 	})
 
 	// The process is the daemon itself (setpriv execs it), as nobody, with
-	// exactly the three capabilities effective.
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fields := map[string]string{}
-	for _, line := range strings.Split(string(status), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok {
-			fields[k] = strings.TrimSpace(v)
-		}
-	}
-	if got := strings.Fields(fields["Uid"]); len(got) != 4 || got[0] != "65534" || got[1] != "65534" {
-		t.Errorf("vrrplb runs with uids %v, want 65534 (nobody)", got)
-	}
+	// exactly the capabilities given effective; so is its VRRP engine.
 	want := uint64(1<<capNetBindService | 1<<capNetAdmin | 1<<capNetRaw)
-	for _, set := range []string{"CapEff", "CapPrm", "CapAmb"} {
-		got, err := strconv.ParseUint(fields[set], 16, 64)
-		if err != nil || got != want {
-			t.Errorf("vrrplb's %s is %s, want %016x (%s only)", set, fields[set], want, caps)
-		}
+	if realtime {
+		want |= 1 << capSysNice
 	}
-
+	var engine []int
+	Eventually(t, 5*time.Second, func() (bool, string) {
+		engine = p.Children()
+		return len(engine) == 1, fmt.Sprintf("vrrplb has child processes %v, want its VRRP engine", engine)
+	})
+	for _, pid := range []int{p.Pid(), engine[0]} {
+		checkUnprivileged(t, pid, want, caps)
+	}
 	l.WaitMaster(t, lb, VIP4.Addr(), 10*time.Second)
 	hc := &http.Client{
 		Timeout: 2 * time.Second,
@@ -139,5 +142,42 @@ backends = [%q]
 	})
 	if server != "apiserver-behind-nobody" {
 		t.Errorf("the VIP was answered by %q, want apiserver-behind-nobody", server)
+	}
+
+	rt := 0.0
+	if realtime {
+		rt = 1
+	}
+	if got, err := lb.Metric("vrrplb_vrrp_engine_realtime"); err != nil || got != rt {
+		t.Errorf("vrrplb_vrrp_engine_realtime = %v (%v), want %v with %s", got, err, rt, caps)
+	}
+	warned := strings.Contains(p.Output(), "VRRP engine runs at normal priority")
+	if warned == realtime {
+		t.Errorf("with %s the log says normal priority: %v, want %v\n%s", caps, warned, !realtime, p.Output())
+	}
+}
+
+// checkUnprivileged checks that pid runs as nobody with exactly the
+// capabilities want in its effective, permitted and ambient sets.
+func checkUnprivileged(t *testing.T, pid int, want uint64, caps string) {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := map[string]string{}
+	for _, line := range strings.Split(string(status), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			fields[k] = strings.TrimSpace(v)
+		}
+	}
+	if got := strings.Fields(fields["Uid"]); len(got) != 4 || got[0] != "65534" || got[1] != "65534" {
+		t.Errorf("process %d runs with uids %v, want 65534 (nobody)", pid, got)
+	}
+	for _, set := range []string{"CapEff", "CapPrm", "CapAmb"} {
+		got, err := strconv.ParseUint(fields[set], 16, 64)
+		if err != nil || got != want {
+			t.Errorf("process %d's %s is %s, want %016x (%s only)", pid, set, fields[set], want, caps)
+		}
 	}
 }
