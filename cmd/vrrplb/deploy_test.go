@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// designedMetrics are DESIGN.md's metric names, the ones dashboards and
+// designedMetrics are DESIGN.md's metric names and the engine's, the ones dashboards and
 // alerts may use (histograms with their _bucket/_count/_sum series).
 var designedMetrics = map[string]bool{
 	"vrrplb_instance_state": true, "vrrplb_instance_priority": true, "vrrplb_instance_transitions_total": true,
@@ -19,6 +19,8 @@ var designedMetrics = map[string]bool{
 	"vrrplb_health_check_duration_seconds_sum": true, "vrrplb_health_checks_total": true,
 	"vrrplb_config_last_reload_successful": true, "vrrplb_config_last_reload_success_timestamp_seconds": true,
 	"vrrplb_build_info": true,
+	// The VRRP engine process (engine.go), added to DESIGN.md's list.
+	metricEngineRestarts: true, metricEngineRealtime: true, metricEngineGoroutines: true,
 }
 
 // The shipped alert rules and dashboard use only metrics vrrplb exports; a
