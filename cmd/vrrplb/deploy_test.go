@@ -21,6 +21,7 @@ var designedMetrics = map[string]bool{
 	"vrrplb_build_info": true,
 	// The VRRP engine process (engine.go), added to DESIGN.md's list.
 	metricEngineRestarts: true, metricEngineRealtime: true, metricEngineGoroutines: true,
+	metricEngineGCPauseMax: true,
 }
 
 // The shipped alert rules and dashboard use only metrics vrrplb exports; a

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -29,6 +30,7 @@ const (
 	engineMetricsNamespace = "vrrplb_vrrp_engine" // + _process_* from the process collector
 	metricEngineGoroutines = "vrrplb_vrrp_engine_goroutines"
 	metricEngineRealtime   = "vrrplb_vrrp_engine_realtime"
+	metricEngineGCPauseMax = "vrrplb_vrrp_engine_gc_pause_max_seconds"
 )
 
 // pastDeadline makes a blocked read return at once.
@@ -201,7 +203,18 @@ func registerEngineMetrics(reg prometheus.Registerer, realtime bool) {
 			Name: metricEngineGoroutines,
 			Help: "Goroutines in the VRRP engine process.",
 		}, func() float64 { return float64(runtime.NumGoroutine()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: metricEngineGCPauseMax,
+			Help: "The longest of the VRRP engine's last 256 garbage-collection pauses (stop the world), in seconds.",
+		}, gcPauseMax),
 	)
+}
+
+// gcPauseMax is the longest pause the runtime remembers (its last 256).
+func gcPauseMax() float64 {
+	st := debug.GCStats{PauseQuantiles: make([]time.Duration, 2)} // min, max
+	debug.ReadGCStats(&st)
+	return st.PauseQuantiles[1].Seconds()
 }
 
 // verdictHub holds the frontend verdicts the daemon forwards, for the

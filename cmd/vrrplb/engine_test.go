@@ -60,7 +60,7 @@ func TestEngineAnswersMetricsStatusAndConfigsOverItsSocket(t *testing.T) {
 	for _, mf := range mfs {
 		names[mf.GetName()] = true
 	}
-	for _, want := range []string{metricEngineGoroutines, metricEngineRealtime, "vrrplb_vrrp_engine_process_open_fds"} {
+	for _, want := range []string{metricEngineGoroutines, metricEngineRealtime, metricEngineGCPauseMax, "vrrplb_vrrp_engine_process_open_fds"} {
 		if !names[want] {
 			t.Errorf("the engine's metrics lack %s; got %v", want, names)
 		}
