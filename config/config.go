@@ -13,6 +13,9 @@ const DefaultPath = "/etc/vrrplb/vrrplb.toml"
 type Config struct {
 	// Path is the file the configuration was read from ("" when parsed from memory).
 	Path string
+	// Source is the text that was parsed: what another process must parse
+	// to see this very config, even if the file has changed since.
+	Source []byte
 
 	Admin     Admin
 	Log       Log

@@ -40,6 +40,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	if len(d.errs) > 0 {
 		return nil, d.errs.sorted()
 	}
+	cfg.Source = data
 	return cfg, nil
 }
 

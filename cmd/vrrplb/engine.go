@@ -61,8 +61,9 @@ type engineRequest struct {
 	Status   bool           `json:"status,omitempty"`
 }
 
-// engineConfig is the config file as the daemon read and validated it: the
-// engine parses the same bytes, not the file again.
+// engineConfig is the config file as the daemon read and validated it
+// (config.Config.Source): the engine parses the same bytes, not the file
+// again, which may have changed since.
 type engineConfig struct {
 	Path string `json:"path"`
 	TOML []byte `json:"toml"`
@@ -141,16 +142,12 @@ type forwarder struct {
 	stop    context.CancelFunc
 }
 
-// start reads cfg's file bytes, starts the engine with them and runs it
-// under the supervisor. An engine that cannot apply the config (an
-// interface that does not exist) fails start-up with its error.
+// start starts the engine with cfg and runs it under the supervisor. An
+// engine that cannot apply the config (an interface that does not exist)
+// fails start-up with its error.
 func (e *engine) start(cfg *config.Config) error {
-	data, err := os.ReadFile(cfg.Path)
-	if err != nil {
-		return fmt.Errorf("VRRP engine: read config: %w", err)
-	}
 	e.mu.Lock()
-	e.cfg = engineConfig{Path: cfg.Path, TOML: data}
+	e.cfg = engineConfig{Path: cfg.Path, TOML: cfg.Source}
 	e.mu.Unlock()
 	e.syncForwarders(cfg)
 	if err := e.spawn(); err != nil {
@@ -342,13 +339,9 @@ func (e *engine) reload(_, next *config.Config) error {
 		}
 		return e.start(next)
 	}
-	data, err := os.ReadFile(next.Path)
-	if err != nil {
-		return fmt.Errorf("VRRP engine: read config: %w", err)
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.cfg = engineConfig{Path: next.Path, TOML: data}
+	e.cfg = engineConfig{Path: next.Path, TOML: next.Source}
 	if e.proc == nil {
 		return errors.New("VRRP engine: not running; it starts with the new config")
 	}

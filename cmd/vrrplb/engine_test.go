@@ -85,11 +85,7 @@ func TestEngineAnswersMetricsStatusAndConfigsOverItsSocket(t *testing.T) {
 
 	// A config the engine rejects comes back as the reload's error, and
 	// the engine goes on.
-	path := e.cfg.Path
-	if err := os.WriteFile(path, []byte("[log]\nlevel = \"loud\"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	err = e.reload(nil, &config.Config{Path: path})
+	err = e.reload(nil, &config.Config{Path: e.cfg.Path, Source: []byte("[log]\nlevel = \"loud\"\n")})
 	if err == nil || !strings.Contains(err.Error(), "level") {
 		t.Errorf("reload of a bad config: got %v, want the engine's located error about level", err)
 	}
