@@ -58,7 +58,9 @@ type phase struct {
 	// engineGCMax is vrrplb_vrrp_engine_gc_pause_max_seconds at its end.
 	engineGCMax time.Duration
 	loadReport  string
-	holders     []string
+	// cpuStart and cpuEnd are /proc/stat's cpu line at its start and end.
+	cpuStart, cpuEnd []float64
+	holders          []string
 	// sent are the master's adverts as its eth0 sent them; arrived as
 	// the bridge forwarded them.
 	sent, arrived []time.Time
@@ -122,6 +124,7 @@ func soak(ctx context.Context, cfg soakConfig) (ok bool, err error) {
 			before := count()
 			logFrom := len(pm.Output())
 			ph.start = time.Now()
+			ph.cpuStart = cpuTimes()
 			if ph.load {
 				pl := client.Start("load", self, "-role", "load", "-addr", netip.AddrPortFrom(vip, proxyPort).String(),
 					"-duration", ph.duration.String(), "-bulk", strconv.Itoa(cfg.bulk), "-storm", strconv.Itoa(cfg.storm))
@@ -131,6 +134,7 @@ func soak(ctx context.Context, cfg soakConfig) (ok bool, err error) {
 				wait(ctx, ph.duration, nil)
 			}
 			ph.end = time.Now()
+			ph.cpuEnd = cpuTimes()
 			ph.transitions = count() - before
 			if cfg.impl != "keepalived" {
 				ph.gcPauses = gcPauses(pm.Output()[logFrom:])
@@ -415,12 +419,51 @@ func report(w *os.File, phases []*phase, cfg soakConfig) bool {
 		if ph.loadReport != "" {
 			fmt.Fprintln(w, ph.loadReport)
 		}
+		fmt.Fprintf(w, "%s: %s\n", ph.name, cpuShares(ph.cpuStart, ph.cpuEnd))
 	}
 	fmt.Fprintf(w, "Load average at the end: %s.\n", loadavg())
 	for _, f := range fails {
 		fmt.Fprintln(w, "FAIL:", f)
 	}
 	return len(fails) == 0
+}
+
+// cpuTimes is the machine's cpu line of /proc/stat: user, nice, system,
+// idle, iowait, irq, softirq, steal (in clock ticks).
+func cpuTimes() []float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	var out []float64
+	for _, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseFloat(f, 64)
+		out = append(out, v)
+	}
+	return out
+}
+
+// cpuShares says where the machine's CPU time went between two cpuTimes:
+// softirq time (network processing, which runs ahead of any task, real-time
+// or not) and steal (the hypervisor ran something else) delay even the
+// VRRP engine.
+func cpuShares(a, b []float64) string {
+	if len(a) < 8 || len(b) < 8 {
+		return "CPU shares unknown"
+	}
+	var total float64
+	d := make([]float64, 8)
+	for i := range d {
+		d[i] = b[i] - a[i]
+		total += d[i]
+	}
+	if total <= 0 {
+		return "CPU shares unknown"
+	}
+	pct := func(i int) float64 { return 100 * d[i] / total }
+	return fmt.Sprintf("CPU user %.0f%%, system %.0f%%, softirq %.0f%%, idle %.0f%%, steal %.1f%%",
+		pct(0)+pct(1), pct(2), pct(6), pct(3)+pct(4), pct(7))
 }
 
 // loadavg is the machine's 1-minute load average: other work on the same
