@@ -63,14 +63,14 @@ func newProxyConn(f *Frontend, client, server net.Conn, b *backend, idle time.Du
 	return pc
 }
 
-// start runs both directions: the backend's on a new goroutine, the
-// client's on the caller's (one goroutine fewer to start per connection).
+// start runs both directions: the backend's on a worker, the client's on
+// the caller's (one goroutine fewer to start per connection).
 func (pc *proxyConn) start() {
 	if pc.idle > 0 {
 		pc.touch()
 	}
 	pc.pending.Store(2)
-	go pc.copyBackendToClient()
+	pc.f.workers.run(pc.copyBackendToClient)
 	pc.copyClientToBackend()
 }
 
