@@ -114,7 +114,8 @@ func New(fe config.Frontend, opts Options) (*Frontend, error) {
 		f.listen = listenTCP
 	}
 	if f.dial == nil {
-		d := &net.Dialer{KeepAlive: -1} // keepalive is set per frontend after connect
+		// keepalive is set per frontend after connect
+		d := &net.Dialer{KeepAlive: -1, Control: connectEarly}
 		f.dial = d.DialContext
 	}
 	st := &state{cfg: fe, bal: bal}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"sync"
 	"syscall"
@@ -343,6 +344,31 @@ func spliceOut(wc syscall.RawConn, p *pipe) error {
 		return err
 	}
 	return serr
+}
+
+// connectEarly is the backend dialer's Control hook: it starts the
+// non-blocking connect itself, before the net package does. To a local
+// backend (loopback) the handshake then completes inside this call, and
+// the net package's own connect finds the socket connected, so the dialing
+// goroutine does not park to wait for it. Otherwise the net package's
+// connect waits for the one in progress as usual and reports its outcome;
+// the error of this one is left to it.
+func connectEarly(network, address string, c syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil || ap.Addr().Zone() != "" {
+		return nil
+	}
+	var sa syscall.Sockaddr
+	switch ip := ap.Addr(); {
+	case ip.Is4() && network != "tcp6":
+		sa = &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ip.As4()}
+	case ip.Is6() && network != "tcp4" && !ip.Is4In6():
+		sa = &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16()}
+	default:
+		return nil
+	}
+	_ = c.Control(func(fd uintptr) { _ = syscall.Connect(int(fd), sa) })
+	return nil
 }
 
 // The spare descriptor: when accept fails with EMFILE, closing it leaves
