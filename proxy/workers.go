@@ -3,7 +3,7 @@ package proxy
 import "sync/atomic"
 
 // maxIdleWorkers bounds the goroutines a frontend keeps waiting for work.
-const maxIdleWorkers = 64
+const maxIdleWorkers = 8
 
 // workers runs a frontend's connection tasks (serving an accepted client,
 // copying a direction) on goroutines that stay for the next task instead of
