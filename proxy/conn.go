@@ -43,6 +43,10 @@ type direction struct {
 	kick  atomic.Bool // the sweep asks the direction to park
 	ended atomic.Bool
 
+	// inq: TCP_INQ is on for src (see tcpInq). Only the direction's
+	// running goroutine reads and writes it.
+	inq bool
+
 	mu     sync.Mutex
 	parked bool   // waiting in the parker, no goroutine
 	closed bool   // the pair is closed: never park again

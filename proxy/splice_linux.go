@@ -146,9 +146,15 @@ type mover struct {
 	result error // the copy failed
 	eof    bool  // the source ended
 	bulk   bool  // a read filled the buffer: switch to splice
+	moves  int   // messages moved in this pump
 
 	out  []byte // what writeSome still has to write
 	werr error
+
+	// recvmsg's arguments, kept here so a receive allocates nothing.
+	msg  syscall.Msghdr
+	iov  syscall.Iovec
+	ctrl [cmsgInqSpace]byte
 
 	readFn, writeFn func(fd uintptr) bool
 }
@@ -160,9 +166,14 @@ func (m *mover) readSome(fd uintptr) bool {
 	defer bufPool.Put(buf)
 	d := m.d
 	for {
-		n, rerr := readFD(int(fd), *buf)
+		n, more, rerr := m.recv(int(fd), *buf)
 		switch {
 		case rerr == syscall.EAGAIN:
+			if !d.inq && m.moves > 1 {
+				// A conversation, not a single exchange: one setsockopt
+				// now saves this EAGAIN read on every later message.
+				d.inq = setInq(int(fd)) == nil
+			}
 			return false // wait for readability, holding nothing
 		case rerr != nil:
 			m.result = os.NewSyscallError("read", rerr)
@@ -175,6 +186,7 @@ func (m *mover) readSome(fd uintptr) bool {
 			m.result = err
 			return true
 		}
+		m.moves++
 		d.moved.Store(true)
 		d.count(float64(n))
 		if d.pc.idle > 0 {
@@ -184,16 +196,59 @@ func (m *mover) readSome(fd uintptr) bool {
 			m.bulk = true // more is likely waiting: splice it
 			return true
 		}
+		if !more {
+			// The kernel said the socket holds nothing more, not even
+			// an end: wait without the read that would say EAGAIN.
+			return false
+		}
 	}
 }
 
-func readFD(fd int, b []byte) (int, error) {
+// TCP_INQ (tcp(7), Linux 4.18): with it on, every receive on the socket
+// carries a control message saying how many bytes are left to read,
+// nonzero also when only the peer's FIN is left.
+const (
+	tcpInq       = 36 // TCP_INQ, and TCP_CM_INQ, the control message's type
+	cmsgInqSpace = syscall.SizeofCmsghdr + 8
+)
+
+// recv reads into b. more is false only when the kernel reported that
+// nothing more is waiting (see tcpInq); without that report it is true,
+// and the caller reads again until EAGAIN.
+func (m *mover) recv(fd int, b []byte) (n int, more bool, err error) {
+	m.iov.Base = &b[0]
+	m.iov.SetLen(len(b))
+	m.msg.Iov = &m.iov
+	m.msg.Iovlen = 1
+	m.msg.Control = &m.ctrl[0]
+	m.msg.SetControllen(len(m.ctrl))
 	for {
-		n, err := rawRead(fd, b)
-		if err != syscall.EINTR {
-			return n, err
+		r, _, errno := syscall.RawSyscall(syscall.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&m.msg)), 0)
+		m.iov.Base = nil // the buffer goes back to the pool
+		if errno == syscall.EINTR {
+			m.iov.Base = &b[0]
+			continue
+		}
+		if errno != 0 {
+			return 0, false, errno
+		}
+		n = int(r)
+		break
+	}
+	more = true
+	if m.msg.Controllen >= syscall.SizeofCmsghdr+4 {
+		h := (*syscall.Cmsghdr)(unsafe.Pointer(&m.ctrl[0]))
+		if h.Level == syscall.SOL_TCP && h.Type == tcpInq {
+			more = *(*int32)(unsafe.Pointer(&m.ctrl[syscall.SizeofCmsghdr])) != 0
 		}
 	}
+	return n, more, nil
+}
+
+// setInq turns TCP_INQ on for fd; an older kernel refuses it, and the data
+// path then reads until EAGAIN.
+func setInq(fd int) error {
+	return syscall.SetsockoptInt(fd, syscall.SOL_TCP, tcpInq, 1)
 }
 
 // writeAll writes b to the destination socket, waiting while it is full.
@@ -281,24 +336,12 @@ func (d *direction) spliceBulk(wc, rc syscall.RawConn) (eof bool, err error) {
 
 const spliceFlags = 0x1 | 0x2 // SPLICE_F_MOVE | SPLICE_F_NONBLOCK
 
-// The data path's receive, send and splice are raw system calls: every
+// The data path's receive (recv), send and splice are raw system calls: every
 // descriptor they touch is non-blocking, so none of them waits, and
 // skipping the scheduler's syscall bookkeeping keeps the runtime from
 // handing the goroutine's P to another thread while a loopback send runs
 // the receiver's TCP stack (a thread switch per message otherwise).
-// recvfrom and sendto rather than read and write skip the file layer.
-
-func rawRead(fd int, b []byte) (int, error) {
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	}
-	n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(p), uintptr(len(b)), 0, 0, 0)
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
-}
+// recvmsg and sendto rather than read and write skip the file layer.
 
 func rawWrite(fd int, b []byte) (int, error) {
 	var p unsafe.Pointer
