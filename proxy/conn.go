@@ -43,6 +43,10 @@ type direction struct {
 	kick  atomic.Bool // the sweep asks the direction to park
 	ended atomic.Bool
 
+	// inq: TCP_INQ is on for src (see tcpInq). Only the direction's
+	// running goroutine reads and writes it.
+	inq bool
+
 	mu     sync.Mutex
 	parked bool   // waiting in the parker, no goroutine
 	closed bool   // the pair is closed: never park again
@@ -63,14 +67,14 @@ func newProxyConn(f *Frontend, client, server net.Conn, b *backend, idle time.Du
 	return pc
 }
 
-// start runs both directions: the backend's on a new goroutine, the
-// client's on the caller's (one goroutine fewer to start per connection).
+// start runs both directions: the backend's on a worker, the client's on
+// the caller's (one goroutine fewer to start per connection).
 func (pc *proxyConn) start() {
 	if pc.idle > 0 {
 		pc.touch()
 	}
 	pc.pending.Store(2)
-	go pc.copyBackendToClient()
+	pc.f.workers.run(pc.copyBackendToClient)
 	pc.copyClientToBackend()
 }
 

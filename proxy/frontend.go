@@ -46,6 +46,8 @@ type Frontend struct {
 	state  atomic.Pointer[state]
 	active atomic.Int64 // client connections open, for max_connections
 	wg     sync.WaitGroup
+	// workers runs the connection goroutines; set by Run before it accepts.
+	workers *workers
 
 	mu       sync.Mutex
 	addr     net.Addr                // the listener's address once listening
@@ -112,7 +114,8 @@ func New(fe config.Frontend, opts Options) (*Frontend, error) {
 		f.listen = listenTCP
 	}
 	if f.dial == nil {
-		d := &net.Dialer{KeepAlive: -1} // keepalive is set per frontend after connect
+		// keepalive is set per frontend after connect
+		d := &net.Dialer{KeepAlive: -1, Control: connectEarly}
 		f.dial = d.DialContext
 	}
 	st := &state{cfg: fe, bal: bal}
@@ -287,6 +290,8 @@ func (f *Frontend) Run(ctx context.Context) error {
 	if err := parker.init(); err != nil {
 		f.log.Warn("idle connections cannot park, each keeps two goroutines", "error", err)
 	}
+	f.workers = newWorkers()
+	defer f.workers.stop()
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- f.acceptLoop(ctx, ln) }()
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
@@ -355,6 +360,7 @@ func (f *Frontend) sweepLoop(ctx context.Context) {
 			if !parkPass {
 				continue
 			}
+			f.workers.trim()
 			parkedSinceRelease += asked
 			if parkedSinceRelease >= releaseAfterParking && asked < releaseAfterParking/10 &&
 				now.Sub(lastRelease) >= releaseEvery {
@@ -423,7 +429,7 @@ func (f *Frontend) acceptLoop(ctx context.Context, ln net.Listener) error {
 		if err == nil {
 			backoff = 0
 			f.wg.Add(1)
-			go f.serve(c)
+			f.workers.run(func() { f.serve(c) })
 			continue
 		}
 		if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {

@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // The data path. Each direction waits for its source to become readable
@@ -107,46 +109,15 @@ func (d *direction) pump() (parked bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	pc := d.pc
+	// The callbacks are made once per pump, not once per message.
+	m := &mover{d: d, wc: wc}
+	m.readFn, m.writeFn = m.readSome, m.writeSome
 	for {
-		var (
-			result error
-			eof    bool
-			bulk   bool
-		)
+		m.result, m.eof, m.bulk = nil, false, false
 		// One RawRead for as long as messages are small. A short read does
 		// not mean the source is drained (a FIN that came with the data has
 		// no edge of its own), so the callback reads until EAGAIN.
-		err := rc.Read(func(fd uintptr) bool {
-			buf := bufPool.Get().(*[]byte)
-			defer bufPool.Put(buf)
-			for {
-				n, rerr := readFD(int(fd), *buf)
-				switch {
-				case rerr == syscall.EAGAIN:
-					return false // wait for readability, holding nothing
-				case rerr != nil:
-					result = os.NewSyscallError("read", rerr)
-					return true
-				case n == 0:
-					eof = true
-					return true
-				}
-				if err := writeAll(wc, (*buf)[:n]); err != nil {
-					result = err
-					return true
-				}
-				d.moved.Store(true)
-				d.count(float64(n))
-				if pc.idle > 0 {
-					pc.touch()
-				}
-				if n == len(*buf) {
-					bulk = true // more is likely waiting: splice it
-					return true
-				}
-			}
-		})
+		err := rc.Read(m.readFn)
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			// The sweep's nudge: park if it still wants that.
@@ -156,9 +127,9 @@ func (d *direction) pump() (parked bool, err error) {
 			}
 		case err != nil:
 			return false, err
-		case result != nil || eof:
-			return false, result
-		case bulk:
+		case m.result != nil || m.eof:
+			return false, m.result
+		case m.bulk:
 			eof, err := d.spliceBulk(wc, rc)
 			if err != nil || eof {
 				return false, err
@@ -167,39 +138,147 @@ func (d *direction) pump() (parked bool, err error) {
 	}
 }
 
-func readFD(fd int, b []byte) (int, error) {
+// mover is the read/write state of one pump: the RawRead and RawWrite
+// callbacks and what they report.
+type mover struct {
+	d      *direction
+	wc     syscall.RawConn
+	result error // the copy failed
+	eof    bool  // the source ended
+	bulk   bool  // a read filled the buffer: switch to splice
+	moves  int   // messages moved in this pump
+
+	out  []byte // what writeSome still has to write
+	werr error
+
+	// recvmsg's arguments, kept here so a receive allocates nothing.
+	msg  syscall.Msghdr
+	iov  syscall.Iovec
+	ctrl [cmsgInqSpace]byte
+
+	readFn, writeFn func(fd uintptr) bool
+}
+
+// readSome is the RawRead callback: it reads and writes out until the
+// source has nothing more (false: wait for it), then returns the buffer.
+func (m *mover) readSome(fd uintptr) bool {
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	d := m.d
 	for {
-		n, err := syscall.Read(fd, b)
-		if err != syscall.EINTR {
-			return n, err
+		n, more, rerr := m.recv(int(fd), *buf)
+		switch {
+		case rerr == syscall.EAGAIN:
+			if !d.inq && m.moves > 1 {
+				// A conversation, not a single exchange: one setsockopt
+				// now saves this EAGAIN read on every later message.
+				d.inq = setInq(int(fd)) == nil
+			}
+			return false // wait for readability, holding nothing
+		case rerr != nil:
+			m.result = os.NewSyscallError("read", rerr)
+			return true
+		case n == 0:
+			m.eof = true
+			return true
+		}
+		if err := m.writeAll((*buf)[:n]); err != nil {
+			m.result = err
+			return true
+		}
+		m.moves++
+		d.moved.Store(true)
+		d.count(float64(n))
+		if d.pc.idle > 0 {
+			d.pc.touch()
+		}
+		if n == len(*buf) {
+			m.bulk = true // more is likely waiting: splice it
+			return true
+		}
+		if !more {
+			// The kernel said the socket holds nothing more, not even
+			// an end: wait without the read that would say EAGAIN.
+			return false
 		}
 	}
 }
 
-// writeAll writes b to the socket behind wc, waiting while it is full.
-func writeAll(wc syscall.RawConn, b []byte) error {
-	var werr error
-	err := wc.Write(func(fd uintptr) bool {
-		for len(b) > 0 {
-			n, err := syscall.Write(int(fd), b)
-			if err == syscall.EINTR {
-				continue
-			}
-			if err == syscall.EAGAIN {
-				return false
-			}
-			if err != nil {
-				werr = os.NewSyscallError("write", err)
-				return true
-			}
-			b = b[n:]
+// TCP_INQ (tcp(7), Linux 4.18): with it on, every receive on the socket
+// carries a control message saying how many bytes are left to read,
+// nonzero also when only the peer's FIN is left.
+const (
+	tcpInq       = 36 // TCP_INQ, and TCP_CM_INQ, the control message's type
+	cmsgInqSpace = syscall.SizeofCmsghdr + 8
+)
+
+// recv reads into b. more is false only when the kernel reported that
+// nothing more is waiting (see tcpInq); without that report it is true,
+// and the caller reads again until EAGAIN.
+func (m *mover) recv(fd int, b []byte) (n int, more bool, err error) {
+	m.iov.Base = &b[0]
+	m.iov.SetLen(len(b))
+	m.msg.Iov = &m.iov
+	m.msg.Iovlen = 1
+	m.msg.Control = &m.ctrl[0]
+	m.msg.SetControllen(len(m.ctrl))
+	for {
+		r, _, errno := syscall.RawSyscall(syscall.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&m.msg)), 0)
+		m.iov.Base = nil // the buffer goes back to the pool
+		if errno == syscall.EINTR {
+			m.iov.Base = &b[0]
+			continue
 		}
-		return true
-	})
+		if errno != 0 {
+			return 0, false, errno
+		}
+		n = int(r)
+		break
+	}
+	more = true
+	if m.msg.Controllen >= syscall.SizeofCmsghdr+4 {
+		h := (*syscall.Cmsghdr)(unsafe.Pointer(&m.ctrl[0]))
+		if h.Level == syscall.SOL_TCP && h.Type == tcpInq {
+			more = *(*int32)(unsafe.Pointer(&m.ctrl[syscall.SizeofCmsghdr])) != 0
+		}
+	}
+	return n, more, nil
+}
+
+// setInq turns TCP_INQ on for fd; an older kernel refuses it, and the data
+// path then reads until EAGAIN.
+func setInq(fd int) error {
+	return syscall.SetsockoptInt(fd, syscall.SOL_TCP, tcpInq, 1)
+}
+
+// writeAll writes b to the destination socket, waiting while it is full.
+func (m *mover) writeAll(b []byte) error {
+	m.out, m.werr = b, nil
+	err := m.wc.Write(m.writeFn)
+	m.out = nil
 	if err != nil {
 		return err
 	}
-	return werr
+	return m.werr
+}
+
+// writeSome is the RawWrite callback.
+func (m *mover) writeSome(fd uintptr) bool {
+	for len(m.out) > 0 {
+		n, err := rawWrite(int(fd), m.out)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err == syscall.EAGAIN {
+			return false
+		}
+		if err != nil {
+			m.werr = os.NewSyscallError("write", err)
+			return true
+		}
+		m.out = m.out[n:]
+	}
+	return true
 }
 
 // spliceBulk moves bytes from rc to wc through a pipe until rc ends (eof),
@@ -217,7 +296,7 @@ func (d *direction) spliceBulk(wc, rc syscall.RawConn) (eof bool, err error) {
 		err := rc.Read(func(fd uintptr) bool {
 			for {
 				var m int64
-				m, serr = syscall.Splice(int(fd), nil, p.w, nil, spliceChunk, spliceFlags)
+				m, serr = rawSplice(int(fd), p.w, spliceChunk)
 				n = int(m)
 				switch serr {
 				case syscall.EINTR:
@@ -257,12 +336,39 @@ func (d *direction) spliceBulk(wc, rc syscall.RawConn) (eof bool, err error) {
 
 const spliceFlags = 0x1 | 0x2 // SPLICE_F_MOVE | SPLICE_F_NONBLOCK
 
+// The data path's receive (recv), send and splice are raw system calls: every
+// descriptor they touch is non-blocking, so none of them waits, and
+// skipping the scheduler's syscall bookkeeping keeps the runtime from
+// handing the goroutine's P to another thread while a loopback send runs
+// the receiver's TCP stack (a thread switch per message otherwise).
+// recvmsg and sendto rather than read and write skip the file layer.
+
+func rawWrite(fd int, b []byte) (int, error) {
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(b)), syscall.MSG_NOSIGNAL, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+func rawSplice(rfd, wfd, n int) (int64, error) {
+	m, _, errno := syscall.RawSyscall6(syscall.SYS_SPLICE, uintptr(rfd), 0, uintptr(wfd), 0, uintptr(n), spliceFlags)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int64(m), nil
+}
+
 // spliceOut empties the pipe into the socket behind wc.
 func spliceOut(wc syscall.RawConn, p *pipe) error {
 	var serr error
 	err := wc.Write(func(fd uintptr) bool {
 		for p.n > 0 {
-			m, err := syscall.Splice(p.r, nil, int(fd), nil, p.n, spliceFlags)
+			m, err := rawSplice(p.r, int(fd), p.n)
 			if err == syscall.EINTR {
 				continue
 			}
@@ -281,6 +387,31 @@ func spliceOut(wc syscall.RawConn, p *pipe) error {
 		return err
 	}
 	return serr
+}
+
+// connectEarly is the backend dialer's Control hook: it starts the
+// non-blocking connect itself, before the net package does. To a local
+// backend (loopback) the handshake then completes inside this call, and
+// the net package's own connect finds the socket connected, so the dialing
+// goroutine does not park to wait for it. Otherwise the net package's
+// connect waits for the one in progress as usual and reports its outcome;
+// the error of this one is left to it.
+func connectEarly(network, address string, c syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil || ap.Addr().Zone() != "" {
+		return nil
+	}
+	var sa syscall.Sockaddr
+	switch ip := ap.Addr(); {
+	case ip.Is4() && network != "tcp6":
+		sa = &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ip.As4()}
+	case ip.Is6() && network != "tcp4" && !ip.Is4In6():
+		sa = &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16()}
+	default:
+		return nil
+	}
+	_ = c.Control(func(fd uintptr) { _ = syscall.Connect(int(fd), sa) })
+	return nil
 }
 
 // The spare descriptor: when accept fails with EMFILE, closing it leaves
