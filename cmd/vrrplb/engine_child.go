@@ -156,22 +156,10 @@ func applyEngineConfig(d *daemon, ec *engineConfig) error {
 	if err != nil {
 		return err
 	}
-	for _, check := range d.checks {
-		if err := check(cfg); err != nil {
-			return err
-		}
+	if err := d.check(cfg); err != nil {
+		return err
 	}
-	old := d.config()
-	for _, apply := range d.reloaders {
-		if err := apply(old, cfg); err != nil {
-			return err
-		}
-	}
-	d.logLevel.Set(cfg.Log.Level)
-	d.mu.Lock()
-	d.cfg = cfg
-	d.mu.Unlock()
-	return nil
+	return d.apply(cfg)
 }
 
 // gatherProto encodes what reg gathers in the protobuf exposition format.

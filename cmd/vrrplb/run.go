@@ -223,26 +223,44 @@ func (d *daemon) reload() {
 		d.metrics.reloadOK(false, time.Now())
 		return
 	}
+	if err := d.check(cfg); err != nil {
+		d.log.Error("reload rejected; the running config stays", "err", err)
+		d.metrics.reloadOK(false, time.Now())
+		return
+	}
+	if err := d.apply(cfg); err != nil {
+		d.log.Error("reload failed to apply", "err", err)
+		d.metrics.reloadOK(false, time.Now())
+		return
+	}
+	d.metrics.reloadOK(true, time.Now())
+	d.log.Info("reloaded", "config", cfg.Path, "instances", len(cfg.Instances), "frontends", len(cfg.Frontends))
+}
+
+// check runs every check on a new config before anything is applied.
+func (d *daemon) check(cfg *config.Config) error {
 	for _, check := range d.checks {
 		if err := check(cfg); err != nil {
-			d.log.Error("reload rejected; the running config stays", "err", err)
-			d.metrics.reloadOK(false, time.Now())
-			return
+			return err
 		}
 	}
+	return nil
+}
+
+// apply hands a checked config to every reloader and makes it the current
+// one, log level included.
+func (d *daemon) apply(cfg *config.Config) error {
+	old := d.config()
 	for _, apply := range d.reloaders {
 		if err := apply(old, cfg); err != nil {
-			d.log.Error("reload failed to apply", "err", err)
-			d.metrics.reloadOK(false, time.Now())
-			return
+			return err
 		}
 	}
 	d.logLevel.Set(cfg.Log.Level)
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
-	d.metrics.reloadOK(true, time.Now())
-	d.log.Info("reloaded", "config", cfg.Path, "instances", len(cfg.Instances), "frontends", len(cfg.Frontends))
+	return nil
 }
 
 func isLoopback(a net.Addr) bool {
