@@ -56,10 +56,13 @@ const epollExclusive = 1 << 28
 
 // loop is one event loop of a frontend.
 type loop struct {
-	f      *Frontend
-	epfd   int
-	wakefd int // eventfd: tasks are waiting
-	lfd    int // the frontend's listening socket (not owned)
+	f        *Frontend
+	epfd     int
+	file     *os.File        // epfd, so the runtime's poller can wait for it
+	rc       syscall.RawConn // file's
+	deadline int64           // file's read deadline, unix nanoseconds
+	wakefd   int             // eventfd: tasks are waiting
+	lfd      int             // the frontend's listening socket (not owned)
 
 	mu    sync.Mutex
 	tasks []func()
@@ -192,11 +195,26 @@ func newLoop(f *Frontend, lfd int) (*loop, error) {
 		l.closeFDs()
 		return nil, err
 	}
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		l.closeFDs()
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	l.file = os.NewFile(uintptr(epfd), "epoll")
+	rc, err := l.file.SyscallConn()
+	if err != nil {
+		l.closeFDs()
+		return nil, err
+	}
+	l.rc = rc
 	return l, nil
 }
 
 func (l *loop) closeFDs() {
-	syscall.Close(l.epfd)
+	if l.file != nil {
+		l.file.Close()
+	} else {
+		syscall.Close(l.epfd)
+	}
 	syscall.Close(l.wakefd)
 	closeSpareFD(l.spare)
 }
@@ -241,12 +259,8 @@ func (l *loop) runTasks() {
 // and sets keepalive on connections that have lived a while.
 const tickEvery = 250 * time.Millisecond
 
-// A loop that saw an event within idleAfter waits without giving up its P
-// (see run), and yields at least every yieldEvery.
-const (
-	idleAfter  = 50 * time.Millisecond
-	yieldEvery = time.Millisecond
-)
+// A loop yields at least every yieldEvery while it has events to serve.
+const yieldEvery = time.Millisecond
 
 // keepAliveAfter is how long a connection lives before its backend socket
 // gets tcp_keepalive: short ones save the setsockopt calls. (The client
@@ -259,42 +273,40 @@ func (l *loop) run() {
 	events := make([]syscall.EpollEvent, maxEvents)
 	l.now = time.Now().UnixNano()
 	l.nextTick = l.now + int64(tickEvery)
-	lastYield, lastEvent := l.now, l.now
-	for !l.stopped {
-		// Under load the sockets are ready again by the time the last
-		// batch is done: look without the scheduler's syscall bookkeeping.
-		// While recently busy, wait the same way, a millisecond at most,
-		// and yield between waits so other goroutines run. A blocking
-		// wait through the scheduler hands the P to another thread, and
-		// at thousands of waits a second the runtime's monitor, which
-		// takes such Ps back, then wakes every 20µs; so that kind of wait
-		// is only for a loop that has been idle a while.
-		timeout := 0
-		busy := l.now-lastEvent < int64(idleAfter)
-		if busy {
-			timeout = min(1, l.waitMillis())
-		}
-		n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(timeout), 0, 0)
+	got := 0
+	lastYield := l.now
+	wait := func(uintptr) bool {
+		n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 		if errno != 0 {
 			n = 0
 		}
-		if n == 0 && !busy {
-			m, err := syscall.EpollWait(l.epfd, events, l.waitMillis())
-			n = uintptr(max(m, 0))
-			if err != nil && err != syscall.EINTR {
-				l.f.log.Error("event loop: epoll_wait failed", "error", err)
+		got = int(n)
+		return got > 0
+	}
+	for !l.stopped {
+		// Under load the sockets are ready again by the time the last
+		// batch is done: look without the scheduler's syscall bookkeeping.
+		// Else park until the epoll set has something: the Go runtime's
+		// poller watches it like any socket, so no thread and no P wait
+		// here.
+		if !wait(0) {
+			if next := time.Now().UnixNano() + l.untilNext(); next != l.deadline {
+				l.deadline = next
+				l.file.SetReadDeadline(time.Unix(0, next))
+			}
+			if err := l.rc.Read(wait); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				l.f.log.Error("event loop: waiting for events failed", "error", err)
 				time.Sleep(10 * time.Millisecond)
 			}
 		}
+		n := got
+		got = 0
 		l.now = time.Now().UnixNano()
-		if n > 0 {
-			lastEvent = l.now
-		}
 		if l.now-lastYield >= int64(yieldEvery) {
 			runtime.Gosched()
 			lastYield = l.now
 		}
-		for i := range int(n) {
+		for i := range n {
 			ev := &events[i]
 			switch ev.Fd {
 			case slotListener:
@@ -314,13 +326,18 @@ func (l *loop) run() {
 	}
 }
 
-// waitMillis is epoll_wait's timeout: until the next timer or tick.
-func (l *loop) waitMillis() int {
+// untilNext is the time in nanoseconds until the next timer or tick.
+func (l *loop) untilNext() int64 {
 	next := l.nextTick
 	if len(l.timers) > 0 && l.timers[0].when < next {
 		next = l.timers[0].when
 	}
-	d := next - time.Now().UnixNano()
+	return next - time.Now().UnixNano()
+}
+
+// waitMillis is epoll_wait's timeout: until the next timer or tick.
+func (l *loop) waitMillis() int {
+	d := l.untilNext()
 	if d <= 0 {
 		return 0
 	}
