@@ -404,14 +404,13 @@ const keepaliveProbes = 3
 
 // openListener opens the frontend's listening socket and takes it out of
 // the Go runtime's poller: the event loops wait on it. Accepted sockets
-// inherit its options, so they are set here once: no Nagle delay, TCP_INQ
-// (see tcpInq) and the frontend's tcp_keepalive.
+// inherit its options, so they are set here once: no Nagle delay and the
+// frontend's tcp_keepalive.
 func (f *Frontend) openListener(ctx context.Context, cfg config.Frontend) (int, net.Addr, error) {
 	lc := net.ListenConfig{KeepAlive: -1, Control: func(_, _ string, c syscall.RawConn) error {
 		var err error
 		cerr := c.Control(func(fd uintptr) {
 			err = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-			_ = setInq(int(fd)) // an older kernel lacks it: the loops read until EAGAIN
 			if err == nil && cfg.TCPKeepAlive > 0 {
 				err = setKeepAliveFD(int(fd), cfg.TCPKeepAlive)
 			}
@@ -423,8 +422,7 @@ func (f *Frontend) openListener(ctx context.Context, cfg config.Frontend) (int, 
 	}}
 	// Plain TCP: Go listens with Multipath TCP where the kernel has it, and
 	// an accepted socket is then an MPTCP socket even for a plain TCP
-	// client, with every call going through the MPTCP layer (and TCP_INQ
-	// not inherited).
+	// client, with every call going through the MPTCP layer.
 	lc.SetMultipathTCP(false)
 	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {

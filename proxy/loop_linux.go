@@ -86,10 +86,6 @@ type loop struct {
 	spare        int // a descriptor kept to refuse one client at EMFILE
 
 	scratch []byte // every read lands here first
-	// recvmsg's arguments, kept so a receive allocates nothing
-	msg  syscall.Msghdr
-	iov  syscall.Iovec
-	ctrl [cmsgInqSpace]byte
 }
 
 // evConn is one client connection and its backend connection.
@@ -123,6 +119,7 @@ type evDir struct {
 	src, dst *int
 	count    func(float64)
 	readable bool    // src may hold bytes or its end
+	hup      bool    // src's peer has sent its end: read until it shows
 	writable bool    // dst may take bytes
 	eof      bool    // src ended
 	done     bool    // the end was passed on to dst
@@ -641,6 +638,7 @@ func (l *loop) event(slot, pad int32, events uint32) {
 				return
 			}
 			c.up.readable = c.up.readable || readable
+			c.up.hup = c.up.hup || events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP) != 0
 			return
 		}
 		b := c.tried[len(c.tried)-1]
@@ -659,6 +657,7 @@ func (l *loop) event(slot, pad int32, events uint32) {
 		c.tried = c.tried[:len(c.tried)-1]
 		c.b = b
 		c.down.readable = readable
+		c.down.hup = events&syscall.EPOLLRDHUP != 0
 		l.connected(c)
 		return
 	}
@@ -673,6 +672,7 @@ func (l *loop) event(slot, pad int32, events uint32) {
 	}
 	if readable {
 		src.readable = true
+		src.hup = src.hup || events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
 	}
 	if writable {
 		dst.writable = true
@@ -753,7 +753,7 @@ func (l *loop) pump(c *evConn, d *evDir) bool {
 			}
 			continue
 		}
-		n, more, err := l.recv(*d.src)
+		n, err := l.recv(*d.src)
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -769,8 +769,10 @@ func (l *loop) pump(c *evConn, d *evDir) bool {
 		}
 		d.count(float64(n))
 		c.lastActive = l.now
+		more := n == len(l.scratch) || d.hup
 		if !more {
-			// Nothing more waits, not even an end: the next edge says when.
+			// A short read took all there was, and no end had come with
+			// the edge: the next edge says when there is more.
 			d.readable = false
 		}
 		out := l.scratch[:n]
@@ -826,29 +828,13 @@ func (d *evDir) dropPend() {
 	}
 }
 
-// recv reads from fd into the loop's scratch buffer. more is false only
-// when the kernel reported that nothing more is waiting (see tcpInq);
-// without that report it is true, and the caller reads again until EAGAIN.
-func (l *loop) recv(fd int) (n int, more bool, err error) {
-	l.iov.Base = &l.scratch[0]
-	l.iov.SetLen(len(l.scratch))
-	l.msg.Iov = &l.iov
-	l.msg.Iovlen = 1
-	l.msg.Control = &l.ctrl[0]
-	l.msg.SetControllen(len(l.ctrl))
-	r, _, errno := syscall.RawSyscall(syscall.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&l.msg)), 0)
+// recv reads from fd into the loop's scratch buffer.
+func (l *loop) recv(fd int) (int, error) {
+	r, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&l.scratch[0])), uintptr(len(l.scratch)), 0, 0, 0)
 	if errno != 0 {
-		return 0, false, errno
+		return 0, errno
 	}
-	n = int(r)
-	more = true
-	if l.msg.Controllen >= syscall.SizeofCmsghdr+4 {
-		h := (*syscall.Cmsghdr)(unsafe.Pointer(&l.ctrl[0]))
-		if h.Level == syscall.SOL_TCP && h.Type == tcpInq {
-			more = *(*int32)(unsafe.Pointer(&l.ctrl[syscall.SizeofCmsghdr])) != 0
-		}
-	}
-	return n, more, nil
+	return int(r), nil
 }
 
 // startConnect opens a non-blocking socket to b and starts connecting.
@@ -864,7 +850,6 @@ func startConnect(b *backend) (fd int, connected bool, err error) {
 	}
 	fd = int(r0)
 	_ = rawSetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-	_ = rawSetsockoptInt(fd, syscall.SOL_TCP, tcpInq, 1)
 	sa := r.raw // the kernel may write to it; the backend's copy is shared
 	_, _, errno = syscall.RawSyscall(syscall.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa)), uintptr(r.len))
 	switch errno {

@@ -97,20 +97,6 @@ func closeIdlePipes() {
 	}
 }
 
-// TCP_INQ (tcp(7), Linux 4.18): with it on, every receive on the socket
-// carries a control message saying how many bytes are left to read,
-// nonzero also when only the peer's FIN is left.
-const (
-	tcpInq       = 36 // TCP_INQ, and TCP_CM_INQ, the control message's type
-	cmsgInqSpace = syscall.SizeofCmsghdr + 8
-)
-
-// setInq turns TCP_INQ on for fd; an older kernel refuses it, and the data
-// path then reads until EAGAIN.
-func setInq(fd int) error {
-	return syscall.SetsockoptInt(fd, syscall.SOL_TCP, tcpInq, 1)
-}
-
 const spliceFlags = 0x1 | 0x2 // SPLICE_F_MOVE | SPLICE_F_NONBLOCK
 
 // The data path's receive (recv), send and splice are raw system calls: every
