@@ -332,15 +332,6 @@ func (l *loop) untilNext() int64 {
 	return next - time.Now().UnixNano()
 }
 
-// waitMillis is epoll_wait's timeout: until the next timer or tick.
-func (l *loop) waitMillis() int {
-	d := l.untilNext()
-	if d <= 0 {
-		return 0
-	}
-	return int((d + int64(time.Millisecond) - 1) / int64(time.Millisecond))
-}
-
 // accept takes waiting clients off the listening socket.
 func (l *loop) accept() {
 	if l.acceptPaused {
