@@ -287,7 +287,7 @@ func (l *loop) run() {
 		// poller watches it like any socket, so no thread and no P wait
 		// here.
 		if !wait(0) {
-			if next := time.Now().UnixNano() + l.untilNext(); next != l.deadline {
+			if next := l.nextDue(); next != l.deadline {
 				l.deadline = next
 				l.file.SetReadDeadline(time.Unix(0, next))
 			}
@@ -323,13 +323,12 @@ func (l *loop) run() {
 	}
 }
 
-// untilNext is the time in nanoseconds until the next timer or tick.
-func (l *loop) untilNext() int64 {
-	next := l.nextTick
-	if len(l.timers) > 0 && l.timers[0].when < next {
-		next = l.timers[0].when
+// nextDue is when the next timer or tick is due, in unix nanoseconds.
+func (l *loop) nextDue() int64 {
+	if len(l.timers) > 0 && l.timers[0].when < l.nextTick {
+		return l.timers[0].when
 	}
-	return next - time.Now().UnixNano()
+	return l.nextTick
 }
 
 // accept takes waiting clients off the listening socket.
