@@ -2,8 +2,11 @@
 // picks a healthy backend with its balancing policy, dials it within
 // connect_timeout, retries other healthy backends when a connect fails (and
 // reports the failure to health as a passive fault), then copies bytes both
-// ways between the two bare *net.TCPConn so the kernel can splice them, with
-// half-close passed through. It applies the [[frontend]] limits (idle and
+// ways between the two sockets, with half-close passed through: small
+// messages with one read and one write, bulk transfers by splice(2) so the
+// bytes stay in the kernel. Each frontend runs one event loop per core
+// (loop_linux.go) that serves every connection it accepted, from accept to
+// close, without a goroutine per connection. It applies the [[frontend]] limits (idle and
 // drain timeouts, TCP keepalive, max_connections), cuts connections of a
 // backend that health reports down, and takes a new backend set on reload
 // without touching live connections to backends that stay. It never looks

@@ -2,17 +2,19 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime/debug"
+	"os"
+	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/vrrplb/vrrplb/config"
 )
@@ -26,11 +28,6 @@ type Options struct {
 	// Health says which backends may take connections; nil (or health type
 	// "none" in the config) means every backend is healthy.
 	Health Health
-	// ListenFunc opens the frontend's listener; nil listens on TCP.
-	ListenFunc func(ctx context.Context, network, address string) (net.Listener, error)
-	// DialContext connects to a backend; nil dials TCP. The data path splices
-	// only when it returns a *net.TCPConn.
-	DialContext func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // Frontend is one [[frontend]]: a listener and the connections it proxies.
@@ -39,20 +36,15 @@ type Frontend struct {
 	log     *slog.Logger
 	metrics frontendMetrics
 	health  Health
-	listen  func(ctx context.Context, network, address string) (net.Listener, error)
-	dial    func(ctx context.Context, network, address string) (net.Conn, error)
 
 	// state is what a new connection reads, replaced whole on reload.
 	state  atomic.Pointer[state]
-	active atomic.Int64 // client connections open, for max_connections
-	wg     sync.WaitGroup
-	// workers runs the connection goroutines; set by Run before it accepts.
-	workers *workers
+	active atomic.Int64   // client connections open, for max_connections
+	wg     sync.WaitGroup // one per client connection open
 
-	mu       sync.Mutex
-	addr     net.Addr                // the listener's address once listening
-	conns    map[*proxyConn]struct{} // connections being proxied
-	stopping bool                    // drain over: new registrations are refused
+	mu    sync.Mutex
+	addr  net.Addr // the listener's address once listening
+	loops []*loop  // the event loops while running
 }
 
 // state is a frontend's config and backend set, immutable once published.
@@ -68,6 +60,18 @@ type backend struct {
 	hash    uint64 // of addr, for source hashing
 	active  atomic.Int64
 	metrics backendMetrics
+
+	resolved  atomic.Pointer[resolvedAddr] // what connect(2) takes
+	resolving atomic.Bool
+}
+
+// resolvedAddr is a backend's address for connect(2), or why there is none.
+// Loops copy it for each connect: the kernel's form is built once.
+type resolvedAddr struct {
+	raw    syscall.RawSockaddrAny
+	len    uint32
+	family int
+	err    error
 }
 
 // Status is a frontend's state for `vrrplb status` and /status.
@@ -99,9 +103,6 @@ func New(fe config.Frontend, opts Options) (*Frontend, error) {
 		log:     opts.Logger,
 		metrics: m.frontend(fe.Name),
 		health:  opts.Health,
-		listen:  opts.ListenFunc,
-		dial:    opts.DialContext,
-		conns:   make(map[*proxyConn]struct{}),
 	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
@@ -109,14 +110,6 @@ func New(fe config.Frontend, opts Options) (*Frontend, error) {
 	f.log = f.log.With("frontend", fe.Name)
 	if f.health == nil || fe.Health.Type == config.CheckNone {
 		f.health = alwaysHealthy{}
-	}
-	if f.listen == nil {
-		f.listen = listenTCP
-	}
-	if f.dial == nil {
-		// keepalive is set per frontend after connect
-		d := &net.Dialer{KeepAlive: -1, Control: connectEarly}
-		f.dial = d.DialContext
 	}
 	st := &state{cfg: fe, bal: bal}
 	for _, addr := range fe.Backends {
@@ -127,7 +120,73 @@ func New(fe config.Frontend, opts Options) (*Frontend, error) {
 }
 
 func (f *Frontend) newBackend(addr string) *backend {
-	return &backend{addr: addr, hash: hashBytes([]byte(addr)), metrics: f.metrics.backend(addr)}
+	b := &backend{addr: addr, hash: hashBytes([]byte(addr)), metrics: f.metrics.backend(addr)}
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		b.resolved.Store(sockaddrOf(ap))
+	} else {
+		b.resolve()
+	}
+	return b
+}
+
+// resolveTimeout bounds one lookup of a backend's host name.
+const resolveTimeout = 5 * time.Second
+
+// resolve looks the backend's host name up in the background; until the
+// first answer its connects fail (and the next backend is tried). It runs
+// again after a failed lookup or connect, so a moved name is followed.
+func (b *backend) resolve() {
+	if !b.resolving.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer b.resolving.Store(false)
+		host, port, err := net.SplitHostPort(b.addr)
+		var ap netip.AddrPort
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+			var ips []netip.Addr
+			ips, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+			cancel()
+			if err == nil && len(ips) == 0 {
+				err = fmt.Errorf("lookup %s: no address", host)
+			}
+			if err == nil {
+				var p uint64
+				p, err = strconv.ParseUint(port, 10, 16)
+				ap = netip.AddrPortFrom(ips[0].Unmap(), uint16(p))
+			}
+		}
+		if err != nil {
+			b.resolved.Store(&resolvedAddr{err: err})
+			return
+		}
+		b.resolved.Store(sockaddrOf(ap))
+	}()
+}
+
+func sockaddrOf(ap netip.AddrPort) *resolvedAddr {
+	r := &resolvedAddr{}
+	port := ap.Port()
+	if ip := ap.Addr().Unmap(); ip.Is4() {
+		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&r.raw))
+		sa.Family = syscall.AF_INET
+		sa.Port = port>>8 | port<<8 // network byte order
+		sa.Addr = ip.As4()
+		r.len, r.family = syscall.SizeofSockaddrInet4, syscall.AF_INET
+		return r
+	}
+	sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(&r.raw))
+	sa.Family = syscall.AF_INET6
+	sa.Port = port>>8 | port<<8
+	sa.Addr = ap.Addr().As16()
+	if z := ap.Addr().Zone(); z != "" {
+		if ifi, err := net.InterfaceByName(z); err == nil {
+			sa.Scope_id = uint32(ifi.Index)
+		}
+	}
+	r.len, r.family = syscall.SizeofSockaddrInet6, syscall.AF_INET6
+	return r
 }
 
 // Name is the frontend's configured name.
@@ -241,18 +300,20 @@ func (f *Frontend) replace(fe config.Frontend, bal balancer) {
 
 // closeBackend closes every connection proxied to b and returns how many.
 func (f *Frontend) closeBackend(b *backend) int {
+	return f.closeWhere(func(c *evConn) bool { return c.b == b })
+}
+
+// closeWhere closes the connections that match, on their loops, and
+// returns how many.
+func (f *Frontend) closeWhere(match func(*evConn) bool) int {
 	f.mu.Lock()
-	var cut []*proxyConn
-	for pc := range f.conns {
-		if pc.backend == b {
-			cut = append(cut, pc)
-		}
-	}
+	loops := f.loops
 	f.mu.Unlock()
-	for _, pc := range cut {
-		pc.close()
+	n := 0
+	for _, l := range loops {
+		l.exec(func() { n += l.closeWhere(match) })
 	}
-	return len(cut)
+	return n
 }
 
 // onHealth is called by Health on every change.
@@ -274,112 +335,41 @@ func (f *Frontend) onHealth(addr string, healthy bool) {
 // connections finish for drain_timeout, closes the rest and returns.
 func (f *Frontend) Run(ctx context.Context) error {
 	cfg := f.state.Load().cfg
-	ln, err := f.listen(ctx, "tcp", cfg.Listen)
+	lfd, addr, err := f.openListener(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("frontend %q: listen on %s: %w", f.name, cfg.Listen, err)
 	}
+	loops, err := f.startLoops(runtime.GOMAXPROCS(0), lfd)
+	if err != nil {
+		syscall.Close(lfd)
+		return fmt.Errorf("frontend %q: %w", f.name, err)
+	}
 	f.mu.Lock()
-	f.addr = ln.Addr()
-	f.stopping = false
+	f.addr = addr
+	f.loops = loops
 	f.mu.Unlock()
-	f.log.Info("frontend listening", "listen", ln.Addr().String())
+	f.log.Info("frontend listening", "listen", addr.String())
 	cancel := f.health.Subscribe(f.onHealth)
 	defer cancel()
 
-	f.setListenerKeepAlive(ln, cfg.TCPKeepAlive)
-	if err := parker.init(); err != nil {
-		f.log.Warn("idle connections cannot park, each keeps two goroutines", "error", err)
+	<-ctx.Done()
+	for _, l := range loops {
+		l.exec(l.stopAccepting)
 	}
-	f.workers = newWorkers()
-	defer f.workers.stop()
-	acceptDone := make(chan error, 1)
-	go func() { acceptDone <- f.acceptLoop(ctx, ln) }()
-	sweepCtx, stopSweep := context.WithCancel(context.Background())
-	sweepDone := make(chan struct{})
-	go func() {
-		f.sweepLoop(sweepCtx)
-		close(sweepDone)
-	}()
-	defer func() {
-		stopSweep()
-		<-sweepDone
-	}()
-	select {
-	case <-ctx.Done():
-	case err = <-acceptDone:
-		acceptDone <- err
-	}
-	ln.Close()
-	if err := <-acceptDone; err != nil {
-		return fmt.Errorf("frontend %q: %w", f.name, err)
-	}
+	syscall.Close(lfd) // clients now get a refusal, not a wait in the backlog
 	f.drain(f.state.Load().cfg.DrainTimeout)
+	for _, l := range loops {
+		l.exec(func() { l.stopped = true })
+		<-l.done
+	}
+	f.mu.Lock()
+	f.loops = nil
+	f.mu.Unlock()
 	return nil
 }
 
-// Once at least releaseAfterParking directions have parked (a mass
-// reconnect that went idle: every kubelet's watches after a failover) and
-// the parking has settled, the sweep returns the freed goroutine stacks to
-// the system, at most once per releaseEvery.
-const (
-	releaseAfterParking = 1000
-	releaseEvery        = 10 * time.Second
-)
-
-// sweepLoop enforces idle_timeout and parks idle directions.
-func (f *Frontend) sweepLoop(ctx context.Context) {
-	const maxTick = 250 * time.Millisecond
-	tick := time.NewTicker(maxTick)
-	defer tick.Stop()
-	lastPark := time.Now()
-	var lastRelease time.Time
-	parkedSinceRelease := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			parkPass := now.Sub(lastPark) >= parkEvery
-			if parkPass {
-				lastPark = now
-			}
-			idle := f.state.Load().cfg.IdleTimeout
-			if !parkPass && idle == 0 {
-				continue
-			}
-			f.mu.Lock()
-			conns := make([]*proxyConn, 0, len(f.conns))
-			for pc := range f.conns {
-				conns = append(conns, pc)
-			}
-			f.mu.Unlock()
-			asked := 0
-			for _, pc := range conns {
-				asked += pc.sweep(now, parkPass)
-			}
-			if !parkPass {
-				continue
-			}
-			f.workers.trim()
-			parkedSinceRelease += asked
-			if parkedSinceRelease >= releaseAfterParking && asked < releaseAfterParking/10 &&
-				now.Sub(lastRelease) >= releaseEvery {
-				// The mass parking has settled and its goroutines have
-				// returned; their stacks go back to the system only at a
-				// GC, which an idle proxy may not run for minutes.
-				debug.FreeOSMemory()
-				lastRelease = now
-				parkedSinceRelease = 0
-			}
-			if idle > 0 {
-				tick.Reset(min(maxTick, max(idle/4, 10*time.Millisecond)))
-			}
-		}
-	}
-}
-
 // drain waits up to timeout for the live connections to end, then closes
-// what is left and waits for the connection goroutines to return.
+// what is left.
 func (f *Frontend) drain(timeout time.Duration) {
 	done := make(chan struct{})
 	go func() {
@@ -396,237 +386,68 @@ func (f *Frontend) drain(timeout time.Duration) {
 		return
 	case <-t.C:
 	}
-	f.mu.Lock()
-	f.stopping = true
-	cut := make([]*proxyConn, 0, len(f.conns))
-	for pc := range f.conns {
-		cut = append(cut, pc)
-	}
-	f.mu.Unlock()
-	f.log.Info("drain timeout over, closing connections", "connections", len(cut))
-	for _, pc := range cut {
-		pc.close()
-	}
+	n := f.closeWhere(func(*evConn) bool { return true })
+	f.log.Info("drain timeout over, connections closed", "connections", n)
 	<-done
 }
 
-// Accept back-off after EMFILE/ENFILE or another accept error: short at
-// first so a brief fd shortage costs little, bounded so recovery is quick.
+// Accept back-off after an accept error that refusing one client cannot
+// clear: short at first so a brief fd shortage costs little, bounded so
+// recovery is quick.
 const (
 	acceptBackoffMin = 5 * time.Millisecond
 	acceptBackoffMax = 500 * time.Millisecond
 )
 
-// acceptLoop accepts until the listener closes. When the process is out of
-// file descriptors it refuses the waiting client with a spare descriptor
-// kept for that, counts it, and backs off instead of spinning on accept.
-func (f *Frontend) acceptLoop(ctx context.Context, ln net.Listener) error {
-	spare := openSpareFD()
-	defer func() { closeSpareFD(spare) }()
-	backoff := time.Duration(0)
-	for {
-		c, err := ln.Accept()
-		if err == nil {
-			backoff = 0
-			f.wg.Add(1)
-			f.workers.run(func() { f.serve(c) })
-			continue
-		}
-		if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
-			return nil
-		}
-		reason := ReasonAcceptError
-		if isFDLimit(err) {
-			reason = ReasonFDLimit
-			var refused bool
-			if spare, refused = f.refuseOne(ln, spare); refused {
-				// One waiting client was refused: progress, not a spin.
-				f.metrics.reject(reason)
-				continue
-			}
-		}
-		f.metrics.reject(reason)
-		if backoff == 0 {
-			backoff = acceptBackoffMin
-			f.log.Warn("accept failed, backing off", "error", err, "reason", reason)
-		} else {
-			backoff = min(2*backoff, acceptBackoffMax)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-	}
-}
-
-// refuseOne frees the spare descriptor, accepts the client waiting at the
-// head of the queue and closes it at once (so it learns now instead of
-// waiting in the backlog), then takes the spare back. refused reports
-// whether a client was refused.
-func (f *Frontend) refuseOne(ln net.Listener, spare int) (newSpare int, refused bool) {
-	if spare < 0 {
-		return openSpareFD(), false
-	}
-	closeSpareFD(spare)
-	c, err := ln.Accept()
-	if err == nil {
-		c.Close()
-	}
-	return openSpareFD(), err == nil
-}
-
-func isFDLimit(err error) bool {
-	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
-}
-
-// serve connects one accepted client to a backend and starts the two
-// directions of copying; it returns without waiting for them.
-func (f *Frontend) serve(client net.Conn) {
-	st := f.state.Load()
-	f.metrics.connections.Inc()
-	n := f.active.Add(1)
-	f.metrics.active.Inc()
-	refuse := func(reason string) {
-		f.metrics.reject(reason)
-		client.Close()
-		f.active.Add(-1)
-		f.metrics.active.Dec()
-		f.wg.Done()
-	}
-	if max := st.cfg.MaxConnections; max > 0 && n > int64(max) {
-		refuse(ReasonMaxConnections)
-		return
-	}
-	server, b, err := f.connect(st, client)
-	if err != nil {
-		f.log.Debug("connection refused", "client", client.RemoteAddr().String(), "error", err)
-		if isFDLimit(err) {
-			refuse(ReasonFDLimit)
-		} else {
-			refuse(ReasonNoBackend)
-		}
-		return
-	}
-	pc := newProxyConn(f, client, server, b, st.cfg.IdleTimeout)
-	pc.keepAlive = st.cfg.TCPKeepAlive
-	if !f.register(pc) {
-		server.Close()
-		refuse(ReasonNoBackend)
-		return
-	}
-	b.active.Add(1)
-	b.metrics.active.Inc()
-	b.metrics.connections.Inc()
-	pc.start()
-}
-
-// connDone is called once per proxied connection, when both directions
-// have ended.
-func (f *Frontend) connDone(pc *proxyConn) {
-	pc.backend.active.Add(-1)
-	pc.backend.metrics.active.Dec()
-	f.unregister(pc)
-	f.active.Add(-1)
-	f.metrics.active.Dec()
-	f.wg.Done()
-}
-
-func (f *Frontend) register(pc *proxyConn) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.stopping {
-		return false
-	}
-	f.conns[pc] = struct{}{}
-	return true
-}
-
-func (f *Frontend) unregister(pc *proxyConn) {
-	f.mu.Lock()
-	delete(f.conns, pc)
-	f.mu.Unlock()
-}
-
-var errNoHealthyBackend = errors.New("no healthy backend")
-
-// connect dials a healthy backend, and on failure reports the fault and
-// tries another healthy one, up to retries more times.
-func (f *Frontend) connect(st *state, client net.Conn) (net.Conn, *backend, error) {
-	var clientIP netip.Addr // only source hashing reads it
-	if st.cfg.Balance == config.Source {
-		if ta, ok := client.RemoteAddr().(*net.TCPAddr); ok {
-			clientIP = ta.AddrPort().Addr().Unmap()
-		}
-	}
-	var tried [8]*backend
-	excluded := tried[:0]
-	var cands [8]*backend
-	lastErr := errNoHealthyBackend
-	for range st.cfg.Retries + 1 {
-		healthy := cands[:0]
-		for _, b := range st.backends {
-			if !slices.Contains(excluded, b) && f.health.Healthy(b.addr) {
-				healthy = append(healthy, b)
-			}
-		}
-		if len(healthy) == 0 {
-			break
-		}
-		b := st.bal.pick(healthy, clientIP)
-		ctx, cancel := context.WithTimeout(context.Background(), st.cfg.ConnectTimeout)
-		server, err := f.dial(ctx, "tcp", b.addr)
-		cancel()
-		if err == nil {
-			return server, b, nil
-		}
-		if isFDLimit(err) {
-			// Our own shortage, not the backend's fault.
-			return nil, nil, fmt.Errorf("connect to %s: %w", b.addr, err)
-		}
-		b.metrics.connectErrors.Inc()
-		f.health.ReportFault(b.addr)
-		f.log.Debug("connect to backend failed", "backend", b.addr, "error", err)
-		lastErr = fmt.Errorf("connect to %s: %w", b.addr, err)
-		excluded = append(excluded, b)
-	}
-	return nil, nil, lastErr
-}
-
 // keepaliveProbes is how many unanswered probes declare a peer dead.
 const keepaliveProbes = 3
 
-// setListenerKeepAlive sets TCP keepalive on the listening socket: Linux
-// copies it to every accepted socket, which saves four setsockopt calls
-// per connection.
-func (f *Frontend) setListenerKeepAlive(ln net.Listener, period time.Duration) {
-	tl, ok := ln.(*net.TCPListener)
-	if !ok || period <= 0 {
-		return
+// openListener opens the frontend's listening socket and takes it out of
+// the Go runtime's poller: the event loops wait on it. Accepted sockets
+// inherit its options, so they are set here once: no Nagle delay and the
+// frontend's tcp_keepalive.
+func (f *Frontend) openListener(ctx context.Context, cfg config.Frontend) (int, net.Addr, error) {
+	lc := net.ListenConfig{KeepAlive: -1, Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		cerr := c.Control(func(fd uintptr) {
+			err = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+			if err == nil && cfg.TCPKeepAlive > 0 {
+				err = setKeepAliveFD(int(fd), cfg.TCPKeepAlive)
+			}
+		})
+		if cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	// Plain TCP: Go listens with Multipath TCP where the kernel has it, and
+	// an accepted socket is then an MPTCP socket even for a plain TCP
+	// client, with every call going through the MPTCP layer.
+	lc.SetMultipathTCP(false)
+	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		return -1, nil, err
 	}
-	rc, err := tl.SyscallConn()
+	defer ln.Close()
+	rc, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		return -1, nil, err
+	}
+	lfd := -1
+	var derr error
+	err = rc.Control(func(fd uintptr) {
+		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
+		if errno != 0 {
+			derr = os.NewSyscallError("fcntl", errno)
+			return
+		}
+		lfd = int(r)
+	})
 	if err == nil {
-		err = rc.Control(func(fd uintptr) { err = setKeepAliveFD(int(fd), period) })
+		err = derr
 	}
 	if err != nil {
-		f.log.Warn("cannot set TCP keepalive on the listener", "error", err)
+		return -1, nil, err
 	}
-}
-
-func setKeepAlive(c net.Conn, period time.Duration) {
-	tc, ok := c.(*net.TCPConn)
-	if !ok || period <= 0 {
-		return
-	}
-	_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{
-		Enable:   true,
-		Idle:     period,
-		Interval: max(period/keepaliveProbes, time.Second),
-		Count:    keepaliveProbes,
-	})
-}
-
-func listenTCP(ctx context.Context, network, address string) (net.Listener, error) {
-	lc := net.ListenConfig{KeepAlive: -1} // keepalive is set per frontend after connect
-	return lc.Listen(ctx, network, address)
+	return lfd, ln.Addr(), nil
 }

@@ -147,8 +147,7 @@ func runRSS(ctx context.Context, b *bench, t *target) (float64, string, error) {
 		}
 	}
 	// Idle watches last minutes: give every proxy a few seconds to settle
-	// into that state (vrrplb parks idle directions after one to two
-	// seconds and returns the freed stacks once the parking has settled).
+	// into that state.
 	time.Sleep(5 * time.Second)
 	after, err := treeRSS(t.cmd.Process.Pid)
 	if err != nil {

@@ -1,0 +1,163 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A reply and the FIN right behind it often arrive as one readiness edge:
+// the data path must still see the end after a short read and pass it on,
+// or the client would wait forever.
+func TestReplyFollowedAtOnceByCloseReachesTheClientWithItsEnd(t *testing.T) {
+	b := startBackend(t, func(c *net.TCPConn, _ string) {
+		buf := make([]byte, 64)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			c.Write(buf[:n])
+			if string(buf[:n]) == "bye" {
+				return // the reply, then the close at once
+			}
+		}
+	})
+	r := startFrontend(t, testFrontend(b.Addr), Options{})
+	for i := range 30 {
+		c, err := net.Dial("tcp", r.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 64)
+		for range i % 5 { // from a single exchange to a conversation
+			if _, err := c.Write([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, buf[:4]); err != nil {
+				t.Fatalf("connection %d: %v", i, err)
+			}
+		}
+		if _, err := c.Write([]byte("bye")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(c) // ends only at the FIN
+		c.Close()
+		if err != nil || string(got) != "bye" {
+			t.Fatalf("connection %d: got %q, %v; want the reply, then the end", i, got, err)
+		}
+	}
+}
+
+// liveConns returns the frontend's connections, read on their loops.
+func liveConns(r *running) []evConn {
+	var out []evConn
+	r.f.mu.Lock()
+	loops := r.f.loops
+	r.f.mu.Unlock()
+	for _, l := range loops {
+		l.exec(func() {
+			for _, c := range l.conns {
+				if c != nil {
+					out = append(out, *c)
+				}
+			}
+		})
+	}
+	return out
+}
+
+// Both sockets of a proxied connection have Nagle off; the client socket has
+// tcp_keepalive from the start, the backend socket once the connection has
+// lived keepAliveAfter.
+func TestProxiedSocketsHaveTheirOptions(t *testing.T) {
+	b := startBackend(t, nil)
+	fe := testFrontend(b.Addr)
+	fe.TCPKeepAlive = 7 * time.Second
+	r := startFrontend(t, fe, Options{})
+	lc := dialLine(t, r.addr)
+	if _, err := lc.ask("hello"); err != nil {
+		t.Fatal(err)
+	}
+	opt := func(fd, level, name int) int {
+		v, err := syscall.GetsockoptInt(fd, level, name)
+		if err != nil {
+			t.Fatalf("getsockopt(%d, %d): %v", level, name, err)
+		}
+		return v
+	}
+	cs := liveConns(r)
+	if len(cs) != 1 {
+		t.Fatalf("%d connections, want 1", len(cs))
+	}
+	for _, side := range []struct {
+		name string
+		fd   int
+	}{{"client", cs[0].cfd}, {"backend", cs[0].bfd}} {
+		if v := opt(side.fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY); v != 1 {
+			t.Errorf("%s socket: TCP_NODELAY %d, want 1", side.name, v)
+		}
+	}
+	if on, idle := opt(cs[0].cfd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE), opt(cs[0].cfd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE); on != 1 || idle != 7 {
+		t.Errorf("client socket: SO_KEEPALIVE %d, TCP_KEEPIDLE %d; want 1, 7", on, idle)
+	}
+	waitFor(t, "the backend socket gets keepalive", func() bool {
+		cs := liveConns(r)
+		return len(cs) == 1 && opt(cs[0].bfd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE) == 1 &&
+			opt(cs[0].bfd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE) == 7
+	})
+}
+
+// After a bulk transfer (splice through a pipe) and an exchange of small
+// messages, an idle connection holds no buffer and no pipe.
+func TestIdleConnectionHoldsNoBufferOrPipe(t *testing.T) {
+	const bulk = 4 << 20
+	b := startBackend(t, func(c *net.TCPConn, _ string) {
+		buf := make([]byte, 64)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			if string(buf[:n]) == "bulk" {
+				c.Write(make([]byte, bulk))
+				continue
+			}
+			c.Write(buf[:n])
+		}
+	})
+	r := startFrontend(t, testFrontend(b.Addr), Options{})
+	c, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("bulk")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, bulk)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the idle connection lets go of its buffers", func() bool {
+		cs := liveConns(r)
+		if len(cs) != 1 {
+			return false
+		}
+		for _, d := range []evDir{cs[0].up, cs[0].down} {
+			if d.pipe != nil || d.pbuf != nil {
+				return false
+			}
+		}
+		return true
+	})
+}
