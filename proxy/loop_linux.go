@@ -20,9 +20,10 @@ import (
 // socket with the others (EPOLLEXCLUSIVE, so a new client wakes one loop)
 // and runs every connection it accepted from accept to close on its own
 // goroutine: the backend connect, both directions of copying, half-close,
-// timeouts and close. No goroutine is started or woken per connection or
-// per message, the sockets never enter the Go runtime's poller, and one
-// epoll_wait serves every socket that became ready together.
+// timeouts and close. No goroutine is started per connection or woken per
+// message: one epoll_wait serves every socket that became ready together.
+// The sockets never enter the Go runtime's poller; only the epoll set does,
+// so that an idle loop parks there without holding a thread.
 //
 // Other goroutines (reload, health changes, stop) never touch a loop's
 // connections: they hand the loop a task and wait for it (exec).
