@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // A reply and the FIN right behind it often arrive as one readiness edge:
@@ -160,4 +163,74 @@ func TestIdleConnectionHoldsNoBufferOrPipe(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// hangingBackend is a loopback listener whose accept queue is full and
+// that never accepts: a connect to it gets no answer to its SYN, as from a
+// host that is down.
+func hangingBackend(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 1); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	for range 2 { // a backlog of 1 holds two finished handshakes
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+		c.Close()
+		t.Skip("this kernel answers a full accept queue: no way to make a connect hang on loopback")
+	}
+	return addr
+}
+
+// A backend that does not answer costs a client connect_timeout, then the
+// connect goes to the next healthy backend; the timeout counts as that
+// backend's connect error and is reported to health.
+func TestConnectTimeoutMovesToTheNextBackend(t *testing.T) {
+	hang := hangingBackend(t)
+	good := startBackend(t, nil)
+	fe := testFrontend(hang, good.Addr)
+	fe.ConnectTimeout = 200 * time.Millisecond
+	h := newFakeHealth()
+	m, _ := newTestMetrics(t)
+	r := startFrontend(t, fe, Options{Health: h, Metrics: m})
+	slow := 0
+	for i := range 4 { // round robin: two of them try the hanging backend first
+		start := time.Now()
+		lc := dialLine(t, r.addr)
+		name, err := lc.ask(fmt.Sprint("req", i))
+		lc.c.Close()
+		if err != nil || name != good.Addr {
+			t.Fatalf("connection %d: answered by %q, %v; want %s", i, name, err, good.Addr)
+		}
+		if took := time.Since(start); took >= fe.ConnectTimeout {
+			slow++
+		}
+	}
+	if slow == 0 {
+		t.Error("no connection waited for connect_timeout: the hanging backend was never tried")
+	}
+	if got := testutil.ToFloat64(m.backendErrors.WithLabelValues("test", hang)); got != float64(slow) {
+		t.Errorf("connect errors of the hanging backend = %v, want %d (one per slow connection)", got, slow)
+	}
+	if h.Faults(hang) == 0 {
+		t.Error("no passive fault reported for the hanging backend")
+	}
 }
