@@ -61,17 +61,24 @@ type backend struct {
 	active  atomic.Int64
 	metrics backendMetrics
 
-	resolved  atomic.Pointer[resolvedAddr] // what connect(2) takes
+	resolved  atomic.Pointer[resolved] // what connect(2) takes
 	resolving atomic.Bool
+	hostName  bool          // addr names a host, not an IP address
+	preferred atomic.Uint32 // index of the address that answered last
 }
 
-// resolvedAddr is a backend's address for connect(2), or why there is none.
-// Loops copy it for each connect: the kernel's form is built once.
-type resolvedAddr struct {
+// resolved is a backend's addresses for connect(2), or why there are none.
+type resolved struct {
+	addrs []sockAddr
+	err   error
+}
+
+// sockAddr is one address in the kernel's form, built once; loops copy it
+// for each connect.
+type sockAddr struct {
 	raw    syscall.RawSockaddrAny
 	len    uint32
 	family int
-	err    error
 }
 
 // Status is a frontend's state for `vrrplb status` and /status.
@@ -122,51 +129,71 @@ func New(fe config.Frontend, opts Options) (*Frontend, error) {
 func (f *Frontend) newBackend(addr string) *backend {
 	b := &backend{addr: addr, hash: hashBytes([]byte(addr)), metrics: f.metrics.backend(addr)}
 	if ap, err := netip.ParseAddrPort(addr); err == nil {
-		b.resolved.Store(sockaddrOf(ap))
+		b.resolved.Store(&resolved{addrs: []sockAddr{sockaddrOf(ap)}})
 	} else {
+		b.hostName = true
 		b.resolve()
 	}
 	return b
 }
+
+// lookupIP looks a backend's host name up (a variable for tests).
+var lookupIP = net.DefaultResolver.LookupNetIP
 
 // resolveTimeout bounds one lookup of a backend's host name.
 const resolveTimeout = 5 * time.Second
 
 // resolve looks the backend's host name up in the background; until the
 // first answer its connects fail (and the next backend is tried). It runs
-// again after a failed lookup or connect, so a moved name is followed.
+// again after a failed lookup and after every address failed a connect, so
+// a moved name is followed. A connect tries the addresses in turn, from the
+// one that answered last.
 func (b *backend) resolve() {
 	if !b.resolving.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
 		defer b.resolving.Store(false)
+		var r resolved
 		host, port, err := net.SplitHostPort(b.addr)
-		var ap netip.AddrPort
+		var p uint64
+		if err == nil {
+			p, err = strconv.ParseUint(port, 10, 16)
+		}
+		var ips []netip.Addr
 		if err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
-			var ips []netip.Addr
-			ips, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+			ips, err = lookupIP(ctx, "ip", host)
 			cancel()
-			if err == nil && len(ips) == 0 {
-				err = fmt.Errorf("lookup %s: no address", host)
-			}
-			if err == nil {
-				var p uint64
-				p, err = strconv.ParseUint(port, 10, 16)
-				ap = netip.AddrPortFrom(ips[0].Unmap(), uint16(p))
-			}
 		}
-		if err != nil {
-			b.resolved.Store(&resolvedAddr{err: err})
-			return
+		if err == nil && len(ips) == 0 {
+			err = fmt.Errorf("lookup %s: no address", host)
 		}
-		b.resolved.Store(sockaddrOf(ap))
+		r.err = err
+		for _, ip := range ips {
+			r.addrs = append(r.addrs, sockaddrOf(netip.AddrPortFrom(ip.Unmap(), uint16(p))))
+		}
+		if old := b.resolved.Load(); old == nil || !sameAddrs(old.addrs, r.addrs) {
+			b.preferred.Store(0)
+		}
+		b.resolved.Store(&r)
 	}()
 }
 
-func sockaddrOf(ap netip.AddrPort) *resolvedAddr {
-	r := &resolvedAddr{}
+func sameAddrs(a, b []sockAddr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func sockaddrOf(ap netip.AddrPort) sockAddr {
+	var r sockAddr
 	port := ap.Port()
 	if ip := ap.Addr().Unmap(); ip.Is4() {
 		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&r.raw))

@@ -101,7 +101,10 @@ type evConn struct {
 
 	clientIP netip.Addr // for source hashing
 	tried    []*backend // backends whose connect failed
-	attempt  int        // connects started
+	attempt  int        // backends tried
+	pending  *backend   // whose connect is under way
+	addrBase uint32     // pending's address the attempt started with
+	addrTry  int        // pending's addresses tried in this attempt, less one
 
 	up, down     evDir // client → backend, backend → client
 	lastActive   int64
@@ -514,12 +517,11 @@ var errConnectTimeout = errors.New("connect timed out")
 // connectNext starts a connect to a healthy backend not tried yet; with
 // none left (or retries used up) the client is refused.
 func (l *loop) connectNext(c *evConn) {
-	f := l.f
 	for c.attempt <= c.st.cfg.Retries {
 		var cands [8]*backend
 		healthy := cands[:0]
 		for _, b := range c.st.backends {
-			if !containsBackend(c.tried, b) && f.health.Healthy(b.addr) {
+			if !containsBackend(c.tried, b) && l.f.health.Healthy(b.addr) {
 				healthy = append(healthy, b)
 			}
 		}
@@ -528,41 +530,73 @@ func (l *loop) connectNext(c *evConn) {
 		}
 		b := c.st.bal.pick(healthy, c.clientIP)
 		c.attempt++
-		fd, connected, err := startConnect(b)
+		c.addrBase, c.addrTry = b.preferred.Load(), 0
+		if l.dial(c, b) {
+			return
+		}
+	}
+	l.f.log.Debug("connection refused: no healthy backend answered", "tried", len(c.tried))
+	l.drop(c, ReasonNoBackend)
+}
+
+// dial starts a connect to b's address c.addrTry (counted from the one
+// that answered last), going on to b's next address when one fails at
+// once. It returns false when every address of b failed.
+func (l *loop) dial(c *evConn, b *backend) bool {
+	for {
+		fd, connected, err := startConnect(b, c.addrBase+uint32(c.addrTry))
+		if err == syscall.EMFILE || err == syscall.ENFILE {
+			// Our own shortage, not the backend's fault.
+			l.drop(c, ReasonFDLimit)
+			return true
+		}
 		if err != nil {
-			if err == syscall.EMFILE || err == syscall.ENFILE {
-				// Our own shortage, not the backend's fault.
-				l.drop(c, ReasonFDLimit)
-				return
+			if l.nextAddr(c, b, err) {
+				continue
 			}
-			l.connectFailed(c, b, err)
-			continue
+			return false
 		}
 		c.bfd = fd
 		if err := l.ctl(syscall.EPOLL_CTL_ADD, fd, connEvents, c.slot, int32(c.gen<<1|sideServer)); err != nil {
 			rawClose(fd)
 			c.bfd = -1
 			l.drop(c, ReasonNoBackend)
-			return
+			return true
 		}
+		c.pending = b
 		if connected {
-			c.b = b
 			l.connected(c)
-			return
+			return true
 		}
-		pending := b
-		attempt := c.attempt
+		attempt, addrTry := c.attempt, c.addrTry
 		slot, gen := c.slot, c.gen
 		l.after(c.st.cfg.ConnectTimeout, func() {
-			if cur := l.conns[slot]; cur == c && c.gen == gen && c.cstate == connConnecting && c.attempt == attempt {
-				l.abandonConnect(c, pending, errConnectTimeout)
+			if l.conns[slot] == c && c.gen == gen && c.cstate == connConnecting &&
+				c.attempt == attempt && c.addrTry == addrTry {
+				l.abandonConnect(c, errConnectTimeout)
 			}
 		})
-		c.tried = append(c.tried, b) // excluded if this connect fails; cleared on success
-		return
+		return true
 	}
-	f.log.Debug("connection refused: no healthy backend answered", "tried", len(c.tried))
-	l.drop(c, ReasonNoBackend)
+}
+
+// nextAddr is called when the connect to b's current address failed. It
+// moves on to b's next address if one is left (true); else the backend's
+// connect has failed: it is counted, reported to the checker and not tried
+// again for this client.
+func (l *loop) nextAddr(c *evConn, b *backend, err error) bool {
+	l.f.log.Debug("connect to backend failed", "backend", b.addr, "error", err)
+	if r := b.resolved.Load(); r != nil && c.addrTry+1 < len(r.addrs) {
+		c.addrTry++
+		return true
+	}
+	b.metrics.connectErrors.Inc()
+	l.f.health.ReportFault(b.addr)
+	if b.hostName {
+		b.resolve()
+	}
+	c.tried = append(c.tried, b)
+	return false
 }
 
 func containsBackend(bs []*backend, b *backend) bool {
@@ -574,29 +608,31 @@ func containsBackend(bs []*backend, b *backend) bool {
 	return false
 }
 
-// connectFailed counts a failed connect and reports it to the checker.
-func (l *loop) connectFailed(c *evConn, b *backend, err error) {
-	b.metrics.connectErrors.Inc()
-	l.f.health.ReportFault(b.addr)
-	l.f.log.Debug("connect to backend failed", "backend", b.addr, "error", err)
-	if !containsBackend(c.tried, b) {
-		c.tried = append(c.tried, b)
-	}
-}
-
-// abandonConnect gives up the connect under way and tries the next backend.
-func (l *loop) abandonConnect(c *evConn, b *backend, err error) {
+// abandonConnect gives up the connect under way and tries the pending
+// backend's next address, or else the next backend.
+func (l *loop) abandonConnect(c *evConn, err error) {
+	b := c.pending
 	rawClose(c.bfd)
 	c.bfd = -1
+	c.pending = nil
 	c.down = evDir{src: &c.bfd, dst: &c.cfd, writable: true}
-	l.connectFailed(c, b, err)
-	l.connectNext(c)
+	if l.nextAddr(c, b, err) && l.dial(c, b) {
+		return
+	}
+	if c.cstate == connConnecting {
+		l.connectNext(c)
+	}
 }
 
 // connected: the backend accepted; copying starts.
 func (l *loop) connected(c *evConn) {
 	c.cstate = connProxying
-	c.tried = nil
+	c.b, c.pending, c.tried = c.pending, nil, nil
+	if c.addrTry > 0 {
+		if r := c.b.resolved.Load(); r != nil && len(r.addrs) > 0 {
+			c.b.preferred.Store((c.addrBase + uint32(c.addrTry)) % uint32(len(r.addrs)))
+		}
+	}
 	c.since = l.now
 	c.lastActive = l.now
 	b := c.b
@@ -632,21 +668,18 @@ func (l *loop) event(slot, pad int32, events uint32) {
 			c.up.hup = c.up.hup || events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP) != 0
 			return
 		}
-		b := c.tried[len(c.tried)-1]
 		if events&(syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
 			errno, _ := syscall.GetsockoptInt(c.bfd, syscall.SOL_SOCKET, syscall.SO_ERROR)
 			var err error = syscall.Errno(errno)
 			if errno == 0 {
 				err = errors.New("connection closed")
 			}
-			l.abandonConnect(c, b, err)
+			l.abandonConnect(c, err)
 			return
 		}
 		if events&syscall.EPOLLOUT == 0 {
 			return
 		}
-		c.tried = c.tried[:len(c.tried)-1]
-		c.b = b
 		c.down.readable = readable
 		c.down.hup = events&syscall.EPOLLRDHUP != 0
 		l.connected(c)
@@ -828,10 +861,11 @@ func (l *loop) recv(fd int) (int, error) {
 	return int(r), nil
 }
 
-// startConnect opens a non-blocking socket to b and starts connecting.
-// connected is true when the connect completed at once (a local backend).
-func startConnect(b *backend) (fd int, connected bool, err error) {
-	r, err := b.sockaddr()
+// startConnect opens a non-blocking socket to b's address i (modulo their
+// number) and starts connecting. connected is true when the connect
+// completed at once (a local backend).
+func startConnect(b *backend, i uint32) (fd int, connected bool, err error) {
+	r, err := b.sockaddr(i)
 	if err != nil {
 		return -1, false, err
 	}
@@ -936,15 +970,17 @@ func (h *timerHeap) Pop() any {
 	return t
 }
 
-// sockaddr is the backend's address for connect(2). A host name is
-// resolved when the backend is created and again after a failed connect.
-func (b *backend) sockaddr() (*resolvedAddr, error) {
-	if r := b.resolved.Load(); r != nil {
-		if r.err != nil {
-			b.resolve()
-			return nil, r.err
-		}
-		return r, nil
+// sockaddr is the backend's address i (modulo their number) for
+// connect(2). A host name is looked up when the backend is created and
+// again after a failed lookup or connect.
+func (b *backend) sockaddr(i uint32) (*sockAddr, error) {
+	r := b.resolved.Load()
+	switch {
+	case r == nil:
+		return nil, fmt.Errorf("%s: not looked up yet", b.addr)
+	case len(r.addrs) == 0:
+		b.resolve()
+		return nil, r.err
 	}
-	return nil, fmt.Errorf("%s: not resolved yet", b.addr)
+	return &r.addrs[i%uint32(len(r.addrs))], nil
 }

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"syscall"
 	"testing"
 	"time"
@@ -232,5 +234,42 @@ func TestConnectTimeoutMovesToTheNextBackend(t *testing.T) {
 	}
 	if h.Faults(hang) == 0 {
 		t.Error("no passive fault reported for the hanging backend")
+	}
+}
+
+// A backend named by a host name is connected at its addresses in turn:
+// an address that refuses costs the client nothing while another answers,
+// and later connects start at the address that answered.
+func TestHostNameBackendTriesItsAddressesInTurn(t *testing.T) {
+	good := startBackend(t, nil)
+	ap := netip.MustParseAddrPort(good.Addr)
+	// 127.0.0.2 is loopback too, and nothing listens on it: refused.
+	refusing := netip.MustParseAddr("127.0.0.2")
+	saved := lookupIP
+	lookupIP = func(_ context.Context, _, host string) ([]netip.Addr, error) {
+		if host != "apiserver.test" {
+			return nil, fmt.Errorf("unexpected lookup of %q", host)
+		}
+		return []netip.Addr{refusing, ap.Addr()}, nil
+	}
+	t.Cleanup(func() { lookupIP = saved })
+	name := fmt.Sprintf("apiserver.test:%d", ap.Port())
+	m, _ := newTestMetrics(t)
+	r := startFrontend(t, testFrontend(name), Options{Metrics: m})
+	b := r.f.state.Load().backends[0]
+	waitFor(t, "the name is looked up", func() bool { r := b.resolved.Load(); return r != nil && len(r.addrs) == 2 })
+	for i := range 5 {
+		lc := dialLine(t, r.addr)
+		got, err := lc.ask(fmt.Sprint("req", i))
+		lc.c.Close()
+		if err != nil || got != good.Addr {
+			t.Fatalf("connection %d: answered by %q, %v; want %s", i, got, err, good.Addr)
+		}
+	}
+	if got := b.preferred.Load(); got != 1 {
+		t.Errorf("preferred address %d, want 1 (the one that answered)", got)
+	}
+	if got := testutil.ToFloat64(m.backendErrors.WithLabelValues("test", name)); got != 0 {
+		t.Errorf("connect errors = %v, want 0: the backend answered at its other address", got)
 	}
 }
