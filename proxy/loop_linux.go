@@ -124,6 +124,7 @@ type evDir struct {
 	count    func(float64)
 	readable bool    // src may hold bytes or its end
 	hup      bool    // src's peer has sent its end: read until it shows
+	rdhup    bool    // that end is a FIN (EPOLLRDHUP), not an error
 	writable bool    // dst may take bytes
 	eof      bool    // src ended
 	done     bool    // the end was passed on to dst
@@ -666,6 +667,7 @@ func (l *loop) event(slot, pad int32, events uint32) {
 			}
 			c.up.readable = c.up.readable || readable
 			c.up.hup = c.up.hup || events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP) != 0
+			c.up.rdhup = c.up.rdhup || events&syscall.EPOLLRDHUP != 0
 			return
 		}
 		if events&(syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
@@ -682,6 +684,7 @@ func (l *loop) event(slot, pad int32, events uint32) {
 		}
 		c.down.readable = readable
 		c.down.hup = events&syscall.EPOLLRDHUP != 0
+		c.down.rdhup = c.down.hup
 		l.connected(c)
 		return
 	}
@@ -697,6 +700,7 @@ func (l *loop) event(slot, pad int32, events uint32) {
 	if readable {
 		src.readable = true
 		src.hup = src.hup || events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
+		src.rdhup = src.rdhup || events&(syscall.EPOLLRDHUP|syscall.EPOLLERR) == syscall.EPOLLRDHUP
 	}
 	if writable {
 		dst.writable = true
@@ -802,7 +806,15 @@ func (l *loop) pump(c *evConn, d *evDir) bool {
 		out := l.scratch[:n]
 		w := 0
 		if d.writable {
-			w, err = rawWrite(*d.dst, out)
+			flags := 0
+			if n < len(l.scratch) && d.rdhup {
+				// Only the peer's end follows these bytes: hold them
+				// back (MSG_MORE) for the read of that end just below,
+				// whose shutdown (or close) then sends them and the FIN
+				// in one segment.
+				flags = syscall.MSG_MORE
+			}
+			w, err = rawSend(*d.dst, out, flags)
 			switch err {
 			case nil:
 			case syscall.EAGAIN, syscall.EINTR:

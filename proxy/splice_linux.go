@@ -106,12 +106,15 @@ const spliceFlags = 0x1 | 0x2 // SPLICE_F_MOVE | SPLICE_F_NONBLOCK
 // the receiver's TCP stack (a thread switch per message otherwise).
 // recvmsg and sendto rather than read and write skip the file layer.
 
-func rawWrite(fd int, b []byte) (int, error) {
+func rawWrite(fd int, b []byte) (int, error) { return rawSend(fd, b, 0) }
+
+// rawSend sends b with flags (and MSG_NOSIGNAL).
+func rawSend(fd int, b []byte, flags int) (int, error) {
 	var p unsafe.Pointer
 	if len(b) > 0 {
 		p = unsafe.Pointer(&b[0])
 	}
-	n, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(b)), syscall.MSG_NOSIGNAL, 0, 0)
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(b)), uintptr(flags|syscall.MSG_NOSIGNAL), 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
