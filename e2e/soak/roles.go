@@ -53,7 +53,13 @@ func load(addr string, d time.Duration, bulk, storm int) error {
 	var (
 		wg                  sync.WaitGroup
 		bytes, conns, fails atomic.Int64
+		firstFail           atomic.Pointer[string] // the first failed dial's error
 	)
+	failed := func(err error) {
+		fails.Add(1)
+		msg := err.Error()
+		firstFail.CompareAndSwap(nil, &msg)
+	}
 	for range bulk {
 		wg.Add(1)
 		go func() {
@@ -67,7 +73,7 @@ func load(addr string, d time.Duration, bulk, storm int) error {
 					// A dial that the end of the run cut short is no failure:
 					// the socket deadline below and ctx end together.
 					if ctx.Err() == nil {
-						fails.Add(1)
+						failed(err)
 						time.Sleep(10 * time.Millisecond)
 					}
 					continue
@@ -94,7 +100,7 @@ func load(addr string, d time.Duration, bulk, storm int) error {
 				c, err := dl.DialContext(ctx, "tcp", addr)
 				if err != nil {
 					if ctx.Err() == nil {
-						fails.Add(1)
+						failed(err)
 						time.Sleep(time.Millisecond)
 					}
 					continue
@@ -107,7 +113,12 @@ func load(addr string, d time.Duration, bulk, storm int) error {
 	}
 	wg.Wait()
 	secs := d.Seconds()
-	fmt.Printf("load: bulk %.0f MB/s, %.0f connections/s, %d failed dials\n",
-		float64(bytes.Load())/secs/1e6, float64(conns.Load())/secs, fails.Load())
+	first := ""
+	if msg := firstFail.Load(); msg != nil {
+		first = " (the first: " + *msg + ")"
+	}
+	// One line: the soak reports the last line of this output.
+	fmt.Printf("load: bulk %.0f MB/s, %.0f connections/s, %d failed dials%s\n",
+		float64(bytes.Load())/secs/1e6, float64(conns.Load())/secs, fails.Load(), first)
 	return nil
 }
