@@ -70,7 +70,6 @@ type loop struct {
 
 	conns []*evConn // by slot; nil when free
 	free  []int32
-	live  int
 
 	gen uint32 // of the last slot taken
 
@@ -131,28 +130,6 @@ type evDir struct {
 	pend     []byte  // read but not yet written
 	pbuf     *[]byte // pend's pooled buffer
 	pipe     *pipe   // splice mode: a bulk transfer
-}
-
-// The loop's system calls on sockets are raw: every descriptor is
-// non-blocking, so none of them waits, and skipping the scheduler's
-// syscall bookkeeping keeps the runtime from handing the loop's P to
-// another thread meanwhile.
-
-func rawClose(fd int) { syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0) }
-
-func rawShutdown(fd int) error {
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_SHUTDOWN, uintptr(fd), syscall.SHUT_WR, 0); errno != 0 {
-		return errno
-	}
-	return nil
-}
-
-func rawSetsockoptInt(fd, level, opt, v int) error {
-	v32 := int32(v)
-	if _, _, errno := syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(unsafe.Pointer(&v32)), 4, 0); errno != 0 {
-		return errno
-	}
-	return nil
 }
 
 // startLoops opens n loops on the listening socket lfd.
@@ -350,10 +327,9 @@ func (l *loop) accept() {
 			l.backoff = 0
 			l.newConn(int(r), &rsa)
 			continue
-		case syscall.EAGAIN, syscall.EINTR, syscall.ECONNABORTED:
-			if errno == syscall.EAGAIN {
-				return
-			}
+		case syscall.EAGAIN:
+			return
+		case syscall.EINTR, syscall.ECONNABORTED:
 			continue
 		}
 		reason := ReasonAcceptError
@@ -468,7 +444,6 @@ func (l *loop) put(c *evConn) {
 	l.gen++
 	c.gen = l.gen & (1<<30 - 1)
 	l.conns[c.slot] = c
-	l.live++
 }
 
 // drop closes a connection that never reached a backend and counts why.
@@ -495,7 +470,6 @@ func (l *loop) release(c *evConn) {
 	}
 	l.conns[c.slot] = nil
 	l.free = append(l.free, c.slot)
-	l.live--
 }
 
 // closeConn closes a connection: one being proxied, or one whose client
@@ -657,17 +631,13 @@ func (l *loop) event(slot, pad int32, events uint32) {
 		return // the connection closed after the event was read
 	}
 	side := pad & 1
-	readable := events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
-	writable := events&(syscall.EPOLLOUT|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
 	if c.cstate == connConnecting {
 		if side == sideClient {
 			if events&syscall.EPOLLERR != 0 {
 				l.closeConn(c) // the client gave up
 				return
 			}
-			c.up.readable = c.up.readable || readable
-			c.up.hup = c.up.hup || events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP) != 0
-			c.up.rdhup = c.up.rdhup || events&syscall.EPOLLRDHUP != 0
+			c.up.sawReadable(events)
 			return
 		}
 		if events&(syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
@@ -682,9 +652,7 @@ func (l *loop) event(slot, pad int32, events uint32) {
 		if events&syscall.EPOLLOUT == 0 {
 			return
 		}
-		c.down.readable = readable
-		c.down.hup = events&syscall.EPOLLRDHUP != 0
-		c.down.rdhup = c.down.hup
+		c.down.sawReadable(events)
 		l.connected(c)
 		return
 	}
@@ -697,57 +665,42 @@ func (l *loop) event(slot, pad int32, events uint32) {
 	if side == sideServer {
 		src, dst = &c.down, &c.up
 	}
-	if readable {
-		src.readable = true
-		src.hup = src.hup || events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
-		src.rdhup = src.rdhup || events&(syscall.EPOLLRDHUP|syscall.EPOLLERR) == syscall.EPOLLRDHUP
-	}
+	readable := src.sawReadable(events)
+	writable := events&(syscall.EPOLLOUT|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
 	if writable {
 		dst.writable = true
 	}
 	if readable && !l.pump(c, src) {
 		return
 	}
-	if writable && (len(dst.pend) > 0 || (dst.pipe != nil && dst.pipe.n > 0)) {
+	if writable && dst.holding() {
 		l.pump(c, dst)
 	}
+}
+
+// sawReadable notes what an event says about the direction's source, and
+// reports whether it may be read.
+func (d *evDir) sawReadable(events uint32) bool {
+	if events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) == 0 {
+		return false
+	}
+	d.readable = true
+	d.hup = d.hup || events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
+	d.rdhup = d.rdhup || events&(syscall.EPOLLRDHUP|syscall.EPOLLERR) == syscall.EPOLLRDHUP
+	return true
 }
 
 // pump moves what it can in one direction without waiting, and passes an
 // end on. It returns false when the connection was closed.
 func (l *loop) pump(c *evConn, d *evDir) bool {
 	for {
-		if d.pipe != nil && d.pipe.n > 0 {
+		if d.holding() {
+			// What dst could not take before goes first.
 			if !d.writable {
 				return true
 			}
-			m, err := rawSplice(d.pipe.r, *d.dst, d.pipe.n)
-			switch err {
-			case nil:
-				d.pipe.n -= int(m)
-				continue
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				d.writable = false
-				return true
-			}
-			l.closeConn(c)
-			return false
-		}
-		if len(d.pend) > 0 {
-			if !d.writable {
-				return true
-			}
-			n, err := rawWrite(*d.dst, d.pend)
-			switch err {
-			case nil:
-				d.pend = d.pend[n:]
-				if len(d.pend) == 0 {
-					d.dropPend()
-				}
-				continue
-			case syscall.EINTR:
+			switch err := d.flush(); err {
+			case nil, syscall.EINTR:
 				continue
 			case syscall.EAGAIN:
 				d.writable = false
@@ -781,7 +734,7 @@ func (l *loop) pump(c *evConn, d *evDir) bool {
 			}
 			continue
 		}
-		n, err := l.recv(*d.src)
+		n, err := rawRecv(*d.src, l.scratch)
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -857,20 +810,31 @@ func (l *loop) pump(c *evConn, d *evDir) bool {
 	return true
 }
 
+// holding reports whether the direction holds bytes dst has not taken:
+// in its pipe, or pending from a short write.
+func (d *evDir) holding() bool {
+	return len(d.pend) > 0 || (d.pipe != nil && d.pipe.n > 0)
+}
+
+// flush writes what the direction holds to dst, once.
+func (d *evDir) flush() error {
+	if d.pipe != nil && d.pipe.n > 0 {
+		m, err := rawSplice(d.pipe.r, *d.dst, d.pipe.n)
+		d.pipe.n -= int(m)
+		return err
+	}
+	n, err := rawSend(*d.dst, d.pend, 0)
+	if d.pend = d.pend[n:]; len(d.pend) == 0 {
+		d.dropPend()
+	}
+	return err
+}
+
 func (d *evDir) dropPend() {
 	if d.pbuf != nil {
 		bufPool.Put(d.pbuf)
 		d.pbuf, d.pend = nil, nil
 	}
-}
-
-// recv reads from fd into the loop's scratch buffer.
-func (l *loop) recv(fd int) (int, error) {
-	r, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&l.scratch[0])), uintptr(len(l.scratch)), 0, 0, 0)
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(r), nil
 }
 
 // startConnect opens a non-blocking socket to b's address i (modulo their

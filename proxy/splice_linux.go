@@ -99,14 +99,19 @@ func closeIdlePipes() {
 
 const spliceFlags = 0x1 | 0x2 // SPLICE_F_MOVE | SPLICE_F_NONBLOCK
 
-// The data path's receive (recv), send and splice are raw system calls: every
-// descriptor they touch is non-blocking, so none of them waits, and
-// skipping the scheduler's syscall bookkeeping keeps the runtime from
-// handing the goroutine's P to another thread while a loopback send runs
-// the receiver's TCP stack (a thread switch per message otherwise).
-// recvmsg and sendto rather than read and write skip the file layer.
+// The event loops' system calls on sockets and pipes are raw: every
+// descriptor is non-blocking, so none of them waits, and skipping the
+// scheduler's syscall bookkeeping keeps the runtime from handing the loop's
+// P to another thread meanwhile. recvfrom and sendto rather than read and
+// write skip the file layer.
 
-func rawWrite(fd int, b []byte) (int, error) { return rawSend(fd, b, 0) }
+func rawRecv(fd int, b []byte) (int, error) {
+	r, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(r), nil
+}
 
 // rawSend sends b with flags (and MSG_NOSIGNAL).
 func rawSend(fd int, b []byte, flags int) (int, error) {
@@ -119,6 +124,24 @@ func rawSend(fd int, b []byte, flags int) (int, error) {
 		return 0, errno
 	}
 	return int(n), nil
+}
+
+func rawClose(fd int) { syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0) }
+
+// rawShutdown shuts down the sending side of fd.
+func rawShutdown(fd int) error {
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_SHUTDOWN, uintptr(fd), syscall.SHUT_WR, 0); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+func rawSetsockoptInt(fd, level, opt, v int) error {
+	v32 := int32(v)
+	if _, _, errno := syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(unsafe.Pointer(&v32)), 4, 0); errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 func rawSplice(rfd, wfd, n int) (int64, error) {
