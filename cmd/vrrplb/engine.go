@@ -195,11 +195,7 @@ func (e *engine) spawn() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.proc = p
-	var reply engineReply
-	err = e.requestLocked(engineRequest{Config: &e.cfg}, &reply, engineConfigTimeout)
-	if err == nil && reply.Error != "" {
-		err = errors.New(reply.Error)
-	}
+	err = e.configLocked()
 	if err == nil {
 		for name, up := range e.verdicts {
 			if err = e.sendLocked(engineRequest{Frontend: &engineVerdict{Name: name, Up: up}}); err != nil {
@@ -345,9 +341,17 @@ func (e *engine) reload(_, next *config.Config) error {
 	if e.proc == nil {
 		return errors.New("VRRP engine: not running; it starts with the new config")
 	}
+	if err := e.configLocked(); err != nil {
+		return fmt.Errorf("VRRP engine: %w", err)
+	}
+	return nil
+}
+
+// configLocked sends e.cfg and returns the engine's error applying it.
+func (e *engine) configLocked() error {
 	var reply engineReply
 	if err := e.requestLocked(engineRequest{Config: &e.cfg}, &reply, engineConfigTimeout); err != nil {
-		return fmt.Errorf("VRRP engine: %w", err)
+		return err
 	}
 	if reply.Error != "" {
 		return errors.New(reply.Error)
