@@ -888,9 +888,11 @@ func (l *loop) runTimers() {
 	}
 }
 
-// after runs fn on the loop once d has passed.
+// after runs fn on the loop once d has passed. It counts from the loop's
+// clock (l.now, read once per batch), not from a clock read of its own: a
+// connect sets one of these per new client.
 func (l *loop) after(d time.Duration, fn func()) {
-	heap.Push(&l.timers, timer{when: time.Now().UnixNano() + int64(d), fn: fn})
+	heap.Push(&l.timers, timer{when: l.now + int64(d), fn: fn})
 }
 
 // sweep closes connections idle for idle_timeout, and gives the backend
