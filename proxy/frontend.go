@@ -173,23 +173,11 @@ func (b *backend) resolve() {
 		for _, ip := range ips {
 			r.addrs = append(r.addrs, sockaddrOf(netip.AddrPortFrom(ip.Unmap(), uint16(p))))
 		}
-		if old := b.resolved.Load(); old == nil || !sameAddrs(old.addrs, r.addrs) {
+		if old := b.resolved.Load(); old == nil || !slices.Equal(old.addrs, r.addrs) {
 			b.preferred.Store(0)
 		}
 		b.resolved.Store(&r)
 	}()
-}
-
-func sameAddrs(a, b []sockAddr) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func sockaddrOf(ap netip.AddrPort) sockAddr {

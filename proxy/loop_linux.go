@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -496,7 +497,7 @@ func (l *loop) connectNext(c *evConn) {
 		var cands [8]*backend
 		healthy := cands[:0]
 		for _, b := range c.st.backends {
-			if !containsBackend(c.tried, b) && l.f.health.Healthy(b.addr) {
+			if !slices.Contains(c.tried, b) && l.f.health.Healthy(b.addr) {
 				healthy = append(healthy, b)
 			}
 		}
@@ -543,11 +544,11 @@ func (l *loop) dial(c *evConn, b *backend) bool {
 			l.connected(c)
 			return true
 		}
+		// A closed connection is no longer connecting; a later connect of
+		// the same one has another (attempt, addrTry).
 		attempt, addrTry := c.attempt, c.addrTry
-		slot, gen := c.slot, c.gen
 		l.after(c.st.cfg.ConnectTimeout, func() {
-			if l.conns[slot] == c && c.gen == gen && c.cstate == connConnecting &&
-				c.attempt == attempt && c.addrTry == addrTry {
+			if c.cstate == connConnecting && c.attempt == attempt && c.addrTry == addrTry {
 				l.abandonConnect(c, errConnectTimeout)
 			}
 		})
@@ -571,15 +572,6 @@ func (l *loop) nextAddr(c *evConn, b *backend, err error) bool {
 		b.resolve()
 	}
 	c.tried = append(c.tried, b)
-	return false
-}
-
-func containsBackend(bs []*backend, b *backend) bool {
-	for _, x := range bs {
-		if x == b {
-			return true
-		}
-	}
 	return false
 }
 

@@ -169,8 +169,9 @@ func closeSpareFD(fd int) {
 	}
 }
 
-// setKeepAliveFD turns TCP keepalive on for fd with the frontend's period,
-// as setKeepAlive does for a connection.
+// setKeepAliveFD turns TCP keepalive on for fd with the frontend's period:
+// the first probe after period idle, then keepaliveProbes probes
+// period/keepaliveProbes apart (at least a second).
 func setKeepAliveFD(fd int, period time.Duration) error {
 	interval := max(period/keepaliveProbes, time.Second)
 	for _, o := range []struct{ level, opt, v int }{
