@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +38,7 @@ func wireVRRPEngine(d *daemon, cfg *config.Config) error {
 	d.gather = append(d.gather, prometheus.GathererFunc(c.Gather))
 	d.status = append(d.status, func(ctx context.Context, doc *statusDoc) { fillEngineStatus(ctx, c, doc) })
 	d.reloaders = append(d.reloaders, func(next *config.Config) (reloadPlan, error) { return c.Prepare(next) })
+	d.commands.maintenance = func(req maintenanceRequest) ([]string, error) { return setMaintenance(d, c, req) }
 	if err := c.Start(cfg); err != nil {
 		return err
 	}
@@ -58,6 +63,37 @@ func fillEngineStatus(ctx context.Context, c *engine.Client, doc *statusDoc) {
 	for _, s := range snap.Instances {
 		doc.Instances = append(doc.Instances, vrrpStatus(s))
 	}
+}
+
+// setMaintenance is `vrrplb maintenance`: the client records the change
+// and tells the engine, which applies it before answering.
+func setMaintenance(d *daemon, c *engine.Client, req maintenanceRequest) ([]string, error) {
+	var all []string
+	for _, ic := range d.config().Instances {
+		all = append(all, ic.Name)
+	}
+	if len(all) == 0 {
+		return nil, errors.New("this vrrplb has no VRRP instances: nothing to put in maintenance")
+	}
+	targets := all
+	if req.Instance != "" {
+		if !slices.Contains(all, req.Instance) {
+			return nil, fmt.Errorf("no instance %q (this vrrplb has %s)", req.Instance, strings.Join(all, ", "))
+		}
+		targets = []string{req.Instance}
+	}
+	if err := c.SetMaintenance(req.Instance, req.On, all); err != nil {
+		return nil, err
+	}
+	var done []string
+	for _, name := range targets {
+		if req.On {
+			done = append(done, fmt.Sprintf("instance %s: maintenance on: its VIPs go to a peer; it stays in the election at the lowest priority", name))
+		} else {
+			done = append(done, fmt.Sprintf("instance %s: maintenance off: back at its own priority", name))
+		}
+	}
+	return done, nil
 }
 
 func vrrpStatus(s vrrp.InstanceStatus) instanceStatus {

@@ -58,6 +58,8 @@ type daemon struct {
 	// reloaders prepare a checked new config: everything that can fail is
 	// done in prepare, so a reload is all or nothing (reload).
 	reloaders []func(next *config.Config) (reloadPlan, error)
+	// commands carry out what the admin socket takes (adminsock.go).
+	commands adminCommands
 
 	// signals is where the signal handler listens; tests inject their own.
 	signals chan os.Signal
@@ -163,6 +165,17 @@ func (d *daemon) run(ctx context.Context) error {
 				"listen", ln.Addr().String())
 		}
 	}
+	var sock *adminSocket
+	if cfg.Admin.Socket != "" {
+		s, err := listenAdminSocket(cfg.Admin.Socket, d.log, d.commands.run)
+		if err != nil {
+			if admin != nil {
+				admin.ln.Close()
+			}
+			return err
+		}
+		sock = s
+	}
 	d.metrics.reloadOK(true, time.Now())
 
 	ctx, stop := context.WithCancel(ctx)
@@ -171,6 +184,9 @@ func (d *daemon) run(ctx context.Context) error {
 	g.Go(func() error { return d.handleSignals(gctx, stop) })
 	if admin != nil {
 		g.Go(func() error { return admin.Run(gctx) })
+	}
+	if sock != nil {
+		g.Go(func() error { return sock.Run(gctx) })
 	}
 	g.Go(func() error { return d.sup.Run(gctx) })
 	err := g.Wait()

@@ -70,6 +70,9 @@ type Client struct {
 	running  bool       // an engine should run: a config had instances
 	stopping bool       // the daemon stops: nothing more is sent
 	verdicts map[string]bool
+	// maintenance is what `vrrplb maintenance` set, sent again to a
+	// restarted engine.
+	maintenance MaintenanceSet
 
 	fwMu       sync.Mutex
 	forwarders map[string]*forwarder // by frontend name
@@ -194,6 +197,9 @@ func (pl *Plan) Commit() error {
 		c.proc, c.running = pl.p, true
 		c.mu.Unlock()
 		pl.p.sendVerdicts(c.verdictsNow())
+		if err := c.resendMaintenance(pl.p); err != nil {
+			return fmt.Errorf("VRRP engine: %w", err)
+		}
 		select {
 		case c.wake <- struct{}{}:
 		default:
@@ -261,6 +267,9 @@ func (c *Client) respawn(ctx context.Context) error {
 		p, err := c.spawn(file)
 		if err == nil {
 			err = p.configRequest(request{Commit: true}, commitTimeout)
+			if err == nil {
+				err = c.resendMaintenance(p)
+			}
 			if err != nil {
 				p.kill()
 			}
@@ -321,6 +330,41 @@ func (c *Client) spawn(file configFile) (*proc, error) {
 		return nil, fmt.Errorf("VRRP engine: %w", err)
 	}
 	return p, nil
+}
+
+// SetMaintenance puts the instance called name, or with "" every one, in
+// maintenance (on) or takes it out; all is every instance of the config.
+// The engine applies it before this returns; a restarted engine gets it
+// again.
+func (c *Client) SetMaintenance(name string, on bool, all []string) error {
+	c.mu.Lock()
+	next := c.maintenance.With(name, on, all)
+	p := c.proc
+	if c.stopping {
+		p = nil
+	}
+	c.mu.Unlock()
+	if p == nil {
+		return errors.New("the VRRP engine is not running; try again in a moment")
+	}
+	if err := p.configRequest(request{Maintenance: &next}, queryTimeout); err != nil {
+		return fmt.Errorf("VRRP engine: %w", err)
+	}
+	c.mu.Lock()
+	c.maintenance = next
+	c.mu.Unlock()
+	return nil
+}
+
+// resendMaintenance gives a started engine the maintenance set.
+func (c *Client) resendMaintenance(p *proc) error {
+	c.mu.Lock()
+	m := c.maintenance
+	c.mu.Unlock()
+	if m.empty() {
+		return nil
+	}
+	return p.configRequest(request{Maintenance: &m}, queryTimeout)
 }
 
 // SetVerdict records a frontend's verdict and tells the engine, without

@@ -182,6 +182,8 @@ func (p *process) answer(req request) reply {
 		err = p.commit()
 	case req.Discard:
 		p.discard()
+	case req.Maintenance != nil:
+		err = p.setMaintenance(*req.Maintenance)
 	case req.Snapshot:
 		r.Metrics, err = gatherProto(p.reg)
 		if err != nil {
@@ -225,6 +227,11 @@ func (p *process) commit() error {
 	p.prepared, p.next = nil, nil
 	p.level.Set(cfg.Log.Level)
 	return plan.Commit()
+}
+
+// setMaintenance applies `vrrplb maintenance` to the instances.
+func (p *process) setMaintenance(MaintenanceSet) error {
+	return errors.New("this VRRP engine cannot put instances in maintenance")
 }
 
 func (p *process) discard() {

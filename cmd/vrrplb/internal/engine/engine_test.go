@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/vrrplb/vrrplb/config"
 )
 
@@ -188,5 +191,33 @@ func TestFrontendVerdictsReportTheFirstVerdictThenEveryChange(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestMaintenanceSetFollowsTheCommands(t *testing.T) {
+	all := []string{"a", "b", "c"}
+	steps := []struct {
+		name     string
+		instance string
+		on       bool
+		want     MaintenanceSet
+	}{
+		{"on for one instance names it", "b", true, MaintenanceSet{Names: []string{"b"}}},
+		{"on for another adds it in order", "a", true, MaintenanceSet{Names: []string{"a", "b"}}},
+		{"on again changes nothing", "a", true, MaintenanceSet{Names: []string{"a", "b"}}},
+		{"off for one removes it", "b", false, MaintenanceSet{Names: []string{"a"}}},
+		{"on for every instance is all", "", true, MaintenanceSet{All: true}},
+		{"off for one of all leaves the others", "c", false, MaintenanceSet{Names: []string{"a", "b"}}},
+		{"off for every instance clears it", "", false, MaintenanceSet{}},
+	}
+	var s MaintenanceSet
+	for _, st := range steps {
+		s = s.With(st.instance, st.on, all)
+		if diff := cmp.Diff(st.want, s, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("%s (-want +got):\n%s", st.name, diff)
+		}
+	}
+	if !(MaintenanceSet{All: true}).Has("new") {
+		t.Error("with every instance in maintenance, one a reload adds is not")
 	}
 }

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"slices"
+
 	"github.com/vrrplb/vrrplb/vrrp"
 )
 
@@ -25,7 +27,43 @@ type request struct {
 	Discard bool `json:"discard,omitempty"`
 	// Snapshot asks for the engine's metrics and instances.
 	Snapshot bool `json:"snapshot,omitempty"`
+	// Maintenance is the whole maintenance set; the reply says whether
+	// the engine applied it.
+	Maintenance *MaintenanceSet `json:"maintenance,omitempty"`
 }
+
+// MaintenanceSet is which instances `vrrplb maintenance` put in
+// maintenance: every one (All, those a reload adds too) or those named. The
+// daemon keeps it, so it survives a reload and a restart of the engine, and
+// sends the whole of it on each change.
+type MaintenanceSet struct {
+	All   bool     `json:"all,omitempty"`
+	Names []string `json:"names,omitempty"`
+}
+
+// Has reports whether the instance called name is in maintenance.
+func (s MaintenanceSet) Has(name string) bool {
+	return s.All || slices.Contains(s.Names, name)
+}
+
+// With puts one instance, or with name "" every one, in maintenance (on) or
+// takes it out; all is every instance of the config.
+func (s MaintenanceSet) With(name string, on bool, all []string) MaintenanceSet {
+	switch {
+	case name == "":
+		return MaintenanceSet{All: on}
+	case on && !s.Has(name):
+		s.Names = append(slices.Clone(s.Names), name)
+		slices.Sort(s.Names)
+	case !on && s.All:
+		s = MaintenanceSet{Names: slices.DeleteFunc(slices.Clone(all), func(n string) bool { return n == name })}
+	case !on:
+		s.Names = slices.DeleteFunc(slices.Clone(s.Names), func(n string) bool { return n == name })
+	}
+	return s
+}
+
+func (s MaintenanceSet) empty() bool { return !s.All && len(s.Names) == 0 }
 
 // configFile is the config file as the daemon read and validated it
 // (config.Config.Source): the engine parses the same bytes, not the file
