@@ -176,6 +176,9 @@ type Frontend struct {
 	CloseOnBackendDown bool
 	// MaxConnections caps concurrent client connections; 0 means unlimited.
 	MaxConnections int
+	// FailOpen sends new connections to every backend while none is
+	// healthy, rather than refusing them.
+	FailOpen bool
 	Health         Health
 }
 
