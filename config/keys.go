@@ -23,6 +23,7 @@ const (
 // [admin]
 const (
 	KeyAdminListen = "listen"
+	KeyAdminSocket = "socket"
 )
 
 // [log]

@@ -482,12 +482,15 @@ func TestReceivedPacketsAreDroppedAndCountedByReason(t *testing.T) {
 			t.Errorf("no log line about the address list:\n%s", a.logs.String())
 		}
 	})
-	t.Run("a unicast advert is not held to TTL 255", func(t *testing.T) {
+	t.Run("a unicast advert is held to TTL 255 too", func(t *testing.T) {
 		p := advertFrom(t, good, addrMid, addrLow)
 		p.info.HopLimit = 64
 		inject(h, a, p)
-		if got := testutil.ToFloat64(h.metrics.advertsReceived.WithLabelValues("a")); got != 3 {
-			t.Errorf("%s = %v, want 3", MetricAdvertsReceived, got)
+		if got := testutil.ToFloat64(h.metrics.advertsReceived.WithLabelValues("a")); got != 2 {
+			t.Errorf("%s = %v, want 2", MetricAdvertsReceived, got)
+		}
+		if got := testutil.ToFloat64(h.metrics.dropped.WithLabelValues("a", string(ReasonTTL))); got != want[ReasonTTL]+1 {
+			t.Errorf("%s{reason=\"ttl\"} = %v, want %v", MetricPacketsDropped, got, want[ReasonTTL]+1)
 		}
 	})
 }
