@@ -182,7 +182,7 @@ type Frontend struct {
 	// FailOpen sends new connections to every backend while none is
 	// healthy, rather than refusing them.
 	FailOpen bool
-	Health         Health
+	Health   Health
 }
 
 // HealthType is the kind of active check.
