@@ -27,10 +27,13 @@ type Config struct {
 	Announces []Announce
 }
 
-// Admin is the admin HTTP server: /metrics, /healthz and /status.
+// Admin is the admin HTTP server (/metrics, /healthz and /status, read
+// only) and the admin socket, where runtime commands come in.
 type Admin struct {
 	// Listen is host:port; "" disables the admin server.
 	Listen string
+	// Socket is the absolute path of the admin unix socket; "" disables it.
+	Socket string
 }
 
 // Log says how the daemon logs.

@@ -26,6 +26,7 @@ const (
 // [admin]
 const (
 	KeyAdminListen = "listen"
+	KeyAdminSocket = "socket"
 )
 
 // [log]

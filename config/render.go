@@ -19,6 +19,7 @@ func Render(w io.Writer, cfg *Config) error {
 
 	header(&b, "", TableAdmin, false)
 	p("", KeyAdminListen, quote(cfg.Admin.Listen))
+	p("", KeyAdminSocket, quote(cfg.Admin.Socket))
 	b.WriteString("\n")
 	header(&b, "", TableLog, false)
 	p("", KeyLogLevel, quote(strings.ToLower(cfg.Log.Level.String())))

@@ -242,7 +242,7 @@ func metricLine(body, name string) string {
 func TestDaemonServesAdminAndReloadsOnlyGoodConfigs(t *testing.T) {
 	dir := t.TempDir()
 	admin := freeAddr(t)
-	good := "[admin]\nlisten = \"" + admin + "\"\n"
+	good := "[admin]\nlisten = \"" + admin + "\"\nsocket = \"\"\n"
 	path := writeFile(t, dir, "vrrplb.toml", good)
 	cfg, err := config.Load(path)
 	if err != nil {

@@ -41,6 +41,7 @@ func echoBackend(t *testing.T) string {
 func frontendConfig(admin, listen string, backends ...string) string {
 	return fmt.Sprintf(`[admin]
 listen = %q
+socket = ""
 
 [[frontend]]
 name = "api"
