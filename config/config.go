@@ -182,7 +182,10 @@ type Frontend struct {
 	CloseOnBackendDown bool
 	// MaxConnections caps concurrent client connections; 0 means unlimited.
 	MaxConnections int
-	Health         Health
+	// FailOpen sends new connections to every backend while none is
+	// healthy, rather than refusing them.
+	FailOpen bool
+	Health   Health
 }
 
 // HealthType is the kind of active check.

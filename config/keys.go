@@ -88,6 +88,7 @@ const (
 	KeyFrontendDrainTimeout       = "drain_timeout"
 	KeyFrontendCloseOnBackendDown = "close_on_backend_down"
 	KeyFrontendMaxConnections     = "max_connections"
+	KeyFrontendFailOpen           = "fail_open"
 )
 
 // [frontend.health]

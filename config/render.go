@@ -89,6 +89,7 @@ func Render(w io.Writer, cfg *Config) error {
 		p("", KeyFrontendDrainTimeout, duration(fe.DrainTimeout))
 		p("", KeyFrontendCloseOnBackendDown, strconv.FormatBool(fe.CloseOnBackendDown))
 		p("", KeyFrontendMaxConnections, strconv.Itoa(fe.MaxConnections))
+		p("", KeyFrontendFailOpen, strconv.FormatBool(fe.FailOpen))
 		h := fe.Health
 		b.WriteString("\n")
 		header(&b, "  ", Dotted(TableFrontend, TableHealth), false)

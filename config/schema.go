@@ -300,6 +300,7 @@ func (d *decoder) frontend(t *table) Frontend {
 	fe.DrainTimeout = t.duration(KeyFrontendDrainTimeout, DefaultDrainTimeout, nonNegative)
 	fe.CloseOnBackendDown = t.boolean(KeyFrontendCloseOnBackendDown, true)
 	fe.MaxConnections = t.integer(KeyFrontendMaxConnections, 0, 0, unlimited)
+	fe.FailOpen = t.boolean(KeyFrontendFailOpen, true)
 
 	h := t.sub(TableHealth, t.ctx+": "+TableHealth)
 	fe.Health.Type = HealthType(h.str(KeyHealthType, string(DefaultHealthType)))
