@@ -22,6 +22,9 @@ type Config struct {
 	Scripts   Scripts
 	Instances []Instance
 	Frontends []Frontend
+	// BGP is [bgp]; its LocalASN is 0 when the table is absent.
+	BGP       BGP
+	Announces []Announce
 }
 
 // Admin is the admin HTTP server (/metrics, /healthz and /status, read
@@ -179,7 +182,10 @@ type Frontend struct {
 	CloseOnBackendDown bool
 	// MaxConnections caps concurrent client connections; 0 means unlimited.
 	MaxConnections int
-	Health         Health
+	// FailOpen sends new connections to every backend while none is
+	// healthy, rather than refusing them.
+	FailOpen bool
+	Health   Health
 }
 
 // HealthType is the kind of active check.

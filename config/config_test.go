@@ -226,7 +226,7 @@ func TestParseFillsDefaults(t *testing.T) {
 		Frontends: []Frontend{{
 			Name: "apiserver", Listen: ":8443", Balance: LeastConn, Backends: []string{"10.0.0.1:6443"},
 			ConnectTimeout: time.Second, Retries: 2, TCPKeepAlive: 30 * time.Second, DrainTimeout: 30 * time.Second,
-			CloseOnBackendDown: true,
+			CloseOnBackendDown: true, FailOpen: true,
 			Health: Health{Type: CheckHTTPS, Path: "/readyz", ExpectStatus: []int{200}, Interval: 2 * time.Second,
 				Timeout: time.Second, Rise: 2, Fall: 2},
 		}},

@@ -97,6 +97,7 @@ func (d *decoder) config(root *table) *Config {
 	for _, t := range root.tables(TableInstance, named(TableInstance)) {
 		cfg.Instances = append(cfg.Instances, d.instance(t, cfg))
 	}
+	d.bgp(root, cfg) // bgp.go: after what announcements refer to
 	root.done()
 
 	d.unique(root, cfg)
@@ -299,6 +300,7 @@ func (d *decoder) frontend(t *table) Frontend {
 	fe.DrainTimeout = t.duration(KeyFrontendDrainTimeout, DefaultDrainTimeout, nonNegative)
 	fe.CloseOnBackendDown = t.boolean(KeyFrontendCloseOnBackendDown, true)
 	fe.MaxConnections = t.integer(KeyFrontendMaxConnections, 0, 0, unlimited)
+	fe.FailOpen = t.boolean(KeyFrontendFailOpen, true)
 
 	h := t.sub(TableHealth, t.ctx+": "+TableHealth)
 	fe.Health.Type = HealthType(h.str(KeyHealthType, string(DefaultHealthType)))
@@ -324,10 +326,8 @@ func (d *decoder) frontend(t *table) Frontend {
 	fe.Health.Fall = h.integer(KeyHealthFall, DefaultHealthFall, 1, unlimited)
 	if ca := h.str(KeyHealthCAFile, ""); ca != "" {
 		fe.Health.CAFile = d.resolvePath(ca)
-		if f, err := os.Open(fe.Health.CAFile); err != nil {
+		if _, err := ReadFile(fe.Health.CAFile); err != nil {
 			h.errf(KeyHealthCAFile, "%q: not readable: %v", ca, unwrapPathError(err))
-		} else {
-			f.Close()
 		}
 	}
 	fe.Health.ServerName = h.str(KeyHealthServerName, "")
