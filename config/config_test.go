@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
@@ -368,6 +369,46 @@ path = "/r"
 	} {
 		if got := l.line(path); got != want {
 			t.Errorf("line(%q) = %d, want %d", path, got, want)
+		}
+	}
+}
+
+// TestRenderWritesEveryKeyTheSchemaReads guards the one-place rule of
+// keys.go: a key the decoder reads but Render leaves out would vanish from
+// `vrrplb check`'s output and from a round trip.
+func TestRenderWritesEveryKeyTheSchemaReads(t *testing.T) {
+	src := instanceHead + `virtual_ips = ["192.0.2.1"]
+  [[instance.track_frontend]]
+  name = "apiserver"
+  [[instance.track_script]]
+  command = ["/bin/true"]
+  [[instance.track_interface]]
+  name = "eth1"
+` + frontendHead
+	cfg, err := Parse("vrrplb.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := Render(&buf, cfg); err != nil {
+		t.Fatal(err)
+	}
+	d := &decoder{file: "rendered.toml", lines: locate(buf.String()), asked: map[string]bool{}}
+	var root map[string]any
+	if err := toml.Unmarshal(buf.Bytes(), &root); err != nil {
+		t.Fatal(err)
+	}
+	d.config(&table{d: d, m: root})
+	if len(d.errs) > 0 {
+		t.Fatal(d.errs)
+	}
+	written := map[string]bool{}
+	for path := range d.lines.at {
+		written[stripIndexes(path)] = true
+	}
+	for key := range d.asked {
+		if !written[key] {
+			t.Errorf("the decoder reads %s but Render does not write it", key)
 		}
 	}
 }

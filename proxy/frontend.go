@@ -16,6 +16,8 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vrrplb/vrrplb/config"
 )
 
@@ -76,7 +78,7 @@ type resolved struct {
 // sockAddr is one address in the kernel's form, built once; loops copy it
 // for each connect.
 type sockAddr struct {
-	raw    syscall.RawSockaddrAny
+	raw    unix.RawSockaddrAny
 	len    uint32
 	family int
 }
@@ -184,15 +186,15 @@ func sockaddrOf(ap netip.AddrPort) sockAddr {
 	var r sockAddr
 	port := ap.Port()
 	if ip := ap.Addr().Unmap(); ip.Is4() {
-		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&r.raw))
-		sa.Family = syscall.AF_INET
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.raw))
+		sa.Family = unix.AF_INET
 		sa.Port = port>>8 | port<<8 // network byte order
 		sa.Addr = ip.As4()
-		r.len, r.family = syscall.SizeofSockaddrInet4, syscall.AF_INET
+		r.len, r.family = unix.SizeofSockaddrInet4, unix.AF_INET
 		return r
 	}
-	sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(&r.raw))
-	sa.Family = syscall.AF_INET6
+	sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.raw))
+	sa.Family = unix.AF_INET6
 	sa.Port = port>>8 | port<<8
 	sa.Addr = ap.Addr().As16()
 	if z := ap.Addr().Zone(); z != "" {
@@ -200,7 +202,7 @@ func sockaddrOf(ap netip.AddrPort) sockAddr {
 			sa.Scope_id = uint32(ifi.Index)
 		}
 	}
-	r.len, r.family = syscall.SizeofSockaddrInet6, syscall.AF_INET6
+	r.len, r.family = unix.SizeofSockaddrInet6, unix.AF_INET6
 	return r
 }
 
@@ -356,7 +358,7 @@ func (f *Frontend) Run(ctx context.Context) error {
 	}
 	loops, err := f.startLoops(runtime.GOMAXPROCS(0), lfd)
 	if err != nil {
-		syscall.Close(lfd)
+		unix.Close(lfd)
 		return fmt.Errorf("frontend %q: %w", f.name, err)
 	}
 	f.mu.Lock()
@@ -371,7 +373,7 @@ func (f *Frontend) Run(ctx context.Context) error {
 	for _, l := range loops {
 		l.exec(l.stopAccepting)
 	}
-	syscall.Close(lfd) // clients now get a refusal, not a wait in the backlog
+	unix.Close(lfd) // clients now get a refusal, not a wait in the backlog
 	f.drain(f.state.Load().cfg.DrainTimeout)
 	for _, l := range loops {
 		l.exec(func() { l.stopped = true })
@@ -425,7 +427,7 @@ func (f *Frontend) openListener(ctx context.Context, cfg config.Frontend) (int, 
 	lc := net.ListenConfig{KeepAlive: -1, Control: func(_, _ string, c syscall.RawConn) error {
 		var err error
 		cerr := c.Control(func(fd uintptr) {
-			err = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+			err = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 			if err == nil && cfg.TCPKeepAlive > 0 {
 				err = setKeepAliveFD(int(fd), cfg.TCPKeepAlive)
 			}
@@ -451,7 +453,7 @@ func (f *Frontend) openListener(ctx context.Context, cfg config.Frontend) (int, 
 	lfd := -1
 	var derr error
 	err = rc.Control(func(fd uintptr) {
-		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
+		r, _, errno := unix.Syscall(unix.SYS_FCNTL, fd, unix.F_DUPFD_CLOEXEC, 0)
 		if errno != 0 {
 			derr = os.NewSyscallError("fcntl", errno)
 			return

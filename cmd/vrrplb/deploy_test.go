@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -41,6 +42,24 @@ func TestDeployFilesUseOnlyDesignedMetrics(t *testing.T) {
 			if !designedMetrics[m] {
 				t.Errorf("%s uses %s, which vrrplb does not export", f, m)
 			}
+		}
+	}
+}
+
+// The VRRP series carry the instance's name in vrrp_instance; rules and
+// panels written for the old label (stored as exported_instance) would
+// group nothing.
+func TestDeployFilesGroupVRRPSeriesByVrrpInstance(t *testing.T) {
+	for _, f := range []string{"../../deploy/prometheus/vrrplb-alerts.yaml", "../../deploy/grafana/vrrplb-dashboard.json", "../../README.md"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "exported_instance") {
+			t.Errorf("%s still names exported_instance; the VRRP label is vrrp_instance", f)
+		}
+		if !strings.Contains(string(b), "vrrp_instance") {
+			t.Errorf("%s never names vrrp_instance", f)
 		}
 	}
 }
