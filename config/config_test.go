@@ -39,6 +39,10 @@ func TestParseErrors(t *testing.T) {
 		{"a typo in an instance key names the file, line and key", instanceHead + `virtual_ips = ["192.0.2.1"]
 priorty = 100
 `, `vrrplb.toml:6: instance "vip": priorty: unknown key`},
+		{"a relative admin socket path is refused", "[admin]\nsocket = \"admin.sock\"\n",
+			`vrrplb.toml:2: admin: socket: "admin.sock": must be an absolute path, or "" to disable it`},
+		{"an admin socket path too long for a unix socket is refused", "[admin]\nsocket = \"/" + strings.Repeat("a", 108) + "\"\n",
+			`vrrplb.toml:2: admin: socket: "/` + strings.Repeat("a", 108) + `": longer than the 107 bytes a unix socket path can have`},
 		{"an unknown top-level table is an unknown key", "[adminn]\nlisten = \"\"\n", `vrrplb.toml:1: adminn: unknown key`},
 		{"an unknown key in a nested table is located", frontendHead + "[frontend.health]\ntype = \"https\"\npth = \"/readyz\"\n",
 			`vrrplb.toml:6: frontend "apiserver": health: pth: unknown key`},
@@ -213,7 +217,7 @@ func TestParseFillsDefaults(t *testing.T) {
 	}
 	want := &Config{
 		Path:  "vrrplb.toml",
-		Admin: Admin{Listen: "127.0.0.1:9100"},
+		Admin: Admin{Listen: "127.0.0.1:9100", Socket: "/run/vrrplb/admin.sock"},
 		Log:   Log{Level: slog.LevelInfo, Format: LogText},
 		Instances: []Instance{{
 			Name: "vip", Interface: "eth0", VirtualRouterID: 51, Priority: 100, Version: 3,
@@ -228,7 +232,7 @@ func TestParseFillsDefaults(t *testing.T) {
 		Frontends: []Frontend{{
 			Name: "apiserver", Listen: ":8443", Balance: LeastConn, Backends: []string{"10.0.0.1:6443"},
 			ConnectTimeout: time.Second, Retries: 2, TCPKeepAlive: 30 * time.Second, DrainTimeout: 30 * time.Second,
-			CloseOnBackendDown: true,
+			CloseOnBackendDown: true, FailOpen: true,
 			Health: Health{Type: CheckHTTPS, Path: "/readyz", ExpectStatus: []int{200}, Interval: 2 * time.Second,
 				Timeout: time.Second, Rise: 2, Fall: 2},
 		}},

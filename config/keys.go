@@ -23,6 +23,7 @@ const (
 // [admin]
 const (
 	KeyAdminListen = "listen"
+	KeyAdminSocket = "socket"
 )
 
 // [log]
@@ -84,6 +85,7 @@ const (
 	KeyFrontendDrainTimeout       = "drain_timeout"
 	KeyFrontendCloseOnBackendDown = "close_on_backend_down"
 	KeyFrontendMaxConnections     = "max_connections"
+	KeyFrontendFailOpen           = "fail_open"
 )
 
 // [frontend.health]

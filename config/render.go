@@ -19,6 +19,7 @@ func Render(w io.Writer, cfg *Config) error {
 
 	header(&b, "", TableAdmin, false)
 	p("", KeyAdminListen, quote(cfg.Admin.Listen))
+	p("", KeyAdminSocket, quote(cfg.Admin.Socket))
 	b.WriteString("\n")
 	header(&b, "", TableLog, false)
 	p("", KeyLogLevel, quote(strings.ToLower(cfg.Log.Level.String())))
@@ -88,6 +89,7 @@ func Render(w io.Writer, cfg *Config) error {
 		p("", KeyFrontendDrainTimeout, duration(fe.DrainTimeout))
 		p("", KeyFrontendCloseOnBackendDown, strconv.FormatBool(fe.CloseOnBackendDown))
 		p("", KeyFrontendMaxConnections, strconv.Itoa(fe.MaxConnections))
+		p("", KeyFrontendFailOpen, strconv.FormatBool(fe.FailOpen))
 		h := fe.Health
 		b.WriteString("\n")
 		header(&b, "  ", Dotted(TableFrontend, TableHealth), false)

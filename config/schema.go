@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 // Defaults of DESIGN.md's config contract: what an omitted key means.
 const (
 	DefaultAdminListen    = "127.0.0.1:9100"
+	DefaultAdminSocket    = "/run/vrrplb/admin.sock"
 	DefaultPriority       = 100
 	DefaultVersion        = 3
 	DefaultAdvertInterval = time.Second
@@ -49,6 +51,7 @@ const (
 	maxAuthPass   = 8                            // RFC 3768 §5.3.6.1: 8 octets of text
 	maxWeight     = 254                          // a weight may move any priority to any other
 	unlimited     = math.MaxInt32                // upper bound for "at least" checks
+	maxUnixPath   = 107                          // sun_path is 108 bytes with its NUL (unix(7))
 )
 
 func (d *decoder) config(root *table) *Config {
@@ -60,6 +63,14 @@ func (d *decoder) config(root *table) *Config {
 		if err := CheckHostPort(cfg.Admin.Listen); err != nil {
 			admin.errf(KeyAdminListen, "%q: %v", cfg.Admin.Listen, err)
 		}
+	}
+	cfg.Admin.Socket = admin.str(KeyAdminSocket, DefaultAdminSocket)
+	switch s := cfg.Admin.Socket; {
+	case s == "":
+	case !filepath.IsAbs(s):
+		admin.errf(KeyAdminSocket, "%q: must be an absolute path, or \"\" to disable it", s)
+	case len(s) > maxUnixPath:
+		admin.errf(KeyAdminSocket, "%q: longer than the %d bytes a unix socket path can have", s, maxUnixPath)
 	}
 	admin.done()
 
@@ -299,6 +310,7 @@ func (d *decoder) frontend(t *table) Frontend {
 	fe.DrainTimeout = t.duration(KeyFrontendDrainTimeout, DefaultDrainTimeout, nonNegative)
 	fe.CloseOnBackendDown = t.boolean(KeyFrontendCloseOnBackendDown, true)
 	fe.MaxConnections = t.integer(KeyFrontendMaxConnections, 0, 0, unlimited)
+	fe.FailOpen = t.boolean(KeyFrontendFailOpen, true)
 
 	h := t.sub(TableHealth, t.ctx+": "+TableHealth)
 	fe.Health.Type = HealthType(h.str(KeyHealthType, string(DefaultHealthType)))
