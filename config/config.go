@@ -22,6 +22,9 @@ type Config struct {
 	Scripts   Scripts
 	Instances []Instance
 	Frontends []Frontend
+	// BGP is [bgp]; its LocalASN is 0 when the table is absent.
+	BGP       BGP
+	Announces []Announce
 }
 
 // Admin is the admin HTTP server (/metrics, /healthz and /status, read

@@ -97,6 +97,7 @@ func (d *decoder) config(root *table) *Config {
 	for _, t := range root.tables(TableInstance, named(TableInstance)) {
 		cfg.Instances = append(cfg.Instances, d.instance(t, cfg))
 	}
+	d.bgp(root, cfg) // bgp.go: after what announcements refer to
 	root.done()
 
 	d.unique(root, cfg)
