@@ -337,10 +337,8 @@ func (d *decoder) frontend(t *table) Frontend {
 	fe.Health.Fall = h.integer(KeyHealthFall, DefaultHealthFall, 1, unlimited)
 	if ca := h.str(KeyHealthCAFile, ""); ca != "" {
 		fe.Health.CAFile = d.resolvePath(ca)
-		if f, err := os.Open(fe.Health.CAFile); err != nil {
+		if _, err := ReadFile(fe.Health.CAFile); err != nil {
 			h.errf(KeyHealthCAFile, "%q: not readable: %v", ca, unwrapPathError(err))
-		} else {
-			f.Close()
 		}
 	}
 	fe.Health.ServerName = h.str(KeyHealthServerName, "")
