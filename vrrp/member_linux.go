@@ -92,7 +92,9 @@ func buildTrackers(ic config.Instance, scripts config.Scripts, opts MemberOption
 		if err != nil {
 			return nil, fmt.Errorf("track_frontend %q: %w", f.Name, err)
 		}
-		ts = append(ts, WeightedTracker{Tracker: t, Weight: f.Weight})
+		// Weight 0 yields rather than faults: a failure that every host
+		// shares must not leave the VIP without a holder.
+		ts = append(ts, WeightedTracker{Tracker: t, Weight: f.Weight, Yield: true})
 	}
 	for _, s := range ic.TrackScripts {
 		t, err := NewScriptTracker(s, ScriptOptions{User: scripts.User, Logger: log})

@@ -95,6 +95,9 @@ func (ps *proxies) build(fe config.Frontend, old *frontendParts) (*frontendParts
 	if err != nil {
 		return nil, err
 	}
+	if old != nil {
+		f.KeepDrainsOf(old.frontend)
+	}
 	parts.frontend = f
 	return parts, nil
 }
@@ -230,6 +233,7 @@ func (ps *proxies) fillStatus(doc *statusDoc) {
 			fs.Backends = append(fs.Backends, backendStatus{
 				Address:           b.Address,
 				Healthy:           b.Healthy,
+				Draining:          b.Draining,
 				ActiveConnections: b.ActiveConnections,
 			})
 		}
