@@ -151,6 +151,7 @@ type BackendStatus struct {
 type FrontendStatus struct {
 	Name     string          `json:"name"`
 	Listen   string          `json:"listen"`
+	FailOpen bool            `json:"fail_open"`
 	Backends []BackendStatus `json:"backends"`
 }
 

@@ -44,6 +44,11 @@ type Frontend struct {
 	active atomic.Int64   // client connections open, for max_connections
 	wg     sync.WaitGroup // one per client connection open
 
+	// failOpen is true while fail_open applies: it is on and no backend
+	// is healthy. foMu orders its changes.
+	failOpen atomic.Bool
+	foMu     sync.Mutex
+
 	mu    sync.Mutex
 	addr  net.Addr // the listener's address once listening
 	loops []*loop  // the event loops while running
@@ -85,8 +90,11 @@ type sockAddr struct {
 
 // Status is a frontend's state for `vrrplb status` and /status.
 type Status struct {
-	Name     string          `json:"name"`
-	Listen   string          `json:"listen"`
+	Name   string `json:"name"`
+	Listen string `json:"listen"`
+	// FailOpen is true while fail_open applies: no backend is healthy and
+	// new connections go to every backend.
+	FailOpen bool            `json:"fail_open"`
 	Backends []BackendStatus `json:"backends"`
 }
 
@@ -220,7 +228,7 @@ func (f *Frontend) Addr() net.Addr {
 // Status reports the frontend's backends, their health and their load.
 func (f *Frontend) Status() Status {
 	st := f.state.Load()
-	s := Status{Name: f.name, Listen: st.cfg.Listen, Backends: []BackendStatus{}}
+	s := Status{Name: f.name, Listen: st.cfg.Listen, FailOpen: f.failOpen.Load(), Backends: []BackendStatus{}}
 	for _, b := range st.backends {
 		s.Backends = append(s.Backends, BackendStatus{
 			Address:           b.addr,
@@ -234,12 +242,47 @@ func (f *Frontend) Status() Status {
 // HasHealthyBackend reports whether at least one backend may take
 // connections now (what track_frontend watches).
 func (f *Frontend) HasHealthyBackend() bool {
-	for _, b := range f.state.Load().backends {
+	return f.anyHealthy(f.state.Load())
+}
+
+// anyHealthy reports whether one of st's backends may take connections.
+func (f *Frontend) anyHealthy(st *state) bool {
+	for _, b := range st.backends {
 		if f.health.Healthy(b.addr) {
 			return true
 		}
 	}
 	return false
+}
+
+// Log lines of fail_open (tests look for them).
+const (
+	logFailOpenBegins = "no healthy backend: failing open, new connections go to every backend"
+	logFailOpenEnds   = "fail open over"
+)
+
+// checkFailOpen notes whether fail_open applies now (it is on and no
+// backend is healthy), and on a change sets the metric and logs it once.
+// It runs on every health change, on reload and at start and stop.
+func (f *Frontend) checkFailOpen(stopping bool) {
+	f.foMu.Lock()
+	st := f.state.Load()
+	on := !stopping && st.cfg.FailOpen && !f.anyHealthy(st)
+	changed := on != f.failOpen.Load()
+	if changed {
+		f.failOpen.Store(on)
+		f.metrics.setFailOpen(on)
+	}
+	f.foMu.Unlock()
+	switch {
+	case !changed || stopping:
+	case on:
+		f.log.Warn(logFailOpenBegins, "backends", len(st.backends))
+	case !st.cfg.FailOpen:
+		f.log.Info(logFailOpenEnds, "reason", "fail_open is off")
+	default:
+		f.log.Info(logFailOpenEnds, "reason", "a backend is healthy")
+	}
 }
 
 // Update applies a reloaded config of the same frontend. New connections
@@ -258,6 +301,7 @@ func (f *Frontend) Update(fe config.Frontend) error {
 		return fmt.Errorf("frontend %q: %w", f.name, err)
 	}
 	f.replace(fe, bal)
+	f.checkFailOpen(false)
 	return nil
 }
 
@@ -335,6 +379,7 @@ func (f *Frontend) closeWhere(match func(*evConn) bool) int {
 
 // onHealth is called by Health on every change.
 func (f *Frontend) onHealth(addr string, healthy bool) {
+	f.checkFailOpen(false)
 	st := f.state.Load()
 	if healthy || !st.cfg.CloseOnBackendDown {
 		return
@@ -368,6 +413,8 @@ func (f *Frontend) Run(ctx context.Context) error {
 	f.log.Info("frontend listening", "listen", addr.String())
 	cancel := f.health.Subscribe(f.onHealth)
 	defer cancel()
+	f.checkFailOpen(false)
+	defer f.checkFailOpen(true)
 
 	<-ctx.Done()
 	for _, l := range loops {

@@ -76,6 +76,7 @@ func TestMetricNamesAreTheDesignedOnes(t *testing.T) {
 		"vrrplb_backend_connections_total":    1,
 		"vrrplb_backend_connect_errors_total": 1,
 		"vrrplb_backend_bytes_total":          2,
+		"vrrplb_frontend_fail_open":           1, // at 0 from the start
 	} {
 		if got, err := testutil.GatherAndCount(reg, name); err != nil || got != want {
 			t.Errorf("%s: %d series (err %v), want %d", name, got, err, want)
