@@ -82,6 +82,7 @@ type frontendStatus struct {
 type backendStatus struct {
 	Address           string `json:"address"`
 	Healthy           bool   `json:"healthy"`
+	Draining          bool   `json:"draining"` // `vrrplb backend drain`: no new connections
 	ActiveConnections int64  `json:"active_connections"`
 }
 
