@@ -68,6 +68,9 @@ type instanceStatus struct {
 	EffectivePriority int      `json:"effective_priority"`
 	MasterIP          string   `json:"master_ip"` // "" while unknown
 	VirtualIPs        []string `json:"virtual_ips"`
+	// Maintenance is set by `vrrplb maintenance on`: the instance hands its
+	// VIPs over and stays in the election at the lowest priority.
+	Maintenance bool `json:"maintenance"`
 }
 
 type frontendStatus struct {
