@@ -130,8 +130,9 @@ func (in Instance) Key() InstanceKey {
 // TrackFrontend ties an instance to the health of one of this daemon's frontends.
 type TrackFrontend struct {
 	Name string
-	// Weight 0 puts the instance in FAULT while the frontend has no healthy
-	// backend; a negative weight is subtracted from the priority instead.
+	// Weight 0 makes the instance yield while the frontend has no healthy
+	// backend: hand the VIP over and stay in the election at the lowest
+	// priority; a negative weight is subtracted from the priority instead.
 	Weight int
 }
 

@@ -209,7 +209,7 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 				ft.errf(KeyTrackName, "%q: no [[frontend]] has this name", tf.Name)
 			}
 		}
-		tf.Weight = trackWeight(ft, false)
+		tf.Weight = ownerWeight(ft, in.Priority, trackWeight(ft, false))
 		ft.done()
 		in.TrackFrontends = append(in.TrackFrontends, tf)
 	}
@@ -225,7 +225,7 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 		ts.Timeout = st.duration(KeyTrackScriptTimeout, DefaultScriptTimeout, positive)
 		ts.Fall = st.integer(KeyTrackScriptFall, DefaultScriptFall, 1, unlimited)
 		ts.Rise = st.integer(KeyTrackScriptRise, DefaultScriptRise, 1, unlimited)
-		ts.Weight = trackWeight(st, true)
+		ts.Weight = ownerWeight(st, in.Priority, trackWeight(st, true))
 		st.done()
 		in.TrackScripts = append(in.TrackScripts, ts)
 	}
@@ -237,7 +237,7 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 				it.errf(KeyTrackName, "must not be empty")
 			}
 		}
-		ti.Weight = trackWeight(it, false)
+		ti.Weight = ownerWeight(it, in.Priority, trackWeight(it, false))
 		it.done()
 		in.TrackInterfaces = append(in.TrackInterfaces, ti)
 	}
@@ -245,8 +245,19 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 	return in
 }
 
-// trackWeight reads a tracker's weight: 0 means FAULT, negative subtracts,
-// positive adds (scripts only: the others have no "passing" bonus).
+// ownerWeight refuses a weight other than 0 on an address owner: its
+// priority stays 255 (RFC 5798 §5.2.4), so the weight would do nothing
+// (keepalived ignores it silently).
+func ownerWeight(t *table, priority uint8, weight int) int {
+	if priority == 255 && weight != 0 {
+		t.errf(KeyTrackWeight, "%d: priority 255 (address owner) stays 255 whatever a tracker says; use weight = 0 or a priority below 255", weight)
+	}
+	return weight
+}
+
+// trackWeight reads a tracker's weight: 0 means FAULT (track_frontend:
+// yield, see DESIGN.md), negative subtracts, positive adds (scripts only:
+// the others have no "passing" bonus).
 func trackWeight(t *table, positiveAllowed bool) int {
 	if positiveAllowed {
 		return t.integer(KeyTrackWeight, 0, -maxWeight, maxWeight)
@@ -326,10 +337,8 @@ func (d *decoder) frontend(t *table) Frontend {
 	fe.Health.Fall = h.integer(KeyHealthFall, DefaultHealthFall, 1, unlimited)
 	if ca := h.str(KeyHealthCAFile, ""); ca != "" {
 		fe.Health.CAFile = d.resolvePath(ca)
-		if f, err := os.Open(fe.Health.CAFile); err != nil {
+		if _, err := ReadFile(fe.Health.CAFile); err != nil {
 			h.errf(KeyHealthCAFile, "%q: not readable: %v", ca, unwrapPathError(err))
-		} else {
-			f.Close()
 		}
 	}
 	fe.Health.ServerName = h.str(KeyHealthServerName, "")

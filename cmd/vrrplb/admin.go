@@ -69,6 +69,9 @@ type instanceStatus struct {
 	EffectivePriority int      `json:"effective_priority"`
 	MasterIP          string   `json:"master_ip"` // "" while unknown
 	VirtualIPs        []string `json:"virtual_ips"`
+	// Maintenance is set by `vrrplb maintenance on`: the instance hands its
+	// VIPs over and stays in the election at the lowest priority.
+	Maintenance bool `json:"maintenance"`
 }
 
 type frontendStatus struct {
@@ -83,6 +86,7 @@ type frontendStatus struct {
 type backendStatus struct {
 	Address           string `json:"address"`
 	Healthy           bool   `json:"healthy"`
+	Draining          bool   `json:"draining"` // `vrrplb backend drain`: no new connections
 	ActiveConnections int64  `json:"active_connections"`
 }
 

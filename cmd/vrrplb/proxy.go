@@ -94,6 +94,9 @@ func (ps *proxies) build(fe config.Frontend, old *frontendParts) (*frontendParts
 	if err != nil {
 		return nil, err
 	}
+	if old != nil {
+		f.KeepDrainsOf(old.frontend)
+	}
 	parts.frontend = f
 	return parts, nil
 }
@@ -204,6 +207,7 @@ func (ps *proxies) fillStatus(doc *statusDoc) {
 			fs.Backends = append(fs.Backends, backendStatus{
 				Address:           b.Address,
 				Healthy:           b.Healthy,
+				Draining:          b.Draining,
 				ActiveConnections: b.ActiveConnections,
 			})
 		}
