@@ -22,6 +22,9 @@ type Config struct {
 	Scripts   Scripts
 	Instances []Instance
 	Frontends []Frontend
+	// BGP is [bgp]; its LocalASN is 0 when the table is absent.
+	BGP       BGP
+	Announces []Announce
 }
 
 // Admin is the admin HTTP server (/metrics, /healthz and /status, read
@@ -127,8 +130,9 @@ func (in Instance) Key() InstanceKey {
 // TrackFrontend ties an instance to the health of one of this daemon's frontends.
 type TrackFrontend struct {
 	Name string
-	// Weight 0 puts the instance in FAULT while the frontend has no healthy
-	// backend; a negative weight is subtracted from the priority instead.
+	// Weight 0 makes the instance yield while the frontend has no healthy
+	// backend: hand the VIP over and stay in the election at the lowest
+	// priority; a negative weight is subtracted from the priority instead.
 	Weight int
 }
 
@@ -179,7 +183,10 @@ type Frontend struct {
 	CloseOnBackendDown bool
 	// MaxConnections caps concurrent client connections; 0 means unlimited.
 	MaxConnections int
-	Health         Health
+	// FailOpen sends new connections to every backend while none is
+	// healthy, rather than refusing them.
+	FailOpen bool
+	Health   Health
 }
 
 // HealthType is the kind of active check.

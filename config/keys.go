@@ -18,6 +18,9 @@ const (
 	TableTrackInterface = "track_interface"
 	TableFrontend       = "frontend"
 	TableHealth         = "health"
+	TableBGP            = "bgp"
+	TablePeer           = "peer" // [[bgp.peer]]
+	TableAnnounce       = "announce"
 )
 
 // [admin]
@@ -85,6 +88,7 @@ const (
 	KeyFrontendDrainTimeout       = "drain_timeout"
 	KeyFrontendCloseOnBackendDown = "close_on_backend_down"
 	KeyFrontendMaxConnections     = "max_connections"
+	KeyFrontendFailOpen           = "fail_open"
 )
 
 // [frontend.health]
@@ -98,6 +102,33 @@ const (
 	KeyHealthFall         = "fall"
 	KeyHealthCAFile       = "ca_file"
 	KeyHealthServerName   = "server_name"
+)
+
+// [bgp]
+const (
+	KeyBGPLocalASN         = "local_asn"
+	KeyBGPRouterID         = "router_id"
+	KeyBGPHoldTime         = "hold_time"
+	KeyBGPConnectRetry     = "connect_retry"
+	KeyBGPGracefulShutdown = "graceful_shutdown"
+)
+
+// [[bgp.peer]]
+const (
+	KeyPeerAddress      = "address"
+	KeyPeerASN          = "asn"
+	KeyPeerPort         = "port"
+	KeyPeerPassword     = "password"
+	KeyPeerSourceIP     = "source_ip"
+	KeyPeerEBGPMultihop = "ebgp_multihop"
+)
+
+// [[announce]] (and [[announce.track_frontend]]'s name, KeyTrackName)
+const (
+	KeyAnnounceName                 = "name"
+	KeyAnnouncePrefixes             = "prefixes"
+	KeyAnnounceCommunities          = "communities"
+	KeyAnnouncePrependWhenUnhealthy = "prepend_when_unhealthy"
 )
 
 // Dotted joins table names into the header of a sub-table: Dotted(TableInstance,

@@ -45,13 +45,15 @@ const (
 
 // Protocol limits.
 const (
-	maxV2Interval = 255 * time.Second            // RFC 3768 §5.3.7: 8-bit seconds
-	maxV3Interval = 4095 * 10 * time.Millisecond // RFC 5798 §5.2.7: 12-bit centiseconds
-	v3Tick        = 10 * time.Millisecond        // RFC 5798 §5.2.7
-	maxAuthPass   = 8                            // RFC 3768 §5.3.6.1: 8 octets of text
-	maxWeight     = 254                          // a weight may move any priority to any other
-	unlimited     = math.MaxInt32                // upper bound for "at least" checks
-	maxUnixPath   = 107                          // sun_path is 108 bytes with its NUL (unix(7))
+	maxV2Interval     = 255 * time.Second            // RFC 3768 §5.3.7: 8-bit seconds
+	maxV3Interval     = 4095 * 10 * time.Millisecond // RFC 5798 §5.2.7: 12-bit centiseconds
+	v3Tick            = 10 * time.Millisecond        // RFC 5798 §5.2.7
+	maxAuthPass       = 8                            // RFC 3768 §5.3.6.1: 8 octets of text
+	minScriptInterval = 100 * time.Millisecond       // a process started per interval
+	minHealthInterval = 10 * time.Millisecond        // a connection per backend per interval
+	maxWeight         = 254                          // a weight may move any priority to any other
+	unlimited         = math.MaxInt32                // upper bound for "at least" checks
+	maxUnixPath       = 107                          // sun_path is 108 bytes with its NUL (unix(7))
 )
 
 func (d *decoder) config(root *table) *Config {
@@ -97,6 +99,7 @@ func (d *decoder) config(root *table) *Config {
 	for _, t := range root.tables(TableInstance, named(TableInstance)) {
 		cfg.Instances = append(cfg.Instances, d.instance(t, cfg))
 	}
+	d.bgp(root, cfg) // bgp.go: after what announcements refer to
 	root.done()
 
 	d.unique(root, cfg)
@@ -208,7 +211,7 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 				ft.errf(KeyTrackName, "%q: no [[frontend]] has this name", tf.Name)
 			}
 		}
-		tf.Weight = trackWeight(ft, false)
+		tf.Weight = ownerWeight(ft, in.Priority, trackWeight(ft, false))
 		ft.done()
 		in.TrackFrontends = append(in.TrackFrontends, tf)
 	}
@@ -221,10 +224,11 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 			}
 		}
 		ts.Interval = st.duration(KeyTrackScriptInterval, DefaultScriptInterval, positive)
+		st.atLeast(KeyTrackScriptInterval, ts.Interval, minScriptInterval, "the script is started once per interval")
 		ts.Timeout = st.duration(KeyTrackScriptTimeout, DefaultScriptTimeout, positive)
 		ts.Fall = st.integer(KeyTrackScriptFall, DefaultScriptFall, 1, unlimited)
 		ts.Rise = st.integer(KeyTrackScriptRise, DefaultScriptRise, 1, unlimited)
-		ts.Weight = trackWeight(st, true)
+		ts.Weight = ownerWeight(st, in.Priority, trackWeight(st, true))
 		st.done()
 		in.TrackScripts = append(in.TrackScripts, ts)
 	}
@@ -236,7 +240,7 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 				it.errf(KeyTrackName, "must not be empty")
 			}
 		}
-		ti.Weight = trackWeight(it, false)
+		ti.Weight = ownerWeight(it, in.Priority, trackWeight(it, false))
 		it.done()
 		in.TrackInterfaces = append(in.TrackInterfaces, ti)
 	}
@@ -244,8 +248,19 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 	return in
 }
 
-// trackWeight reads a tracker's weight: 0 means FAULT, negative subtracts,
-// positive adds (scripts only: the others have no "passing" bonus).
+// ownerWeight refuses a weight other than 0 on an address owner: its
+// priority stays 255 (RFC 5798 §5.2.4), so the weight would do nothing
+// (keepalived ignores it silently).
+func ownerWeight(t *table, priority uint8, weight int) int {
+	if priority == 255 && weight != 0 {
+		t.errf(KeyTrackWeight, "%d: priority 255 (address owner) stays 255 whatever a tracker says; use weight = 0 or a priority below 255", weight)
+	}
+	return weight
+}
+
+// trackWeight reads a tracker's weight: 0 means FAULT (track_frontend:
+// yield, see DESIGN.md), negative subtracts, positive adds (scripts only:
+// the others have no "passing" bonus).
 func trackWeight(t *table, positiveAllowed bool) int {
 	if positiveAllowed {
 		return t.integer(KeyTrackWeight, 0, -maxWeight, maxWeight)
@@ -296,9 +311,11 @@ func (d *decoder) frontend(t *table) Frontend {
 	fe.Retries = t.integer(KeyFrontendRetries, DefaultRetries, 0, 100)
 	fe.IdleTimeout = t.duration(KeyFrontendIdleTimeout, 0, nonNegative)
 	fe.TCPKeepAlive = t.duration(KeyFrontendTCPKeepAlive, DefaultTCPKeepAlive, nonNegative)
+	t.atLeast(KeyFrontendTCPKeepAlive, fe.TCPKeepAlive, time.Second, "the kernel counts TCP keepalive in whole seconds; 0 turns it off")
 	fe.DrainTimeout = t.duration(KeyFrontendDrainTimeout, DefaultDrainTimeout, nonNegative)
 	fe.CloseOnBackendDown = t.boolean(KeyFrontendCloseOnBackendDown, true)
 	fe.MaxConnections = t.integer(KeyFrontendMaxConnections, 0, 0, unlimited)
+	fe.FailOpen = t.boolean(KeyFrontendFailOpen, true)
 
 	h := t.sub(TableHealth, t.ctx+": "+TableHealth)
 	fe.Health.Type = HealthType(h.str(KeyHealthType, string(DefaultHealthType)))
@@ -319,15 +336,14 @@ func (d *decoder) frontend(t *table) Frontend {
 		}
 	}
 	fe.Health.Interval = h.duration(KeyHealthInterval, DefaultHealthInterval, positive)
+	h.atLeast(KeyHealthInterval, fe.Health.Interval, minHealthInterval, "every backend is checked once per interval")
 	fe.Health.Timeout = h.duration(KeyHealthTimeout, DefaultHealthTimeout, positive)
 	fe.Health.Rise = h.integer(KeyHealthRise, DefaultHealthRise, 1, unlimited)
 	fe.Health.Fall = h.integer(KeyHealthFall, DefaultHealthFall, 1, unlimited)
 	if ca := h.str(KeyHealthCAFile, ""); ca != "" {
 		fe.Health.CAFile = d.resolvePath(ca)
-		if f, err := os.Open(fe.Health.CAFile); err != nil {
+		if _, err := ReadFile(fe.Health.CAFile); err != nil {
 			h.errf(KeyHealthCAFile, "%q: not readable: %v", ca, unwrapPathError(err))
-		} else {
-			f.Close()
 		}
 	}
 	fe.Health.ServerName = h.str(KeyHealthServerName, "")
@@ -369,6 +385,52 @@ func (d *decoder) unique(root *table, cfg *Config) {
 		}
 		fnames[fe.Name] = true
 	}
+	d.listenOverlaps(frontends, cfg)
+}
+
+// listenOverlaps rejects frontends (and the admin server) whose listen
+// addresses cannot all be bound: `check` must refuse what `run` would fail
+// to start with "address already in use".
+func (d *decoder) listenOverlaps(frontends []*table, cfg *Config) {
+	type bound struct{ what, listen string }
+	var seen []bound
+	if cfg.Admin.Listen != "" && CheckHostPort(cfg.Admin.Listen) == nil {
+		seen = append(seen, bound{"the [admin] listen", cfg.Admin.Listen})
+	}
+	for i, fe := range cfg.Frontends {
+		if CheckHostPort(fe.Listen) != nil {
+			continue
+		}
+		for _, b := range seen {
+			if listenOverlap(fe.Listen, b.listen) {
+				frontends[i].errf(KeyFrontendListen, "%q overlaps %s %q: both cannot be bound; give them different ports, or make them one frontend",
+					fe.Listen, b.what, b.listen)
+				break
+			}
+		}
+		seen = append(seen, bound{fmt.Sprintf("%s %q's listen", TableFrontend, fe.Name), fe.Listen})
+	}
+}
+
+// listenOverlap reports whether two TCP listen addresses collide: the same
+// port with the same host, or with a wildcard host on either side (":P",
+// "0.0.0.0:P" and "[::]:P" bind every address, of both families).
+func listenOverlap(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	if pa != pb {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	if wild(ha) || wild(hb) {
+		return true
+	}
+	ia, errA := netip.ParseAddr(ha)
+	ib, errB := netip.ParseAddr(hb)
+	if errA != nil || errB != nil {
+		return ha == hb // names: only the same name is known to collide
+	}
+	return ia.Unmap() == ib.Unmap()
 }
 
 // parseVIP reads "192.0.2.10/24", or a bare address meaning /32 or /128.

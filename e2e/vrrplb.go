@@ -136,12 +136,14 @@ type InstanceStatus struct {
 	EffectivePriority int      `json:"effective_priority"`
 	MasterIP          string   `json:"master_ip"`
 	VirtualIPs        []string `json:"virtual_ips"`
+	Maintenance       bool     `json:"maintenance"`
 }
 
 // BackendStatus is a backend of a frontend in /status.
 type BackendStatus struct {
 	Address           string `json:"address"`
 	Healthy           bool   `json:"healthy"`
+	Draining          bool   `json:"draining"`
 	ActiveConnections int    `json:"active_connections"`
 }
 
@@ -149,6 +151,7 @@ type BackendStatus struct {
 type FrontendStatus struct {
 	Name     string          `json:"name"`
 	Listen   string          `json:"listen"`
+	FailOpen bool            `json:"fail_open"`
 	Backends []BackendStatus `json:"backends"`
 }
 

@@ -16,20 +16,17 @@ import (
 var errConnectTimeout = errors.New("connect timed out")
 
 // connectNext starts a connect to a healthy backend not tried yet; with
-// none left (or retries used up) the client is refused.
+// none left (or retries used up) the client is refused. With fail_open, a
+// client that no healthy backend is left for tries the others: while no
+// backend is healthy that is every backend, in balance order.
 func (l *loop) connectNext(c *evConn) {
 	for c.attempt <= c.st.cfg.Retries {
-		var cands [8]*backend
-		healthy := cands[:0]
-		for _, b := range c.st.backends {
-			if !slices.Contains(c.tried, b) && l.f.health.Healthy(b.addr) {
-				healthy = append(healthy, b)
-			}
-		}
-		if len(healthy) == 0 {
+		var buf [8]*backend
+		cands := l.candidates(c, buf[:0])
+		if len(cands) == 0 {
 			break
 		}
-		b := c.st.bal.pick(healthy, c.clientIP)
+		b := c.st.bal.pick(cands, c.clientIP)
 		c.attempt++
 		c.addrBase, c.addrTry = b.preferred.Load(), 0
 		if l.dial(c, b) {
@@ -38,6 +35,26 @@ func (l *loop) connectNext(c *evConn) {
 	}
 	l.f.log.Debug("connection refused: no healthy backend answered", "tried", len(c.tried))
 	l.drop(c, ReasonNoBackend)
+}
+
+// candidates appends to buf the healthy backends not tried yet for c; if
+// there is none and fail_open is on, every backend not tried yet. A
+// draining backend is never one.
+func (l *loop) candidates(c *evConn, buf []*backend) []*backend {
+	for _, b := range c.st.backends {
+		if !b.draining.Load() && !slices.Contains(c.tried, b) && l.f.health.Healthy(b.addr) {
+			buf = append(buf, b)
+		}
+	}
+	if len(buf) > 0 || !c.st.cfg.FailOpen {
+		return buf
+	}
+	for _, b := range c.st.backends {
+		if !b.draining.Load() && !slices.Contains(c.tried, b) {
+			buf = append(buf, b)
+		}
+	}
+	return buf
 }
 
 // dial starts a connect to b's address c.addrTry (counted from the one

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -44,6 +45,11 @@ type Frontend struct {
 	active atomic.Int64   // client connections open, for max_connections
 	wg     sync.WaitGroup // one per client connection open
 
+	// failOpen is true while fail_open applies: it is on and no backend
+	// is healthy. foMu orders its changes.
+	failOpen atomic.Bool
+	foMu     sync.Mutex
+
 	mu    sync.Mutex
 	addr  net.Addr // the listener's address once listening
 	loops []*loop  // the event loops while running
@@ -62,6 +68,9 @@ type backend struct {
 	hash    uint64 // of addr, for source hashing
 	active  atomic.Int64
 	metrics backendMetrics
+	// draining: `vrrplb backend drain` took it out of new connections;
+	// its live ones go on and health checks go on.
+	draining atomic.Bool
 
 	resolved  atomic.Pointer[resolved] // what connect(2) takes
 	resolving atomic.Bool
@@ -85,16 +94,22 @@ type sockAddr struct {
 
 // Status is a frontend's state for `vrrplb status` and /status.
 type Status struct {
-	Name     string          `json:"name"`
-	Listen   string          `json:"listen"`
+	Name   string `json:"name"`
+	Listen string `json:"listen"`
+	// FailOpen is true while fail_open applies: no backend is healthy and
+	// new connections go to every backend.
+	FailOpen bool            `json:"fail_open"`
 	Backends []BackendStatus `json:"backends"`
 }
 
 // BackendStatus is one backend of a Status.
 type BackendStatus struct {
-	Address           string `json:"address"`
-	Healthy           bool   `json:"healthy"`
-	ActiveConnections int64  `json:"active_connections"`
+	Address string `json:"address"`
+	Healthy bool   `json:"healthy"`
+	// Draining is true while the backend takes no new connections
+	// (Drain).
+	Draining          bool  `json:"draining"`
+	ActiveConnections int64 `json:"active_connections"`
 }
 
 // New returns a frontend for fe; Run starts it.
@@ -220,11 +235,12 @@ func (f *Frontend) Addr() net.Addr {
 // Status reports the frontend's backends, their health and their load.
 func (f *Frontend) Status() Status {
 	st := f.state.Load()
-	s := Status{Name: f.name, Listen: st.cfg.Listen, Backends: []BackendStatus{}}
+	s := Status{Name: f.name, Listen: st.cfg.Listen, FailOpen: f.failOpen.Load(), Backends: []BackendStatus{}}
 	for _, b := range st.backends {
 		s.Backends = append(s.Backends, BackendStatus{
 			Address:           b.addr,
 			Healthy:           f.health.Healthy(b.addr),
+			Draining:          b.draining.Load(),
 			ActiveConnections: b.active.Load(),
 		})
 	}
@@ -234,12 +250,48 @@ func (f *Frontend) Status() Status {
 // HasHealthyBackend reports whether at least one backend may take
 // connections now (what track_frontend watches).
 func (f *Frontend) HasHealthyBackend() bool {
-	for _, b := range f.state.Load().backends {
-		if f.health.Healthy(b.addr) {
+	return f.anyHealthy(f.state.Load())
+}
+
+// anyHealthy reports whether one of st's backends may take connections:
+// healthy and not draining.
+func (f *Frontend) anyHealthy(st *state) bool {
+	for _, b := range st.backends {
+		if !b.draining.Load() && f.health.Healthy(b.addr) {
 			return true
 		}
 	}
 	return false
+}
+
+// Log lines of fail_open (tests look for them).
+const (
+	logFailOpenBegins = "no healthy backend: failing open, new connections go to every backend"
+	logFailOpenEnds   = "fail open over"
+)
+
+// checkFailOpen notes whether fail_open applies now (it is on and no
+// backend is healthy), and on a change sets the metric and logs it once.
+// It runs on every health change, on reload and at start and stop.
+func (f *Frontend) checkFailOpen(stopping bool) {
+	f.foMu.Lock()
+	st := f.state.Load()
+	on := !stopping && st.cfg.FailOpen && !f.anyHealthy(st)
+	changed := on != f.failOpen.Load()
+	if changed {
+		f.failOpen.Store(on)
+		f.metrics.setFailOpen(on)
+	}
+	f.foMu.Unlock()
+	switch {
+	case !changed || stopping:
+	case on:
+		f.log.Warn(logFailOpenBegins, "backends", len(st.backends))
+	case !st.cfg.FailOpen:
+		f.log.Info(logFailOpenEnds, "reason", "fail_open is off")
+	default:
+		f.log.Info(logFailOpenEnds, "reason", "a backend is healthy")
+	}
 }
 
 // Update applies a reloaded config of the same frontend. New connections
@@ -258,6 +310,7 @@ func (f *Frontend) Update(fe config.Frontend) error {
 		return fmt.Errorf("frontend %q: %w", f.name, err)
 	}
 	f.replace(fe, bal)
+	f.checkFailOpen(false)
 	return nil
 }
 
@@ -335,6 +388,7 @@ func (f *Frontend) closeWhere(match func(*evConn) bool) int {
 
 // onHealth is called by Health on every change.
 func (f *Frontend) onHealth(addr string, healthy bool) {
+	f.checkFailOpen(false)
 	st := f.state.Load()
 	if healthy || !st.cfg.CloseOnBackendDown {
 		return
@@ -368,6 +422,8 @@ func (f *Frontend) Run(ctx context.Context) error {
 	f.log.Info("frontend listening", "listen", addr.String())
 	cancel := f.health.Subscribe(f.onHealth)
 	defer cancel()
+	f.checkFailOpen(false)
+	defer f.checkFailOpen(true)
 
 	<-ctx.Done()
 	for _, l := range loops {
@@ -467,4 +523,89 @@ func (f *Frontend) openListener(ctx context.Context, cfg config.Frontend) (int, 
 		return -1, nil, err
 	}
 	return lfd, ln.Addr(), nil
+}
+
+// Errors of Drain.
+var (
+	// ErrUnknownBackend: the frontend has no backend of that address.
+	ErrUnknownBackend = errors.New("no such backend")
+	// ErrLastBackend: draining it would leave no backend for new
+	// connections; Drain with force does it anyway.
+	ErrLastBackend = errors.New("it is the last backend taking new connections (force drains it anyway)")
+)
+
+// Drain stops new connections to the backend addr (as configured):
+// connections live on it go on, its health checks go on, and balancing
+// and fail_open leave it out. Draining the last backend that takes new
+// connections fails with ErrLastBackend unless force is set. It reports
+// whether anything changed. A drain lasts until Enable, across reloads
+// that keep the backend; a backend removed and added again starts enabled.
+func (f *Frontend) Drain(addr string, force bool) (changed bool, err error) {
+	f.mu.Lock()
+	st := f.state.Load()
+	i := slices.IndexFunc(st.backends, func(b *backend) bool { return b.addr == addr })
+	if i < 0 {
+		f.mu.Unlock()
+		return false, fmt.Errorf("frontend %q: backend %s: %w", f.name, addr, ErrUnknownBackend)
+	}
+	b := st.backends[i]
+	if b.draining.Load() {
+		f.mu.Unlock()
+		return false, nil
+	}
+	enabled := 0
+	for _, o := range st.backends {
+		if !o.draining.Load() {
+			enabled++
+		}
+	}
+	if enabled == 1 && !force {
+		f.mu.Unlock()
+		return false, fmt.Errorf("frontend %q: backend %s: %w", f.name, addr, ErrLastBackend)
+	}
+	b.draining.Store(true)
+	b.metrics.draining.Set(1)
+	f.mu.Unlock()
+	f.log.Info("backend draining: no new connections", "backend", addr, "connections", b.active.Load())
+	f.checkFailOpen(false)
+	return true, nil
+}
+
+// Enable undoes Drain: the backend takes new connections again when
+// healthy. It reports whether anything changed.
+func (f *Frontend) Enable(addr string) (changed bool, err error) {
+	f.mu.Lock()
+	st := f.state.Load()
+	i := slices.IndexFunc(st.backends, func(b *backend) bool { return b.addr == addr })
+	if i < 0 {
+		f.mu.Unlock()
+		return false, fmt.Errorf("frontend %q: backend %s: %w", f.name, addr, ErrUnknownBackend)
+	}
+	b := st.backends[i]
+	changed = b.draining.Swap(false)
+	if changed {
+		b.metrics.draining.Set(0)
+	}
+	f.mu.Unlock()
+	if changed {
+		f.log.Info("backend enabled: takes new connections again", "backend", addr)
+		f.checkFailOpen(false)
+	}
+	return changed, nil
+}
+
+// HasBackend reports whether addr is one of the frontend's backends.
+func (f *Frontend) HasBackend(addr string) bool {
+	return slices.ContainsFunc(f.state.Load().backends, func(b *backend) bool { return b.addr == addr })
+}
+
+// KeepDrainsOf drains in f the backends drained in old that f has too: a
+// frontend that replaces old (a reload that moves its listener) keeps the
+// operator's drains, as an update in place does.
+func (f *Frontend) KeepDrainsOf(old *Frontend) {
+	for _, b := range old.state.Load().backends {
+		if b.draining.Load() && f.HasBackend(b.addr) {
+			_, _ = f.Drain(b.addr, true)
+		}
+	}
 }

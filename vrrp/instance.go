@@ -55,11 +55,15 @@ type Notifier interface {
 }
 
 // WeightedTracker is a tracker with the weight its configuration gives it:
-// 0 puts the instance in FAULT while failing; a negative weight is subtracted
-// from the priority while failing; a positive one is added while passing.
+// 0 puts the instance in FAULT while failing (or makes it yield, see Yield);
+// a negative weight is subtracted from the priority while failing; a
+// positive one is added while passing.
 type WeightedTracker struct {
 	Tracker Tracker
 	Weight  int
+	// Yield, with weight 0: while failing, the instance yields instead of
+	// going to FAULT (see Instance.SetYield). track_frontend sets it.
+	Yield bool
 }
 
 // InstanceOptions are the collaborators of an Instance.
@@ -98,6 +102,10 @@ type InstanceStatus struct {
 	// the zero Addr when unknown.
 	MasterIP   netip.Addr
 	VirtualIPs []netip.Prefix
+	// Yielding names why the instance yields, sorted: the failing weight-0
+	// track_frontend trackers ("frontend NAME") and the causes set by
+	// SetYield; empty when it does not.
+	Yielding []string
 }
 
 // Receive path sizes.
@@ -139,6 +147,7 @@ type Instance struct {
 	garpC         <-chan time.Time
 	garpLeft      int // announcements left in the current burst
 	trackerStates []TrackerState
+	yieldCauses   map[string]bool // set by SetYield
 	actions       []Action
 	sendBuf       []byte
 	rx            Advertisement
@@ -153,6 +162,7 @@ type Instance struct {
 	sourceIP netip.Addr
 
 	updates chan update
+	yields  chan yieldRequest
 	started atomic.Bool
 	exited  chan struct{} // closed when Run returns
 
@@ -165,6 +175,13 @@ type update struct {
 	cfg   config.Instance
 	d     derived
 	reply chan error
+}
+
+// yieldRequest is a SetYield on its way to the protocol loop.
+type yieldRequest struct {
+	cause string
+	on    bool
+	done  chan struct{}
 }
 
 // NewInstance checks cfg against what the engine supports and builds an
@@ -205,13 +222,15 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 	in.apply(cfg, d)
 	in.name, in.key, in.sourceIP = cfg.Name, cfg.Key(), cfg.SourceIP
 	in.updates = make(chan update)
+	in.yields = make(chan yieldRequest)
+	in.yieldCauses = map[string]bool{}
 	in.exited = make(chan struct{})
 	in.metrics = m.forInstance(cfg.Name)
 	in.metrics.priority.Set(float64(cfg.Priority))
 	in.machine = NewMachine(in.machineConfig(cfg))
 	in.trackerStates = make([]TrackerState, len(in.trackers))
 	for i, t := range in.trackers {
-		in.trackerStates[i] = TrackerState{Weight: t.Weight, OK: true}
+		in.trackerStates[i] = TrackerState{Weight: t.Weight, OK: true, Yield: t.Yield}
 	}
 	in.addrListLog = rateLimit{every: logEvery}
 	in.dropLog = make(map[Reason]*rateLimit, len(dropReasons))
@@ -315,6 +334,7 @@ func (in *Instance) Status() InstanceStatus {
 	defer in.mu.Unlock()
 	s := in.status
 	s.VirtualIPs = slices.Clone(s.VirtualIPs)
+	s.Yielding = slices.Clone(s.Yielding)
 	return s
 }
 
@@ -395,6 +415,8 @@ func (in *Instance) Run(ctx context.Context) error {
 		case u := <-in.updates:
 			in.reconfigure(u.cfg, u.d)
 			u.reply <- nil
+		case y := <-in.yields:
+			in.setYield(y)
 		}
 		in.eventDone()
 	}
@@ -439,6 +461,8 @@ func (in *Instance) awaitTrackers(ctx context.Context, trackC <-chan trackerRepo
 		case u := <-in.updates:
 			in.reconfigure(u.cfg, u.d)
 			u.reply <- nil
+		case y := <-in.yields:
+			in.setYield(y)
 		case <-timer.C():
 			for i, ok := range heard {
 				if !ok {
@@ -516,7 +540,7 @@ func (in *Instance) reconfigure(cfg config.Instance, d derived) {
 		}
 	}
 	prio, fault := EffectivePriority(cfg.Priority, in.trackerStates)
-	in.handle(Event{Kind: EventReconfigure, Config: in.machineConfig(cfg), Fault: fault, EffectivePriority: prio})
+	in.handle(Event{Kind: EventReconfigure, Config: in.machineConfig(cfg), Fault: fault, Yield: in.yielding(), EffectivePriority: prio})
 	if added && in.machine.State() == StateMaster {
 		in.startGARP()
 	}
@@ -581,10 +605,66 @@ func (in *Instance) trackerReport(r trackerReport) {
 	in.updatePriority()
 }
 
-// updatePriority feeds the trackers' verdict to the machine when it changed.
+// updatePriority feeds the trackers' verdict and the yield causes to the machine.
 func (in *Instance) updatePriority() {
 	prio, fault := EffectivePriority(in.cfg.Priority, in.trackerStates)
-	in.handle(Event{Kind: EventTrack, Fault: fault, EffectivePriority: prio})
+	in.handle(Event{Kind: EventTrack, Fault: fault, Yield: in.yielding(), EffectivePriority: prio})
+}
+
+// SetYield sets (on) or clears a cause for the instance to yield: while any
+// cause is set, or a weight-0 track_frontend has no healthy backend, a
+// master hands the VIP over as for FAULT (one priority-0 advert, VIPs
+// removed), and the instance stays in the election at PriorityLowest, so it
+// holds the VIP only when no other router will, and loses it to any router
+// that does not yield, even with preempt off. Its state stays backup or
+// master, and notify commands hear those. A cause such as "maintenance" is
+// shown in Status().Yielding. SetYield waits for the protocol loop; it
+// returns an error if Run is not running.
+func (in *Instance) SetYield(cause string, on bool) error {
+	if !in.started.Load() {
+		return fmt.Errorf("instance %q: not running", in.name)
+	}
+	y := yieldRequest{cause: cause, on: on, done: make(chan struct{})}
+	select {
+	case in.yields <- y:
+		<-y.done
+		return nil
+	case <-in.exited:
+		return fmt.Errorf("instance %q: not running", in.name)
+	}
+}
+
+// setYield is SetYield inside the protocol loop.
+func (in *Instance) setYield(y yieldRequest) {
+	defer close(y.done)
+	if in.yieldCauses[y.cause] == y.on {
+		return
+	}
+	if y.on {
+		in.yieldCauses[y.cause] = true
+	} else {
+		delete(in.yieldCauses, y.cause)
+	}
+	in.log.Info("yield changed", "cause", y.cause, "yield", y.on)
+	in.updatePriority()
+}
+
+// yielding reports whether the instance yields, and records why for Status.
+func (in *Instance) yielding() bool {
+	var why []string
+	for i, t := range in.trackerStates {
+		if t.Weight == 0 && t.Yield && !t.OK {
+			why = append(why, in.trackers[i].Tracker.Name())
+		}
+	}
+	for c := range in.yieldCauses {
+		why = append(why, c)
+	}
+	slices.Sort(why)
+	in.mu.Lock()
+	in.status.Yielding = why
+	in.mu.Unlock()
+	return len(why) > 0
 }
 
 // receivePacket checks a received message in the order of RFC 5798 §7.1 and

@@ -68,17 +68,24 @@ type instanceStatus struct {
 	EffectivePriority int      `json:"effective_priority"`
 	MasterIP          string   `json:"master_ip"` // "" while unknown
 	VirtualIPs        []string `json:"virtual_ips"`
+	// Maintenance is set by `vrrplb maintenance on`: the instance hands its
+	// VIPs over and stays in the election at the lowest priority.
+	Maintenance bool `json:"maintenance"`
 }
 
 type frontendStatus struct {
-	Name     string          `json:"name"`
-	Listen   string          `json:"listen"`
+	Name   string `json:"name"`
+	Listen string `json:"listen"`
+	// FailOpen is true while no backend is healthy and fail_open sends
+	// new connections to every backend.
+	FailOpen bool            `json:"fail_open"`
 	Backends []backendStatus `json:"backends"`
 }
 
 type backendStatus struct {
 	Address           string `json:"address"`
 	Healthy           bool   `json:"healthy"`
+	Draining          bool   `json:"draining"` // `vrrplb backend drain`: no new connections
 	ActiveConnections int64  `json:"active_connections"`
 }
 

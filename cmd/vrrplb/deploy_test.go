@@ -21,7 +21,7 @@ var designedMetrics = map[string]bool{
 	"vrrplb_health_check_duration_seconds_bucket": true, "vrrplb_health_check_duration_seconds_count": true,
 	"vrrplb_health_check_duration_seconds_sum": true, "vrrplb_health_checks_total": true,
 	"vrrplb_config_last_reload_successful": true, "vrrplb_config_last_reload_success_timestamp_seconds": true,
-	"vrrplb_build_info": true,
+	"vrrplb_build_info": true, "vrrplb_frontend_fail_open": true,
 	// The VRRP engine process (engine.go), added to DESIGN.md's list.
 	metricEngineRestarts: true, metricEngineRealtime: true, metricEngineGoroutines: true,
 	metricEngineGCPauseMax: true,

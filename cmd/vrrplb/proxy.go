@@ -94,6 +94,9 @@ func (ps *proxies) build(fe config.Frontend, old *frontendParts) (*frontendParts
 	if err != nil {
 		return nil, err
 	}
+	if old != nil {
+		f.KeepDrainsOf(old.frontend)
+	}
 	parts.frontend = f
 	return parts, nil
 }
@@ -199,11 +202,12 @@ func (ps *proxies) fillStatus(doc *statusDoc) {
 	ps.mu.Unlock()
 	for _, f := range fronts {
 		st := f.Status()
-		fs := frontendStatus{Name: st.Name, Listen: st.Listen, Backends: []backendStatus{}}
+		fs := frontendStatus{Name: st.Name, Listen: st.Listen, FailOpen: st.FailOpen, Backends: []backendStatus{}}
 		for _, b := range st.Backends {
 			fs.Backends = append(fs.Backends, backendStatus{
 				Address:           b.Address,
 				Healthy:           b.Healthy,
+				Draining:          b.Draining,
 				ActiveConnections: b.ActiveConnections,
 			})
 		}

@@ -77,9 +77,9 @@ func TestDaemonProxiesToHealthyBackendsAndReloadsThem(t *testing.T) {
 	healthyStatus := func(backends ...string) string {
 		var bs []string
 		for _, b := range backends {
-			bs = append(bs, fmt.Sprintf(`{"address":%q,"healthy":true,"active_connections":0}`, b))
+			bs = append(bs, fmt.Sprintf(`{"address":%q,"healthy":true,"draining":false,"active_connections":0}`, b))
 		}
-		return fmt.Sprintf(`{"instances":[],"frontends":[{"name":"api","listen":%q,"backends":[%s]}]}`, listen, strings.Join(bs, ","))
+		return fmt.Sprintf(`{"instances":[],"frontends":[{"name":"api","listen":%q,"fail_open":false,"backends":[%s]}]}`, listen, strings.Join(bs, ","))
 	}
 	eventually(t, "the backend is healthy in /status", func() bool {
 		code, body := get(t, base+"/status")

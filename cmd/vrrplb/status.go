@@ -93,7 +93,11 @@ func printStatus(w io.Writer, doc statusDoc) error {
 			if master == "" {
 				master = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.Name, strings.ToUpper(in.State), prio, master, strings.Join(in.VirtualIPs, ","))
+			state := strings.ToUpper(in.State)
+			if in.Maintenance {
+				state += " (maintenance)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.Name, state, prio, master, strings.Join(in.VirtualIPs, ","))
 		}
 	}
 	if len(doc.Frontends) > 0 {
@@ -114,8 +118,16 @@ func printStatus(w io.Writer, doc statusDoc) error {
 				if b.Healthy {
 					health = "up"
 				}
+				if b.Draining {
+					health += ", draining"
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", name, listen, b.Address, health, b.ActiveConnections)
 			}
+		}
+	}
+	for _, fe := range doc.Frontends {
+		if fe.FailOpen {
+			fmt.Fprintf(tw, "\nfrontend %s: no healthy backend, failing open: new connections go to every backend\n", fe.Name)
 		}
 	}
 	if len(doc.Instances) == 0 && len(doc.Frontends) == 0 {

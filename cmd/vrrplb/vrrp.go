@@ -266,7 +266,9 @@ func vrrpTrackers(d *daemon, cfg *config.Config, ic config.Instance) ([]vrrp.Wei
 		if err != nil {
 			return nil, fmt.Errorf("track_frontend %q: %w", f.Name, err)
 		}
-		ts = append(ts, vrrp.WeightedTracker{Tracker: t, Weight: f.Weight})
+		// Weight 0 yields rather than faults: a failure that every host
+		// shares must not leave the VIP without a holder.
+		ts = append(ts, vrrp.WeightedTracker{Tracker: t, Weight: f.Weight, Yield: true})
 	}
 	for _, s := range ic.TrackScripts {
 		t, err := vrrp.NewScriptTracker(s, vrrp.ScriptOptions{User: cfg.Scripts.User, Logger: d.log.With("instance", ic.Name)})

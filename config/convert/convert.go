@@ -176,7 +176,7 @@ func shiftPositiveWeights(in *instance) {
 func weightMeaning(w int, what string) string {
 	switch {
 	case w == 0:
-		return "weight 0: FAULT while " + what + ", as keepalived put the instance in FAULT while the script failed"
+		return "weight 0: while " + what + ", this host hands the VIP over and stays in the election at the lowest priority (keepalived put the instance in FAULT while the script failed; now, when no host has a healthy backend, one still holds the VIP)"
 	case w < 0:
 		return fmt.Sprintf("weight %d: the priority drops by %d while %s, as it did while the script failed", w, -w, what)
 	}

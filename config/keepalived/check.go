@@ -1,6 +1,10 @@
 package keepalived
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/vrrplb/vrrplb/config"
+)
 
 // context names a kind of block whose keywords are checked.
 type context int
@@ -147,7 +151,7 @@ func check(nodes []*Node, ctx context) error {
 		}
 		r, ok := known[kw]
 		if !ok {
-			return n.Errorf("unknown keyword %q", kw)
+			return n.Errorf("unknown keyword %s", config.Word(kw))
 		}
 		switch r.form {
 		case line:

@@ -198,3 +198,44 @@ func TestLoadOfAMissingFileSaysSo(t *testing.T) {
 		t.Fatalf("got %v, want an error wrapping os.ErrNotExist", err)
 	}
 }
+
+// A secret-holding file of the shape of /etc/shadow.
+const shadowLike = "root:$6$c2VjcmV0$secrethash:19000:0:99999:7:::\n"
+
+func TestLoadBoundsWhatIncludesRead(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// Six files each including the next four times: 4^5 = 1024 reads
+	// without a bound on the files read in all.
+	for i := 1; i <= 6; i++ {
+		text := "vrrp_script s { script /bin/true }\n"
+		if i < 6 {
+			text += strings.Repeat("include f"+string(rune('0'+i+1))+".conf\n", 4)
+		}
+		write("f"+string(rune('0'+i))+".conf", text)
+	}
+	write("zero.conf", "include /dev/zero\n")
+	write("shadow", shadowLike)
+	write("shadow.conf", "include shadow\n")
+	for _, tc := range []struct{ name, file, want string }{
+		{"a fan of includes stops at the limit of files read", "f1.conf", "files read in all"},
+		{"an included device is refused, not read", "zero.conf", `zero.conf:1: include "/dev/zero": not a regular file (a device)`},
+		{"an included foreign file is named by path and line only", "shadow.conf", "shadow:1: unknown keyword (text not shown)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(filepath.Join(dir, tc.file))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load = %v, want an error containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("the error quotes the included file: %v", err)
+			}
+		})
+	}
+}
