@@ -64,6 +64,7 @@ type statusDoc struct {
 	InstancesStale bool             `json:"instances_stale,omitempty"`
 	InstancesAsOf  string           `json:"instances_as_of,omitempty"`
 	Frontends      []frontendStatus `json:"frontends"`
+	BGP            *bgpStatus       `json:"bgp,omitempty"` // bgp.go; absent without [bgp]
 }
 
 type instanceStatus struct {

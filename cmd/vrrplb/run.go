@@ -61,6 +61,11 @@ type daemon struct {
 	// commands carry out what the admin socket takes (adminsock.go).
 	commands adminCommands
 
+	// beforeStop run one after another on a stop signal before every
+	// component is asked to stop: BGP moves traffic away while the proxy
+	// still accepts.
+	beforeStop []func(ctx context.Context)
+
 	// signals is where the signal handler listens; tests inject their own.
 	signals chan os.Signal
 	// stopSignals is called after the first stop signal so a second one
@@ -83,6 +88,7 @@ type reloadPlan interface {
 var wirings = []func(d *daemon, cfg *config.Config) error{
 	wireProxy,      // health checkers and frontends (proxy.go)
 	wireVRRPEngine, // the engine process, which runs a vrrp.Set (engine.go)
+	wireBGP,        // the BGP announcer, which tracks frontends (bgp.go)
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
@@ -220,6 +226,9 @@ func (d *daemon) handleSignals(ctx context.Context, stop context.CancelFunc) err
 			d.log.Info("stopping: handing over and draining; a second signal exits at once", "signal", s.String())
 			if d.stopSignals != nil {
 				d.stopSignals()
+			}
+			for _, f := range d.beforeStop {
+				f(ctx)
 			}
 			stop()
 			return nil

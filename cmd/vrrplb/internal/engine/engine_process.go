@@ -45,10 +45,12 @@ type process struct {
 
 // Main is `vrrplb vrrp-engine`: it reads requests from fd 3 until the
 // daemon closes it, then stops its instances (a master hands over) and
-// returns. It ignores SIGINT, SIGTERM and SIGHUP, which reach it too when
+// returns. It drops SIGINT, SIGTERM and SIGHUP, which reach it too when
 // they are sent to the daemon's process group: the daemon decides.
 func Main(logOut io.Writer) error {
-	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	// Caught and dropped rather than ignored: an ignored signal stays
+	// ignored in the scripts and notify commands the engine runs.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	rtErr := setRealtime(rtPriority)
 
 	f := os.NewFile(3, Command)
