@@ -42,11 +42,11 @@ type Frontend struct {
 
 	// state is what a new connection reads, replaced whole on reload.
 	state  atomic.Pointer[state]
-	active atomic.Int64   // client connections open, for max_connections
+	active atomic.Int64 // client connections open, for max_connections
 	// autoMax is the process-wide limit that max_connections = 0 means,
 	// set at Run from the open-file limit (limits_linux.go); 0: none.
 	autoMax atomic.Int64
-	wg     sync.WaitGroup // one per client connection open
+	wg      sync.WaitGroup // one per client connection open
 
 	// failOpen is true while fail_open applies: it is on and no backend
 	// is healthy. foMu orders its changes.
