@@ -151,13 +151,13 @@ type Instance struct {
 	// yieldAtStart are the causes SetYield was given before Run, guarded by
 	// mu; Run takes them over as it starts.
 	yieldAtStart map[string]bool
-	actions       []Action
-	sendBuf       []byte
-	rx            Advertisement
-	addrListLog   rateLimit
-	dropLog       map[Reason]*rateLimit
-	sendErrLog    rateLimit
-	announceLog   rateLimit
+	actions      []Action
+	sendBuf      []byte
+	rx           Advertisement
+	addrListLog  rateLimit
+	dropLog      map[Reason]*rateLimit
+	sendErrLog   rateLimit
+	announceLog  rateLimit
 
 	// Fixed for the instance's life: a reload that changes them needs a new instance.
 	name     string
