@@ -347,7 +347,8 @@ func (s *Set) Status() []InstanceStatus {
 
 // CheckHost refuses a config with instances when this process lacks a
 // capability VRRP needs, or whose track scripts or notify commands would run
-// as root while another user can change them.
+// as root while another user can change them (CheckScriptSecurity) or as a
+// [scripts] user it cannot switch to (CheckScriptsUser).
 func CheckHost(cfg *config.Config) error {
 	if len(cfg.Instances) == 0 {
 		return nil
@@ -359,10 +360,19 @@ func CheckHost(cfg *config.Config) error {
 }
 
 // CheckScripts refuses track scripts and notify commands that would run as
-// root while another user can change them (CheckScriptSecurity); `vrrplb
-// check` runs it too.
+// root while another user can change them (CheckScriptSecurity), and a
+// [scripts] user the process cannot switch to; `vrrplb check` runs it too,
+// with its own privileges.
 func CheckScripts(cfg *config.Config) error {
 	var errs []error
+	for _, ic := range cfg.Instances {
+		if len(ic.TrackScripts) > 0 || len(ic.Notify) > 0 {
+			if err := CheckScriptsUser(cfg.Scripts.User); err != nil {
+				errs = append(errs, err)
+				break
+			}
+		}
+	}
 	for _, ic := range cfg.Instances {
 		for i, s := range ic.TrackScripts {
 			if err := CheckScriptSecurity(s.Command, cfg.Scripts.User); err != nil {
