@@ -64,3 +64,30 @@ func TestWordQuotesKeywordsOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretWarningsAndMaskingCoverBGPPasswords(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "vrrplb.toml")
+	src := "[bgp]\nlocal_asn = 64601\n[[bgp.peer]]\naddress = \"10.90.0.1\"\nasn = 64512\npassword = \"md5key\"\n"
+	if err := os.WriteFile(p, []byte(src), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := SecretWarnings(cfg)
+	want := p + `:6: warning: bgp peer 10.90.0.1: password: a secret in a file its group can read (mode 0640)`
+	if len(ws) != 1 || !strings.HasPrefix(ws[0], want) {
+		t.Errorf("warnings = %q, want one starting %q", ws, want)
+	}
+	var b strings.Builder
+	if err := RenderMasked(&b, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "md5key") || !strings.Contains(b.String(), `password = "********"`) {
+		t.Errorf("RenderMasked does not mask the BGP password:\n%s", b.String())
+	}
+	if cfg.BGP.Peers[0].Password != "md5key" {
+		t.Errorf("RenderMasked changed the config itself")
+	}
+}

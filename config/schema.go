@@ -48,13 +48,15 @@ const (
 
 // Protocol limits.
 const (
-	maxV2Interval = 255 * time.Second            // RFC 3768 §5.3.7: 8-bit seconds
-	maxV3Interval = 4095 * 10 * time.Millisecond // RFC 5798 §5.2.7: 12-bit centiseconds
-	v3Tick        = 10 * time.Millisecond        // RFC 5798 §5.2.7
-	maxAuthPass   = 8                            // RFC 3768 §5.3.6.1: 8 octets of text
-	maxWeight     = 254                          // a weight may move any priority to any other
-	unlimited     = math.MaxInt32                // upper bound for "at least" checks
-	maxUnixPath   = 107                          // sun_path is 108 bytes with its NUL (unix(7))
+	maxV2Interval     = 255 * time.Second            // RFC 3768 §5.3.7: 8-bit seconds
+	maxV3Interval     = 4095 * 10 * time.Millisecond // RFC 5798 §5.2.7: 12-bit centiseconds
+	v3Tick            = 10 * time.Millisecond        // RFC 5798 §5.2.7
+	maxAuthPass       = 8                            // RFC 3768 §5.3.6.1: 8 octets of text
+	minScriptInterval = 100 * time.Millisecond       // a process started per interval
+	minHealthInterval = 10 * time.Millisecond        // a connection per backend per interval
+	maxWeight         = 254                          // a weight may move any priority to any other
+	unlimited         = math.MaxInt32                // upper bound for "at least" checks
+	maxUnixPath       = 107                          // sun_path is 108 bytes with its NUL (unix(7))
 )
 
 func (d *decoder) config(root *table) *Config {
@@ -225,6 +227,7 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 			}
 		}
 		ts.Interval = st.duration(KeyTrackScriptInterval, DefaultScriptInterval, positive)
+		st.atLeast(KeyTrackScriptInterval, ts.Interval, minScriptInterval, "the script is started once per interval")
 		ts.Timeout = st.duration(KeyTrackScriptTimeout, DefaultScriptTimeout, positive)
 		ts.Fall = st.integer(KeyTrackScriptFall, DefaultScriptFall, 1, unlimited)
 		ts.Rise = st.integer(KeyTrackScriptRise, DefaultScriptRise, 1, unlimited)
@@ -311,6 +314,7 @@ func (d *decoder) frontend(t *table) Frontend {
 	fe.Retries = t.integer(KeyFrontendRetries, DefaultRetries, 0, 100)
 	fe.IdleTimeout = t.duration(KeyFrontendIdleTimeout, 0, nonNegative)
 	fe.TCPKeepAlive = t.duration(KeyFrontendTCPKeepAlive, DefaultTCPKeepAlive, nonNegative)
+	t.atLeast(KeyFrontendTCPKeepAlive, fe.TCPKeepAlive, time.Second, "the kernel counts TCP keepalive in whole seconds; 0 turns it off")
 	fe.DrainTimeout = t.duration(KeyFrontendDrainTimeout, DefaultDrainTimeout, nonNegative)
 	fe.CloseOnBackendDown = t.boolean(KeyFrontendCloseOnBackendDown, true)
 	fe.MaxConnections = t.integer(KeyFrontendMaxConnections, 0, 0, unlimited)
@@ -335,6 +339,7 @@ func (d *decoder) frontend(t *table) Frontend {
 		}
 	}
 	fe.Health.Interval = h.duration(KeyHealthInterval, DefaultHealthInterval, positive)
+	h.atLeast(KeyHealthInterval, fe.Health.Interval, minHealthInterval, "every backend is checked once per interval")
 	fe.Health.Timeout = h.duration(KeyHealthTimeout, DefaultHealthTimeout, positive)
 	fe.Health.Rise = h.integer(KeyHealthRise, DefaultHealthRise, 1, unlimited)
 	fe.Health.Fall = h.integer(KeyHealthFall, DefaultHealthFall, 1, unlimited)
@@ -464,6 +469,52 @@ func (d *decoder) unique(root *table, cfg *Config) {
 		}
 		fnames[fe.Name] = true
 	}
+	d.listenOverlaps(frontends, cfg)
+}
+
+// listenOverlaps rejects frontends (and the admin server) whose listen
+// addresses cannot all be bound: `check` must refuse what `run` would fail
+// to start with "address already in use".
+func (d *decoder) listenOverlaps(frontends []*table, cfg *Config) {
+	type bound struct{ what, listen string }
+	var seen []bound
+	if cfg.Admin.Listen != "" && CheckHostPort(cfg.Admin.Listen) == nil {
+		seen = append(seen, bound{"the [admin] listen", cfg.Admin.Listen})
+	}
+	for i, fe := range cfg.Frontends {
+		if CheckHostPort(fe.Listen) != nil {
+			continue
+		}
+		for _, b := range seen {
+			if listenOverlap(fe.Listen, b.listen) {
+				frontends[i].errf(KeyFrontendListen, "%q overlaps %s %q: both cannot be bound; give them different ports, or make them one frontend",
+					fe.Listen, b.what, b.listen)
+				break
+			}
+		}
+		seen = append(seen, bound{fmt.Sprintf("%s %q's listen", TableFrontend, fe.Name), fe.Listen})
+	}
+}
+
+// listenOverlap reports whether two TCP listen addresses collide: the same
+// port with the same host, or with a wildcard host on either side (":P",
+// "0.0.0.0:P" and "[::]:P" bind every address, of both families).
+func listenOverlap(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	if pa != pb {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	if wild(ha) || wild(hb) {
+		return true
+	}
+	ia, errA := netip.ParseAddr(ha)
+	ib, errB := netip.ParseAddr(hb)
+	if errA != nil || errB != nil {
+		return ha == hb // names: only the same name is known to collide
+	}
+	return ia.Unmap() == ib.Unmap()
 }
 
 // parseVIP reads "192.0.2.10/24", or a bare address meaning /32 or /128.

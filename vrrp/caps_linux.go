@@ -48,3 +48,21 @@ func missingCaps(effective uint64) error {
 	return fmt.Errorf("vrrp: missing %s%s: run vrrplb as root or grant it CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE (systemd: AmbientCapabilities=)",
 		s, strings.Join(missing, " and "))
 }
+
+// processHoldsCapabilities reports whether this process has any capability in
+// its effective, permitted or ambient set (root's included). If the sets
+// cannot be read it says yes: the callers then check more, not less.
+func processHoldsCapabilities() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return true
+	}
+	for _, d := range data {
+		if d.Effective != 0 || d.Permitted != 0 {
+			return true
+		}
+	}
+	// An ambient capability is also permitted: the check above covers it.
+	return false
+}

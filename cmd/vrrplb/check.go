@@ -29,10 +29,14 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
 		return exitError{code: 1}
 	}
-	if err := config.Render(stdout, cfg); err != nil {
+	for _, w := range config.SecretWarnings(cfg) {
+		fmt.Fprintln(stderr, w)
+	}
+	if err := config.RenderMasked(stdout, cfg); err != nil {
 		return fmt.Errorf("print config: %w", err)
 	}
-	fmt.Fprintf(stderr, "%s: configuration is valid (%d instances, %d frontends)\n", *path, len(cfg.Instances), len(cfg.Frontends))
+	fmt.Fprintf(stderr, "%s: configuration is valid (%d instances, %d frontends); secrets are printed as %q\n",
+		*path, len(cfg.Instances), len(cfg.Frontends), config.MaskedSecret)
 	return nil
 }
 

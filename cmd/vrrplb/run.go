@@ -96,6 +96,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return exitError{code: 1}
 	}
 	d := newDaemon(cfg, stderr)
+	for _, w := range config.SecretWarnings(cfg) {
+		d.log.Warn(w)
+	}
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	d.signals = sig
