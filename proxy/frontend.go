@@ -42,8 +42,11 @@ type Frontend struct {
 
 	// state is what a new connection reads, replaced whole on reload.
 	state  atomic.Pointer[state]
-	active atomic.Int64   // client connections open, for max_connections
-	wg     sync.WaitGroup // one per client connection open
+	active atomic.Int64 // client connections open, for max_connections
+	// autoMax is the process-wide limit that max_connections = 0 means,
+	// set at Run from the open-file limit (limits_linux.go); 0: none.
+	autoMax atomic.Int64
+	wg      sync.WaitGroup // one per client connection open
 
 	// failOpen is true while fail_open applies: it is on and no backend
 	// is healthy. foMu orders its changes.
@@ -299,19 +302,64 @@ func (f *Frontend) checkFailOpen(stopping bool) {
 // backend, which are closed after drain_timeout. The listen address cannot
 // change while running: such a frontend must be replaced.
 func (f *Frontend) Update(fe config.Frontend) error {
-	if fe.Name != f.name {
-		return fmt.Errorf("frontend %q: cannot update from config of frontend %q", f.name, fe.Name)
+	bal, err := f.checkUpdate(fe)
+	if err != nil {
+		return err
 	}
-	if cur := f.state.Load().cfg.Listen; fe.Listen != cur {
-		return fmt.Errorf("frontend %q: listen changes from %s to %s: the frontend must be restarted", f.name, cur, fe.Listen)
+	old := f.state.Load().cfg.MaxConnections
+	f.replace(fe, bal)
+	f.checkFailOpen(false)
+	if fe.MaxConnections != old {
+		f.deriveMaxConnections(fe.MaxConnections)
+	}
+	return nil
+}
+
+// CheckUpdate reports whether Update(fe) would be refused, changing nothing.
+func (f *Frontend) CheckUpdate(fe config.Frontend) error {
+	_, err := f.checkUpdate(fe)
+	return err
+}
+
+func (f *Frontend) checkUpdate(fe config.Frontend) (balancer, error) {
+	if why := NeedsNewFrontend(f.state.Load().cfg, fe); why != "" {
+		return nil, fmt.Errorf("frontend %q: %s: needs a new frontend", f.name, why)
 	}
 	bal, err := newBalancer(fe.Balance)
 	if err != nil {
-		return fmt.Errorf("frontend %q: %w", f.name, err)
+		return nil, fmt.Errorf("frontend %q: %w", f.name, err)
 	}
-	f.replace(fe, bal)
-	f.checkFailOpen(false)
-	return nil
+	return bal, nil
+}
+
+// NeedsNewFrontend says why going from a to b cannot be applied to the
+// running frontend by Update, or "" when it can: the one rule of what a
+// reload replaces. A new listen address needs a new listener.
+func NeedsNewFrontend(a, b config.Frontend) string {
+	switch {
+	case a.Name != b.Name:
+		return fmt.Sprintf("renamed to %q", b.Name)
+	case a.Listen != b.Listen:
+		return fmt.Sprintf("listen changes from %s to %s", a.Listen, b.Listen)
+	}
+	return ""
+}
+
+// deriveMaxConnections sets the limit that max_connections = 0 means from
+// the open-file limit now, and logs it when it applies.
+func (f *Frontend) deriveMaxConnections(configured int) {
+	nofile := openFileLimit()
+	n, reserve := derivedMaxConnections(nofile)
+	f.autoMax.Store(n)
+	if configured != 0 {
+		return
+	}
+	if n == 0 {
+		f.log.Info("max_connections: no limit (the open-file limit is unlimited or unknown)")
+		return
+	}
+	f.log.Info("max_connections derived from the open-file limit, shared by every frontend with max_connections = 0",
+		"max_connections", n, "open_file_limit", nofile, "reserved_descriptors", reserve)
 }
 
 // SetBackends replaces the backend set, keeping the rest of the config:
@@ -420,6 +468,7 @@ func (f *Frontend) Run(ctx context.Context) error {
 	f.loops = loops
 	f.mu.Unlock()
 	f.log.Info("frontend listening", "listen", addr.String())
+	f.deriveMaxConnections(cfg.MaxConnections)
 	cancel := f.health.Subscribe(f.onHealth)
 	defer cancel()
 	f.checkFailOpen(false)

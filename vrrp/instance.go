@@ -137,8 +137,11 @@ type Instance struct {
 	advert  Advertisement // template of the adverts sent
 	machine *Machine
 
-	mu     sync.Mutex // guards status
+	mu     sync.Mutex // guards status and current
 	status InstanceStatus
+	// current is the configuration last applied, which Update checks a
+	// new one against (NeedsNewInstance).
+	current config.Instance
 
 	// The rest belongs to the Run goroutine.
 	timer         Timer
@@ -148,18 +151,19 @@ type Instance struct {
 	garpLeft      int // announcements left in the current burst
 	trackerStates []TrackerState
 	yieldCauses   map[string]bool // set by SetYield
-	actions       []Action
-	sendBuf       []byte
-	rx            Advertisement
-	addrListLog   rateLimit
-	dropLog       map[Reason]*rateLimit
-	sendErrLog    rateLimit
-	announceLog   rateLimit
+	// yieldAtStart are the causes SetYield was given before Run, guarded by
+	// mu; Run takes them over as it starts.
+	yieldAtStart map[string]bool
+	actions      []Action
+	sendBuf      []byte
+	rx           Advertisement
+	addrListLog  rateLimit
+	dropLog      map[Reason]*rateLimit
+	sendErrLog   rateLimit
+	announceLog  rateLimit
 
-	// Fixed for the instance's life: a reload that changes them needs a new instance.
-	name     string
-	key      config.InstanceKey
-	sourceIP netip.Addr
+	// name is fixed for the instance's life.
+	name string
 
 	updates chan update
 	yields  chan yieldRequest
@@ -220,7 +224,7 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 		return nil, err
 	}
 	in.apply(cfg, d)
-	in.name, in.key, in.sourceIP = cfg.Name, cfg.Key(), cfg.SourceIP
+	in.name, in.current = cfg.Name, cfg
 	in.updates = make(chan update)
 	in.yields = make(chan yieldRequest)
 	in.yieldCauses = map[string]bool{}
@@ -355,10 +359,23 @@ type trackerReport struct {
 // returns nil. It returns an error if receiving fails for another reason,
 // after the same handover.
 func (in *Instance) Run(ctx context.Context) error {
-	if in.started.Swap(true) {
+	in.mu.Lock()
+	twice := in.started.Swap(true)
+	atStart := in.yieldAtStart
+	in.yieldAtStart = nil
+	in.mu.Unlock()
+	if twice {
 		return fmt.Errorf("instance %q: Run called twice", in.name)
 	}
 	defer close(in.exited)
+	for cause, on := range atStart {
+		if on {
+			in.yieldCauses[cause] = true
+		}
+	}
+	if len(in.yieldCauses) > 0 {
+		in.updatePriority() // in Init: the machine starts yielding
+	}
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	trackCtx, stopTrackers := context.WithCancel(ctx)
@@ -487,20 +504,11 @@ func (in *Instance) eventDone() {
 // peers, auth and GARP settings. A master stays master and keeps the virtual
 // IPs that remain configured (new ones are added and announced, dropped ones
 // removed) and advertises its new priority at once; it yields only if that
-// priority loses to a backup, by the protocol. The name, the key (VRID,
-// interface, family), source_ip and the trackers cannot change: those need a
-// new instance. Update waits for the protocol loop; it returns an error if
+// priority loses to a backup, by the protocol. What NeedsNewInstance names
+// cannot change. Update waits for the protocol loop; it returns an error if
 // Run is not running.
 func (in *Instance) Update(cfg config.Instance) error {
-	switch {
-	case cfg.Name != in.name:
-		return fmt.Errorf("instance %q: reload renames it to %q: needs a new instance", in.name, cfg.Name)
-	case cfg.Key() != in.key:
-		return fmt.Errorf("instance %q: reload changes virtual_router_id, interface or family: needs a new instance", in.name)
-	case cfg.SourceIP != in.sourceIP:
-		return fmt.Errorf("instance %q: reload changes source_ip: needs a new instance", in.name)
-	}
-	d, err := derive(cfg, localAddr(in.transport))
+	d, err := in.checkUpdate(cfg)
 	if err != nil {
 		return err
 	}
@@ -510,10 +518,32 @@ func (in *Instance) Update(cfg config.Instance) error {
 	u := update{cfg: cfg, d: d, reply: make(chan error, 1)}
 	select {
 	case in.updates <- u:
-		return <-u.reply
+		if err := <-u.reply; err != nil {
+			return err
+		}
+		in.mu.Lock()
+		in.current = cfg
+		in.mu.Unlock()
+		return nil
 	case <-in.exited:
 		return fmt.Errorf("instance %q: not running", in.name)
 	}
+}
+
+// CheckUpdate reports whether Update(cfg) would be refused, changing nothing.
+func (in *Instance) CheckUpdate(cfg config.Instance) error {
+	_, err := in.checkUpdate(cfg)
+	return err
+}
+
+func (in *Instance) checkUpdate(cfg config.Instance) (derived, error) {
+	in.mu.Lock()
+	cur := in.current
+	in.mu.Unlock()
+	if why := NeedsNewInstance(cur, cfg); why != "" {
+		return derived{}, fmt.Errorf("instance %q: reload: %s: needs a new instance", in.name, why)
+	}
+	return derive(cfg, localAddr(in.transport))
 }
 
 // reconfigure is Update inside the protocol loop.
@@ -618,12 +648,20 @@ func (in *Instance) updatePriority() {
 // holds the VIP only when no other router will, and loses it to any router
 // that does not yield, even with preempt off. Its state stays backup or
 // master, and notify commands hear those. A cause such as "maintenance" is
-// shown in Status().Yielding. SetYield waits for the protocol loop; it
-// returns an error if Run is not running.
+// shown in Status().Yielding. SetYield waits for the protocol loop; given
+// before Run, it holds from the start. It returns an error once Run has
+// returned.
 func (in *Instance) SetYield(cause string, on bool) error {
+	in.mu.Lock()
 	if !in.started.Load() {
-		return fmt.Errorf("instance %q: not running", in.name)
+		if in.yieldAtStart == nil {
+			in.yieldAtStart = map[string]bool{}
+		}
+		in.yieldAtStart[cause] = on
+		in.mu.Unlock()
+		return nil
 	}
+	in.mu.Unlock()
 	y := yieldRequest{cause: cause, on: on, done: make(chan struct{})}
 	select {
 	case in.yields <- y:
