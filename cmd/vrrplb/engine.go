@@ -219,13 +219,15 @@ func (e *engine) spawn() error {
 	cmd.Args[0] = os.Args[0]
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.Stdout, cmd.Stderr = e.d.logOut, e.d.logOut
-	if err := cmd.Start(); err != nil {
+	// Tracked: as PID 1 the daemon reaps orphans, but not this child.
+	if err := vrrp.StartTracked(cmd); err != nil {
 		conn.Close()
 		return fmt.Errorf("VRRP engine: start: %w", err)
 	}
 	p := &engineProc{cmd: cmd, conn: conn, enc: json.NewEncoder(conn), dec: json.NewDecoder(conn), done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
+		vrrp.Untrack(cmd.Process.Pid)
 		close(p.done)
 		conn.Close() // unblocks a request waiting for a reply
 	}()
