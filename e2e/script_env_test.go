@@ -150,3 +150,54 @@ func TestScriptsRunWithoutTheEnginesPriorityCapabilitiesSignalsOrEnvironment(t *
 		})
 	}
 }
+
+// TestScriptsUserTheDaemonCannotSwitchToIsRefusedAtCheckAndAtStart runs
+// vrrplb as nobody with the systemd unit's capabilities, which hold neither
+// CAP_SETUID nor CAP_SETGID, and [scripts] user set: every script would fail
+// with EPERM and keep the instance in FAULT, so check and run refuse it.
+func TestScriptsUserTheDaemonCannotSwitchToIsRefusedAtCheckAndAtStart(t *testing.T) {
+	setpriv := requireCommand(t, "setpriv", "util-linux")
+	const caps = "+net_admin,+net_raw,+net_bind_service,+sys_nice"
+	asNobody := []string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+		"--inh-caps=-all," + caps, "--ambient-caps=-all," + caps, "--bounding-set=-all," + caps}
+	l := NewLab(t, 1)
+	h := l.Host(1)
+	dir, err := os.MkdirTemp("", "vrrplb-scripts-user-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "vrrplb")
+	b, err := os.ReadFile(Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := "[scripts]\nuser = \"daemon\"\n\n" + VRRPConf{VIPs: []netip.Prefix{VIP4}}.TOML() + `
+  [[instance.track_script]]
+  command = ["/bin/true"]
+`
+	cfg := filepath.Join(dir, "vrrplb.toml")
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const want = "vrrplb lacks CAP_SETUID and CAP_SETGID"
+
+	out, err := h.Exec(append(asNobody, bin, "check", "--config", cfg)...)
+	if err == nil || !strings.Contains(out, want) {
+		t.Errorf("vrrplb check as nobody: %v, want exit 1 naming the capabilities (%q):\n%s", err, want, out)
+	}
+
+	p := h.Start("vrrplb", append(asNobody, bin, "run", "--config", cfg)...)
+	Eventually(t, 10*time.Second, func() (bool, string) {
+		return p.Exited(), "vrrplb run as nobody with [scripts] user still runs"
+	})
+	if err := p.WaitExit(0); err == nil || !strings.Contains(p.Output(), want) {
+		t.Errorf("vrrplb run as nobody: %v, want a failure naming the capabilities (%q):\n%s", err, want, p.Output())
+	}
+}

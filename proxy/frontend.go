@@ -74,6 +74,9 @@ type backend struct {
 	// draining: `vrrplb backend drain` took it out of new connections;
 	// its live ones go on and health checks go on.
 	draining atomic.Bool
+	// cutting: health reports it down and close_on_backend_down is on:
+	// the loops close its connections as each goes quiet (quiet_linux.go).
+	cutting atomic.Bool
 
 	resolved  atomic.Pointer[resolved] // what connect(2) takes
 	resolving atomic.Bool
@@ -302,15 +305,9 @@ func (f *Frontend) checkFailOpen(stopping bool) {
 // backend, which are closed after drain_timeout. The listen address cannot
 // change while running: such a frontend must be replaced.
 func (f *Frontend) Update(fe config.Frontend) error {
-	if fe.Name != f.name {
-		return fmt.Errorf("frontend %q: cannot update from config of frontend %q", f.name, fe.Name)
-	}
-	if cur := f.state.Load().cfg.Listen; fe.Listen != cur {
-		return fmt.Errorf("frontend %q: listen changes from %s to %s: the frontend must be restarted", f.name, cur, fe.Listen)
-	}
-	bal, err := newBalancer(fe.Balance)
+	bal, err := f.checkUpdate(fe)
 	if err != nil {
-		return fmt.Errorf("frontend %q: %w", f.name, err)
+		return err
 	}
 	old := f.state.Load().cfg.MaxConnections
 	f.replace(fe, bal)
@@ -319,6 +316,36 @@ func (f *Frontend) Update(fe config.Frontend) error {
 		f.deriveMaxConnections(fe.MaxConnections)
 	}
 	return nil
+}
+
+// CheckUpdate reports whether Update(fe) would be refused, changing nothing.
+func (f *Frontend) CheckUpdate(fe config.Frontend) error {
+	_, err := f.checkUpdate(fe)
+	return err
+}
+
+func (f *Frontend) checkUpdate(fe config.Frontend) (balancer, error) {
+	if why := NeedsNewFrontend(f.state.Load().cfg, fe); why != "" {
+		return nil, fmt.Errorf("frontend %q: %s: needs a new frontend", f.name, why)
+	}
+	bal, err := newBalancer(fe.Balance)
+	if err != nil {
+		return nil, fmt.Errorf("frontend %q: %w", f.name, err)
+	}
+	return bal, nil
+}
+
+// NeedsNewFrontend says why going from a to b cannot be applied to the
+// running frontend by Update, or "" when it can: the one rule of what a
+// reload replaces. A new listen address needs a new listener.
+func NeedsNewFrontend(a, b config.Frontend) string {
+	switch {
+	case a.Name != b.Name:
+		return fmt.Sprintf("renamed to %q", b.Name)
+	case a.Listen != b.Listen:
+		return fmt.Sprintf("listen changes from %s to %s", a.Listen, b.Listen)
+	}
+	return ""
 }
 
 // deriveMaxConnections sets the limit that max_connections = 0 means from
@@ -414,16 +441,22 @@ func (f *Frontend) closeWhere(match func(*evConn) bool) int {
 func (f *Frontend) onHealth(addr string, healthy bool) {
 	f.checkFailOpen(false)
 	st := f.state.Load()
-	if healthy || !st.cfg.CloseOnBackendDown {
+	i := slices.IndexFunc(st.backends, func(b *backend) bool { return b.addr == addr })
+	if i < 0 {
 		return
 	}
-	for _, b := range st.backends {
-		if b.addr == addr {
-			if n := f.closeBackend(b); n > 0 {
-				f.log.Info("backend down, connections closed", "backend", addr, "connections", n)
-			}
+	b := st.backends[i]
+	if healthy {
+		if b.cutting.Swap(false) {
+			f.log.Info("backend up again: its connections stay", "backend", addr, "connections", b.active.Load())
 		}
+		return
 	}
+	if !st.cfg.CloseOnBackendDown || b.cutting.Swap(true) {
+		return
+	}
+	f.log.Info("backend down: closing its connections as each goes quiet", "backend", addr,
+		"connections", b.active.Load(), "quiet", quietCut)
 }
 
 // Run listens and proxies until ctx ends, then stops accepting, lets live

@@ -54,14 +54,7 @@ func TestSlowReadersBeyondThePipeCapHoldNoMorePipesAndStillGetTheirData(t *testi
 		conns = append(conns, c)
 	}
 	waitFor(t, "every connection is stalled on its client", func() bool {
-		cs := liveConns(r)
-		stalled := 0
-		for i := range cs {
-			if cs[i].down.holding() && !cs[i].down.writable {
-				stalled++
-			}
-		}
-		return stalled == clients
+		return countConns(r, func(c *evConn) bool { return c.down.holding() && !c.down.writable }) == clients
 	})
 	if got := pipeFDs(t) - base; got > 2*cap {
 		t.Errorf("%d clients that do not read hold %d pipe descriptors, want at most %d (%d pipes)", clients, got, 2*cap, cap)
@@ -86,6 +79,25 @@ func TestSlowReadersBeyondThePipeCapHoldNoMorePipesAndStillGetTheirData(t *testi
 			t.Errorf("a slow reader's reply: %v", err)
 		}
 	}
+}
+
+// countConns counts the frontend's connections that match, on their loops
+// (a pipe's fill changes on the loop).
+func countConns(r *running, match func(*evConn) bool) int {
+	r.f.mu.Lock()
+	loops := r.f.loops
+	r.f.mu.Unlock()
+	n := 0
+	for _, l := range loops {
+		l.exec(func() {
+			for _, c := range l.conns {
+				if c != nil && match(c) {
+					n++
+				}
+			}
+		})
+	}
+	return n
 }
 
 // setMaxPipes sets the pipe cap for a test and returns what restores it.

@@ -53,6 +53,9 @@ func NewScriptTracker(cfg config.TrackScript, opts ScriptOptions) (*ScriptTracke
 	if err != nil {
 		return nil, fmt.Errorf("track_script %q: %w", name, err)
 	}
+	if err := CheckScriptsUser(opts.User); err != nil {
+		return nil, fmt.Errorf("track_script %q: %w", name, err)
+	}
 	if err := CheckScriptSecurity(cfg.Command, opts.User); err != nil {
 		return nil, fmt.Errorf("track_script %q: %w", name, err)
 	}
