@@ -42,8 +42,11 @@ type Frontend struct {
 
 	// state is what a new connection reads, replaced whole on reload.
 	state  atomic.Pointer[state]
-	active atomic.Int64   // client connections open, for max_connections
-	wg     sync.WaitGroup // one per client connection open
+	active atomic.Int64 // client connections open, for max_connections
+	// autoMax is the process-wide limit that max_connections = 0 means,
+	// set at Run from the open-file limit (limits_linux.go); 0: none.
+	autoMax atomic.Int64
+	wg      sync.WaitGroup // one per client connection open
 
 	// failOpen is true while fail_open applies: it is on and no backend
 	// is healthy. foMu orders its changes.
@@ -309,9 +312,30 @@ func (f *Frontend) Update(fe config.Frontend) error {
 	if err != nil {
 		return fmt.Errorf("frontend %q: %w", f.name, err)
 	}
+	old := f.state.Load().cfg.MaxConnections
 	f.replace(fe, bal)
 	f.checkFailOpen(false)
+	if fe.MaxConnections != old {
+		f.deriveMaxConnections(fe.MaxConnections)
+	}
 	return nil
+}
+
+// deriveMaxConnections sets the limit that max_connections = 0 means from
+// the open-file limit now, and logs it when it applies.
+func (f *Frontend) deriveMaxConnections(configured int) {
+	nofile := openFileLimit()
+	n, reserve := derivedMaxConnections(nofile)
+	f.autoMax.Store(n)
+	if configured != 0 {
+		return
+	}
+	if n == 0 {
+		f.log.Info("max_connections: no limit (the open-file limit is unlimited or unknown)")
+		return
+	}
+	f.log.Info("max_connections derived from the open-file limit, shared by every frontend with max_connections = 0",
+		"max_connections", n, "open_file_limit", nofile, "reserved_descriptors", reserve)
 }
 
 // SetBackends replaces the backend set, keeping the rest of the config:
@@ -420,6 +444,7 @@ func (f *Frontend) Run(ctx context.Context) error {
 	f.loops = loops
 	f.mu.Unlock()
 	f.log.Info("frontend listening", "listen", addr.String())
+	f.deriveMaxConnections(cfg.MaxConnections)
 	cancel := f.health.Subscribe(f.onHealth)
 	defer cancel()
 	f.checkFailOpen(false)

@@ -148,13 +148,16 @@ type Instance struct {
 	garpLeft      int // announcements left in the current burst
 	trackerStates []TrackerState
 	yieldCauses   map[string]bool // set by SetYield
-	actions       []Action
-	sendBuf       []byte
-	rx            Advertisement
-	addrListLog   rateLimit
-	dropLog       map[Reason]*rateLimit
-	sendErrLog    rateLimit
-	announceLog   rateLimit
+	// yieldAtStart are the causes SetYield was given before Run, guarded by
+	// mu; Run takes them over as it starts.
+	yieldAtStart map[string]bool
+	actions      []Action
+	sendBuf      []byte
+	rx           Advertisement
+	addrListLog  rateLimit
+	dropLog      map[Reason]*rateLimit
+	sendErrLog   rateLimit
+	announceLog  rateLimit
 
 	// Fixed for the instance's life: a reload that changes them needs a new instance.
 	name     string
@@ -355,10 +358,23 @@ type trackerReport struct {
 // returns nil. It returns an error if receiving fails for another reason,
 // after the same handover.
 func (in *Instance) Run(ctx context.Context) error {
-	if in.started.Swap(true) {
+	in.mu.Lock()
+	twice := in.started.Swap(true)
+	atStart := in.yieldAtStart
+	in.yieldAtStart = nil
+	in.mu.Unlock()
+	if twice {
 		return fmt.Errorf("instance %q: Run called twice", in.name)
 	}
 	defer close(in.exited)
+	for cause, on := range atStart {
+		if on {
+			in.yieldCauses[cause] = true
+		}
+	}
+	if len(in.yieldCauses) > 0 {
+		in.updatePriority() // in Init: the machine starts yielding
+	}
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	trackCtx, stopTrackers := context.WithCancel(ctx)
@@ -618,12 +634,20 @@ func (in *Instance) updatePriority() {
 // holds the VIP only when no other router will, and loses it to any router
 // that does not yield, even with preempt off. Its state stays backup or
 // master, and notify commands hear those. A cause such as "maintenance" is
-// shown in Status().Yielding. SetYield waits for the protocol loop; it
-// returns an error if Run is not running.
+// shown in Status().Yielding. SetYield waits for the protocol loop; given
+// before Run, it holds from the start. It returns an error once Run has
+// returned.
 func (in *Instance) SetYield(cause string, on bool) error {
+	in.mu.Lock()
 	if !in.started.Load() {
-		return fmt.Errorf("instance %q: not running", in.name)
+		if in.yieldAtStart == nil {
+			in.yieldAtStart = map[string]bool{}
+		}
+		in.yieldAtStart[cause] = on
+		in.mu.Unlock()
+		return nil
 	}
+	in.mu.Unlock()
 	y := yieldRequest{cause: cause, on: on, done: make(chan struct{})}
 	select {
 	case in.yields <- y:

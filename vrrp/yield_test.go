@@ -311,3 +311,26 @@ func TestSetYieldHandsOverAndClearingItTakesTheVIPBack(t *testing.T) {
 		t.Errorf("Yielding = %v after it was cleared", got)
 	}
 }
+
+// A yield cause set before Run (an instance a reload replaces while the
+// host is in maintenance) holds from the start: the instance never takes
+// the VIP at its own priority.
+func TestSetYieldBeforeRunStartsTheInstanceYielding(t *testing.T) {
+	h := newHarness(t)
+	a := h.add(instanceConfig("a", 200), addrLow, nil)
+	b := h.add(instanceConfig("b", 100), addrMid, nil)
+	if err := a.in.SetYield("maintenance", true); err != nil {
+		t.Fatalf("SetYield before Run: %v", err)
+	}
+	h.start(a, b)
+	h.advance(5 * time.Second)
+	if diff := cmp.Diff([]string{"backup", "master"}, h.states()); diff != "" {
+		t.Fatalf("states (-want +got):\n%s", diff)
+	}
+	if got := strings.Join(a.notifier.got(), ","); strings.Contains(got, "master") {
+		t.Errorf("a, in maintenance from the start, was master: %v", got)
+	}
+	if st := a.in.Status(); !cmp.Equal(st.Yielding, []string{"maintenance"}) || st.EffectivePriority != PriorityLowest {
+		t.Errorf("a's status %+v, want yielding for maintenance at priority %d", st, PriorityLowest)
+	}
+}

@@ -59,6 +59,7 @@ func (m *daemonMetrics) reloadOK(ok bool, now time.Time) {
 type statusDoc struct {
 	Instances []instanceStatus `json:"instances"`
 	Frontends []frontendStatus `json:"frontends"`
+	BGP       *bgpStatus       `json:"bgp,omitempty"` // bgp.go; absent without [bgp]
 }
 
 type instanceStatus struct {

@@ -48,7 +48,9 @@ func cmdVRRPEngine(args []string, _, stderr io.Writer) error {
 	if len(args) != 0 {
 		return errUsage
 	}
-	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	// Caught and dropped rather than ignored: an ignored signal stays
+	// ignored in the scripts and notify commands the engine runs.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	rtErr := setRealtime(engineRTPriority)
 
 	f := os.NewFile(3, "vrrp-engine")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/vrrplb/vrrplb/config"
@@ -70,7 +71,71 @@ func wireProxy(d *daemon, cfg *config.Config) error {
 	d.frontendTracker = ps.tracker
 	d.status = append(d.status, ps.fillStatus)
 	d.reloaders = append(d.reloaders, ps.reload)
+	d.commands.backend = ps.backendCommand
 	return nil
+}
+
+// backendCommand is `vrrplb backend drain|enable`: it drains or enables
+// the backend in the frontend named, or in every frontend that has it. It
+// stops at the first frontend that refuses, saying what it did before.
+func (ps *proxies) backendCommand(req backendRequest) ([]string, error) {
+	ps.mu.Lock()
+	var targets []*proxy.Frontend
+	var names []string
+	for _, fe := range ps.d.config().Frontends {
+		parts, ok := ps.byFE[fe.Name]
+		if !ok || (req.Frontend != "" && fe.Name != req.Frontend) {
+			continue
+		}
+		if req.Frontend != "" || parts.frontend.HasBackend(req.Address) {
+			targets = append(targets, parts.frontend)
+			names = append(names, fe.Name)
+		}
+	}
+	ps.mu.Unlock()
+	switch {
+	case req.Frontend != "" && len(targets) == 0:
+		return nil, fmt.Errorf("no frontend %q", req.Frontend)
+	case len(targets) == 0:
+		return nil, fmt.Errorf("no frontend has the backend %s (give it as in the config, host:port)", req.Address)
+	}
+	var done []string
+	for i, f := range targets {
+		var changed bool
+		var err error
+		if req.Drain {
+			changed, err = f.Drain(req.Address, req.Force)
+		} else {
+			changed, err = f.Enable(req.Address)
+		}
+		if err != nil {
+			if len(done) > 0 {
+				err = fmt.Errorf("%w (done before: %s)", err, strings.Join(done, "; "))
+			}
+			return nil, err
+		}
+		done = append(done, backendDone(names[i], req, changed, f))
+	}
+	return done, nil
+}
+
+// backendDone says what a drain or enable did in one frontend.
+func backendDone(frontend string, req backendRequest, changed bool, f *proxy.Frontend) string {
+	var live int64
+	for _, b := range f.Status().Backends {
+		if b.Address == req.Address {
+			live = b.ActiveConnections
+		}
+	}
+	switch {
+	case req.Drain && changed:
+		return fmt.Sprintf("frontend %s: backend %s draining: no new connections; live connections going on: %d", frontend, req.Address, live)
+	case req.Drain:
+		return fmt.Sprintf("frontend %s: backend %s was already draining; %d live connections", frontend, req.Address, live)
+	case changed:
+		return fmt.Sprintf("frontend %s: backend %s enabled: takes new connections again", frontend, req.Address)
+	}
+	return fmt.Sprintf("frontend %s: backend %s was not draining", frontend, req.Address)
 }
 
 // build makes the parts of fe; when it replaces old (a new listen

@@ -67,6 +67,11 @@ type daemon struct {
 	// VRRP engine process, set by wireVRRP.
 	setMaintenance func(maintenanceSet) error
 
+	// beforeStop run one after another on a stop signal before every
+	// component is asked to stop: BGP moves traffic away while the proxy
+	// still accepts.
+	beforeStop []func(ctx context.Context)
+
 	// signals is where the signal handler listens; tests inject their own.
 	signals chan os.Signal
 	// stopSignals is called after the first stop signal so a second one
@@ -82,6 +87,7 @@ type daemon struct {
 var wirings = []func(d *daemon, cfg *config.Config) error{
 	wireProxy,      // health checkers and frontends (proxy.go)
 	wireVRRPEngine, // the engine process, which runs wireVRRP (vrrp.go)
+	wireBGP,        // the BGP announcer, which tracks frontends (bgp.go)
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
@@ -219,6 +225,9 @@ func (d *daemon) handleSignals(ctx context.Context, stop context.CancelFunc) err
 			d.log.Info("stopping: handing over and draining; a second signal exits at once", "signal", s.String())
 			if d.stopSignals != nil {
 				d.stopSignals()
+			}
+			for _, f := range d.beforeStop {
+				f(ctx)
 			}
 			stop()
 			return nil

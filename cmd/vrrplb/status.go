@@ -130,7 +130,13 @@ func printStatus(w io.Writer, doc statusDoc) error {
 			fmt.Fprintf(tw, "\nfrontend %s: no healthy backend, failing open: new connections go to every backend\n", fe.Name)
 		}
 	}
-	if len(doc.Instances) == 0 && len(doc.Frontends) == 0 {
+	if doc.BGP != nil {
+		if len(doc.Instances) > 0 || len(doc.Frontends) > 0 {
+			fmt.Fprintln(tw)
+		}
+		printBGPStatus(tw, doc.BGP, time.Now())
+	}
+	if len(doc.Instances) == 0 && len(doc.Frontends) == 0 && doc.BGP == nil {
 		fmt.Fprintln(tw, "vrrplb is running with no instances and no frontends.")
 	}
 	return tw.Flush()

@@ -143,7 +143,8 @@ func (w *vrrpWiring) status(doc *statusDoc) {
 
 // checkVRRP refuses a config with instances when the process lacks a
 // capability VRRP needs, or whose track scripts or notify commands would run
-// as root while another user can change them (vrrp.CheckScriptSecurity).
+// as root while another user can change them (vrrp.CheckScriptSecurity) or
+// as a [scripts] user it cannot switch to (vrrp.CheckScriptsUser).
 func checkVRRP(cfg *config.Config) error {
 	if len(cfg.Instances) == 0 {
 		return nil
@@ -155,9 +156,18 @@ func checkVRRP(cfg *config.Config) error {
 }
 
 // checkScripts refuses track scripts and notify commands that would run as
-// root while another user can change them; `vrrplb check` runs it too.
+// root while another user can change them, and a [scripts] user the process
+// cannot switch to; `vrrplb check` runs it too, with its own privileges.
 func checkScripts(cfg *config.Config) error {
 	var errs []error
+	for _, ic := range cfg.Instances {
+		if len(ic.TrackScripts) > 0 || len(ic.Notify) > 0 {
+			if err := vrrp.CheckScriptsUser(cfg.Scripts.User); err != nil {
+				errs = append(errs, err)
+				break
+			}
+		}
+	}
 	for _, ic := range cfg.Instances {
 		for i, s := range ic.TrackScripts {
 			if err := vrrp.CheckScriptSecurity(s.Command, cfg.Scripts.User); err != nil {
