@@ -176,14 +176,30 @@ func (c *Checker) Run(ctx context.Context) error {
 // their removal is not an event for subscribers (the proxy drains them on its
 // own reload), so a caller that tracks AnyHealthy re-reads it, which Track
 // does. A backend kept while the type changes from "none" to a real check
-// stays Up until fall checks fail. On error nothing changes.
-func (c *Checker) Update(cfg config.Health, backends []string) error {
+
+// CheckUpdate reports whether Update(cfg, backends) would be refused (an
+// unreadable ca_file), changing nothing.
+func (c *Checker) CheckUpdate(cfg config.Health, _ []string) error {
+	_, err := c.checkUpdate(cfg)
+	return err
+}
+
+func (c *Checker) checkUpdate(cfg config.Health) (*prober, error) {
 	p, err := newProber(cfg, c.dial)
 	if err != nil {
-		return fmt.Errorf("frontend %q: %w", c.frontend, err)
+		return nil, fmt.Errorf("frontend %q: %w", c.frontend, err)
 	}
 	if cfg.Type != config.CheckNone && cfg.Interval <= 0 {
-		return fmt.Errorf("frontend %q: health interval %v: must be positive", c.frontend, cfg.Interval)
+		return nil, fmt.Errorf("frontend %q: health interval %v: must be positive", c.frontend, cfg.Interval)
+	}
+	return p, nil
+}
+
+// stays Up until fall checks fail. On error nothing changes.
+func (c *Checker) Update(cfg config.Health, backends []string) error {
+	p, err := c.checkUpdate(cfg)
+	if err != nil {
+		return err
 	}
 	c.mu.Lock()
 	wasNone := c.cfg.Type == config.CheckNone

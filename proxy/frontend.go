@@ -302,15 +302,9 @@ func (f *Frontend) checkFailOpen(stopping bool) {
 // backend, which are closed after drain_timeout. The listen address cannot
 // change while running: such a frontend must be replaced.
 func (f *Frontend) Update(fe config.Frontend) error {
-	if fe.Name != f.name {
-		return fmt.Errorf("frontend %q: cannot update from config of frontend %q", f.name, fe.Name)
-	}
-	if cur := f.state.Load().cfg.Listen; fe.Listen != cur {
-		return fmt.Errorf("frontend %q: listen changes from %s to %s: the frontend must be restarted", f.name, cur, fe.Listen)
-	}
-	bal, err := newBalancer(fe.Balance)
+	bal, err := f.checkUpdate(fe)
 	if err != nil {
-		return fmt.Errorf("frontend %q: %w", f.name, err)
+		return err
 	}
 	old := f.state.Load().cfg.MaxConnections
 	f.replace(fe, bal)
@@ -319,6 +313,36 @@ func (f *Frontend) Update(fe config.Frontend) error {
 		f.deriveMaxConnections(fe.MaxConnections)
 	}
 	return nil
+}
+
+// CheckUpdate reports whether Update(fe) would be refused, changing nothing.
+func (f *Frontend) CheckUpdate(fe config.Frontend) error {
+	_, err := f.checkUpdate(fe)
+	return err
+}
+
+func (f *Frontend) checkUpdate(fe config.Frontend) (balancer, error) {
+	if why := NeedsNewFrontend(f.state.Load().cfg, fe); why != "" {
+		return nil, fmt.Errorf("frontend %q: %s: needs a new frontend", f.name, why)
+	}
+	bal, err := newBalancer(fe.Balance)
+	if err != nil {
+		return nil, fmt.Errorf("frontend %q: %w", f.name, err)
+	}
+	return bal, nil
+}
+
+// NeedsNewFrontend says why going from a to b cannot be applied to the
+// running frontend by Update, or "" when it can: the one rule of what a
+// reload replaces. A new listen address needs a new listener.
+func NeedsNewFrontend(a, b config.Frontend) string {
+	switch {
+	case a.Name != b.Name:
+		return fmt.Sprintf("renamed to %q", b.Name)
+	case a.Listen != b.Listen:
+		return fmt.Sprintf("listen changes from %s to %s", a.Listen, b.Listen)
+	}
+	return ""
 }
 
 // deriveMaxConnections sets the limit that max_connections = 0 means from

@@ -137,8 +137,11 @@ type Instance struct {
 	advert  Advertisement // template of the adverts sent
 	machine *Machine
 
-	mu     sync.Mutex // guards status
+	mu     sync.Mutex // guards status and current
 	status InstanceStatus
+	// current is the configuration last applied, which Update checks a
+	// new one against (NeedsNewInstance).
+	current config.Instance
 
 	// The rest belongs to the Run goroutine.
 	timer         Timer
@@ -159,10 +162,8 @@ type Instance struct {
 	sendErrLog   rateLimit
 	announceLog  rateLimit
 
-	// Fixed for the instance's life: a reload that changes them needs a new instance.
-	name     string
-	key      config.InstanceKey
-	sourceIP netip.Addr
+	// name is fixed for the instance's life.
+	name string
 
 	updates chan update
 	yields  chan yieldRequest
@@ -223,7 +224,7 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 		return nil, err
 	}
 	in.apply(cfg, d)
-	in.name, in.key, in.sourceIP = cfg.Name, cfg.Key(), cfg.SourceIP
+	in.name, in.current = cfg.Name, cfg
 	in.updates = make(chan update)
 	in.yields = make(chan yieldRequest)
 	in.yieldCauses = map[string]bool{}
@@ -503,20 +504,11 @@ func (in *Instance) eventDone() {
 // peers, auth and GARP settings. A master stays master and keeps the virtual
 // IPs that remain configured (new ones are added and announced, dropped ones
 // removed) and advertises its new priority at once; it yields only if that
-// priority loses to a backup, by the protocol. The name, the key (VRID,
-// interface, family), source_ip and the trackers cannot change: those need a
-// new instance. Update waits for the protocol loop; it returns an error if
+// priority loses to a backup, by the protocol. What NeedsNewInstance names
+// cannot change. Update waits for the protocol loop; it returns an error if
 // Run is not running.
 func (in *Instance) Update(cfg config.Instance) error {
-	switch {
-	case cfg.Name != in.name:
-		return fmt.Errorf("instance %q: reload renames it to %q: needs a new instance", in.name, cfg.Name)
-	case cfg.Key() != in.key:
-		return fmt.Errorf("instance %q: reload changes virtual_router_id, interface or family: needs a new instance", in.name)
-	case cfg.SourceIP != in.sourceIP:
-		return fmt.Errorf("instance %q: reload changes source_ip: needs a new instance", in.name)
-	}
-	d, err := derive(cfg, localAddr(in.transport))
+	d, err := in.checkUpdate(cfg)
 	if err != nil {
 		return err
 	}
@@ -526,10 +518,32 @@ func (in *Instance) Update(cfg config.Instance) error {
 	u := update{cfg: cfg, d: d, reply: make(chan error, 1)}
 	select {
 	case in.updates <- u:
-		return <-u.reply
+		if err := <-u.reply; err != nil {
+			return err
+		}
+		in.mu.Lock()
+		in.current = cfg
+		in.mu.Unlock()
+		return nil
 	case <-in.exited:
 		return fmt.Errorf("instance %q: not running", in.name)
 	}
+}
+
+// CheckUpdate reports whether Update(cfg) would be refused, changing nothing.
+func (in *Instance) CheckUpdate(cfg config.Instance) error {
+	_, err := in.checkUpdate(cfg)
+	return err
+}
+
+func (in *Instance) checkUpdate(cfg config.Instance) (derived, error) {
+	in.mu.Lock()
+	cur := in.current
+	in.mu.Unlock()
+	if why := NeedsNewInstance(cur, cfg); why != "" {
+		return derived{}, fmt.Errorf("instance %q: reload: %s: needs a new instance", in.name, why)
+	}
+	return derive(cfg, localAddr(in.transport))
 }
 
 // reconfigure is Update inside the protocol loop.

@@ -58,8 +58,13 @@ func (m *daemonMetrics) reloadOK(ok bool, now time.Time) {
 // statusDoc is the /status document (DESIGN.md "Admin HTTP").
 type statusDoc struct {
 	Instances []instanceStatus `json:"instances"`
-	Frontends []frontendStatus `json:"frontends"`
-	BGP       *bgpStatus       `json:"bgp,omitempty"` // bgp.go; absent without [bgp]
+	// InstancesStale is true when the VRRP engine did not answer within
+	// statusDeadline (busy applying a reload, or restarting): Instances are
+	// then its last answer, of InstancesAsOf ("" if it never answered).
+	InstancesStale bool             `json:"instances_stale,omitempty"`
+	InstancesAsOf  string           `json:"instances_as_of,omitempty"`
+	Frontends      []frontendStatus `json:"frontends"`
+	BGP            *bgpStatus       `json:"bgp,omitempty"` // bgp.go; absent without [bgp]
 }
 
 type instanceStatus struct {
@@ -90,6 +95,11 @@ type backendStatus struct {
 	ActiveConnections int64  `json:"active_connections"`
 }
 
+// maxScrapesInFlight caps the /metrics and the /status requests served at
+// once; more are answered 503 at once. The VRRP engine's part of either is
+// a snapshot it refreshes at most every engine.DefaultSnapshotInterval.
+const maxScrapesInFlight = 8
+
 // adminServer serves /metrics, /healthz and /status.
 type adminServer struct {
 	ln  net.Listener
@@ -98,15 +108,27 @@ type adminServer struct {
 
 func newAdminServer(ln net.Listener, d *daemon) *adminServer {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.gather, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn), ErrorHandling: promhttp.ContinueOnError}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.gather, promhttp.HandlerOpts{
+		ErrorLog:            slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: maxScrapesInFlight,
+	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	statusSlots := make(chan struct{}, maxScrapesInFlight)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case statusSlots <- struct{}{}:
+			defer func() { <-statusSlots }()
+		default:
+			http.Error(w, "too many /status requests in flight", http.StatusServiceUnavailable)
+			return
+		}
 		doc := statusDoc{Instances: []instanceStatus{}, Frontends: []frontendStatus{}}
 		for _, fill := range d.status {
-			fill(&doc)
+			fill(r.Context(), &doc)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)

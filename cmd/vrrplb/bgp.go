@@ -62,12 +62,12 @@ func wireBGP(d *daemon, cfg *config.Config) error {
 	if err := d.sup.Start("bgp", a); err != nil {
 		return err
 	}
-	d.status = append(d.status, w.fillStatus)
+	d.status = append(d.status, func(_ context.Context, doc *statusDoc) { w.fillStatus(doc) })
 	d.checks = append(d.checks, func(next *config.Config) error {
 		_, err := w.announcerConfig(next)
 		return err
 	})
-	d.reloaders = append(d.reloaders, w.reload)
+	d.reloaders = append(d.reloaders, w.prepare)
 	d.beforeStop = append(d.beforeStop, w.shutdown)
 	vrrpMaintenance := d.commands.maintenance
 	d.commands.maintenance = func(req maintenanceRequest) ([]string, error) {
@@ -158,15 +158,29 @@ func (w *bgpWiring) routerID(b config.BGP) (netip.Addr, error) {
 	return netip.Addr{}, errors.New("bgp: router_id: no IPv4 peer to take it from; set [bgp] router_id to an IPv4 address of this host")
 }
 
-func (w *bgpWiring) reload(_, next *config.Config) error {
+// prepare checks the new [bgp] and [[announce]]; the announcer applies
+// them at commit.
+func (w *bgpWiring) prepare(next *config.Config) (reloadPlan, error) {
 	bc, err := w.announcerConfig(next)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return bgpPlan{w: w, bc: bc}, nil
+}
+
+// bgpPlan is a checked announcer config.
+type bgpPlan struct {
+	w  *bgpWiring
+	bc bgp.Config
+}
+
+func (p bgpPlan) Commit() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return w.a.Reload(ctx, bc)
+	return p.w.a.Reload(ctx, p.bc)
 }
+
+func (bgpPlan) Discard() {}
 
 // shutdown is the graceful part of a stop, run before the proxy stops
 // accepting: GRACEFUL_SHUTDOWN for graceful_shutdown, then withdrawal.

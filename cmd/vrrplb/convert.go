@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 
@@ -44,13 +43,8 @@ func cmdConvert(args []string, stdout, stderr io.Writer) error {
 	cfg, err := config.Parse("converted.toml", out)
 	if err != nil {
 		fmt.Fprintln(stderr, "vrrplb convert: the converted config does not pass vrrplb check; fix these lines before use:")
-		var es config.Errors
-		if errors.As(err, &es) {
-			for _, e := range es {
-				fmt.Fprintln(stderr, e.Error())
-			}
-		} else {
-			fmt.Fprintln(stderr, err)
+		for _, p := range configProblems(err) {
+			fmt.Fprintln(stderr, p)
 		}
 		return exitError{code: 1}
 	}

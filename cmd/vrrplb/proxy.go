@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -67,10 +69,9 @@ func wireProxy(d *daemon, cfg *config.Config) error {
 			return err
 		}
 	}
-	d.proxies = ps
 	d.frontendTracker = ps.tracker
-	d.status = append(d.status, ps.fillStatus)
-	d.reloaders = append(d.reloaders, ps.reload)
+	d.status = append(d.status, func(_ context.Context, doc *statusDoc) { ps.fillStatus(doc) })
+	d.reloaders = append(d.reloaders, ps.prepare)
 	d.commands.backend = ps.backendCommand
 	return nil
 }
@@ -193,13 +194,22 @@ func (ps *proxies) stopInBackground(frontendKey, checkerKey string) {
 	}()
 }
 
-// reload applies a new config: frontends kept take the new settings and
-// backend set in place (live connections stay), a frontend whose listen
-// address changed gets a new listener and proxy (its checker stays),
-// removed ones drain and stop, new ones start. Everything new is built
-// before anything changes, so an unusable new frontend (an unreadable
-// ca_file) leaves the running set as it was.
-func (ps *proxies) reload(_, cfg *config.Config) error {
+// proxyPlan is a new config with its new frontends built, not yet
+// running.
+type proxyPlan struct {
+	ps      *proxies
+	cfg     *config.Config
+	current map[string]*frontendParts
+	fresh   map[string]*frontendParts
+}
+
+// prepare builds what a new config adds: frontends kept take the new
+// settings and backend set in place at commit (live connections stay), a
+// frontend whose listen address changed gets a new listener and proxy (its
+// checker stays), removed ones drain and stop, new ones start. Everything
+// new is built and every setting checked here, so an unusable new frontend
+// (an unreadable ca_file) leaves the running set as it was.
+func (ps *proxies) prepare(cfg *config.Config) (reloadPlan, error) {
 	ps.mu.Lock()
 	current := make(map[string]*frontendParts, len(ps.byFE))
 	for name, parts := range ps.byFE {
@@ -207,53 +217,69 @@ func (ps *proxies) reload(_, cfg *config.Config) error {
 	}
 	ps.mu.Unlock()
 
-	fresh := make(map[string]*frontendParts)
-	wanted := make(map[string]bool)
+	p := &proxyPlan{ps: ps, cfg: cfg, current: current, fresh: map[string]*frontendParts{}}
 	for _, fe := range cfg.Frontends {
-		wanted[fe.Name] = true
 		old, ok := current[fe.Name]
-		if ok && old.cfg.Listen == fe.Listen {
+		if ok && proxy.NeedsNewFrontend(old.cfg, fe) == "" {
+			if err := old.checker.CheckUpdate(fe.Health, fe.Backends); err != nil {
+				return nil, fmt.Errorf("frontend %q: health: %w", fe.Name, err)
+			}
+			if err := old.frontend.CheckUpdate(fe); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		parts, err := ps.build(fe, old)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		fresh[fe.Name] = parts
+		p.fresh[fe.Name] = parts
 	}
+	return p, nil
+}
 
-	for name, old := range current {
+// Discard drops the frontends prepare built; none was started.
+func (p *proxyPlan) Discard() {}
+
+// Commit applies the plan.
+func (p *proxyPlan) Commit() error {
+	ps := p.ps
+	wanted := make(map[string]bool)
+	for _, fe := range p.cfg.Frontends {
+		wanted[fe.Name] = true
+	}
+	for name, old := range p.current {
 		switch {
 		case !wanted[name]:
 			ps.mu.Lock()
 			delete(ps.byFE, name)
 			ps.mu.Unlock()
 			ps.stopInBackground(old.frontendKey, old.checkerKey)
-		case fresh[name] != nil:
+		case p.fresh[name] != nil:
 			ps.stopInBackground(old.frontendKey, "") // the new frontend keeps the checker
 		}
 	}
-	for _, fe := range cfg.Frontends {
-		old, kept := current[fe.Name]
+	var errs []error
+	for _, fe := range p.cfg.Frontends {
+		old, kept := p.current[fe.Name]
 		if kept {
 			if err := old.checker.Update(fe.Health, fe.Backends); err != nil {
-				return fmt.Errorf("frontend %q: health: %w", fe.Name, err)
+				errs = append(errs, fmt.Errorf("frontend %q: health: %w", fe.Name, err))
 			}
 		}
-		if parts := fresh[fe.Name]; parts != nil {
-			if err := ps.start(parts); err != nil {
-				return err
-			}
+		if parts := p.fresh[fe.Name]; parts != nil {
+			errs = append(errs, ps.start(parts))
 			continue
 		}
 		if err := old.frontend.Update(fe); err != nil {
-			return err
+			errs = append(errs, err)
+			continue
 		}
 		ps.mu.Lock()
 		old.cfg = fe
 		ps.mu.Unlock()
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (ps *proxies) fillStatus(doc *statusDoc) {
