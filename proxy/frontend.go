@@ -74,6 +74,9 @@ type backend struct {
 	// draining: `vrrplb backend drain` took it out of new connections;
 	// its live ones go on and health checks go on.
 	draining atomic.Bool
+	// cutting: health reports it down and close_on_backend_down is on:
+	// the loops close its connections as each goes quiet (quiet_linux.go).
+	cutting atomic.Bool
 
 	resolved  atomic.Pointer[resolved] // what connect(2) takes
 	resolving atomic.Bool
@@ -438,16 +441,22 @@ func (f *Frontend) closeWhere(match func(*evConn) bool) int {
 func (f *Frontend) onHealth(addr string, healthy bool) {
 	f.checkFailOpen(false)
 	st := f.state.Load()
-	if healthy || !st.cfg.CloseOnBackendDown {
+	i := slices.IndexFunc(st.backends, func(b *backend) bool { return b.addr == addr })
+	if i < 0 {
 		return
 	}
-	for _, b := range st.backends {
-		if b.addr == addr {
-			if n := f.closeBackend(b); n > 0 {
-				f.log.Info("backend down, connections closed", "backend", addr, "connections", n)
-			}
+	b := st.backends[i]
+	if healthy {
+		if b.cutting.Swap(false) {
+			f.log.Info("backend up again: its connections stay", "backend", addr, "connections", b.active.Load())
 		}
+		return
 	}
+	if !st.cfg.CloseOnBackendDown || b.cutting.Swap(true) {
+		return
+	}
+	f.log.Info("backend down: closing its connections as each goes quiet", "backend", addr,
+		"connections", b.active.Load(), "quiet", quietCut)
 }
 
 // Run listens and proxies until ctx ends, then stops accepting, lets live
