@@ -213,6 +213,10 @@ type Health struct {
 	// CAFile verifies the backend certificate; "" skips verification.
 	CAFile     string
 	ServerName string
+	// CertFile and KeyFile are the client certificate that tls and https
+	// checks present (apiservers with --anonymous-auth=false); "" none.
+	CertFile string
+	KeyFile  string
 }
 
 // Frontend returns the frontend called name, if there is one.

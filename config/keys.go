@@ -102,6 +102,8 @@ const (
 	KeyHealthFall         = "fall"
 	KeyHealthCAFile       = "ca_file"
 	KeyHealthServerName   = "server_name"
+	KeyHealthCertFile     = "cert_file"
+	KeyHealthKeyFile      = "key_file"
 )
 
 // [bgp]

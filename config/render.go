@@ -102,6 +102,8 @@ func Render(w io.Writer, cfg *Config) error {
 		p("  ", KeyHealthFall, strconv.Itoa(h.Fall))
 		p("  ", KeyHealthCAFile, quote(h.CAFile))
 		p("  ", KeyHealthServerName, quote(h.ServerName))
+		p("  ", KeyHealthCertFile, quote(h.CertFile))
+		p("  ", KeyHealthKeyFile, quote(h.KeyFile))
 	}
 	renderBGP(&b, cfg, p)
 	_, err := io.WriteString(w, b.String())

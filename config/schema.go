@@ -1,6 +1,9 @@
 package config
 
 import (
+	"crypto/tls"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -347,9 +350,90 @@ func (d *decoder) frontend(t *table) Frontend {
 		}
 	}
 	fe.Health.ServerName = h.str(KeyHealthServerName, "")
+	d.clientCert(h, &fe.Health)
 	h.done()
 	t.done()
 	return fe
+}
+
+// clientCert reads cert_file and key_file: both or neither, for tls and
+// https checks only, each readable PEM, and the key the certificate's.
+func (d *decoder) clientCert(h *table, hc *Health) {
+	certRaw, keyRaw := h.str(KeyHealthCertFile, ""), h.str(KeyHealthKeyFile, "")
+	switch {
+	case certRaw == "" && keyRaw == "":
+		return
+	case keyRaw == "":
+		h.errf(KeyHealthCertFile, "needs key_file too (the client certificate's private key)")
+		return
+	case certRaw == "":
+		h.errf(KeyHealthKeyFile, "needs cert_file too (the client certificate)")
+		return
+	case hc.Type != CheckTLS && hc.Type != CheckHTTPS:
+		h.errf(KeyHealthCertFile, "only tls and https checks present a client certificate; type is %q", hc.Type)
+		return
+	}
+	hc.CertFile, hc.KeyFile = d.resolvePath(certRaw), d.resolvePath(keyRaw)
+	certPEM, err := ReadFile(hc.CertFile)
+	if err != nil {
+		h.errf(KeyHealthCertFile, "%q: not readable: %v", certRaw, unwrapPathError(err))
+	}
+	keyPEM, kerr := ReadFile(hc.KeyFile)
+	if kerr != nil {
+		h.errf(KeyHealthKeyFile, "%q: not readable: %v", keyRaw, unwrapPathError(kerr))
+	}
+	if err != nil || kerr != nil {
+		return
+	}
+	if err := checkKeyPair(certPEM, keyPEM); err != nil {
+		var kpe *keyPairError
+		if errors.As(err, &kpe) && kpe.Cert {
+			h.errf(KeyHealthCertFile, "%q: %v", certRaw, kpe.Err)
+		} else {
+			h.errf(KeyHealthKeyFile, "%q: %v", keyRaw, err)
+		}
+	}
+}
+
+// keyPairError says which half of a certificate and key pair is wrong.
+type keyPairError struct {
+	Cert bool // the certificate; otherwise the key
+	Err  error
+}
+
+func (e *keyPairError) Error() string { return e.Err.Error() }
+func (e *keyPairError) Unwrap() error { return e.Err }
+
+// checkKeyPair checks that certPEM holds a certificate, keyPEM a private
+// key, and that the key is the certificate's.
+func checkKeyPair(certPEM, keyPEM []byte) error {
+	if !hasPEM(certPEM, func(t string) bool { return t == "CERTIFICATE" }) {
+		return &keyPairError{Cert: true, Err: errors.New("no PEM certificate in it")}
+	}
+	if !hasPEM(keyPEM, func(t string) bool { return strings.HasSuffix(t, "PRIVATE KEY") }) {
+		return &keyPairError{Err: errors.New("no PEM private key in it")}
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		if strings.Contains(err.Error(), "does not match") {
+			return &keyPairError{Err: errors.New("does not match cert_file")}
+		}
+		return &keyPairError{Err: err}
+	}
+	return nil
+}
+
+// hasPEM reports whether data holds a PEM block of a type that ok accepts.
+func hasPEM(data []byte, ok func(blockType string) bool) bool {
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return false
+		}
+		if ok(b.Type) {
+			return true
+		}
+	}
 }
 
 // unique checks the rules that span several blocks.
@@ -402,7 +486,7 @@ func (d *decoder) listenOverlaps(frontends []*table, cfg *Config) {
 			continue
 		}
 		for _, b := range seen {
-			if listenOverlap(fe.Listen, b.listen) {
+			if ListenOverlap(fe.Listen, b.listen) {
 				frontends[i].errf(KeyFrontendListen, "%q overlaps %s %q: both cannot be bound; give them different ports, or make them one frontend",
 					fe.Listen, b.what, b.listen)
 				break
@@ -412,10 +496,10 @@ func (d *decoder) listenOverlaps(frontends []*table, cfg *Config) {
 	}
 }
 
-// listenOverlap reports whether two TCP listen addresses collide: the same
+// ListenOverlap reports whether two TCP listen addresses collide: the same
 // port with the same host, or with a wildcard host on either side (":P",
 // "0.0.0.0:P" and "[::]:P" bind every address, of both families).
-func listenOverlap(a, b string) bool {
+func ListenOverlap(a, b string) bool {
 	ha, pa, _ := net.SplitHostPort(a)
 	hb, pb, _ := net.SplitHostPort(b)
 	if pa != pb {

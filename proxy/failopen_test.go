@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -138,5 +139,30 @@ func TestReloadTurningFailOpenOnAppliesAtOnce(t *testing.T) {
 	}
 	if _, err := dialLine(t, r.addr).ask("hi"); err != nil {
 		t.Fatalf("a client after the reload: %v", err)
+	}
+}
+
+// While the frontend fails open, close_on_backend_down cuts nothing: the
+// clients would only come back to the same down backends.
+func TestFailOpenCutsNoConnection(t *testing.T) {
+	a := startBackend(t, nil)
+	h := newFakeHealth()
+	fe := testFrontend(a.Addr)
+	fe.FailOpen = true
+	fe.CloseOnBackendDown = true
+	r := startFrontend(t, fe, Options{Health: h})
+	c := dialLine(t, r.addr)
+	if _, err := c.ask("hi"); err != nil {
+		t.Fatal(err)
+	}
+	h.Set(a.Addr, false)
+	if !r.f.Status().FailOpen {
+		t.Fatal("does not fail open with its only backend down")
+	}
+	if closedByPeer(c.c, quietCut+time.Second) {
+		t.Fatal("a connection was cut while the frontend fails open")
+	}
+	if _, err := c.ask("still"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -97,6 +97,10 @@ type backendStatus struct {
 	Healthy           bool   `json:"healthy"`
 	Draining          bool   `json:"draining"` // `vrrplb backend drain`: no new connections
 	ActiveConnections int64  `json:"active_connections"`
+	// Reason is what the last health check found: "status 200",
+	// "status 401 (check not allowed)", "connection refused"; "" before the
+	// first check.
+	Reason string `json:"reason"`
 }
 
 // maxScrapesInFlight caps the /metrics and the /status requests served at

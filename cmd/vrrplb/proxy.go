@@ -285,14 +285,20 @@ func (p *proxyPlan) Commit() error {
 func (ps *proxies) fillStatus(doc *statusDoc) {
 	ps.mu.Lock()
 	var fronts []*proxy.Frontend
+	var checkers []*health.Checker
 	for _, fe := range ps.d.config().Frontends {
 		if parts, ok := ps.byFE[fe.Name]; ok {
 			fronts = append(fronts, parts.frontend)
+			checkers = append(checkers, parts.checker)
 		}
 	}
 	ps.mu.Unlock()
-	for _, f := range fronts {
+	for i, f := range fronts {
 		st := f.Status()
+		reasons := map[string]string{}
+		for _, b := range checkers[i].Status() {
+			reasons[b.Address] = b.Reason
+		}
 		fs := frontendStatus{Name: st.Name, Listen: st.Listen, FailOpen: st.FailOpen, Backends: []backendStatus{}}
 		for _, b := range st.Backends {
 			fs.Backends = append(fs.Backends, backendStatus{
@@ -300,6 +306,7 @@ func (ps *proxies) fillStatus(doc *statusDoc) {
 				Healthy:           b.Healthy,
 				Draining:          b.Draining,
 				ActiveConnections: b.ActiveConnections,
+				Reason:            reasons[b.Address],
 			})
 		}
 		doc.Frontends = append(doc.Frontends, fs)

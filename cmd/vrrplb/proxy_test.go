@@ -82,7 +82,7 @@ func TestDaemonProxiesToHealthyBackendsAndReloadsThem(t *testing.T) {
 	healthyStatus := func(backends ...string) string {
 		var bs []string
 		for _, b := range backends {
-			bs = append(bs, fmt.Sprintf(`{"address":%q,"healthy":true,"draining":false,"active_connections":0}`, b))
+			bs = append(bs, fmt.Sprintf(`{"address":%q,"healthy":true,"draining":false,"active_connections":0,"reason":"connected"}`, b))
 		}
 		return fmt.Sprintf(`{"instances":[],"frontends":[{"name":"api","listen":%q,"fail_open":false,"backends":[%s]}]}`, listen, strings.Join(bs, ","))
 	}

@@ -108,10 +108,10 @@ func printStatus(w io.Writer, doc statusDoc) error {
 		if len(doc.Instances) > 0 {
 			fmt.Fprintln(tw)
 		}
-		fmt.Fprintln(tw, "FRONTEND\tLISTEN\tBACKEND\tHEALTH\tCONNECTIONS")
+		fmt.Fprintln(tw, "FRONTEND\tLISTEN\tBACKEND\tHEALTH\tCONNECTIONS\tLAST CHECK")
 		for _, fe := range doc.Frontends {
 			if len(fe.Backends) == 0 {
-				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\n", fe.Name, fe.Listen)
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\n", fe.Name, fe.Listen)
 			}
 			for i, b := range fe.Backends {
 				name, listen := fe.Name, fe.Listen
@@ -125,7 +125,11 @@ func printStatus(w io.Writer, doc statusDoc) error {
 				if b.Draining {
 					health += ", draining"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", name, listen, b.Address, health, b.ActiveConnections)
+				reason := b.Reason
+				if reason == "" {
+					reason = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", name, listen, b.Address, health, b.ActiveConnections, reason)
 			}
 		}
 	}
