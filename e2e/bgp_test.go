@@ -293,3 +293,16 @@ func TestBGPModeWithFRR(t *testing.T) {
 	d = waitHops(t, b, 3*time.Second+2*time.Second, nil)
 	t.Logf("lb1 hung: out of the route after %v (hold time 3s)", d)
 }
+
+// TestREADMEShowsTheFRRConfigTheLabRuns keeps README's router config the
+// one TestBGPModeWithFRR proves.
+func TestREADMEShowsTheFRRConfigTheLabRuns(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "```\n" + FRRConfig(BGPRouterASN, BGPLocalASN, "10.90.0.0/16", BGPRouterHoldTime) + "```\n"
+	if !strings.Contains(string(b), want) {
+		t.Errorf("README's BGP mode section does not show the lab's FRR config:\n%s", want)
+	}
+}
