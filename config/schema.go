@@ -486,7 +486,7 @@ func (d *decoder) listenOverlaps(frontends []*table, cfg *Config) {
 			continue
 		}
 		for _, b := range seen {
-			if listenOverlap(fe.Listen, b.listen) {
+			if ListenOverlap(fe.Listen, b.listen) {
 				frontends[i].errf(KeyFrontendListen, "%q overlaps %s %q: both cannot be bound; give them different ports, or make them one frontend",
 					fe.Listen, b.what, b.listen)
 				break
@@ -496,10 +496,10 @@ func (d *decoder) listenOverlaps(frontends []*table, cfg *Config) {
 	}
 }
 
-// listenOverlap reports whether two TCP listen addresses collide: the same
+// ListenOverlap reports whether two TCP listen addresses collide: the same
 // port with the same host, or with a wildcard host on either side (":P",
 // "0.0.0.0:P" and "[::]:P" bind every address, of both families).
-func listenOverlap(a, b string) bool {
+func ListenOverlap(a, b string) bool {
 	ha, pa, _ := net.SplitHostPort(a)
 	hb, pb, _ := net.SplitHostPort(b)
 	if pa != pb {
