@@ -423,6 +423,12 @@ func (f *Frontend) Run(ctx context.Context) error {
 	defer cancel()
 	f.checkFailOpen(false)
 	defer f.checkFailOpen(true)
+	settled := make(chan struct{})
+	go func() {
+		defer close(settled)
+		f.watchSettle(ctx)
+	}()
+	defer func() { <-settled }() // before the stop's checkFailOpen
 
 	<-ctx.Done()
 	for _, l := range loops {
