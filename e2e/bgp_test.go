@@ -327,3 +327,48 @@ func TestDemoBGPRunsToTheEndAndLeavesNothing(t *testing.T) {
 		t.Errorf("the demo left namespaces behind:\n%s", ns)
 	}
 }
+
+// TestBGPReloadKeepsTheSession reloads an LB host with a second
+// announcement and a second peer: the router gets the new prefix over the
+// session it had, which is never reset.
+func TestBGPReloadKeepsTheSession(t *testing.T) {
+	b := NewBGPLab(t, 1)
+	backends, _ := b.StartBackends()
+	lb := b.LBs[0]
+	p := lb.StartVRRPLB(b.BGPConf(lb, backends[0], ""))
+	second := netip.MustParseAddr("10.77.0.101")
+	waitHops(t, b, 20*time.Second, Gateways(lb))
+
+	conf := b.BGPConf(lb, backends[0], "") + fmt.Sprintf(`
+[[announce]]
+name = "second"
+prefixes = ["%s/32"]
+
+[[bgp.peer]]
+address = "10.90.1.99"   # nobody: a session that never comes up
+asn = %d
+`, second, BGPRouterASN)
+	lb.WriteConfig(conf)
+	p.Signal(syscall.SIGHUP)
+	Eventually(t, 10*time.Second, func() (bool, string) {
+		got := b.NextHops(second)
+		return strings.Join(got, ",") == strings.Join(Gateways(lb), ","), fmt.Sprintf("router next hops for %v: %v", second, got)
+	})
+	if v, err := lb.Metric("vrrplb_config_last_reload_successful"); err != nil || v != 1 {
+		t.Errorf("reload not successful: %v %v\n%s", v, err, p.Output())
+	}
+	nb, err := b.Vtysh("show bgp neighbors 10.90.1.2 json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(nb, `"connectionsEstablished":1,`) || !strings.Contains(nb, `"connectionsDropped":0,`) {
+		t.Errorf("the reload reset the session to the router:\n%s", nb)
+	}
+	if got := b.NextHops(BGPVIP); strings.Join(got, ",") != strings.Join(Gateways(lb), ",") {
+		t.Errorf("the first VIP's route after the reload: %v", got)
+	}
+	out, _ := lb.Exec(Binary(t), "status")
+	if !strings.Contains(out, "10.90.1.99") || !strings.Contains(out, "second") {
+		t.Errorf("vrrplb status after the reload lacks the new peer or announcement:\n%s", out)
+	}
+}
