@@ -15,12 +15,19 @@ FUZZCOUNT   := 200000x
 FUZZ        := ./config:FuzzParse ./vrrp:FuzzDecode ./config/keepalived:FuzzKeepalived \
                ./config/nginx:FuzzNginx ./config/haproxy:FuzzHaproxy ./config/convert:FuzzConvert
 
-.PHONY: all build test test-k8s lint fuzz clean bench bench-deps bench-failover soak
+.PHONY: all build deb test test-k8s lint fuzz clean bench bench-deps bench-failover soak
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vrrplb ./cmd/vrrplb
+
+# bin/vrrplb_VERSION_ARCH.deb from the static binary, with dpkg-deb alone
+# (deploy/debian/build-deb says what it holds), then lintian where installed.
+deb: build
+	@deb=$$(DEB_ARCH=$$($(GO) env GOARCH) deploy/debian/build-deb bin/vrrplb '$(VERSION)' bin) && echo "$$deb" && \
+	 if command -v lintian >/dev/null; then lintian --fail-on error,warning "$$deb"; \
+	 else echo "lintian is not installed: the package is not checked"; fi
 
 # vet, then every test with the race detector. The root-only tests (network
 # namespaces, raw sockets) run when this is run as root and skip otherwise;

@@ -24,10 +24,13 @@ type Config struct {
 	Frontends []Frontend
 }
 
-// Admin is the admin HTTP server: /metrics, /healthz and /status.
+// Admin is the admin HTTP server (/metrics, /healthz and /status, read
+// only) and the admin socket, where runtime commands come in.
 type Admin struct {
 	// Listen is host:port; "" disables the admin server.
 	Listen string
+	// Socket is the absolute path of the admin unix socket; "" disables it.
+	Socket string
 }
 
 // Log says how the daemon logs.
@@ -176,7 +179,10 @@ type Frontend struct {
 	CloseOnBackendDown bool
 	// MaxConnections caps concurrent client connections; 0 means unlimited.
 	MaxConnections int
-	Health         Health
+	// FailOpen sends new connections to every backend while none is
+	// healthy, rather than refusing them.
+	FailOpen bool
+	Health   Health
 }
 
 // HealthType is the kind of active check.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
@@ -38,6 +39,10 @@ func TestParseErrors(t *testing.T) {
 		{"a typo in an instance key names the file, line and key", instanceHead + `virtual_ips = ["192.0.2.1"]
 priorty = 100
 `, `vrrplb.toml:6: instance "vip": priorty: unknown key`},
+		{"a relative admin socket path is refused", "[admin]\nsocket = \"admin.sock\"\n",
+			`vrrplb.toml:2: admin: socket: "admin.sock": must be an absolute path, or "" to disable it`},
+		{"an admin socket path too long for a unix socket is refused", "[admin]\nsocket = \"/" + strings.Repeat("a", 108) + "\"\n",
+			`vrrplb.toml:2: admin: socket: "/` + strings.Repeat("a", 108) + `": longer than the 107 bytes a unix socket path can have`},
 		{"an unknown top-level table is an unknown key", "[adminn]\nlisten = \"\"\n", `vrrplb.toml:1: adminn: unknown key`},
 		{"an unknown key in a nested table is located", frontendHead + "[frontend.health]\ntype = \"https\"\npth = \"/readyz\"\n",
 			`vrrplb.toml:6: frontend "apiserver": health: pth: unknown key`},
@@ -206,7 +211,7 @@ func TestParseFillsDefaults(t *testing.T) {
 	}
 	want := &Config{
 		Path:  "vrrplb.toml",
-		Admin: Admin{Listen: "127.0.0.1:9100"},
+		Admin: Admin{Listen: "127.0.0.1:9100", Socket: "/run/vrrplb/admin.sock"},
 		Log:   Log{Level: slog.LevelInfo, Format: LogText},
 		Instances: []Instance{{
 			Name: "vip", Interface: "eth0", VirtualRouterID: 51, Priority: 100, Version: 3,
@@ -221,7 +226,7 @@ func TestParseFillsDefaults(t *testing.T) {
 		Frontends: []Frontend{{
 			Name: "apiserver", Listen: ":8443", Balance: LeastConn, Backends: []string{"10.0.0.1:6443"},
 			ConnectTimeout: time.Second, Retries: 2, TCPKeepAlive: 30 * time.Second, DrainTimeout: 30 * time.Second,
-			CloseOnBackendDown: true,
+			CloseOnBackendDown: true, FailOpen: true,
 			Health: Health{Type: CheckHTTPS, Path: "/readyz", ExpectStatus: []int{200}, Interval: 2 * time.Second,
 				Timeout: time.Second, Rise: 2, Fall: 2},
 		}},
@@ -362,6 +367,46 @@ path = "/r"
 	} {
 		if got := l.line(path); got != want {
 			t.Errorf("line(%q) = %d, want %d", path, got, want)
+		}
+	}
+}
+
+// TestRenderWritesEveryKeyTheSchemaReads guards the one-place rule of
+// keys.go: a key the decoder reads but Render leaves out would vanish from
+// `vrrplb check`'s output and from a round trip.
+func TestRenderWritesEveryKeyTheSchemaReads(t *testing.T) {
+	src := instanceHead + `virtual_ips = ["192.0.2.1"]
+  [[instance.track_frontend]]
+  name = "apiserver"
+  [[instance.track_script]]
+  command = ["/bin/true"]
+  [[instance.track_interface]]
+  name = "eth1"
+` + frontendHead
+	cfg, err := Parse("vrrplb.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := Render(&buf, cfg); err != nil {
+		t.Fatal(err)
+	}
+	d := &decoder{file: "rendered.toml", lines: locate(buf.String()), asked: map[string]bool{}}
+	var root map[string]any
+	if err := toml.Unmarshal(buf.Bytes(), &root); err != nil {
+		t.Fatal(err)
+	}
+	d.config(&table{d: d, m: root})
+	if len(d.errs) > 0 {
+		t.Fatal(d.errs)
+	}
+	written := map[string]bool{}
+	for path := range d.lines.at {
+		written[stripIndexes(path)] = true
+	}
+	for key := range d.asked {
+		if !written[key] {
+			t.Errorf("the decoder reads %s but Render does not write it", key)
 		}
 	}
 }

@@ -60,6 +60,9 @@ type decoder struct {
 	file  string
 	lines lines
 	errs  Errors
+	// asked records every key path a getter asked for, array indexes
+	// left out ("instance.track_script.weight"): the keys the schema knows.
+	asked map[string]bool
 }
 
 // table is one TOML table being read. Every getter marks its key as known;
@@ -99,6 +102,9 @@ func (t *table) get(key string) (any, bool) {
 		t.seen = map[string]bool{}
 	}
 	t.seen[key] = true
+	if t.d.asked != nil {
+		t.d.asked[stripIndexes(t.keyPath(key))] = true
+	}
 	v, ok := t.m[key]
 	return v, ok
 }
@@ -343,6 +349,24 @@ func within(parent, kind string) func(int, map[string]any) string {
 	return func(i int, m map[string]any) string {
 		return fmt.Sprintf("%s: %s #%d", parent, kind, i+1)
 	}
+}
+
+// stripIndexes turns "instance[0].track_script[1].weight" into
+// "instance.track_script.weight".
+func stripIndexes(path string) string {
+	var b strings.Builder
+	skip := false
+	for _, r := range path {
+		switch {
+		case r == '[':
+			skip = true
+		case r == ']':
+			skip = false
+		case !skip:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // resolvePath makes a path in the config file relative to the file's folder.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 // Defaults of DESIGN.md's config contract: what an omitted key means.
 const (
 	DefaultAdminListen    = "127.0.0.1:9100"
+	DefaultAdminSocket    = "/run/vrrplb/admin.sock"
 	DefaultPriority       = 100
 	DefaultVersion        = 3
 	DefaultAdvertInterval = time.Second
@@ -49,41 +51,50 @@ const (
 	maxAuthPass   = 8                            // RFC 3768 §5.3.6.1: 8 octets of text
 	maxWeight     = 254                          // a weight may move any priority to any other
 	unlimited     = math.MaxInt32                // upper bound for "at least" checks
+	maxUnixPath   = 107                          // sun_path is 108 bytes with its NUL (unix(7))
 )
 
 func (d *decoder) config(root *table) *Config {
 	cfg := &Config{Path: d.file}
 
-	admin := root.sub("admin", "admin")
-	cfg.Admin.Listen = admin.str("listen", DefaultAdminListen)
+	admin := root.sub(TableAdmin, TableAdmin)
+	cfg.Admin.Listen = admin.str(KeyAdminListen, DefaultAdminListen)
 	if cfg.Admin.Listen != "" {
 		if err := CheckHostPort(cfg.Admin.Listen); err != nil {
-			admin.errf("listen", "%q: %v", cfg.Admin.Listen, err)
+			admin.errf(KeyAdminListen, "%q: %v", cfg.Admin.Listen, err)
 		}
+	}
+	cfg.Admin.Socket = admin.str(KeyAdminSocket, DefaultAdminSocket)
+	switch s := cfg.Admin.Socket; {
+	case s == "":
+	case !filepath.IsAbs(s):
+		admin.errf(KeyAdminSocket, "%q: must be an absolute path, or \"\" to disable it", s)
+	case len(s) > maxUnixPath:
+		admin.errf(KeyAdminSocket, "%q: longer than the %d bytes a unix socket path can have", s, maxUnixPath)
 	}
 	admin.done()
 
-	logT := root.sub("log", "log")
-	level := logT.str("level", "info")
+	logT := root.sub(TableLog, TableLog)
+	level := logT.str(KeyLogLevel, "info")
 	if err := cfg.Log.Level.UnmarshalText([]byte(level)); err != nil || !oneOf(level, "debug", "info", "warn", "error") {
-		logT.errf("level", "%q: must be one of debug, info, warn, error", level)
+		logT.errf(KeyLogLevel, "%q: must be one of debug, info, warn, error", level)
 		cfg.Log.Level = slog.LevelInfo
 	}
-	cfg.Log.Format = LogFormat(logT.str("format", string(LogText)))
+	cfg.Log.Format = LogFormat(logT.str(KeyLogFormat, string(LogText)))
 	if !oneOf(string(cfg.Log.Format), string(LogText), string(LogJSON)) {
-		logT.errf("format", "%q: must be text or json", cfg.Log.Format)
+		logT.errf(KeyLogFormat, "%q: must be text or json", cfg.Log.Format)
 	}
 	logT.done()
 
-	scripts := root.sub("scripts", "scripts")
-	cfg.Scripts.User = scripts.str("user", "")
+	scripts := root.sub(TableScripts, TableScripts)
+	cfg.Scripts.User = scripts.str(KeyScriptsUser, "")
 	scripts.done()
 
 	// Frontends first: instances refer to them by name.
-	for _, t := range root.tables("frontend", named("frontend")) {
+	for _, t := range root.tables(TableFrontend, named(TableFrontend)) {
 		cfg.Frontends = append(cfg.Frontends, d.frontend(t))
 	}
-	for _, t := range root.tables("instance", named("instance")) {
+	for _, t := range root.tables(TableInstance, named(TableInstance)) {
 		cfg.Instances = append(cfg.Instances, d.instance(t, cfg))
 	}
 	root.done()
@@ -94,135 +105,135 @@ func (d *decoder) config(root *table) *Config {
 
 func (d *decoder) instance(t *table, cfg *Config) Instance {
 	in := Instance{}
-	if t.required("name") {
-		in.Name = t.str("name", "")
+	if t.required(KeyInstanceName) {
+		in.Name = t.str(KeyInstanceName, "")
 		if in.Name == "" {
-			t.errf("name", "must not be empty")
+			t.errf(KeyInstanceName, "must not be empty")
 		}
 	}
-	if t.required("interface") {
-		in.Interface = t.str("interface", "")
+	if t.required(KeyInstanceInterface) {
+		in.Interface = t.str(KeyInstanceInterface, "")
 		if in.Interface == "" || len(in.Interface) > 15 || strings.ContainsAny(in.Interface, "/ \t") {
-			t.errf("interface", "%q: not an interface name", in.Interface)
+			t.errf(KeyInstanceInterface, "%q: not an interface name", in.Interface)
 		}
 	}
-	if t.required("virtual_router_id") {
-		in.VirtualRouterID = uint8(t.integer("virtual_router_id", 1, 1, 255))
+	if t.required(KeyInstanceVirtualRouterID) {
+		in.VirtualRouterID = uint8(t.integer(KeyInstanceVirtualRouterID, 1, 1, 255))
 	}
-	in.Priority = uint8(t.integer("priority", DefaultPriority, 1, 255))
-	in.Version = t.integer("version", DefaultVersion, 2, 3)
-	in.AdvertInterval = t.duration("advert_interval", DefaultAdvertInterval, positive)
+	in.Priority = uint8(t.integer(KeyInstancePriority, DefaultPriority, 1, 255))
+	in.Version = t.integer(KeyInstanceVersion, DefaultVersion, 2, 3)
+	in.AdvertInterval = t.duration(KeyInstanceAdvertInterval, DefaultAdvertInterval, positive)
 	switch in.Version {
 	case 2:
 		if in.AdvertInterval%time.Second != 0 || in.AdvertInterval > maxV2Interval {
-			t.errf("advert_interval", "%v: version 2 needs whole seconds from 1s to 255s (use version 3 for shorter intervals)", in.AdvertInterval)
+			t.errf(KeyInstanceAdvertInterval, "%v: version 2 needs whole seconds from 1s to 255s (use version 3 for shorter intervals)", in.AdvertInterval)
 		}
 	case 3:
 		if in.AdvertInterval%v3Tick != 0 || in.AdvertInterval > maxV3Interval {
-			t.errf("advert_interval", "%v: version 3 needs a multiple of 10ms up to 40.95s", in.AdvertInterval)
+			t.errf(KeyInstanceAdvertInterval, "%v: version 3 needs a multiple of 10ms up to 40.95s", in.AdvertInterval)
 		}
 	}
-	in.Preempt = t.boolean("preempt", true)
-	in.PreemptDelay = t.duration("preempt_delay", 0, nonNegative)
+	in.Preempt = t.boolean(KeyInstancePreempt, true)
+	in.PreemptDelay = t.duration(KeyInstancePreemptDelay, 0, nonNegative)
 
-	vips := t.strings("virtual_ips", nil)
-	if _, ok := t.m["virtual_ips"]; !ok {
-		t.errf("virtual_ips", "required: at least one virtual IP")
+	vips := t.strings(KeyInstanceVirtualIPs, nil)
+	if _, ok := t.m[KeyInstanceVirtualIPs]; !ok {
+		t.errf(KeyInstanceVirtualIPs, "required: at least one virtual IP")
 	} else if len(vips) == 0 {
-		t.errf("virtual_ips", "must list at least one virtual IP")
+		t.errf(KeyInstanceVirtualIPs, "must list at least one virtual IP")
 	}
 	for _, s := range vips {
 		p, err := parseVIP(s)
 		if err != nil {
-			t.errf("virtual_ips", "%q: %v", s, err)
+			t.errf(KeyInstanceVirtualIPs, "%q: %v", s, err)
 			continue
 		}
 		f := FamilyOf(p.Addr())
 		if len(in.VirtualIPs) > 0 && f != in.Family {
-			t.errf("virtual_ips", "%q: mixes IPv4 and IPv6; use one instance per address family", s)
+			t.errf(KeyInstanceVirtualIPs, "%q: mixes IPv4 and IPv6; use one instance per address family", s)
 			continue
 		}
 		in.Family = f
 		in.VirtualIPs = append(in.VirtualIPs, p)
 	}
 	if in.Family == IPv6 && in.Version == 2 {
-		t.errf("virtual_ips", "IPv6 virtual IPs need version 3 (VRRP v2 is IPv4 only)")
+		t.errf(KeyInstanceVirtualIPs, "IPv6 virtual IPs need version 3 (VRRP v2 is IPv4 only)")
 	}
 
-	if s := t.str("source_ip", ""); s != "" {
+	if s := t.str(KeyInstanceSourceIP, ""); s != "" {
 		a, err := netip.ParseAddr(s)
 		switch {
 		case err != nil:
-			t.errf("source_ip", "%q: not an IP address", s)
+			t.errf(KeyInstanceSourceIP, "%q: not an IP address", s)
 		case len(in.VirtualIPs) > 0 && FamilyOf(a) != in.Family:
-			t.errf("source_ip", "%q: must be %s like the virtual IPs", s, in.Family)
+			t.errf(KeyInstanceSourceIP, "%q: must be %s like the virtual IPs", s, in.Family)
 		default:
 			in.SourceIP = a.Unmap()
 		}
 	}
-	for _, s := range t.strings("unicast_peers", nil) {
+	for _, s := range t.strings(KeyInstanceUnicastPeers, nil) {
 		a, err := netip.ParseAddr(s)
 		switch {
 		case err != nil:
-			t.errf("unicast_peers", "%q: not an IP address", s)
+			t.errf(KeyInstanceUnicastPeers, "%q: not an IP address", s)
 		case len(in.VirtualIPs) > 0 && FamilyOf(a) != in.Family:
-			t.errf("unicast_peers", "%q: must be %s like the virtual IPs", s, in.Family)
+			t.errf(KeyInstanceUnicastPeers, "%q: must be %s like the virtual IPs", s, in.Family)
 		default:
 			in.UnicastPeers = append(in.UnicastPeers, a.Unmap())
 		}
 	}
 
-	in.AuthPass = t.str("auth_pass", "")
+	in.AuthPass = t.str(KeyInstanceAuthPass, "")
 	if in.AuthPass != "" {
 		if in.Version != 2 {
-			t.errf("auth_pass", "only version 2 has authentication (RFC 5798 removed it); remove auth_pass or set version = 2")
+			t.errf(KeyInstanceAuthPass, "only version 2 has authentication (RFC 5798 removed it); remove auth_pass or set version = 2")
 		}
 		if len(in.AuthPass) > maxAuthPass {
-			t.errf("auth_pass", "%d bytes: at most %d (keepalived truncates longer passwords silently; vrrplb refuses them)", len(in.AuthPass), maxAuthPass)
+			t.errf(KeyInstanceAuthPass, "%d bytes: at most %d (keepalived truncates longer passwords silently; vrrplb refuses them)", len(in.AuthPass), maxAuthPass)
 		}
 	}
-	in.GARPRepeat = t.integer("garp_repeat", DefaultGARPRepeat, 0, 1000)
-	in.GARPInterval = t.duration("garp_interval", DefaultGARPInterval, positive)
-	in.GARPRefresh = t.duration("garp_refresh", 0, nonNegative)
-	in.Notify = t.strings("notify", nil)
-	if _, ok := t.m["notify"]; ok && len(in.Notify) > 0 && in.Notify[0] == "" {
-		t.errf("notify", "the command (first element) must not be empty")
+	in.GARPRepeat = t.integer(KeyInstanceGARPRepeat, DefaultGARPRepeat, 0, 1000)
+	in.GARPInterval = t.duration(KeyInstanceGARPInterval, DefaultGARPInterval, positive)
+	in.GARPRefresh = t.duration(KeyInstanceGARPRefresh, 0, nonNegative)
+	in.Notify = t.strings(KeyInstanceNotify, nil)
+	if _, ok := t.m[KeyInstanceNotify]; ok && len(in.Notify) > 0 && in.Notify[0] == "" {
+		t.errf(KeyInstanceNotify, "the command (first element) must not be empty")
 	}
 
-	for _, ft := range t.tables("track_frontend", within(t.ctx, "track_frontend")) {
+	for _, ft := range t.tables(TableTrackFrontend, within(t.ctx, TableTrackFrontend)) {
 		tf := TrackFrontend{}
-		if ft.required("name") {
-			tf.Name = ft.str("name", "")
+		if ft.required(KeyTrackName) {
+			tf.Name = ft.str(KeyTrackName, "")
 			if _, ok := cfg.Frontend(tf.Name); !ok {
-				ft.errf("name", "%q: no [[frontend]] has this name", tf.Name)
+				ft.errf(KeyTrackName, "%q: no [[frontend]] has this name", tf.Name)
 			}
 		}
 		tf.Weight = trackWeight(ft, false)
 		ft.done()
 		in.TrackFrontends = append(in.TrackFrontends, tf)
 	}
-	for _, st := range t.tables("track_script", within(t.ctx, "track_script")) {
+	for _, st := range t.tables(TableTrackScript, within(t.ctx, TableTrackScript)) {
 		ts := TrackScript{}
-		if st.required("command") {
-			ts.Command = st.strings("command", nil)
+		if st.required(KeyTrackScriptCommand) {
+			ts.Command = st.strings(KeyTrackScriptCommand, nil)
 			if len(ts.Command) == 0 || ts.Command[0] == "" {
-				st.errf("command", "must be a non-empty argv array such as [\"/etc/vrrplb/check.sh\"]")
+				st.errf(KeyTrackScriptCommand, "must be a non-empty argv array such as [\"/etc/vrrplb/check.sh\"]")
 			}
 		}
-		ts.Interval = st.duration("interval", DefaultScriptInterval, positive)
-		ts.Timeout = st.duration("timeout", DefaultScriptTimeout, positive)
-		ts.Fall = st.integer("fall", DefaultScriptFall, 1, unlimited)
-		ts.Rise = st.integer("rise", DefaultScriptRise, 1, unlimited)
+		ts.Interval = st.duration(KeyTrackScriptInterval, DefaultScriptInterval, positive)
+		ts.Timeout = st.duration(KeyTrackScriptTimeout, DefaultScriptTimeout, positive)
+		ts.Fall = st.integer(KeyTrackScriptFall, DefaultScriptFall, 1, unlimited)
+		ts.Rise = st.integer(KeyTrackScriptRise, DefaultScriptRise, 1, unlimited)
 		ts.Weight = trackWeight(st, true)
 		st.done()
 		in.TrackScripts = append(in.TrackScripts, ts)
 	}
-	for _, it := range t.tables("track_interface", within(t.ctx, "track_interface")) {
+	for _, it := range t.tables(TableTrackInterface, within(t.ctx, TableTrackInterface)) {
 		ti := TrackInterface{}
-		if it.required("name") {
-			ti.Name = it.str("name", "")
+		if it.required(KeyTrackName) {
+			ti.Name = it.str(KeyTrackName, "")
 			if ti.Name == "" {
-				it.errf("name", "must not be empty")
+				it.errf(KeyTrackName, "must not be empty")
 			}
 		}
 		ti.Weight = trackWeight(it, false)
@@ -237,89 +248,90 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 // positive adds (scripts only: the others have no "passing" bonus).
 func trackWeight(t *table, positiveAllowed bool) int {
 	if positiveAllowed {
-		return t.integer("weight", 0, -maxWeight, maxWeight)
+		return t.integer(KeyTrackWeight, 0, -maxWeight, maxWeight)
 	}
-	return t.integer("weight", 0, -maxWeight, 0)
+	return t.integer(KeyTrackWeight, 0, -maxWeight, 0)
 }
 
 func (d *decoder) frontend(t *table) Frontend {
 	fe := Frontend{}
-	if t.required("name") {
-		fe.Name = t.str("name", "")
+	if t.required(KeyFrontendName) {
+		fe.Name = t.str(KeyFrontendName, "")
 		if fe.Name == "" {
-			t.errf("name", "must not be empty")
+			t.errf(KeyFrontendName, "must not be empty")
 		}
 	}
-	fe.Listen = t.str("listen", DefaultListen)
+	fe.Listen = t.str(KeyFrontendListen, DefaultListen)
 	if err := CheckHostPort(fe.Listen); err != nil {
-		t.errf("listen", "%q: %v", fe.Listen, err)
+		t.errf(KeyFrontendListen, "%q: %v", fe.Listen, err)
 	}
-	fe.Balance = Balance(t.str("balance", string(DefaultBalance)))
+	fe.Balance = Balance(t.str(KeyFrontendBalance, string(DefaultBalance)))
 	if !oneOf(string(fe.Balance), string(LeastConn), string(RoundRobin), string(Source), string(Random2)) {
-		t.errf("balance", "%q: must be one of leastconn, roundrobin, source, random2", fe.Balance)
+		t.errf(KeyFrontendBalance, "%q: must be one of leastconn, roundrobin, source, random2", fe.Balance)
 	}
-	backends := t.strings("backends", nil)
-	if _, ok := t.m["backends"]; !ok {
-		t.errf("backends", "required: at least one host:port")
+	backends := t.strings(KeyFrontendBackends, nil)
+	if _, ok := t.m[KeyFrontendBackends]; !ok {
+		t.errf(KeyFrontendBackends, "required: at least one host:port")
 	} else if len(backends) == 0 {
-		t.errf("backends", "must list at least one host:port")
+		t.errf(KeyFrontendBackends, "must list at least one host:port")
 	}
 	seen := map[string]bool{}
 	for _, b := range backends {
 		if err := CheckHostPort(b); err != nil {
-			t.errf("backends", "%q: %v", b, err)
+			t.errf(KeyFrontendBackends, "%q: %v", b, err)
 			continue
 		}
 		if host, _, _ := net.SplitHostPort(b); host == "" {
-			t.errf("backends", "%q: needs a host", b)
+			t.errf(KeyFrontendBackends, "%q: needs a host", b)
 			continue
 		}
 		if seen[b] {
-			t.errf("backends", "%q: listed twice", b)
+			t.errf(KeyFrontendBackends, "%q: listed twice", b)
 			continue
 		}
 		seen[b] = true
 		fe.Backends = append(fe.Backends, b)
 	}
-	fe.ConnectTimeout = t.duration("connect_timeout", DefaultConnectTimeout, positive)
-	fe.Retries = t.integer("retries", DefaultRetries, 0, 100)
-	fe.IdleTimeout = t.duration("idle_timeout", 0, nonNegative)
-	fe.TCPKeepAlive = t.duration("tcp_keepalive", DefaultTCPKeepAlive, nonNegative)
-	fe.DrainTimeout = t.duration("drain_timeout", DefaultDrainTimeout, nonNegative)
-	fe.CloseOnBackendDown = t.boolean("close_on_backend_down", true)
-	fe.MaxConnections = t.integer("max_connections", 0, 0, unlimited)
+	fe.ConnectTimeout = t.duration(KeyFrontendConnectTimeout, DefaultConnectTimeout, positive)
+	fe.Retries = t.integer(KeyFrontendRetries, DefaultRetries, 0, 100)
+	fe.IdleTimeout = t.duration(KeyFrontendIdleTimeout, 0, nonNegative)
+	fe.TCPKeepAlive = t.duration(KeyFrontendTCPKeepAlive, DefaultTCPKeepAlive, nonNegative)
+	fe.DrainTimeout = t.duration(KeyFrontendDrainTimeout, DefaultDrainTimeout, nonNegative)
+	fe.CloseOnBackendDown = t.boolean(KeyFrontendCloseOnBackendDown, true)
+	fe.MaxConnections = t.integer(KeyFrontendMaxConnections, 0, 0, unlimited)
+	fe.FailOpen = t.boolean(KeyFrontendFailOpen, true)
 
-	h := t.sub("health", t.ctx+": health")
-	fe.Health.Type = HealthType(h.str("type", string(DefaultHealthType)))
+	h := t.sub(TableHealth, t.ctx+": "+TableHealth)
+	fe.Health.Type = HealthType(h.str(KeyHealthType, string(DefaultHealthType)))
 	if !oneOf(string(fe.Health.Type), string(CheckTCP), string(CheckTLS), string(CheckHTTP), string(CheckHTTPS), string(CheckNone)) {
-		h.errf("type", "%q: must be one of tcp, tls, http, https, none", fe.Health.Type)
+		h.errf(KeyHealthType, "%q: must be one of tcp, tls, http, https, none", fe.Health.Type)
 	}
-	fe.Health.Path = h.str("path", DefaultHealthPath)
+	fe.Health.Path = h.str(KeyHealthPath, DefaultHealthPath)
 	if !strings.HasPrefix(fe.Health.Path, "/") {
-		h.errf("path", "%q: must start with \"/\"", fe.Health.Path)
+		h.errf(KeyHealthPath, "%q: must start with \"/\"", fe.Health.Path)
 	}
-	fe.Health.ExpectStatus = h.ints("expect_status", []int{200})
+	fe.Health.ExpectStatus = h.ints(KeyHealthExpectStatus, []int{200})
 	if len(fe.Health.ExpectStatus) == 0 {
-		h.errf("expect_status", "must list at least one status code")
+		h.errf(KeyHealthExpectStatus, "must list at least one status code")
 	}
 	for _, s := range fe.Health.ExpectStatus {
 		if s < 100 || s > 599 {
-			h.errf("expect_status", "%d: must be an HTTP status 100..599", s)
+			h.errf(KeyHealthExpectStatus, "%d: must be an HTTP status 100..599", s)
 		}
 	}
-	fe.Health.Interval = h.duration("interval", DefaultHealthInterval, positive)
-	fe.Health.Timeout = h.duration("timeout", DefaultHealthTimeout, positive)
-	fe.Health.Rise = h.integer("rise", DefaultHealthRise, 1, unlimited)
-	fe.Health.Fall = h.integer("fall", DefaultHealthFall, 1, unlimited)
-	if ca := h.str("ca_file", ""); ca != "" {
+	fe.Health.Interval = h.duration(KeyHealthInterval, DefaultHealthInterval, positive)
+	fe.Health.Timeout = h.duration(KeyHealthTimeout, DefaultHealthTimeout, positive)
+	fe.Health.Rise = h.integer(KeyHealthRise, DefaultHealthRise, 1, unlimited)
+	fe.Health.Fall = h.integer(KeyHealthFall, DefaultHealthFall, 1, unlimited)
+	if ca := h.str(KeyHealthCAFile, ""); ca != "" {
 		fe.Health.CAFile = d.resolvePath(ca)
 		if f, err := os.Open(fe.Health.CAFile); err != nil {
-			h.errf("ca_file", "%q: not readable: %v", ca, unwrapPathError(err))
+			h.errf(KeyHealthCAFile, "%q: not readable: %v", ca, unwrapPathError(err))
 		} else {
 			f.Close()
 		}
 	}
-	fe.Health.ServerName = h.str("server_name", "")
+	fe.Health.ServerName = h.str(KeyHealthServerName, "")
 	h.done()
 	t.done()
 	return fe
@@ -327,14 +339,14 @@ func (d *decoder) frontend(t *table) Frontend {
 
 // unique checks the rules that span several blocks.
 func (d *decoder) unique(root *table, cfg *Config) {
-	instances := root.tables("instance", named("instance"))
+	instances := root.tables(TableInstance, named(TableInstance))
 	names := map[string]bool{}
 	keys := map[InstanceKey]string{}
 	for i, in := range cfg.Instances {
 		t := instances[i]
 		if in.Name != "" {
 			if names[in.Name] {
-				t.errf("name", "%q: another [[instance]] has this name", in.Name)
+				t.errf(KeyInstanceName, "%q: another [[instance]] has this name", in.Name)
 			}
 			names[in.Name] = true
 		}
@@ -342,19 +354,19 @@ func (d *decoder) unique(root *table, cfg *Config) {
 			continue
 		}
 		if other, ok := keys[in.Key()]; ok {
-			t.errf("virtual_router_id", "%d: instance %q already uses it on %s for %s; (interface, virtual_router_id, family) must be unique",
+			t.errf(KeyInstanceVirtualRouterID, "%d: instance %q already uses it on %s for %s; (interface, virtual_router_id, family) must be unique",
 				in.VirtualRouterID, other, in.Interface, in.Family)
 		}
 		keys[in.Key()] = in.Name
 	}
-	frontends := root.tables("frontend", named("frontend"))
+	frontends := root.tables(TableFrontend, named(TableFrontend))
 	fnames := map[string]bool{}
 	for i, fe := range cfg.Frontends {
 		if fe.Name == "" {
 			continue
 		}
 		if fnames[fe.Name] {
-			frontends[i].errf("name", "%q: another [[frontend]] has this name", fe.Name)
+			frontends[i].errf(KeyFrontendName, "%q: another [[frontend]] has this name", fe.Name)
 		}
 		fnames[fe.Name] = true
 	}

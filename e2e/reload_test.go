@@ -71,7 +71,7 @@ func TestVRRPReloadAddsAndRemovesInstances(t *testing.T) {
 	if err != nil || len(ins) != 1 || ins[0].Name != "b" {
 		t.Errorf("/status after removing a: %+v (%v), want only b", ins, err)
 	}
-	if n, _ := h.Metric("vrrplb_instance_priority", `instance="a"`); n != 0 {
+	if n, _ := h.Metric("vrrplb_instance_priority", `vrrp_instance="a"`); n != 0 {
 		t.Errorf("metrics of the removed instance remain: priority %v", n)
 	}
 }

@@ -30,13 +30,14 @@ type VRRPConf struct {
 }
 
 // TOML renders a whole vrrplb.toml with this one instance, the admin server
-// on loopback inside the host's namespace, and debug logs.
+// on loopback inside the host's namespace, no admin socket (the hosts of a
+// lab share one file system; WithAdminSocket gives one), and debug logs.
 func (c VRRPConf) TOML() string { return Config(c) }
 
 // Config renders a whole vrrplb.toml with these instances.
 func Config(instances ...VRRPConf) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[admin]\nlisten = %q\n\n[log]\nlevel = \"debug\"\n", adminAddr)
+	fmt.Fprintf(&b, "[admin]\nlisten = %q\nsocket = \"\"\n\n[log]\nlevel = \"debug\"\n", adminAddr)
 	for _, c := range instances {
 		b.WriteString("\n")
 		c.writeTOML(&b)
@@ -148,6 +149,7 @@ type BackendStatus struct {
 type FrontendStatus struct {
 	Name     string          `json:"name"`
 	Listen   string          `json:"listen"`
+	FailOpen bool            `json:"fail_open"`
 	Backends []BackendStatus `json:"backends"`
 }
 

@@ -5,8 +5,9 @@
 // ways between the two sockets, with half-close passed through: small
 // messages with one read and one write, bulk transfers by splice(2) so the
 // bytes stay in the kernel. Each frontend runs one event loop per core
-// (loop_linux.go) that serves every connection it accepted, from accept to
-// close, without a goroutine per connection. It applies the [[frontend]]
+// (loop_linux.go, with accept, connect, pump and timer files beside it) that
+// serves every connection it accepted, from accept to close, without a
+// goroutine per connection. It applies the [[frontend]]
 // limits (idle and drain timeouts, TCP keepalive, max_connections), cuts
 // connections of a backend that health reports down, and takes a new backend
 // set on reload without touching live connections to backends that stay. It

@@ -16,6 +16,8 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vrrplb/vrrplb/config"
 )
 
@@ -41,6 +43,11 @@ type Frontend struct {
 	state  atomic.Pointer[state]
 	active atomic.Int64   // client connections open, for max_connections
 	wg     sync.WaitGroup // one per client connection open
+
+	// failOpen is true while fail_open applies: it is on and no backend
+	// is healthy. foMu orders its changes.
+	failOpen atomic.Bool
+	foMu     sync.Mutex
 
 	mu    sync.Mutex
 	addr  net.Addr // the listener's address once listening
@@ -76,15 +83,18 @@ type resolved struct {
 // sockAddr is one address in the kernel's form, built once; loops copy it
 // for each connect.
 type sockAddr struct {
-	raw    syscall.RawSockaddrAny
+	raw    unix.RawSockaddrAny
 	len    uint32
 	family int
 }
 
 // Status is a frontend's state for `vrrplb status` and /status.
 type Status struct {
-	Name     string          `json:"name"`
-	Listen   string          `json:"listen"`
+	Name   string `json:"name"`
+	Listen string `json:"listen"`
+	// FailOpen is true while fail_open applies: no backend is healthy and
+	// new connections go to every backend.
+	FailOpen bool            `json:"fail_open"`
 	Backends []BackendStatus `json:"backends"`
 }
 
@@ -184,15 +194,15 @@ func sockaddrOf(ap netip.AddrPort) sockAddr {
 	var r sockAddr
 	port := ap.Port()
 	if ip := ap.Addr().Unmap(); ip.Is4() {
-		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&r.raw))
-		sa.Family = syscall.AF_INET
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.raw))
+		sa.Family = unix.AF_INET
 		sa.Port = port>>8 | port<<8 // network byte order
 		sa.Addr = ip.As4()
-		r.len, r.family = syscall.SizeofSockaddrInet4, syscall.AF_INET
+		r.len, r.family = unix.SizeofSockaddrInet4, unix.AF_INET
 		return r
 	}
-	sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(&r.raw))
-	sa.Family = syscall.AF_INET6
+	sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.raw))
+	sa.Family = unix.AF_INET6
 	sa.Port = port>>8 | port<<8
 	sa.Addr = ap.Addr().As16()
 	if z := ap.Addr().Zone(); z != "" {
@@ -200,7 +210,7 @@ func sockaddrOf(ap netip.AddrPort) sockAddr {
 			sa.Scope_id = uint32(ifi.Index)
 		}
 	}
-	r.len, r.family = syscall.SizeofSockaddrInet6, syscall.AF_INET6
+	r.len, r.family = unix.SizeofSockaddrInet6, unix.AF_INET6
 	return r
 }
 
@@ -218,7 +228,7 @@ func (f *Frontend) Addr() net.Addr {
 // Status reports the frontend's backends, their health and their load.
 func (f *Frontend) Status() Status {
 	st := f.state.Load()
-	s := Status{Name: f.name, Listen: st.cfg.Listen, Backends: []BackendStatus{}}
+	s := Status{Name: f.name, Listen: st.cfg.Listen, FailOpen: f.failOpen.Load(), Backends: []BackendStatus{}}
 	for _, b := range st.backends {
 		s.Backends = append(s.Backends, BackendStatus{
 			Address:           b.addr,
@@ -232,12 +242,47 @@ func (f *Frontend) Status() Status {
 // HasHealthyBackend reports whether at least one backend may take
 // connections now (what track_frontend watches).
 func (f *Frontend) HasHealthyBackend() bool {
-	for _, b := range f.state.Load().backends {
+	return f.anyHealthy(f.state.Load())
+}
+
+// anyHealthy reports whether one of st's backends may take connections.
+func (f *Frontend) anyHealthy(st *state) bool {
+	for _, b := range st.backends {
 		if f.health.Healthy(b.addr) {
 			return true
 		}
 	}
 	return false
+}
+
+// Log lines of fail_open (tests look for them).
+const (
+	logFailOpenBegins = "no healthy backend: failing open, new connections go to every backend"
+	logFailOpenEnds   = "fail open over"
+)
+
+// checkFailOpen notes whether fail_open applies now (it is on and no
+// backend is healthy), and on a change sets the metric and logs it once.
+// It runs on every health change, on reload and at start and stop.
+func (f *Frontend) checkFailOpen(stopping bool) {
+	f.foMu.Lock()
+	st := f.state.Load()
+	on := !stopping && st.cfg.FailOpen && !f.anyHealthy(st)
+	changed := on != f.failOpen.Load()
+	if changed {
+		f.failOpen.Store(on)
+		f.metrics.setFailOpen(on)
+	}
+	f.foMu.Unlock()
+	switch {
+	case !changed || stopping:
+	case on:
+		f.log.Warn(logFailOpenBegins, "backends", len(st.backends))
+	case !st.cfg.FailOpen:
+		f.log.Info(logFailOpenEnds, "reason", "fail_open is off")
+	default:
+		f.log.Info(logFailOpenEnds, "reason", "a backend is healthy")
+	}
 }
 
 // Update applies a reloaded config of the same frontend. New connections
@@ -256,6 +301,7 @@ func (f *Frontend) Update(fe config.Frontend) error {
 		return fmt.Errorf("frontend %q: %w", f.name, err)
 	}
 	f.replace(fe, bal)
+	f.checkFailOpen(false)
 	return nil
 }
 
@@ -333,6 +379,7 @@ func (f *Frontend) closeWhere(match func(*evConn) bool) int {
 
 // onHealth is called by Health on every change.
 func (f *Frontend) onHealth(addr string, healthy bool) {
+	f.checkFailOpen(false)
 	st := f.state.Load()
 	if healthy || !st.cfg.CloseOnBackendDown {
 		return
@@ -356,7 +403,7 @@ func (f *Frontend) Run(ctx context.Context) error {
 	}
 	loops, err := f.startLoops(runtime.GOMAXPROCS(0), lfd)
 	if err != nil {
-		syscall.Close(lfd)
+		unix.Close(lfd)
 		return fmt.Errorf("frontend %q: %w", f.name, err)
 	}
 	f.mu.Lock()
@@ -366,12 +413,14 @@ func (f *Frontend) Run(ctx context.Context) error {
 	f.log.Info("frontend listening", "listen", addr.String())
 	cancel := f.health.Subscribe(f.onHealth)
 	defer cancel()
+	f.checkFailOpen(false)
+	defer f.checkFailOpen(true)
 
 	<-ctx.Done()
 	for _, l := range loops {
 		l.exec(l.stopAccepting)
 	}
-	syscall.Close(lfd) // clients now get a refusal, not a wait in the backlog
+	unix.Close(lfd) // clients now get a refusal, not a wait in the backlog
 	f.drain(f.state.Load().cfg.DrainTimeout)
 	for _, l := range loops {
 		l.exec(func() { l.stopped = true })
@@ -425,7 +474,7 @@ func (f *Frontend) openListener(ctx context.Context, cfg config.Frontend) (int, 
 	lc := net.ListenConfig{KeepAlive: -1, Control: func(_, _ string, c syscall.RawConn) error {
 		var err error
 		cerr := c.Control(func(fd uintptr) {
-			err = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+			err = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 			if err == nil && cfg.TCPKeepAlive > 0 {
 				err = setKeepAliveFD(int(fd), cfg.TCPKeepAlive)
 			}
@@ -451,7 +500,7 @@ func (f *Frontend) openListener(ctx context.Context, cfg config.Frontend) (int, 
 	lfd := -1
 	var derr error
 	err = rc.Control(func(fd uintptr) {
-		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
+		r, _, errno := unix.Syscall(unix.SYS_FCNTL, fd, unix.F_DUPFD_CLOEXEC, 0)
 		if errno != 0 {
 			derr = os.NewSyscallError("fcntl", errno)
 			return

@@ -16,6 +16,7 @@ const (
 	MetricBackendConnections   = "vrrplb_backend_connections_total"
 	MetricBackendConnectErrors = "vrrplb_backend_connect_errors_total"
 	MetricBackendBytes         = "vrrplb_backend_bytes_total"
+	MetricFrontendFailOpen     = "vrrplb_frontend_fail_open"
 )
 
 // Values of the reason label of vrrplb_frontend_rejected_total.
@@ -45,6 +46,7 @@ type Metrics struct {
 	backendConns  *prometheus.CounterVec
 	backendErrors *prometheus.CounterVec
 	backendBytes  *prometheus.CounterVec
+	failOpen      *prometheus.GaugeVec
 }
 
 // NewMetrics creates the proxy's series and registers them with reg; a nil
@@ -79,13 +81,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: MetricBackendBytes,
 			Help: "Bytes proxied, by direction: to_backend (client to backend) or to_client.",
 		}, []string{"frontend", "backend", "direction"}),
+		failOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: MetricFrontendFailOpen,
+			Help: "1 while fail_open applies: no backend is healthy and new connections go to every backend.",
+		}, []string{"frontend"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{
 		m.connections, m.active, m.rejected,
-		m.backendActive, m.backendConns, m.backendErrors, m.backendBytes,
+		m.backendActive, m.backendConns, m.backendErrors, m.backendBytes, m.failOpen,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register proxy metrics: %w", err)
@@ -100,6 +106,7 @@ type frontendMetrics struct {
 	name        string
 	connections prometheus.Counter
 	active      prometheus.Gauge
+	failOpen    prometheus.Gauge
 }
 
 func (m *Metrics) frontend(name string) frontendMetrics {
@@ -113,7 +120,16 @@ func (m *Metrics) frontend(name string) frontendMetrics {
 		name:        name,
 		connections: m.connections.WithLabelValues(name),
 		active:      m.active.WithLabelValues(name),
+		failOpen:    m.failOpen.WithLabelValues(name),
 	}
+}
+
+func (fm frontendMetrics) setFailOpen(on bool) {
+	v := 0.0
+	if on {
+		v = 1
+	}
+	fm.failOpen.Set(v)
 }
 
 func (fm frontendMetrics) reject(reason string) {

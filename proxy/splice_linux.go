@@ -3,12 +3,13 @@ package proxy
 import (
 	"os"
 	"sync"
-	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
-// The data path's system calls (see loop_linux.go for the loop that makes
+// The data path's system calls (see pump_linux.go for the loop that makes
 // them). Each direction reads into its loop's buffer and writes that out at
 // once: small messages (API requests, watch events) cost one read and one
 // write, and only what the destination cannot take yet is copied into a
@@ -29,8 +30,6 @@ const (
 	pipeSize = 1 << 20
 	// maxIdlePipes is how many drained pipes the pool keeps open.
 	maxIdlePipes = 64
-
-	fSetPipeSz = 1031 // F_SETPIPE_SZ, fcntl(2); missing from package syscall
 )
 
 var bufPool = sync.Pool{New: func() any {
@@ -60,11 +59,11 @@ func getPipe() (*pipe, error) {
 	}
 	pipesMu.Unlock()
 	var fds [2]int
-	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
 		return nil, os.NewSyscallError("pipe2", err)
 	}
 	// A larger pipe is an optimisation: the default size also works.
-	_, _, _ = syscall.Syscall(syscall.SYS_FCNTL, uintptr(fds[0]), fSetPipeSz, pipeSize)
+	_, _, _ = unix.Syscall(unix.SYS_FCNTL, uintptr(fds[0]), unix.F_SETPIPE_SZ, pipeSize)
 	return &pipe{r: fds[0], w: fds[1]}, nil
 }
 
@@ -82,8 +81,8 @@ func putPipe(p *pipe) {
 }
 
 func (p *pipe) close() {
-	syscall.Close(p.r)
-	syscall.Close(p.w)
+	unix.Close(p.r)
+	unix.Close(p.w)
 }
 
 // closeIdlePipes empties the pool (tests count descriptors).
@@ -97,7 +96,7 @@ func closeIdlePipes() {
 	}
 }
 
-const spliceFlags = 0x1 | 0x2 // SPLICE_F_MOVE | SPLICE_F_NONBLOCK
+const spliceFlags = unix.SPLICE_F_MOVE | unix.SPLICE_F_NONBLOCK
 
 // The event loops' system calls on sockets and pipes are raw: every
 // descriptor is non-blocking, so none of them waits, and skipping the
@@ -106,7 +105,7 @@ const spliceFlags = 0x1 | 0x2 // SPLICE_F_MOVE | SPLICE_F_NONBLOCK
 // write skip the file layer.
 
 func rawRecv(fd int, b []byte) (int, error) {
-	r, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
+	r, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
@@ -119,18 +118,18 @@ func rawSend(fd int, b []byte, flags int) (int, error) {
 	if len(b) > 0 {
 		p = unsafe.Pointer(&b[0])
 	}
-	n, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(b)), uintptr(flags|syscall.MSG_NOSIGNAL), 0, 0)
+	n, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(b)), uintptr(flags|unix.MSG_NOSIGNAL), 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
 	return int(n), nil
 }
 
-func rawClose(fd int) { syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0) }
+func rawClose(fd int) { unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0) }
 
 // rawShutdown shuts down the sending side of fd.
 func rawShutdown(fd int) error {
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_SHUTDOWN, uintptr(fd), syscall.SHUT_WR, 0); errno != 0 {
+	if _, _, errno := unix.RawSyscall(unix.SYS_SHUTDOWN, uintptr(fd), unix.SHUT_WR, 0); errno != 0 {
 		return errno
 	}
 	return nil
@@ -138,14 +137,14 @@ func rawShutdown(fd int) error {
 
 func rawSetsockoptInt(fd, level, opt, v int) error {
 	v32 := int32(v)
-	if _, _, errno := syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(unsafe.Pointer(&v32)), 4, 0); errno != 0 {
+	if _, _, errno := unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(unsafe.Pointer(&v32)), 4, 0); errno != 0 {
 		return errno
 	}
 	return nil
 }
 
 func rawSplice(rfd, wfd, n int) (int64, error) {
-	m, _, errno := syscall.RawSyscall6(syscall.SYS_SPLICE, uintptr(rfd), 0, uintptr(wfd), 0, uintptr(n), spliceFlags)
+	m, _, errno := unix.RawSyscall6(unix.SYS_SPLICE, uintptr(rfd), 0, uintptr(wfd), 0, uintptr(n), spliceFlags)
 	if errno != 0 {
 		return 0, errno
 	}
@@ -156,7 +155,7 @@ func rawSplice(rfd, wfd, n int) (int64, error) {
 // room to accept the waiting client and close it cleanly.
 
 func openSpareFD() int {
-	fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1
 	}
@@ -165,7 +164,7 @@ func openSpareFD() int {
 
 func closeSpareFD(fd int) {
 	if fd >= 0 {
-		syscall.Close(fd)
+		unix.Close(fd)
 	}
 }
 
@@ -175,12 +174,12 @@ func closeSpareFD(fd int) {
 func setKeepAliveFD(fd int, period time.Duration) error {
 	interval := max(period/keepaliveProbes, time.Second)
 	for _, o := range []struct{ level, opt, v int }{
-		{syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1},
-		{syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, int(max(period/time.Second, 1))},
-		{syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, int(interval / time.Second)},
-		{syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, keepaliveProbes},
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, int(max(period/time.Second, 1))},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, int(interval / time.Second)},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepaliveProbes},
 	} {
-		if err := syscall.SetsockoptInt(fd, o.level, o.opt, o.v); err != nil {
+		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.v); err != nil {
 			return os.NewSyscallError("setsockopt", err)
 		}
 	}

@@ -591,7 +591,9 @@ func (in *Instance) updatePriority() {
 // DESIGN.md, counts it, and feeds an advert that passes to the machine.
 func (in *Instance) receivePacket(msg []byte, info PacketInfo) {
 	src, dst := info.Src.Unmap().WithZone(""), info.Dst.Unmap().WithZone("")
-	if dst.IsMulticast() && info.HopLimit != TTL {
+	// RFC 5798 §7.1: multicast and unicast alike, so a sender off the
+	// segment is never heard.
+	if info.HopLimit != TTL {
 		in.drop(ReasonTTL, src)
 		return
 	}
@@ -611,11 +613,16 @@ func (in *Instance) receivePacket(msg []byte, info PacketInfo) {
 		in.drop(ReasonVRID, src)
 		return
 	}
+	if len(in.cfg.UnicastPeers) > 0 && !slices.ContainsFunc(in.dsts, func(p netip.Addr) bool { return p.WithZone("") == src }) {
+		in.drop(ReasonPeer, src)
+		return
+	}
 	if in.cfg.Version == 2 && (a.AuthType != in.advert.AuthType || a.AuthData != in.advert.AuthData) {
 		in.drop(ReasonAuth, src)
 		return
 	}
-	if (in.cfg.Version == 2 && a.Interval != in.cfg.AdvertInterval) || a.Interval == 0 {
+	if (in.cfg.Version == 2 && a.Interval != in.cfg.AdvertInterval) || a.Interval == 0 ||
+		a.Interval > MaxIntervalRatio*in.cfg.AdvertInterval {
 		in.drop(ReasonInterval, src)
 		return
 	}

@@ -482,12 +482,15 @@ func TestReceivedPacketsAreDroppedAndCountedByReason(t *testing.T) {
 			t.Errorf("no log line about the address list:\n%s", a.logs.String())
 		}
 	})
-	t.Run("a unicast advert is not held to TTL 255", func(t *testing.T) {
+	t.Run("a unicast advert is held to TTL 255 too", func(t *testing.T) {
 		p := advertFrom(t, good, addrMid, addrLow)
 		p.info.HopLimit = 64
 		inject(h, a, p)
-		if got := testutil.ToFloat64(h.metrics.advertsReceived.WithLabelValues("a")); got != 3 {
-			t.Errorf("%s = %v, want 3", MetricAdvertsReceived, got)
+		if got := testutil.ToFloat64(h.metrics.advertsReceived.WithLabelValues("a")); got != 2 {
+			t.Errorf("%s = %v, want 2", MetricAdvertsReceived, got)
+		}
+		if got := testutil.ToFloat64(h.metrics.dropped.WithLabelValues("a", string(ReasonTTL))); got != want[ReasonTTL]+1 {
+			t.Errorf("%s{reason=\"ttl\"} = %v, want %v", MetricPacketsDropped, got, want[ReasonTTL]+1)
 		}
 	})
 }
@@ -516,22 +519,22 @@ func TestMetricsShowStatePriorityAndTransitions(t *testing.T) {
 	want := `
 # HELP vrrplb_instance_state VRRP instance state: 1 for the current state (init, backup, master, fault), 0 for the others.
 # TYPE vrrplb_instance_state gauge
-vrrplb_instance_state{instance="a",state="backup"} 0
-vrrplb_instance_state{instance="a",state="fault"} 0
-vrrplb_instance_state{instance="a",state="init"} 0
-vrrplb_instance_state{instance="a",state="master"} 1
+vrrplb_instance_state{state="backup",vrrp_instance="a"} 0
+vrrplb_instance_state{state="fault",vrrp_instance="a"} 0
+vrrplb_instance_state{state="init",vrrp_instance="a"} 0
+vrrplb_instance_state{state="master",vrrp_instance="a"} 1
 # HELP vrrplb_instance_priority VRRP instance effective priority: configured priority with tracker weights applied.
 # TYPE vrrplb_instance_priority gauge
-vrrplb_instance_priority{instance="a"} 255
+vrrplb_instance_priority{vrrp_instance="a"} 255
 # HELP vrrplb_instance_transitions_total VRRP state transitions, by new state.
 # TYPE vrrplb_instance_transitions_total counter
-vrrplb_instance_transitions_total{instance="a",to="backup"} 0
-vrrplb_instance_transitions_total{instance="a",to="fault"} 0
-vrrplb_instance_transitions_total{instance="a",to="init"} 0
-vrrplb_instance_transitions_total{instance="a",to="master"} 1
+vrrplb_instance_transitions_total{to="backup",vrrp_instance="a"} 0
+vrrplb_instance_transitions_total{to="fault",vrrp_instance="a"} 0
+vrrplb_instance_transitions_total{to="init",vrrp_instance="a"} 0
+vrrplb_instance_transitions_total{to="master",vrrp_instance="a"} 1
 # HELP vrrplb_adverts_sent_total VRRP advertisements sent (one per destination).
 # TYPE vrrplb_adverts_sent_total counter
-vrrplb_adverts_sent_total{instance="a"} 2
+vrrplb_adverts_sent_total{vrrp_instance="a"} 2
 `
 	if err := testutil.GatherAndCompare(h.reg, strings.NewReader(want),
 		MetricInstanceState, MetricInstancePriority, MetricInstanceTransitions, MetricAdvertsSent); err != nil {
@@ -562,7 +565,7 @@ func TestDeleteInstanceRemovesItsSeriesOnly(t *testing.T) {
 			found = true
 			for _, s := range f.GetMetric() {
 				for _, l := range s.GetLabel() {
-					if l.GetName() == "instance" && l.GetValue() != "b" {
+					if l.GetName() == LabelInstance && l.GetValue() != "b" {
 						t.Errorf("%s still has a series of instance %q", name, l.GetValue())
 					}
 				}
@@ -570,6 +573,32 @@ func TestDeleteInstanceRemovesItsSeriesOnly(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("%s lost the series of instance b", name)
+		}
+	}
+}
+
+// Prometheus keeps "instance" for the scraped target and would store a VRRP
+// label of that name as exported_instance: every VRRP series says
+// vrrp_instance, and none says instance.
+func TestVRRPSeriesLabelTheInstanceVrrpInstance(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	NewMetrics(reg).forInstance("vip")
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range s.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["vrrp_instance"] != "vip" {
+				t.Errorf("%s has labels %v, want vrrp_instance=\"vip\"", f.GetName(), labels)
+			}
+			if _, ok := labels["instance"]; ok {
+				t.Errorf("%s has an instance label, which Prometheus renames to exported_instance", f.GetName())
+			}
 		}
 	}
 }

@@ -201,6 +201,9 @@ type Machine struct {
 	// preemptAt is when a backup may take over from the lower-priority
 	// master it hears; zero when no preempt_delay is running.
 	preemptAt time.Time
+	// asserted is when a master last answered a lower-priority advert;
+	// zero when it has not in this term.
+	asserted time.Time
 
 	out []Action
 }
@@ -386,10 +389,15 @@ func (m *Machine) master(now time.Time, ev Event) (State, Why) {
 			return StateBackup, WhyTieAddress
 		default:
 			// A second master that loses to us: assert at once, adverts and
-			// gratuitous ARPs, so it yields and stale caches heal.
-			m.sendAdvert(m.priority)
-			m.emit(Action{Kind: ActionAnnounce})
-			m.setTimer(now.Add(m.cfg.AdvertInterval))
+			// gratuitous ARPs, so it yields and stale caches heal; but at
+			// most once per assertEvery, so a flood of forged adverts is
+			// not amplified (our own adverts keep their beat meanwhile).
+			if m.asserted.IsZero() || now.Sub(m.asserted) >= m.assertEvery() {
+				m.asserted = now
+				m.sendAdvert(m.priority)
+				m.emit(Action{Kind: ActionAnnounce})
+				m.setTimer(now.Add(m.cfg.AdvertInterval))
+			}
 		}
 	}
 	return StateMaster, ""
@@ -446,6 +454,7 @@ func (m *Machine) transition(now time.Time, next State, why Why) {
 		m.setTimer(now.Add(m.masterDownInterval()))
 	case StateMaster:
 		m.masterAddr = m.cfg.LocalAddr
+		m.asserted = time.Time{}
 		m.emit(Action{Kind: ActionAddVIPs})
 		m.sendAdvert(m.priority)
 		m.emit(Action{Kind: ActionAnnounce})
@@ -462,11 +471,37 @@ func (m *Machine) transition(now time.Time, next State, why Why) {
 }
 
 // learnInterval takes the master's advert interval as Master_Adver_Interval
-// (RFC 5798 §6.4.2); version 2 routers share one configured interval.
+// (RFC 5798 §6.4.2); version 2 routers share one configured interval. What
+// it learns is bounded by maxLearnedInterval.
 func (m *Machine) learnInterval(d time.Duration) {
 	if m.cfg.Version == 3 && d > 0 {
-		m.masterAdverInterval = d
+		m.masterAdverInterval = min(d, m.maxLearnedInterval())
 	}
+}
+
+// maxLearnedInterval is the longest Master_Adver_Interval a backup learns:
+// the one whose Master_Down_Interval is the configured one plus a second, so
+// that one advert, forged or broken, holds a backup back no longer than
+// that. Solving 3×L + w×L/256 = 3×I + w×I/256 + 1s (w = 256 − priority)
+// gives L = I + 256 s / (768 + w). A master advertising up to
+// MaxIntervalRatio times slower is still heard before that timer runs out.
+func (m *Machine) maxLearnedInterval() time.Duration {
+	w := time.Duration(256 - int(m.priority))
+	return m.cfg.AdvertInterval + 256*time.Second/(768+w)
+}
+
+// MaxIntervalRatio bounds the advert interval a version 3 instance accepts:
+// an advert announcing an interval more than this many times its own
+// configured one is dropped (reason "interval"). Up to it, the bounded
+// Master_Down_Interval (maxLearnedInterval) still spans a whole interval
+// of the master; beyond, only a broken or forged advert would ask for it.
+const MaxIntervalRatio = 3
+
+// assertEvery is how often at most a master answers lower-priority adverts
+// with an advert and a gratuitous-ARP burst: once per advert interval, and
+// not more than once a second.
+func (m *Machine) assertEvery() time.Duration {
+	return max(m.cfg.AdvertInterval, time.Second)
 }
 
 // skewTime is Skew_Time (RFC 5798 §6.1, RFC 3768 §6.1), in nanoseconds: whole

@@ -261,10 +261,22 @@ func TestMachine(t *testing.T) {
 		{
 			name:  "a master hearing a higher priority removes its VIPs and becomes backup timed by the new master",
 			cfg:   v3(100),
-			steps: []step{{0, startup()}, {mdi(100), timer()}, {mdi(100) + 100*time.Millisecond, advert(addrLow, 200, 2*time.Second)}},
+			steps: []step{{0, startup()}, {mdi(100), timer()}, {mdi(100) + 100*time.Millisecond, advert(addrLow, 200, 1200*time.Millisecond)}},
 			want: []Action{
 				removeVIPs,
-				setTimer(mdi(100) + 100*time.Millisecond + 6*time.Second + 156*2*time.Second/256),
+				setTimer(mdi(100) + 100*time.Millisecond + 3600*time.Millisecond + 156*1200*time.Millisecond/256),
+				moved(StateMaster, StateBackup, WhyHigherMaster),
+			},
+			state: StateBackup,
+		},
+		{
+			name:  "a master hearing a much slower higher priority is timed by its own Master_Down_Interval plus a second at most",
+			cfg:   v3(100),
+			steps: []step{{0, startup()}, {mdi(100), timer()}, {mdi(100) + 100*time.Millisecond, advert(addrLow, 200, 3*time.Second)}},
+			want: []Action{
+				removeVIPs,
+				// Master_Adver_Interval 1 s + 256 s / (768 + 156).
+				setTimer(mdi(100) + 100*time.Millisecond + mdi(100) + time.Second - 1),
 				moved(StateMaster, StateBackup, WhyHigherMaster),
 			},
 			state: StateBackup,

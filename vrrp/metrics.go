@@ -17,9 +17,13 @@ const (
 	MetricGARPSent            = "vrrplb_garp_sent_total"
 )
 
+// LabelInstance is the label with the instance's name on every VRRP series.
+// Not "instance": Prometheus keeps that for the scraped target.
+const LabelInstance = "vrrp_instance"
+
 // Metrics holds the VRRP instances' Prometheus series. One Metrics serves
 // every instance of a daemon; each instance's series carry its name in the
-// "instance" label and go away with DeleteInstance.
+// LabelInstance label and go away with DeleteInstance.
 type Metrics struct {
 	state           *prometheus.GaugeVec
 	priority        *prometheus.GaugeVec
@@ -38,31 +42,31 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		state: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: MetricInstanceState,
 			Help: "VRRP instance state: 1 for the current state (init, backup, master, fault), 0 for the others.",
-		}, []string{"instance", "state"})),
+		}, []string{LabelInstance, "state"})),
 		priority: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: MetricInstancePriority,
 			Help: "VRRP instance effective priority: configured priority with tracker weights applied.",
-		}, []string{"instance"})),
+		}, []string{LabelInstance})),
 		transitions: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricInstanceTransitions,
 			Help: "VRRP state transitions, by new state.",
-		}, []string{"instance", "to"})),
+		}, []string{LabelInstance, "to"})),
 		advertsSent: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricAdvertsSent,
 			Help: "VRRP advertisements sent (one per destination).",
-		}, []string{"instance"})),
+		}, []string{LabelInstance})),
 		advertsReceived: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricAdvertsReceived,
 			Help: "VRRP advertisements received that passed every check.",
-		}, []string{"instance"})),
+		}, []string{LabelInstance})),
 		dropped: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricPacketsDropped,
 			Help: "VRRP packets dropped by the receive checks, by reason.",
-		}, []string{"instance", "reason"})),
+		}, []string{LabelInstance, "reason"})),
 		garpSent: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricGARPSent,
 			Help: "Gratuitous ARP / unsolicited neighbour advertisement rounds sent for the virtual IPs.",
-		}, []string{"instance"})),
+		}, []string{LabelInstance})),
 	}
 }
 
@@ -85,7 +89,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 // DeleteInstance removes every series of the instance called name, for an
 // instance removed by a reload. Call it after the instance's Run returned.
 func (m *Metrics) DeleteInstance(name string) {
-	l := prometheus.Labels{"instance": name}
+	l := prometheus.Labels{LabelInstance: name}
 	m.state.DeletePartialMatch(l)
 	m.priority.DeletePartialMatch(l)
 	m.transitions.DeletePartialMatch(l)

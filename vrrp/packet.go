@@ -60,6 +60,7 @@ const (
 	ReasonChecksum Reason = "checksum"
 	ReasonType     Reason = "type"
 	ReasonVRID     Reason = "vrid"
+	ReasonPeer     Reason = "peer" // a unicast sender not in unicast_peers
 	ReasonAuth     Reason = "auth"
 	ReasonInterval Reason = "interval"
 	ReasonSelf     Reason = "self"
@@ -68,7 +69,7 @@ const (
 // dropReasons lists every Reason, so metrics can be initialised to zero.
 var dropReasons = []Reason{
 	ReasonTTL, ReasonVersion, ReasonLength, ReasonChecksum, ReasonType,
-	ReasonVRID, ReasonAuth, ReasonInterval, ReasonSelf,
+	ReasonVRID, ReasonPeer, ReasonAuth, ReasonInterval, ReasonSelf,
 }
 
 // PacketError is a received message rejected by the decoder. Reason is the

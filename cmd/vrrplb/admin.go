@@ -71,8 +71,11 @@ type instanceStatus struct {
 }
 
 type frontendStatus struct {
-	Name     string          `json:"name"`
-	Listen   string          `json:"listen"`
+	Name   string `json:"name"`
+	Listen string `json:"listen"`
+	// FailOpen is true while no backend is healthy and fail_open sends
+	// new connections to every backend.
+	FailOpen bool            `json:"fail_open"`
 	Backends []backendStatus `json:"backends"`
 }
 

@@ -10,6 +10,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -55,10 +57,43 @@ const (
 
 // engineRequest is a message to the engine; exactly one field is set.
 type engineRequest struct {
-	Config   *engineConfig  `json:"config,omitempty"`
-	Frontend *engineVerdict `json:"frontend,omitempty"`
-	Metrics  bool           `json:"metrics,omitempty"`
-	Status   bool           `json:"status,omitempty"`
+	Config      *engineConfig   `json:"config,omitempty"`
+	Frontend    *engineVerdict  `json:"frontend,omitempty"`
+	Metrics     bool            `json:"metrics,omitempty"`
+	Status      bool            `json:"status,omitempty"`
+	Maintenance *maintenanceSet `json:"maintenance,omitempty"`
+}
+
+// maintenanceSet is which instances `vrrplb maintenance` put in
+// maintenance: every one (All, those a reload adds too) or those named. The
+// daemon keeps it, so it survives a reload and a restart of the engine, and
+// sends the whole of it on each change; the engine answers with an error
+// or nothing.
+type maintenanceSet struct {
+	All   bool     `json:"all,omitempty"`
+	Names []string `json:"names,omitempty"`
+}
+
+// has reports whether the instance called name is in maintenance.
+func (s maintenanceSet) has(name string) bool {
+	return s.All || slices.Contains(s.Names, name)
+}
+
+// set puts one instance, or with name "" every one, in maintenance (on) or
+// takes it out; all is every instance of the config.
+func (s maintenanceSet) set(name string, on bool, all []string) maintenanceSet {
+	switch {
+	case name == "":
+		return maintenanceSet{All: on}
+	case on && !s.has(name):
+		s.Names = append(slices.Clone(s.Names), name)
+		slices.Sort(s.Names)
+	case !on && s.All:
+		s = maintenanceSet{Names: slices.DeleteFunc(slices.Clone(all), func(n string) bool { return n == name })}
+	case !on:
+		s.Names = slices.DeleteFunc(slices.Clone(s.Names), func(n string) bool { return n == name })
+	}
+	return s
 }
 
 // engineConfig is the config file as the daemon read and validated it
@@ -99,6 +134,7 @@ func wireVRRPEngine(d *daemon, cfg *config.Config) error {
 	d.gather = append(d.gather, prometheus.GathererFunc(e.gatherMetrics))
 	d.status = append(d.status, e.fillStatus)
 	d.reloaders = append(d.reloaders, e.reload)
+	d.commands.maintenance = e.setMaintenance
 	if len(cfg.Instances) == 0 {
 		return nil
 	}
@@ -121,6 +157,9 @@ type engine struct {
 	// verdicts are the last verdict of each frontend, sent again to a
 	// restarted engine.
 	verdicts map[string]bool
+	// maintenance is what `vrrplb maintenance` set, sent again to a
+	// restarted engine.
+	maintenance maintenanceSet
 
 	fwMu       sync.Mutex
 	forwarders map[string]*forwarder // by frontend name
@@ -202,6 +241,9 @@ func (e *engine) spawn() error {
 				break
 			}
 		}
+	}
+	if err == nil && (e.maintenance.All || len(e.maintenance.Names) > 0) {
+		err = e.maintenanceLocked(e.maintenance)
 	}
 	if err != nil {
 		e.killLocked()
@@ -417,6 +459,57 @@ func (e *engine) sendVerdict(name string, up bool) {
 	if err := e.sendLocked(engineRequest{Frontend: &engineVerdict{Name: name, Up: up}}); err != nil {
 		e.d.log.Error("VRRP engine: frontend verdict not delivered; restarting the engine", "frontend", name, "err", err)
 	}
+}
+
+// setMaintenance is `vrrplb maintenance`: it records the change and tells
+// the engine, which applies it before answering.
+func (e *engine) setMaintenance(req maintenanceRequest) ([]string, error) {
+	cfg := e.d.config()
+	var all []string
+	for _, ic := range cfg.Instances {
+		all = append(all, ic.Name)
+	}
+	if len(all) == 0 {
+		return nil, errors.New("this vrrplb has no VRRP instances: nothing to put in maintenance")
+	}
+	targets := all
+	if req.Instance != "" {
+		if !slices.Contains(all, req.Instance) {
+			return nil, fmt.Errorf("no instance %q (this vrrplb has %s)", req.Instance, strings.Join(all, ", "))
+		}
+		targets = []string{req.Instance}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	next := e.maintenance.set(req.Instance, req.On, all)
+	if e.proc == nil || e.stopping {
+		return nil, errors.New("the VRRP engine is not running; try again in a moment")
+	}
+	if err := e.maintenanceLocked(next); err != nil {
+		return nil, fmt.Errorf("VRRP engine: %w", err)
+	}
+	e.maintenance = next
+	var done []string
+	for _, name := range targets {
+		if req.On {
+			done = append(done, fmt.Sprintf("instance %s: maintenance on: its VIPs go to a peer; it stays in the election at the lowest priority", name))
+		} else {
+			done = append(done, fmt.Sprintf("instance %s: maintenance off: back at its own priority", name))
+		}
+	}
+	return done, nil
+}
+
+// maintenanceLocked sends set to the engine and returns its error applying it.
+func (e *engine) maintenanceLocked(set maintenanceSet) error {
+	var reply engineReply
+	if err := e.requestLocked(engineRequest{Maintenance: &set}, &reply, engineQueryTimeout); err != nil {
+		return err
+	}
+	if reply.Error != "" {
+		return errors.New(reply.Error)
+	}
+	return nil
 }
 
 // gatherMetrics asks the engine for its metrics.

@@ -136,6 +136,12 @@ func serveEngine(d *daemon, hub *verdictHub, dec *json.Decoder, enc *json.Encode
 				d.log.Error("VRRP engine metrics", "err", err)
 			}
 			reply.Metrics = b
+		case req.Maintenance != nil:
+			if d.setMaintenance == nil {
+				reply.Error = "this VRRP engine cannot put instances in maintenance"
+			} else if err := d.setMaintenance(*req.Maintenance); err != nil {
+				reply.Error = err.Error()
+			}
 		case req.Status:
 			doc := statusDoc{}
 			for _, fill := range d.status {

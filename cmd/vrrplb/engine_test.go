@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/vrrplb/vrrplb/config"
 )
 
@@ -162,5 +165,33 @@ func TestFrontendVerdictsReportTheFirstVerdictThenEveryChange(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestMaintenanceSetFollowsTheCommands(t *testing.T) {
+	all := []string{"a", "b", "c"}
+	steps := []struct {
+		name     string
+		instance string
+		on       bool
+		want     maintenanceSet
+	}{
+		{"on for one instance names it", "b", true, maintenanceSet{Names: []string{"b"}}},
+		{"on for another adds it in order", "a", true, maintenanceSet{Names: []string{"a", "b"}}},
+		{"on again changes nothing", "a", true, maintenanceSet{Names: []string{"a", "b"}}},
+		{"off for one removes it", "b", false, maintenanceSet{Names: []string{"a"}}},
+		{"on for every instance is all", "", true, maintenanceSet{All: true}},
+		{"off for one of all leaves the others", "c", false, maintenanceSet{Names: []string{"a", "b"}}},
+		{"off for every instance clears it", "", false, maintenanceSet{}},
+	}
+	var s maintenanceSet
+	for _, st := range steps {
+		s = s.set(st.instance, st.on, all)
+		if diff := cmp.Diff(st.want, s, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("%s (-want +got):\n%s", st.name, diff)
+		}
+	}
+	if !(maintenanceSet{All: true}).has("new") {
+		t.Error("with every instance in maintenance, one a reload adds is not")
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/vrrplb/vrrplb/config"
 )
 
 // Set at build time with -ldflags "-X main.version=… -X main.commit=…".
@@ -28,6 +30,10 @@ Usage:
   vrrplb run     [--config FILE]            run the daemon (default FILE %[1]s)
   vrrplb check   [--config FILE]            validate FILE and print the effective config
   vrrplb status  [--admin ADDR] [--json]    ask a running daemon for its state
+  vrrplb maintenance on|off [--instance NAME] [--socket PATH]
+                                            hand this host's VIPs over (on) or take them back (off)
+  vrrplb backend drain|enable ADDR [--frontend NAME] [--force] [--socket PATH]
+                                            stop (drain) or resume (enable) new connections to ADDR
   vrrplb convert --keepalived FILE [--nginx FILE | --haproxy FILE]
                                             print an equivalent vrrplb.toml
   vrrplb version                            print version, commit and Go version
@@ -35,7 +41,9 @@ Usage:
 
 Signals to "run": SIGHUP reloads the config (a bad file is rejected and the old
 one keeps running); SIGTERM or SIGINT hand the VIP over, drain connections and
-exit 0; a second SIGTERM or SIGINT exits at once.
+exit 0; a second SIGTERM or SIGINT exits at once. maintenance and backend go to
+the admin socket (default %[2]s, root or vrrplb's user only); what they
+set survives SIGHUP and is lost when vrrplb restarts.
 `
 
 // errUsage marks a command-line mistake: exit 2, like flag's own errors.
@@ -52,18 +60,20 @@ func main() {
 
 // commands maps each subcommand to its implementation.
 var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
-	"run":     cmdRun,
-	"check":   cmdCheck,
-	"status":  cmdStatus,
-	"version": cmdVersion,
-	"convert": cmdConvert,
+	"run":         cmdRun,
+	"check":       cmdCheck,
+	"status":      cmdStatus,
+	"version":     cmdVersion,
+	"convert":     cmdConvert,
+	"maintenance": cmdMaintenance,
+	"backend":     cmdBackend,
 	// Not in the usage: `vrrplb run` starts it (engine.go).
 	engineCommand: cmdVRRPEngine,
 }
 
 func runMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintf(stderr, usage, defaultConfigPath)
+		fmt.Fprintf(stderr, usage, defaultConfigPath, config.DefaultAdminSocket)
 		return 2
 	}
 	name, rest := args[0], args[1:]
@@ -72,13 +82,13 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		if len(rest) > 0 && commands[rest[0]] != nil {
 			return exitCode(commands[rest[0]]([]string{"-h"}, stdout, stderr), stderr)
 		}
-		fmt.Fprintf(stdout, usage, defaultConfigPath)
+		fmt.Fprintf(stdout, usage, defaultConfigPath, config.DefaultAdminSocket)
 		return 0
 	}
 	cmd, ok := commands[name]
 	if !ok {
 		fmt.Fprintf(stderr, "vrrplb: unknown command %q\n\n", name)
-		fmt.Fprintf(stderr, usage, defaultConfigPath)
+		fmt.Fprintf(stderr, usage, defaultConfigPath, config.DefaultAdminSocket)
 		return 2
 	}
 	return exitCode(cmd(rest, stdout, stderr), stderr)

@@ -136,6 +136,8 @@ var sampleStatus = statusDoc{
 	Frontends: []frontendStatus{{Name: "apiserver", Listen: ":8443", Backends: []backendStatus{
 		{Address: "192.0.2.21:6443", Healthy: true, ActiveConnections: 12},
 		{Address: "192.0.2.22:6443", Healthy: false, ActiveConnections: 0},
+	}}, {Name: "konnectivity", Listen: ":8132", FailOpen: true, Backends: []backendStatus{
+		{Address: "192.0.2.21:8132", Healthy: false, ActiveConnections: 3},
 	}}},
 }
 
@@ -158,10 +160,15 @@ func TestStatusPrintsATableAndTheRawDocument(t *testing.T) {
 		`apiserver-vip\s+MASTER\s+100\s+192\.0\.2\.11\s+192\.0\.2\.150/24`,
 		`apiserver\s+:8443\s+192\.0\.2\.21:6443\s+up\s+12`,
 		`\n\s+192\.0\.2\.22:6443\s+down\s+0`,
+		`konnectivity\s+:8132\s+192\.0\.2\.21:8132\s+down\s+3`,
+		`\nfrontend konnectivity: no healthy backend, failing open`,
 	} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "frontend apiserver: no healthy backend") {
+		t.Errorf("table says a frontend with a healthy backend fails open:\n%s", out)
 	}
 
 	code, out, _ = run(t, "status", "--admin", addr, "--json")
@@ -242,7 +249,7 @@ func metricLine(body, name string) string {
 func TestDaemonServesAdminAndReloadsOnlyGoodConfigs(t *testing.T) {
 	dir := t.TempDir()
 	admin := freeAddr(t)
-	good := "[admin]\nlisten = \"" + admin + "\"\n"
+	good := "[admin]\nlisten = \"" + admin + "\"\nsocket = \"\"\n"
 	path := writeFile(t, dir, "vrrplb.toml", good)
 	cfg, err := config.Load(path)
 	if err != nil {

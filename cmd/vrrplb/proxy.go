@@ -199,7 +199,7 @@ func (ps *proxies) fillStatus(doc *statusDoc) {
 	ps.mu.Unlock()
 	for _, f := range fronts {
 		st := f.Status()
-		fs := frontendStatus{Name: st.Name, Listen: st.Listen, Backends: []backendStatus{}}
+		fs := frontendStatus{Name: st.Name, Listen: st.Listen, FailOpen: st.FailOpen, Backends: []backendStatus{}}
 		for _, b := range st.Backends {
 			fs.Backends = append(fs.Backends, backendStatus{
 				Address:           b.Address,

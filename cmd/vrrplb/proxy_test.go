@@ -41,6 +41,7 @@ func echoBackend(t *testing.T) string {
 func frontendConfig(admin, listen string, backends ...string) string {
 	return fmt.Sprintf(`[admin]
 listen = %q
+socket = ""
 
 [[frontend]]
 name = "api"
@@ -78,7 +79,7 @@ func TestDaemonProxiesToHealthyBackendsAndReloadsThem(t *testing.T) {
 		for _, b := range backends {
 			bs = append(bs, fmt.Sprintf(`{"address":%q,"healthy":true,"active_connections":0}`, b))
 		}
-		return fmt.Sprintf(`{"instances":[],"frontends":[{"name":"api","listen":%q,"backends":[%s]}]}`, listen, strings.Join(bs, ","))
+		return fmt.Sprintf(`{"instances":[],"frontends":[{"name":"api","listen":%q,"fail_open":false,"backends":[%s]}]}`, listen, strings.Join(bs, ","))
 	}
 	eventually(t, "the backend is healthy in /status", func() bool {
 		code, body := get(t, base+"/status")

@@ -61,6 +61,11 @@ type daemon struct {
 	checks []func(next *config.Config) error
 	// reloaders apply a validated new config; each gets the old and the new.
 	reloaders []func(old, new *config.Config) error
+	// commands carry out what the admin socket takes (adminsock.go).
+	commands adminCommands
+	// setMaintenance applies `vrrplb maintenance` to the instances: in the
+	// VRRP engine process, set by wireVRRP.
+	setMaintenance func(maintenanceSet) error
 
 	// signals is where the signal handler listens; tests inject their own.
 	signals chan os.Signal
@@ -159,6 +164,17 @@ func (d *daemon) run(ctx context.Context) error {
 				"listen", ln.Addr().String())
 		}
 	}
+	var sock *adminSocket
+	if cfg.Admin.Socket != "" {
+		s, err := listenAdminSocket(cfg.Admin.Socket, d.log, d.commands.run)
+		if err != nil {
+			if admin != nil {
+				admin.ln.Close()
+			}
+			return err
+		}
+		sock = s
+	}
 	d.metrics.reloadOK(true, time.Now())
 
 	ctx, stop := context.WithCancel(ctx)
@@ -167,6 +183,9 @@ func (d *daemon) run(ctx context.Context) error {
 	g.Go(func() error { return d.handleSignals(gctx, stop) })
 	if admin != nil {
 		g.Go(func() error { return admin.Run(gctx) })
+	}
+	if sock != nil {
+		g.Go(func() error { return sock.Run(gctx) })
 	}
 	g.Go(func() error { return d.sup.Run(gctx) })
 	err := g.Wait()

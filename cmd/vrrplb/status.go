@@ -118,6 +118,11 @@ func printStatus(w io.Writer, doc statusDoc) error {
 			}
 		}
 	}
+	for _, fe := range doc.Frontends {
+		if fe.FailOpen {
+			fmt.Fprintf(tw, "\nfrontend %s: no healthy backend, failing open: new connections go to every backend\n", fe.Name)
+		}
+	}
 	if len(doc.Instances) == 0 && len(doc.Frontends) == 0 {
 		fmt.Fprintln(tw, "vrrplb is running with no instances and no frontends.")
 	}

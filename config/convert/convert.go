@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/vrrplb/vrrplb/config"
 	"github.com/vrrplb/vrrplb/config/haproxy"
 	"github.com/vrrplb/vrrplb/config/keepalived"
 	"github.com/vrrplb/vrrplb/config/nginx"
@@ -98,7 +99,7 @@ func link(ka *keepalivedResult, px *proxyResult, proxyKind string) {
 				in.frontends = append(in.frontends, tf)
 			}
 			if len(frontends) > 1 {
-				in.note("priority", "the process check is tracked as every frontend, since the one process served them all")
+				in.note(config.KeyInstancePriority, "the process check is tracked as every frontend, since the one process served them all")
 			}
 		}
 		in.procChecks = nil
@@ -122,7 +123,7 @@ func link(ka *keepalivedResult, px *proxyResult, proxyKind string) {
 		}
 		a, err := netip.ParseAddr(host)
 		if err != nil {
-			f.note("listen", fmt.Sprintf("listen host %s is a name: vrrplb listens on what it resolves to; the virtual IPs are %s", host, joinAnd(vipText)))
+			f.note(config.KeyFrontendListen, fmt.Sprintf("listen host %s is a name: vrrplb listens on what it resolves to; the virtual IPs are %s", host, joinAnd(vipText)))
 			continue
 		}
 		isVIP := false
@@ -133,11 +134,11 @@ func link(ka *keepalivedResult, px *proxyResult, proxyKind string) {
 		}
 		switch {
 		case isVIP:
-			f.note("listen", fmt.Sprintf("bound to the virtual IP %s: that works only while this host holds it, or with net.ipv4.ip_nonlocal_bind=1 as %s needed; listen = \":PORT\" answers on the VIP wherever it moves", a, proxyKind))
+			f.note(config.KeyFrontendListen, fmt.Sprintf("bound to the virtual IP %s: that works only while this host holds it, or with net.ipv4.ip_nonlocal_bind=1 as %s needed; listen = \":PORT\" answers on the VIP wherever it moves", a, proxyKind))
 		case a.IsLoopback():
-			f.note("listen", fmt.Sprintf("WARNING: the keepalived and %s files disagree: this listens on loopback only, so clients of the virtual IP (%s) do not reach it", proxyKind, joinAnd(vipText)))
+			f.note(config.KeyFrontendListen, fmt.Sprintf("WARNING: the keepalived and %s files disagree: this listens on loopback only, so clients of the virtual IP (%s) do not reach it", proxyKind, joinAnd(vipText)))
 		default:
-			f.note("listen", fmt.Sprintf("WARNING: the keepalived and %s files disagree: %s is not a virtual IP (%s), so clients of the VIP do not reach this frontend", proxyKind, a, joinAnd(vipText)))
+			f.note(config.KeyFrontendListen, fmt.Sprintf("WARNING: the keepalived and %s files disagree: %s is not a virtual IP (%s), so clients of the VIP do not reach this frontend", proxyKind, a, joinAnd(vipText)))
 		}
 	}
 }
@@ -166,9 +167,9 @@ func shiftPositiveWeights(in *instance) {
 	}
 	base := in.priority
 	in.priority = min(base+total, 254)
-	in.note("priority", fmt.Sprintf("keepalived priority %d plus %d, the positive weights of tracks that were up: vrrplb subtracts them while the tracks are down instead", base, total))
+	in.note(config.KeyInstancePriority, fmt.Sprintf("keepalived priority %d plus %d, the positive weights of tracks that were up: vrrplb subtracts them while the tracks are down instead", base, total))
 	if base+total > 254 {
-		in.note("priority", fmt.Sprintf("WARNING: %d + %d is above 254, the highest priority of a router that does not own the address; capped, as keepalived caps it", base, total))
+		in.note(config.KeyInstancePriority, fmt.Sprintf("WARNING: %d + %d is above 254, the highest priority of a router that does not own the address; capped, as keepalived caps it", base, total))
 	}
 }
 
@@ -214,9 +215,9 @@ func render(opts Options, ka *keepalivedResult, px *proxyResult, proxyKind strin
 	}
 	var tables []*table
 	if ka != nil && (ka.scriptsUser != "" || len(ka.scriptNotes) > 0) {
-		t := &table{name: "scripts", notes: ka.scriptNotes}
+		t := &table{name: config.TableScripts, notes: ka.scriptNotes}
 		if ka.scriptsUser != "" {
-			t.set("user", ka.scriptsUser, "keepalived script_user")
+			t.set(config.KeyScriptsUser, ka.scriptsUser, "keepalived script_user")
 		}
 		tables = append(tables, t)
 	}
@@ -238,133 +239,133 @@ func render(opts Options, ka *keepalivedResult, px *proxyResult, proxyKind strin
 }
 
 func instanceTable(in *instance) *table {
-	t := &table{name: "instance", array: true}
+	t := &table{name: config.TableInstance, array: true}
 	t.notes = append([]string{fmt.Sprintf("from keepalived vrrp_instance %s at %s", in.name, in.at)}, in.notes...)
 	kn := func(k string) []string { return in.keyNotes[k] }
-	t.set("name", in.name)
-	t.set("interface", in.iface)
-	t.set("virtual_router_id", in.vrid)
-	t.set("priority", in.priority, kn("priority")...)
-	vnotes := kn("version")
+	t.set(config.KeyInstanceName, in.name)
+	t.set(config.KeyInstanceInterface, in.iface)
+	t.set(config.KeyInstanceVirtualRouterID, in.vrid)
+	t.set(config.KeyInstancePriority, in.priority, kn(config.KeyInstancePriority)...)
+	vnotes := kn(config.KeyInstanceVersion)
 	if len(vnotes) == 0 && in.version == 2 {
 		vnotes = []string{"VRRPv2, keepalived's default (vrrplb's is 3): the other routers of this VRID speak it"}
 	}
-	t.set("version", in.version, vnotes...)
-	t.set("advert_interval", in.advert, kn("advert_interval")...)
-	t.set("preempt", in.preempt, kn("preempt")...)
-	if in.preemptDelay > 0 || len(kn("preempt_delay")) > 0 {
-		t.set("preempt_delay", in.preemptDelay, kn("preempt_delay")...)
+	t.set(config.KeyInstanceVersion, in.version, vnotes...)
+	t.set(config.KeyInstanceAdvertInterval, in.advert, kn(config.KeyInstanceAdvertInterval)...)
+	t.set(config.KeyInstancePreempt, in.preempt, kn(config.KeyInstancePreempt)...)
+	if in.preemptDelay > 0 || len(kn(config.KeyInstancePreemptDelay)) > 0 {
+		t.set(config.KeyInstancePreemptDelay, in.preemptDelay, kn(config.KeyInstancePreemptDelay)...)
 	}
 	vips := make([]string, len(in.vips))
 	for i, v := range in.vips {
 		vips[i] = v.String()
 	}
-	vipNotes := kn("virtual_ips")
+	vipNotes := kn(config.KeyInstanceVirtualIPs)
 	if len(in.vips) == 0 {
 		vipNotes = append(vipNotes, "WARNING: keepalived had no virtual_ipaddress for this instance")
 	}
-	t.set("virtual_ips", vips, vipNotes...)
+	t.set(config.KeyInstanceVirtualIPs, vips, vipNotes...)
 	if in.sourceIP != "" {
-		t.set("source_ip", in.sourceIP, kn("source_ip")...)
+		t.set(config.KeyInstanceSourceIP, in.sourceIP, kn(config.KeyInstanceSourceIP)...)
 	} else {
-		t.notes = append(t.notes, kn("source_ip")...)
+		t.notes = append(t.notes, kn(config.KeyInstanceSourceIP)...)
 	}
-	if len(in.peers) > 0 || len(kn("unicast_peers")) > 0 {
-		t.set("unicast_peers", in.peers, kn("unicast_peers")...)
+	if len(in.peers) > 0 || len(kn(config.KeyInstanceUnicastPeers)) > 0 {
+		t.set(config.KeyInstanceUnicastPeers, in.peers, kn(config.KeyInstanceUnicastPeers)...)
 	}
-	if in.authPass != "" || len(kn("auth_pass")) > 0 {
-		t.set("auth_pass", in.authPass, kn("auth_pass")...)
+	if in.authPass != "" || len(kn(config.KeyInstanceAuthPass)) > 0 {
+		t.set(config.KeyInstanceAuthPass, in.authPass, kn(config.KeyInstanceAuthPass)...)
 	}
 	if in.garpRepeat != nil {
-		t.set("garp_repeat", *in.garpRepeat, append([]string{"garp_master_repeat"}, kn("garp_repeat")...)...)
-	} else if len(kn("garp_repeat")) > 0 {
-		t.notes = append(t.notes, kn("garp_repeat")...)
+		t.set(config.KeyInstanceGARPRepeat, *in.garpRepeat, append([]string{"garp_master_repeat"}, kn(config.KeyInstanceGARPRepeat)...)...)
+	} else if len(kn(config.KeyInstanceGARPRepeat)) > 0 {
+		t.notes = append(t.notes, kn(config.KeyInstanceGARPRepeat)...)
 	}
 	switch {
 	case in.garpInterval == nil:
 	case *in.garpInterval == 0:
 		t.notes = append(t.notes, "keepalived's garp_interval 0 sent the gratuitous ARPs back to back; vrrplb spaces them by garp_interval (default 100ms)")
 	default:
-		t.set("garp_interval", *in.garpInterval, "garp_interval")
+		t.set(config.KeyInstanceGARPInterval, *in.garpInterval, "garp_interval")
 	}
 	if in.garpRefresh != nil {
-		t.set("garp_refresh", *in.garpRefresh, "garp_master_refresh")
+		t.set(config.KeyInstanceGARPRefresh, *in.garpRefresh, "garp_master_refresh")
 	}
 	if in.notify != nil {
-		t.set("notify", in.notify, kn("notify")...)
+		t.set(config.KeyInstanceNotify, in.notify, kn(config.KeyInstanceNotify)...)
 	}
 	for _, tf := range in.frontends {
-		c := &table{name: "instance.track_frontend", array: true, notes: tf.notes}
-		c.set("name", tf.name)
-		c.set("weight", tf.weight)
+		c := &table{name: config.Dotted(config.TableInstance, config.TableTrackFrontend), array: true, notes: tf.notes}
+		c.set(config.KeyTrackName, tf.name)
+		c.set(config.KeyTrackWeight, tf.weight)
 		t.children = append(t.children, c)
 	}
 	for _, ts := range in.scripts {
-		c := &table{name: "instance.track_script", array: true, notes: ts.notes}
-		c.set("command", ts.command)
-		c.set("interval", ts.interval)
+		c := &table{name: config.Dotted(config.TableInstance, config.TableTrackScript), array: true, notes: ts.notes}
+		c.set(config.KeyTrackScriptCommand, ts.command)
+		c.set(config.KeyTrackScriptInterval, ts.interval)
 		if ts.timeout > 0 {
-			c.set("timeout", ts.timeout)
+			c.set(config.KeyTrackScriptTimeout, ts.timeout)
 		}
-		c.set("fall", ts.fall)
-		c.set("rise", ts.rise)
-		c.set("weight", ts.weight)
+		c.set(config.KeyTrackScriptFall, ts.fall)
+		c.set(config.KeyTrackScriptRise, ts.rise)
+		c.set(config.KeyTrackWeight, ts.weight)
 		t.children = append(t.children, c)
 	}
 	for _, ti := range in.ifaces {
-		c := &table{name: "instance.track_interface", array: true, notes: ti.notes}
-		c.set("name", ti.name)
-		c.set("weight", ti.weight)
+		c := &table{name: config.Dotted(config.TableInstance, config.TableTrackInterface), array: true, notes: ti.notes}
+		c.set(config.KeyTrackName, ti.name)
+		c.set(config.KeyTrackWeight, ti.weight)
 		t.children = append(t.children, c)
 	}
 	return t
 }
 
 func frontendTable(f *frontend) *table {
-	t := &table{name: "frontend", array: true, notes: f.notes}
+	t := &table{name: config.TableFrontend, array: true, notes: f.notes}
 	kn := func(k string) []string { return f.keyNotes[k] }
-	t.set("name", f.name)
-	t.set("listen", f.listen, kn("listen")...)
-	t.set("balance", f.balance, kn("balance")...)
-	t.set("backends", f.backends, kn("backends")...)
+	t.set(config.KeyFrontendName, f.name)
+	t.set(config.KeyFrontendListen, f.listen, kn(config.KeyFrontendListen)...)
+	t.set(config.KeyFrontendBalance, f.balance, kn(config.KeyFrontendBalance)...)
+	t.set(config.KeyFrontendBackends, f.backends, kn(config.KeyFrontendBackends)...)
 	if f.connectTimeout != nil {
-		t.set("connect_timeout", *f.connectTimeout, kn("connect_timeout")...)
+		t.set(config.KeyFrontendConnectTimeout, *f.connectTimeout, kn(config.KeyFrontendConnectTimeout)...)
 	}
 	if f.retries != nil {
-		t.set("retries", *f.retries, kn("retries")...)
+		t.set(config.KeyFrontendRetries, *f.retries, kn(config.KeyFrontendRetries)...)
 	}
 	if f.idleTimeout != nil {
-		t.set("idle_timeout", *f.idleTimeout, kn("idle_timeout")...)
+		t.set(config.KeyFrontendIdleTimeout, *f.idleTimeout, kn(config.KeyFrontendIdleTimeout)...)
 	}
 	if f.maxConnections > 0 {
-		t.set("max_connections", f.maxConnections, kn("max_connections")...)
+		t.set(config.KeyFrontendMaxConnections, f.maxConnections, kn(config.KeyFrontendMaxConnections)...)
 	}
 	h := f.health
-	c := &table{name: "frontend.health", notes: h.notes}
-	c.set("type", h.typ)
+	c := &table{name: config.Dotted(config.TableFrontend, config.TableHealth), notes: h.notes}
+	c.set(config.KeyHealthType, h.typ)
 	if h.path != "" {
-		c.set("path", h.path)
+		c.set(config.KeyHealthPath, h.path)
 	}
 	if len(h.expectStatus) > 0 {
-		c.set("expect_status", h.expectStatus)
+		c.set(config.KeyHealthExpectStatus, h.expectStatus)
 	}
 	if h.interval > 0 {
-		c.set("interval", h.interval)
+		c.set(config.KeyHealthInterval, h.interval)
 	}
 	if h.timeout > 0 {
-		c.set("timeout", h.timeout)
+		c.set(config.KeyHealthTimeout, h.timeout)
 	}
 	if h.rise > 0 {
-		c.set("rise", h.rise)
+		c.set(config.KeyHealthRise, h.rise)
 	}
 	if h.fall > 0 {
-		c.set("fall", h.fall)
+		c.set(config.KeyHealthFall, h.fall)
 	}
 	if h.caFile != "" {
-		c.set("ca_file", h.caFile)
+		c.set(config.KeyHealthCAFile, h.caFile)
 	}
 	if h.serverName != "" {
-		c.set("server_name", h.serverName)
+		c.set(config.KeyHealthServerName, h.serverName)
 	}
 	t.children = append(t.children, c)
 	return t

@@ -325,7 +325,7 @@ func hapFrontend(s *haproxy.Section, p *hapProxy, backends map[string]*hapProxy,
 			return nil, backendAt[name].Errorf("backend %q: mode %s, but frontend %q is mode tcp", name, b.mode, s.Name)
 		}
 		be = b
-		f.note("backends", fmt.Sprintf("backend %s (%s)", name, sloc(backendAt[name])))
+		f.note(config.KeyFrontendBackends, fmt.Sprintf("backend %s (%s)", name, sloc(backendAt[name])))
 		f.notes = append(f.notes, b.notes...)
 	}
 	for _, u := range p.useBackends {
@@ -346,7 +346,7 @@ func hapFrontend(s *haproxy.Section, p *hapProxy, backends map[string]*hapProxy,
 	}
 	if p.maxconn > 0 {
 		f.maxConnections = p.maxconn
-		f.note("max_connections", "maxconn")
+		f.note(config.KeyFrontendMaxConnections, "maxconn")
 	}
 	return f, nil
 }
@@ -360,7 +360,7 @@ func hapBind(f *frontend, binds []*haproxy.Line) (listen, port string, err error
 		addrs := strings.Split(b.Words[1], ",")
 		for j, a := range addrs {
 			if i > 0 || j > 0 {
-				f.note("listen", notCarried(hloc(b), "bind "+a, "one listen address per frontend: copy this frontend for it"))
+				f.note(config.KeyFrontendListen, notCarried(hloc(b), "bind "+a, "one listen address per frontend: copy this frontend for it"))
 				continue
 			}
 			a = strings.TrimPrefix(strings.TrimPrefix(a, "ipv4@"), "ipv6@")
@@ -378,20 +378,20 @@ func hapBind(f *frontend, binds []*haproxy.Line) (listen, port string, err error
 				return "", "", b.Errorf("bind %q: %v", a, err)
 			}
 			port = p
-			f.note("listen", fmt.Sprintf("bind %s (%s)", a, hloc(b)))
+			f.note(config.KeyFrontendListen, fmt.Sprintf("bind %s (%s)", a, hloc(b)))
 		}
 		for k := 2; k < len(b.Words); k++ {
 			w := b.Words[k]
 			switch w {
 			case "ssl":
-				f.note("listen", "WARNING: "+notCarried(hloc(b), "ssl", "haproxy terminated TLS here; vrrplb passes the client's TLS through to the backends untouched"))
+				f.note(config.KeyFrontendListen, "WARNING: "+notCarried(hloc(b), "ssl", "haproxy terminated TLS here; vrrplb passes the client's TLS through to the backends untouched"))
 			case "accept-proxy":
-				f.note("listen", notCarried(hloc(b), w, "vrrplb does not read the PROXY protocol"))
+				f.note(config.KeyFrontendListen, notCarried(hloc(b), w, "vrrplb does not read the PROXY protocol"))
 			case "crt", "ca-file", "interface", "name", "process", "maxconn", "backlog", "mss", "alpn", "ciphers", "crt-list", "namespace", "nice", "tcp-ut", "mode", "user", "group", "id", "thread":
-				f.note("listen", notCarried(hloc(b), w+" "+wordAt(b.Words, k+1), "a bind option vrrplb does not set"))
+				f.note(config.KeyFrontendListen, notCarried(hloc(b), w+" "+wordAt(b.Words, k+1), "a bind option vrrplb does not set"))
 				k++
 			default:
-				f.note("listen", notCarried(hloc(b), w, "a bind option vrrplb does not set"))
+				f.note(config.KeyFrontendListen, notCarried(hloc(b), w, "a bind option vrrplb does not set"))
 			}
 		}
 	}
@@ -430,7 +430,7 @@ func hapServers(f *frontend, be *hapProxy, bindPort string) ([]hapServer, error)
 		}
 		if port == "" {
 			port = bindPort
-			f.note("backends", fmt.Sprintf("server %s at %s has no port: haproxy used the client's destination port, %s", l.Words[1], hloc(l), port))
+			f.note(config.KeyFrontendBackends, fmt.Sprintf("server %s at %s has no port: haproxy used the client's destination port, %s", l.Words[1], hloc(l), port))
 		}
 		addr, err := joinPort(host, port)
 		if err != nil {
@@ -457,7 +457,7 @@ func hapServers(f *frontend, be *hapProxy, bindPort string) ([]hapServer, error)
 				}
 				i++
 			case "fastinter", "downinter":
-				f.note("backends", notCarried(hloc(l), w+" "+next, "vrrplb checks every interval, up or down"))
+				f.note(config.KeyFrontendBackends, notCarried(hloc(l), w+" "+next, "vrrplb checks every interval, up or down"))
 				i++
 			case "fall", "rise":
 				n, aerr := strconv.Atoi(next)
@@ -481,23 +481,23 @@ func hapServers(f *frontend, be *hapProxy, bindPort string) ([]hapServer, error)
 				i++
 			case "weight":
 				if next != "1" {
-					f.note("backends", notCarried(hloc(l), "weight "+next+" for "+addr, "vrrplb balances all backends alike"))
+					f.note(config.KeyFrontendBackends, notCarried(hloc(l), "weight "+next+" for "+addr, "vrrplb balances all backends alike"))
 				}
 				i++
 			case "backup":
-				f.note("backends", notCarried(hloc(l), "backup for "+addr, "vrrplb has no backup role: it is a backend like the others"))
+				f.note(config.KeyFrontendBackends, notCarried(hloc(l), "backup for "+addr, "vrrplb has no backup role: it is a backend like the others"))
 			case "disabled":
-				f.note("backends", notCarried(hloc(l), hline(l), "disabled in haproxy, so left out of backends"))
+				f.note(config.KeyFrontendBackends, notCarried(hloc(l), hline(l), "disabled in haproxy, so left out of backends"))
 				skip = true
 			case "send-proxy", "send-proxy-v2":
-				f.note("backends", "WARNING: "+notCarried(hloc(l), w+" for "+addr, "vrrplb sends no PROXY protocol header: the backend must stop expecting one"))
+				f.note(config.KeyFrontendBackends, "WARNING: "+notCarried(hloc(l), w+" for "+addr, "vrrplb sends no PROXY protocol header: the backend must stop expecting one"))
 			case "ssl":
-				f.note("backends", "WARNING: "+notCarried(hloc(l), "ssl for "+addr, "vrrplb does not originate TLS: the client's TLS passes through"))
+				f.note(config.KeyFrontendBackends, "WARNING: "+notCarried(hloc(l), "ssl for "+addr, "vrrplb does not originate TLS: the client's TLS passes through"))
 			case "port", "addr", "maxconn", "slowstart", "id", "cookie", "agent-port", "agent-inter", "resolvers", "init-addr", "on-error", "error-limit", "on-marked-down", "on-marked-up", "observe", "pool-max-conn", "source", "alpn", "check-alpn", "crt", "ciphers", "proto", "check-proto", "tfo", "namespace":
-				f.note("backends", notCarried(hloc(l), w+" "+next+" for "+addr, "no vrrplb equivalent"))
+				f.note(config.KeyFrontendBackends, notCarried(hloc(l), w+" "+next+" for "+addr, "no vrrplb equivalent"))
 				i++
 			default:
-				f.note("backends", notCarried(hloc(l), w+" for "+addr, "no vrrplb equivalent"))
+				f.note(config.KeyFrontendBackends, notCarried(hloc(l), w+" for "+addr, "no vrrplb equivalent"))
 			}
 			if err != nil {
 				return nil, l.Errorf("server %s: %s %q: %v", l.Words[1], w, next, err)
@@ -507,7 +507,7 @@ func hapServers(f *frontend, be *hapProxy, bindPort string) ([]hapServer, error)
 			continue
 		}
 		if slices.Contains(f.backends, addr) {
-			f.note("backends", notCarried(hloc(l), "server "+l.Words[1]+" at "+addr, "another server has that address; vrrplb lists a backend once"))
+			f.note(config.KeyFrontendBackends, notCarried(hloc(l), "server "+l.Words[1]+" at "+addr, "another server has that address; vrrplb lists a backend once"))
 			continue
 		}
 		f.backends = append(f.backends, addr)
@@ -522,30 +522,30 @@ func hapServers(f *frontend, be *hapProxy, bindPort string) ([]hapServer, error)
 func hapBalance(f *frontend, be *hapProxy) {
 	if be.balance == nil {
 		f.balance = "roundrobin"
-		f.note("balance", "haproxy's default: roundrobin")
+		f.note(config.KeyFrontendBalance, "haproxy's default: roundrobin")
 		return
 	}
 	l := be.balance
 	switch l.Words[1] {
 	case "roundrobin", "leastconn", "source":
 		f.balance = l.Words[1]
-		f.note("balance", fmt.Sprintf("%s (%s)", hline(l), hloc(l)))
+		f.note(config.KeyFrontendBalance, fmt.Sprintf("%s (%s)", hline(l), hloc(l)))
 	case "static-rr":
 		f.balance = "roundrobin"
-		f.note("balance", fmt.Sprintf("%s (%s): the same without weights", hline(l), hloc(l)))
+		f.note(config.KeyFrontendBalance, fmt.Sprintf("%s (%s): the same without weights", hline(l), hloc(l)))
 	case "random":
 		f.balance = "random2"
-		f.note("balance", fmt.Sprintf("%s (%s): the less loaded of two random backends", hline(l), hloc(l)))
+		f.note(config.KeyFrontendBalance, fmt.Sprintf("%s (%s): the less loaded of two random backends", hline(l), hloc(l)))
 	default:
 		f.balance = "roundrobin"
-		f.note("balance", notCarried(hloc(l), hline(l), "vrrplb balances by leastconn, roundrobin, source or random2"))
+		f.note(config.KeyFrontendBalance, notCarried(hloc(l), hline(l), "vrrplb balances by leastconn, roundrobin, source or random2"))
 	}
 }
 
 func hapTimeouts(f *frontend, fe, be *hapProxy) {
 	if d, ok := be.timeouts["connect"]; ok && d > 0 {
 		f.connectTimeout = &d
-		f.note("connect_timeout", fmt.Sprintf("timeout connect (%s)", be.timeoutAt["connect"]))
+		f.note(config.KeyFrontendConnectTimeout, fmt.Sprintf("timeout connect (%s)", be.timeoutAt["connect"]))
 	} else if ok {
 		f.notes = append(f.notes, notCarried(be.timeoutAt["connect"], "timeout connect 0", "no connect timeout at all; vrrplb's connect_timeout is 1s unless set"))
 	}
@@ -571,14 +571,14 @@ func hapTimeouts(f *frontend, fe, be *hapProxy) {
 	}
 	f.idleTimeout = &idle
 	if len(from) > 0 {
-		f.note("idle_timeout", fmt.Sprintf("from %s: haproxy closed a connection idle that long, and so will vrrplb; that cuts kubectl get -w, logs -f and exec: 0s (none, vrrplb's default) is what watches need", joinAnd(from)))
+		f.note(config.KeyFrontendIdleTimeout, fmt.Sprintf("from %s: haproxy closed a connection idle that long, and so will vrrplb; that cuts kubectl get -w, logs -f and exec: 0s (none, vrrplb's default) is what watches need", joinAnd(from)))
 	} else {
-		f.note("idle_timeout", "none: no timeout client, server or tunnel in the input; vrrplb's default 0s keeps watches open")
+		f.note(config.KeyFrontendIdleTimeout, "none: no timeout client, server or tunnel in the input; vrrplb's default 0s keeps watches open")
 	}
 	if be.retries != nil {
 		r := min(*be.retries, max(len(f.backends)-1, 0))
 		f.retries = &r
-		f.note("retries", fmt.Sprintf("retries %d (%s): haproxy retried the same server; vrrplb tries another healthy backend each time, at most the other %s", *be.retries, be.retriesAt, plural(len(f.backends)-1, "backend", "backends")))
+		f.note(config.KeyFrontendRetries, fmt.Sprintf("retries %d (%s): haproxy retried the same server; vrrplb tries another healthy backend each time, at most the other %s", *be.retries, be.retriesAt, plural(len(f.backends)-1, "backend", "backends")))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vrrplb/vrrplb/config"
 	"github.com/vrrplb/vrrplb/config/keepalived"
 )
 
@@ -370,11 +371,11 @@ func kaInstance(n *keepalived.Node, g kaGlobals, scripts map[string]*vrrpScript,
 				return nil, c.Errorf("%s %q: not an IP address", c.Keyword(), c.Args[1])
 			}
 			if in.sourceIP != "" && in.sourceIP != a.String() {
-				in.note("source_ip", notCarried(loc(c), quoteLine(c), "vrrplb has one source_ip; the first one is kept"))
+				in.note(config.KeyInstanceSourceIP, notCarried(loc(c), quoteLine(c), "vrrplb has one source_ip; the first one is kept"))
 				continue
 			}
 			in.sourceIP = a.String()
-			in.note("source_ip", fmt.Sprintf("%s (%s)", c.Keyword(), loc(c)))
+			in.note(config.KeyInstanceSourceIP, fmt.Sprintf("%s (%s)", c.Keyword(), loc(c)))
 		case "unicast_peer":
 			for _, p := range c.Children {
 				a, perr := netip.ParseAddr(p.Args[0])
@@ -383,7 +384,7 @@ func kaInstance(n *keepalived.Node, g kaGlobals, scripts map[string]*vrrpScript,
 				}
 				in.peers = append(in.peers, a.String())
 				if len(p.Args) > 1 {
-					in.note("unicast_peers", notCarried(loc(p), quoteLine(p), "vrrplb has no per-peer options"))
+					in.note(config.KeyInstanceUnicastPeers, notCarried(loc(p), quoteLine(p), "vrrplb has no per-peer options"))
 				}
 			}
 		case "track_interface":
@@ -410,7 +411,7 @@ func kaInstance(n *keepalived.Node, g kaGlobals, scripts map[string]*vrrpScript,
 			if err != nil {
 				return nil, c.Errorf("notify: %v", err)
 			}
-			in.note("notify", fmt.Sprintf("from %s: keepalived called it with INSTANCE %s STATE PRIORITY appended; vrrplb appends the instance name and the new state only: check how the script reads its arguments", loc(c), in.name))
+			in.note(config.KeyInstanceNotify, fmt.Sprintf("from %s: keepalived called it with INSTANCE %s STATE PRIORITY appended; vrrplb appends the instance name and the new state only: check how the script reads its arguments", loc(c), in.name))
 		case "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify_deleted", "notify_master_rx_lower_pri":
 			in.notes = append(in.notes, notCarried(loc(c), c.Keyword()+" "+commandLine(c.Raw), "vrrplb runs one notify command on every transition with the instance and the new state appended: call this from a script that switches on the last argument"))
 		case "garp_master_repeat":
@@ -465,10 +466,10 @@ func kaInstance(n *keepalived.Node, g kaGlobals, scripts map[string]*vrrpScript,
 	if priorityAt == "" {
 		if state == "MASTER" {
 			in.priority = kaOwnerPriority
-			in.note("priority", fmt.Sprintf("WARNING: %s has state MASTER and no priority: keepalived then takes priority 255 (the address owner; vrrp.c, vrrp_complete_instance), so this host takes the VIP at once and is never preempted; set a priority below 255 unless it really owns the address", in.name))
+			in.note(config.KeyInstancePriority, fmt.Sprintf("WARNING: %s has state MASTER and no priority: keepalived then takes priority 255 (the address owner; vrrp.c, vrrp_complete_instance), so this host takes the VIP at once and is never preempted; set a priority below 255 unless it really owns the address", in.name))
 		} else {
 			in.priority = kaDefaultPriority
-			in.note("priority", "keepalived's default priority when none is set")
+			in.note(config.KeyInstancePriority, "keepalived's default priority when none is set")
 		}
 	}
 	if stateAt != "" && state != "MASTER" && state != "BACKUP" {
@@ -478,9 +479,9 @@ func kaInstance(n *keepalived.Node, g kaGlobals, scripts map[string]*vrrpScript,
 	// Version: IPv6 and sub-second adverts need VRRPv3.
 	if len(in.vips) > 0 && !in.vips[0].Addr().Is4() && version != 3 {
 		if versionAt != "" {
-			in.note("version", fmt.Sprintf("from %s: version 2 changed to 3: keepalived itself uses VRRPv3 for IPv6 virtual addresses", versionAt))
+			in.note(config.KeyInstanceVersion, fmt.Sprintf("from %s: version 2 changed to 3: keepalived itself uses VRRPv3 for IPv6 virtual addresses", versionAt))
 		} else {
-			in.note("version", "IPv6 virtual addresses: keepalived uses VRRPv3 for them, and so does vrrplb")
+			in.note(config.KeyInstanceVersion, "IPv6 virtual addresses: keepalived uses VRRPv3 for them, and so does vrrplb")
 		}
 		version = 3
 	}
@@ -491,7 +492,7 @@ func kaInstance(n *keepalived.Node, g kaGlobals, scripts map[string]*vrrpScript,
 		if advertRaw != math.Trunc(advertRaw) {
 			fractional = true
 			if version != 3 {
-				in.note("version", fmt.Sprintf("advert_int %v at %s is a fraction of a second: VRRPv2 counts whole seconds, so this is VRRPv3 (keepalived does the same)", advertRaw, loc(advertNode)))
+				in.note(config.KeyInstanceVersion, fmt.Sprintf("advert_int %v at %s is a fraction of a second: VRRPv2 counts whole seconds, so this is VRRPv3 (keepalived does the same)", advertRaw, loc(advertNode)))
 				version = 3
 			}
 		}
@@ -504,7 +505,7 @@ func kaInstance(n *keepalived.Node, g kaGlobals, scripts map[string]*vrrpScript,
 		}
 		in.advert = time.Duration(cs) * 10 * time.Millisecond
 		if fractional && cs != advertRaw*100 {
-			in.note("advert_interval", fmt.Sprintf("advert_int %v rounded to the 10 ms units of VRRPv3", advertRaw))
+			in.note(config.KeyInstanceAdvertInterval, fmt.Sprintf("advert_int %v rounded to the 10 ms units of VRRPv3", advertRaw))
 		}
 	}
 	in.version = version
@@ -515,21 +516,21 @@ func kaInstance(n *keepalived.Node, g kaGlobals, scripts map[string]*vrrpScript,
 		switch {
 		case in.priority == kaOwnerPriority:
 			in.preempt = true
-			in.note("preempt", fmt.Sprintf("nopreempt at %s is ignored by keepalived at priority 255 (\"nopreempt is incompatible with priority 255 - resetting nopreempt\"), so preempt stays on", nopreemptAt))
+			in.note(config.KeyInstancePreempt, fmt.Sprintf("nopreempt at %s is ignored by keepalived at priority 255 (\"nopreempt is incompatible with priority 255 - resetting nopreempt\"), so preempt stays on", nopreemptAt))
 		case state == "MASTER":
 			in.preempt = true
-			in.note("preempt", fmt.Sprintf("nopreempt at %s with state MASTER: keepalived 2.x clears it (\"nopreempt will not work with initial state MASTER - clearing\"), so this host did preempt; set preempt = false (and state BACKUP in keepalived) if it should not", nopreemptAt))
+			in.note(config.KeyInstancePreempt, fmt.Sprintf("nopreempt at %s with state MASTER: keepalived 2.x clears it (\"nopreempt will not work with initial state MASTER - clearing\"), so this host did preempt; set preempt = false (and state BACKUP in keepalived) if it should not", nopreemptAt))
 		default:
-			in.note("preempt", fmt.Sprintf("nopreempt (%s): a higher-priority router that comes back stays backup", nopreemptAt))
+			in.note(config.KeyInstancePreempt, fmt.Sprintf("nopreempt (%s): a higher-priority router that comes back stays backup", nopreemptAt))
 		}
 	}
 	if in.preemptDelay > 0 {
 		switch {
 		case state == "MASTER":
-			in.note("preempt_delay", notCarried(preemptDelayNode, "preempt_delay", "keepalived 2.x clears it with state MASTER (\"preempt delay will not work with initial state MASTER - clearing\")"))
+			in.note(config.KeyInstancePreemptDelay, notCarried(preemptDelayNode, "preempt_delay", "keepalived 2.x clears it with state MASTER (\"preempt delay will not work with initial state MASTER - clearing\")"))
 			in.preemptDelay = 0
 		case !in.preempt:
-			in.note("preempt_delay", notCarried(preemptDelayNode, "preempt_delay", "keepalived clears it with nopreempt: there is no preemption to delay"))
+			in.note(config.KeyInstancePreemptDelay, notCarried(preemptDelayNode, "preempt_delay", "keepalived clears it with nopreempt: there is no preemption to delay"))
 			in.preemptDelay = 0
 		}
 	}
@@ -547,14 +548,14 @@ func kaInstance(n *keepalived.Node, g kaGlobals, scripts map[string]*vrrpScript,
 		return nil, n.Errorf("vrrp_instance %q: auth_type PASS without auth_pass", in.name)
 	default:
 		if len(authPass) > kaMaxAuthPass {
-			in.note("auth_pass", fmt.Sprintf("auth_pass %q at %s is longer than 8 bytes: keepalived sends only its first 8 (\"Truncating auth_pass to 8 characters\"), and so does this", authPass, loc(authPassNode)))
+			in.note(config.KeyInstanceAuthPass, fmt.Sprintf("auth_pass %q at %s is longer than 8 bytes: keepalived sends only its first 8 (\"Truncating auth_pass to 8 characters\"), and so does this", authPass, loc(authPassNode)))
 			authPass = authPass[:kaMaxAuthPass]
 		}
 		in.authPass = authPass
 	}
 
 	if garpDelay != "" {
-		in.note("garp_repeat", notCarried(garpDelay, "", "keepalived sends a second burst of gratuitous ARPs that long after becoming master; vrrplb sends one burst of garp_repeat, and another whenever it hears a lower-priority advert"))
+		in.note(config.KeyInstanceGARPRepeat, notCarried(garpDelay, "", "keepalived sends a second burst of gratuitous ARPs that long after becoming master; vrrplb sends one burst of garp_repeat, and another whenever it hears a lower-priority advert"))
 	}
 
 	// Track scripts: a process check of the proxy becomes track_frontend later.
@@ -606,7 +607,7 @@ func kaVIPs(c *keepalived.Node, in *instance) error {
 			return v.Errorf("virtual_ipaddress %q: not an address or address/prefix", v.Args[0])
 		}
 		if len(in.vips) > 0 && in.vips[0].Addr().Is4() != p.Addr().Is4() {
-			in.note("virtual_ips", notCarried(loc(v), p.String(), "one address family per instance: make another instance with its own virtual_router_id for it"))
+			in.note(config.KeyInstanceVirtualIPs, notCarried(loc(v), p.String(), "one address family per instance: make another instance with its own virtual_router_id for it"))
 			continue
 		}
 		in.vips = append(in.vips, p)
@@ -615,19 +616,19 @@ func kaVIPs(c *keepalived.Node, in *instance) error {
 			switch opts[i] {
 			case "dev":
 				if i+1 < len(opts) && opts[i+1] != in.iface {
-					in.note("virtual_ips", notCarried(loc(v), "dev "+opts[i+1]+" for "+p.String(), "vrrplb adds every VIP to the instance's interface"))
+					in.note(config.KeyInstanceVirtualIPs, notCarried(loc(v), "dev "+opts[i+1]+" for "+p.String(), "vrrplb adds every VIP to the instance's interface"))
 				}
 				i++
 			case "label":
 				if i+1 < len(opts) {
-					in.note("virtual_ips", notCarried(loc(v), "label "+opts[i+1]+" for "+p.String(), "vrrplb adds VIPs without an interface label; tools that look for the label must look for the address"))
+					in.note(config.KeyInstanceVirtualIPs, notCarried(loc(v), "label "+opts[i+1]+" for "+p.String(), "vrrplb adds VIPs without an interface label; tools that look for the label must look for the address"))
 				}
 				i++
 			case "brd", "broadcast", "scope", "preferred_lft", "track_group":
-				in.note("virtual_ips", notCarried(loc(v), opts[i]+" "+wordAt(opts, i+1)+" for "+p.String(), "vrrplb adds VIPs with the prefix only"))
+				in.note(config.KeyInstanceVirtualIPs, notCarried(loc(v), opts[i]+" "+wordAt(opts, i+1)+" for "+p.String(), "vrrplb adds VIPs with the prefix only"))
 				i++
 			default:
-				in.note("virtual_ips", notCarried(loc(v), opts[i]+" for "+p.String(), "vrrplb adds VIPs with the prefix only"))
+				in.note(config.KeyInstanceVirtualIPs, notCarried(loc(v), opts[i]+" for "+p.String(), "vrrplb adds VIPs with the prefix only"))
 			}
 		}
 	}
@@ -690,14 +691,14 @@ func familyMatch(in *instance) {
 	v4 := in.vips[0].Addr().Is4()
 	if in.sourceIP != "" {
 		if a := netip.MustParseAddr(in.sourceIP); a.Unmap().Is4() != v4 {
-			in.note("source_ip", notCarried("", in.sourceIP, "not the family of the virtual IPs; keepalived ignores it too"))
+			in.note(config.KeyInstanceSourceIP, notCarried("", in.sourceIP, "not the family of the virtual IPs; keepalived ignores it too"))
 			in.sourceIP = ""
 		}
 	}
 	var peers []string
 	for _, p := range in.peers {
 		if netip.MustParseAddr(p).Unmap().Is4() != v4 {
-			in.note("unicast_peers", notCarried("", p, "not the family of the virtual IPs"))
+			in.note(config.KeyInstanceUnicastPeers, notCarried("", p, "not the family of the virtual IPs"))
 			continue
 		}
 		peers = append(peers, p)

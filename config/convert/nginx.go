@@ -322,18 +322,18 @@ func ngxServer(s *nginx.Directive, inherited ngxSettings, upstreams map[string]*
 		}
 		f := &frontend{at: nloc(s), name: uniqueName(fname, taken), listen: listen, backends: backends, balance: "roundrobin"}
 		f.notes = append(f.notes, fmt.Sprintf("from nginx stream server at %s", nloc(s)))
-		f.note("listen", fmt.Sprintf("listen %s (%s)", strings.Join(l.Args, " "), nloc(l)))
+		f.note(config.KeyFrontendListen, fmt.Sprintf("listen %s (%s)", strings.Join(l.Args, " "), nloc(l)))
 		for _, n := range lnotes {
-			f.note("listen", n)
+			f.note(config.KeyFrontendListen, n)
 		}
 		if up != nil {
 			f.balance = up.balance
 			for _, n := range up.bnotes {
-				f.note("balance", n)
+				f.note(config.KeyFrontendBalance, n)
 			}
-			f.note("backends", fmt.Sprintf("upstream %s (%s)", name, nloc(up.d)))
+			f.note(config.KeyFrontendBackends, fmt.Sprintf("upstream %s (%s)", name, nloc(up.d)))
 			for _, n := range up.notes {
-				f.note("backends", n)
+				f.note(config.KeyFrontendBackends, n)
 			}
 		}
 		ngxTimeouts(f, set)
@@ -394,29 +394,29 @@ func ngxListen(l *nginx.Directive) (listen string, notes []string, skip string, 
 func ngxTimeouts(f *frontend, set ngxSettings) {
 	if set.connectTimeout != nil {
 		f.connectTimeout = set.connectTimeout
-		f.note("connect_timeout", fmt.Sprintf("proxy_connect_timeout (%s)", set.connectAt))
+		f.note(config.KeyFrontendConnectTimeout, fmt.Sprintf("proxy_connect_timeout (%s)", set.connectAt))
 	} else {
 		f.notes = append(f.notes, fmt.Sprintf("nginx's default proxy_connect_timeout was %s; vrrplb's default connect_timeout (1s) gives up on a dead apiserver sooner and tries the next one", config.FormatDuration(ngxDefaultConnectTimeout)))
 	}
 	zero := time.Duration(0)
 	if set.proxyTimeout != nil {
 		f.idleTimeout = set.proxyTimeout
-		f.note("idle_timeout", fmt.Sprintf("proxy_timeout %s (%s): connections idle that long are closed, as nginx closed them; that cuts kubectl get -w, logs -f and exec: 0s (none, vrrplb's default) is what watches need", config.FormatDuration(*set.proxyTimeout), set.timeoutAt))
+		f.note(config.KeyFrontendIdleTimeout, fmt.Sprintf("proxy_timeout %s (%s): connections idle that long are closed, as nginx closed them; that cuts kubectl get -w, logs -f and exec: 0s (none, vrrplb's default) is what watches need", config.FormatDuration(*set.proxyTimeout), set.timeoutAt))
 	} else {
 		f.idleTimeout = &zero
-		f.note("idle_timeout", fmt.Sprintf("none: nginx's default proxy_timeout %s cut kubectl get -w, logs -f and exec after %s idle; vrrplb's default 0s (none) keeps them open", config.FormatDuration(ngxDefaultProxyTimeout), config.FormatDuration(ngxDefaultProxyTimeout)))
+		f.note(config.KeyFrontendIdleTimeout, fmt.Sprintf("none: nginx's default proxy_timeout %s cut kubectl get -w, logs -f and exec after %s idle; vrrplb's default 0s (none) keeps them open", config.FormatDuration(ngxDefaultProxyTimeout), config.FormatDuration(ngxDefaultProxyTimeout)))
 	}
 	var r int
 	switch {
 	case !set.nextUpstream:
 		r = 0
-		f.note("retries", "proxy_next_upstream off: a failed connect is not retried")
+		f.note(config.KeyFrontendRetries, "proxy_next_upstream off: a failed connect is not retried")
 	case set.tries > 0:
 		r = min(set.tries-1, max(len(f.backends)-1, 0))
-		f.note("retries", fmt.Sprintf("proxy_next_upstream_tries %d: the first try and %d more", set.tries, r))
+		f.note(config.KeyFrontendRetries, fmt.Sprintf("proxy_next_upstream_tries %d: the first try and %d more", set.tries, r))
 	default:
 		r = max(len(f.backends)-1, 0)
-		f.note("retries", "nginx tries every other server after a failed connect (proxy_next_upstream on, proxy_next_upstream_tries 0)")
+		f.note(config.KeyFrontendRetries, "nginx tries every other server after a failed connect (proxy_next_upstream on, proxy_next_upstream_tries 0)")
 	}
 	f.retries = &r
 }

@@ -296,6 +296,7 @@ stream {
 func vrrplbConfig(t *target, b *bench) string {
 	return fmt.Sprintf(`[admin]
 listen = ""
+socket = ""
 [log]
 level = "warn"
 [[frontend]]

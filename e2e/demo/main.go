@@ -251,6 +251,7 @@ func (d *demo) config(lb int) string {
 	}
 	return alignComments(fmt.Sprintf(`[admin]
 listen = %q              # /status, /metrics; inside this host's namespace
+socket = ""                       # the demo's hosts share one file system
 
 [[instance]]
 name = "apiserver-vip"
