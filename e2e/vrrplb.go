@@ -229,14 +229,6 @@ func (l *Lab) Crash(h *Host, p *Proc) {
 	h.crashed = true
 }
 
-// Revive plugs h's cable back in after Crash; Masters counts h again. The
-// caller restarts whatever h ran.
-func (l *Lab) Revive(h *Host) {
-	l.t.Helper()
-	h.SetLink(true)
-	h.crashed = false
-}
-
 // Masters lists the hosts that hold vip, crashed ones left out.
 func (l *Lab) Masters(vip netip.Addr) []string {
 	var m []string

@@ -368,7 +368,8 @@ func (c *Cluster) Connections(lb int) map[string]int {
 
 // Kubectl runs kubectl on the client host with the VIP's kubeconfig.
 func (c *Cluster) Kubectl(args ...string) (string, error) {
-	return c.Host(clientHost).Exec(append([]string{filepath.Join(c.bins, "kubectl"), "--kubeconfig", c.Kubeconfig, "--request-timeout", "10s"}, args...)...)
+	return c.Host(clientHost).Exec(append([]string{filepath.Join(c.bins, "kubectl"), "--kubeconfig", c.Kubeconfig,
+		"--cache-dir", filepath.Join(c.Lab.LogDir, "kubectl-cache"), "--request-timeout", "10s"}, args...)...)
 }
 
 // Client starts kclient on the client host with the VIP's kubeconfig.
