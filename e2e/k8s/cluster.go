@@ -235,7 +235,7 @@ func (c *Cluster) StartAPIServer(n int) {
 		// A stopping apiserver fails /readyz at once and serves on for
 		// this long, so the LB hosts can take it out first.
 		"--shutdown-delay-duration", "5s",
-		"--anonymous-auth", fmt.Sprint(!c.opts.NoAnonymous),
+		fmt.Sprintf("--anonymous-auth=%v", !c.opts.NoAnonymous),
 		"--profiling=false", "--v", "1",
 	}
 	c.APIs[n] = c.Host(api1+n).Start(fmt.Sprintf("apiserver-%d", n+1), append([]string{filepath.Join(c.bins, "kube-apiserver")}, args...)...)
@@ -287,7 +287,7 @@ func (c *Cluster) WaitAPIReady(n int, timeout time.Duration) time.Duration {
 	start := time.Now()
 	e2e.Eventually(c.t, timeout, func() (bool, string) {
 		if c.APIs[n].Exited() {
-			c.t.Fatalf("apiserver-%d exited: %v", n+1, c.APIs[n].WaitExit(0))
+			c.t.Fatalf("apiserver-%d exited: %v", n+1, c.APIs[n].WaitExit(time.Second))
 		}
 		code, err := c.Readyz(APIAddr(n))
 		return code == 200, fmt.Sprintf("apiserver-%d /readyz: %d %v", n+1, code, err)
@@ -423,7 +423,7 @@ func (e *Events) Wait(t *testing.T, timeout time.Duration, what string, match fu
 	var found Event
 	e2e.Eventually(t, timeout, func() (bool, string) {
 		if e.p.Exited() {
-			t.Fatalf("%s exited: %v\n%s", e.p.Name, e.p.WaitExit(0), e.p.Output())
+			t.Fatalf("%s exited: %v\n%s", e.p.Name, e.p.WaitExit(time.Second), e.p.Output())
 		}
 		for _, ev := range e.All() {
 			if match(ev) {
