@@ -241,14 +241,15 @@ func (c *Cluster) StartAPIServer(n int) {
 	c.APIs[n] = c.Host(api1+n).Start(fmt.Sprintf("apiserver-%d", n+1), append([]string{filepath.Join(c.bins, "kube-apiserver")}, args...)...)
 }
 
-// StopAPIServer stops apiserver n gracefully (SIGTERM) and waits for it to
-// exit: /readyz fails for the shutdown delay, then it stops serving.
+// StopAPIServer stops apiserver n gracefully (SIGTERM): /readyz fails for
+// the shutdown delay, then it stops serving and exits.
 func (c *Cluster) StopAPIServer(n int) {
-	c.t.Helper()
 	c.APIs[n].Signal(syscall.SIGTERM)
-	if err := c.APIs[n].WaitExit(90 * time.Second); err != nil {
-		c.t.Logf("apiserver-%d exit: %v", n+1, err)
-	}
+}
+
+// WaitAPIExit waits for apiserver n to exit and returns its exit error.
+func (c *Cluster) WaitAPIExit(n int) error {
+	return c.APIs[n].WaitExit(90 * time.Second)
 }
 
 // APIClient is an HTTPS client with the admin certificate from host h.
@@ -422,14 +423,15 @@ func (e *Events) Wait(t *testing.T, timeout time.Duration, what string, match fu
 	t.Helper()
 	var found Event
 	e2e.Eventually(t, timeout, func() (bool, string) {
-		if e.p.Exited() {
-			t.Fatalf("%s exited: %v\n%s", e.p.Name, e.p.WaitExit(time.Second), e.p.Output())
-		}
+		exited := e.p.Exited()
 		for _, ev := range e.All() {
 			if match(ev) {
 				found = ev
 				return true, ""
 			}
+		}
+		if exited {
+			t.Fatalf("%s exited (%v) with no %s\n%s", e.p.Name, e.p.WaitExit(time.Second), what, e.p.Output())
 		}
 		return false, fmt.Sprintf("%s: no %s", e.p.Name, what)
 	})

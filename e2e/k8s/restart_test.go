@@ -40,30 +40,44 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 		figures = append(figures, line)
 		return conns
 	}
+	// Opened together, the watches need not split evenly (the proxy's
+	// event loops pick at once), but each apiserver gets its share.
 	start := report(fmt.Sprintf("with %d watches", nWatches))
 	for n := range 3 {
-		if got := start[APIAddr(n).String()]; got < nWatches/3-1 || got > nWatches/3+1 {
-			t.Errorf("leastconn put %d of %d watches on %s, want %d±1", got, nWatches, APIAddr(n), nWatches/3)
+		if got := start[APIAddr(n).String()]; got < nWatches/5 {
+			t.Errorf("leastconn put %d of %d watches on %s, want at least %d", got, nWatches, APIAddr(n), nWatches/5)
 		}
 	}
 
 	load := c.Client("load", "load", "--rate", "20", "--workers", "6", "--prefix", "roll")
 	load.Wait(t, 30*time.Second, "a create", func(e Event) bool { return e.Event == "created" })
+	loadStart := time.Now()
+	// The watches must leave a stopping apiserver within its shutdown
+	// delay (5 s), when it closes them itself, and a few seconds more.
+	const moveBound = 8 * time.Second
 	for n := range 3 {
 		before := c.Connections(lb1)[APIAddr(n).String()]
 		stopped := time.Now()
 		c.StopAPIServer(n)
-		t.Logf("apiserver-%d stopped gracefully in %v, holding %d connections through h1", n+1, time.Since(stopped).Round(time.Millisecond), before)
 		// Its watches ended and every watch is open again, elsewhere.
 		e2e.Eventually(t, 60*time.Second, func() (bool, string) {
 			open := watching(w.All())
 			conns := c.Connections(lb1)
 			return len(open) == nWatches && conns[APIAddr(n).String()] == 0,
-				fmt.Sprintf("after apiserver-%d stopped: %d of %d watches open, connections %v", n+1, len(open), nWatches, conns)
+				fmt.Sprintf("after apiserver-%d's SIGTERM: %d of %d watches open, connections %v", n+1, len(open), nWatches, conns)
 		})
 		moved := time.Since(stopped)
-		t.Logf("apiserver-%d's watches reconnected elsewhere %v after its SIGTERM", n+1, moved.Round(time.Millisecond))
-		figures = append(figures, fmt.Sprintf("apiserver-%d stop: watches reconnected elsewhere %v after SIGTERM", n+1, moved.Round(time.Millisecond)))
+		if err := c.WaitAPIExit(n); err != nil {
+			t.Errorf("apiserver-%d after SIGTERM: %v", n+1, err)
+		}
+		exited := time.Since(stopped)
+		line := fmt.Sprintf("apiserver-%d stopped (SIGTERM, exit after %v): its %d connections through h1 moved elsewhere %v after the SIGTERM",
+			n+1, exited.Round(time.Millisecond), before, moved.Round(time.Millisecond))
+		t.Log(line)
+		figures = append(figures, line)
+		if moved > moveBound {
+			t.Errorf("apiserver-%d's watches took %v to move, want ≤ %v", n+1, moved, moveBound)
+		}
 		c.StartAPIServer(n)
 		ready := c.WaitAPIReady(n, 3*time.Minute)
 		c.WaitBackendsUp(lb1, 3, 30*time.Second)
@@ -71,6 +85,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 		report(fmt.Sprintf("after apiserver-%d restarted", n+1))
 	}
 	load.Stop(t)
+	ran := time.Since(loadStart)
 	sum := load.Wait(t, time.Second, "the summary", func(e Event) bool { return e.Event == "summary" })
 	figures = append(figures, fmt.Sprintf("rolling restart under 20 req/s: %d requests ok, %d failed", sum.OK, sum.Fail))
 	t.Logf("request loop across the rolling restart: %d ok, %d failed", sum.OK, sum.Fail)
@@ -79,8 +94,8 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 			t.Errorf("%s %s failed at %s: %s", e.Op, e.Name, e.Time().Format("15:04:05.000"), e.Err)
 		}
 	}
-	if sum.OK < 20*30 {
-		t.Errorf("only %d requests succeeded; the loop did not run", sum.OK)
+	if want := int(ran.Seconds() * 20 * 0.8); sum.OK < want {
+		t.Errorf("%d requests succeeded in %v, want at least %d: the loop did not keep its rate", sum.OK, ran.Round(time.Second), want)
 	}
 }
 
