@@ -22,6 +22,9 @@ type Config struct {
 	Scripts   Scripts
 	Instances []Instance
 	Frontends []Frontend
+	// BGP is [bgp]; its LocalASN is 0 when the table is absent.
+	BGP       BGP
+	Announces []Announce
 }
 
 // Admin is the admin HTTP server (/metrics, /healthz and /status, read
@@ -127,8 +130,9 @@ func (in Instance) Key() InstanceKey {
 // TrackFrontend ties an instance to the health of one of this daemon's frontends.
 type TrackFrontend struct {
 	Name string
-	// Weight 0 puts the instance in FAULT while the frontend has no healthy
-	// backend; a negative weight is subtracted from the priority instead.
+	// Weight 0 makes the instance yield while the frontend has no healthy
+	// backend: hand the VIP over and stay in the election at the lowest
+	// priority; a negative weight is subtracted from the priority instead.
 	Weight int
 }
 
@@ -209,6 +213,10 @@ type Health struct {
 	// CAFile verifies the backend certificate; "" skips verification.
 	CAFile     string
 	ServerName string
+	// CertFile and KeyFile are the client certificate that tls and https
+	// checks present (apiservers with --anonymous-auth=false); "" none.
+	CertFile string
+	KeyFile  string
 }
 
 // Frontend returns the frontend called name, if there is one.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -16,7 +15,7 @@ import (
 
 // Load reads and validates the config file at path.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
@@ -214,6 +213,10 @@ const (
 	nonNegative                    // ≥ 0: zero means "off" or "none"
 )
 
+// minDuration is the shortest duration any key takes (0 aside, where it
+// means "off"): nothing vrrplb times is finer, and "1ns" is a typo.
+const minDuration = time.Millisecond
+
 func (t *table) duration(key string, def time.Duration, min durationMin) time.Duration {
 	v, ok := t.get(key)
 	if !ok {
@@ -236,8 +239,19 @@ func (t *table) duration(key string, def time.Duration, min durationMin) time.Du
 	case d < 0:
 		t.errf(key, "%q: must not be negative", s)
 		return def
+	case d > 0 && d < minDuration:
+		t.errf(key, "%q: below %v, the shortest duration vrrplb takes", s, minDuration)
+		return def
 	}
 	return d
+}
+
+// atLeast records an error when a duration key read as d is set below lo
+// (0 passes: the key is off or took its default).
+func (t *table) atLeast(key string, d, lo time.Duration, why string) {
+	if d != 0 && d < lo {
+		t.errf(key, "%q: must be at least %v (%s)", FormatDuration(d), lo, why)
+	}
 }
 
 func (t *table) array(key string) ([]any, bool) {

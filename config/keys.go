@@ -18,6 +18,9 @@ const (
 	TableTrackInterface = "track_interface"
 	TableFrontend       = "frontend"
 	TableHealth         = "health"
+	TableBGP            = "bgp"
+	TablePeer           = "peer" // [[bgp.peer]]
+	TableAnnounce       = "announce"
 )
 
 // [admin]
@@ -99,6 +102,35 @@ const (
 	KeyHealthFall         = "fall"
 	KeyHealthCAFile       = "ca_file"
 	KeyHealthServerName   = "server_name"
+	KeyHealthCertFile     = "cert_file"
+	KeyHealthKeyFile      = "key_file"
+)
+
+// [bgp]
+const (
+	KeyBGPLocalASN         = "local_asn"
+	KeyBGPRouterID         = "router_id"
+	KeyBGPHoldTime         = "hold_time"
+	KeyBGPConnectRetry     = "connect_retry"
+	KeyBGPGracefulShutdown = "graceful_shutdown"
+)
+
+// [[bgp.peer]]
+const (
+	KeyPeerAddress      = "address"
+	KeyPeerASN          = "asn"
+	KeyPeerPort         = "port"
+	KeyPeerPassword     = "password"
+	KeyPeerSourceIP     = "source_ip"
+	KeyPeerEBGPMultihop = "ebgp_multihop"
+)
+
+// [[announce]] (and [[announce.track_frontend]]'s name, KeyTrackName)
+const (
+	KeyAnnounceName                 = "name"
+	KeyAnnouncePrefixes             = "prefixes"
+	KeyAnnounceCommunities          = "communities"
+	KeyAnnouncePrependWhenUnhealthy = "prepend_when_unhealthy"
 )
 
 // Dotted joins table names into the header of a sub-table: Dotted(TableInstance,

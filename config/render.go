@@ -102,9 +102,54 @@ func Render(w io.Writer, cfg *Config) error {
 		p("  ", KeyHealthFall, strconv.Itoa(h.Fall))
 		p("  ", KeyHealthCAFile, quote(h.CAFile))
 		p("  ", KeyHealthServerName, quote(h.ServerName))
+		p("  ", KeyHealthCertFile, quote(h.CertFile))
+		p("  ", KeyHealthKeyFile, quote(h.KeyFile))
 	}
+	renderBGP(&b, cfg, p)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// renderBGP writes [bgp] (when configured) and the [[announce]]s.
+func renderBGP(b *strings.Builder, cfg *Config, p func(indent, key, value string)) {
+	addr := func(a netip.Addr) string {
+		if !a.IsValid() {
+			return quote("")
+		}
+		return quote(a.String())
+	}
+	if bg := cfg.BGP; bg.LocalASN != 0 {
+		b.WriteString("\n")
+		header(b, "", TableBGP, false)
+		p("", KeyBGPLocalASN, strconv.FormatUint(uint64(bg.LocalASN), 10))
+		p("", KeyBGPRouterID, addr(bg.RouterID))
+		p("", KeyBGPHoldTime, duration(bg.HoldTime))
+		p("", KeyBGPConnectRetry, duration(bg.ConnectRetry))
+		p("", KeyBGPGracefulShutdown, duration(bg.GracefulShutdown))
+		for _, peer := range bg.Peers {
+			b.WriteString("\n")
+			header(b, "  ", Dotted(TableBGP, TablePeer), true)
+			p("  ", KeyPeerAddress, addr(peer.Address))
+			p("  ", KeyPeerASN, strconv.FormatUint(uint64(peer.ASN), 10))
+			p("  ", KeyPeerPort, strconv.Itoa(peer.Port))
+			p("  ", KeyPeerPassword, quote(peer.Password))
+			p("  ", KeyPeerSourceIP, addr(peer.SourceIP))
+			p("  ", KeyPeerEBGPMultihop, strconv.Itoa(peer.EBGPMultihop))
+		}
+	}
+	for _, a := range cfg.Announces {
+		b.WriteString("\n")
+		header(b, "", TableAnnounce, true)
+		p("", KeyAnnounceName, quote(a.Name))
+		p("", KeyAnnouncePrefixes, list(a.Prefixes, func(v netip.Prefix) string { return quote(v.String()) }))
+		p("", KeyAnnounceCommunities, list(a.Communities, quote))
+		p("", KeyAnnouncePrependWhenUnhealthy, strconv.Itoa(a.PrependWhenUnhealthy))
+		for _, name := range a.TrackFrontends {
+			b.WriteString("\n")
+			header(b, "  ", Dotted(TableAnnounce, TableTrackFrontend), true)
+			p("  ", KeyTrackName, quote(name))
+		}
+	}
 }
 
 // header writes a table header: [name], or [[name]] for an array element.

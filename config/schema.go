@@ -1,6 +1,9 @@
 package config
 
 import (
+	"crypto/tls"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -45,13 +48,15 @@ const (
 
 // Protocol limits.
 const (
-	maxV2Interval = 255 * time.Second            // RFC 3768 §5.3.7: 8-bit seconds
-	maxV3Interval = 4095 * 10 * time.Millisecond // RFC 5798 §5.2.7: 12-bit centiseconds
-	v3Tick        = 10 * time.Millisecond        // RFC 5798 §5.2.7
-	maxAuthPass   = 8                            // RFC 3768 §5.3.6.1: 8 octets of text
-	maxWeight     = 254                          // a weight may move any priority to any other
-	unlimited     = math.MaxInt32                // upper bound for "at least" checks
-	maxUnixPath   = 107                          // sun_path is 108 bytes with its NUL (unix(7))
+	maxV2Interval     = 255 * time.Second            // RFC 3768 §5.3.7: 8-bit seconds
+	maxV3Interval     = 4095 * 10 * time.Millisecond // RFC 5798 §5.2.7: 12-bit centiseconds
+	v3Tick            = 10 * time.Millisecond        // RFC 5798 §5.2.7
+	maxAuthPass       = 8                            // RFC 3768 §5.3.6.1: 8 octets of text
+	minScriptInterval = 100 * time.Millisecond       // a process started per interval
+	minHealthInterval = 10 * time.Millisecond        // a connection per backend per interval
+	maxWeight         = 254                          // a weight may move any priority to any other
+	unlimited         = math.MaxInt32                // upper bound for "at least" checks
+	maxUnixPath       = 107                          // sun_path is 108 bytes with its NUL (unix(7))
 )
 
 func (d *decoder) config(root *table) *Config {
@@ -97,6 +102,7 @@ func (d *decoder) config(root *table) *Config {
 	for _, t := range root.tables(TableInstance, named(TableInstance)) {
 		cfg.Instances = append(cfg.Instances, d.instance(t, cfg))
 	}
+	d.bgp(root, cfg) // bgp.go: after what announcements refer to
 	root.done()
 
 	d.unique(root, cfg)
@@ -208,7 +214,7 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 				ft.errf(KeyTrackName, "%q: no [[frontend]] has this name", tf.Name)
 			}
 		}
-		tf.Weight = trackWeight(ft, false)
+		tf.Weight = ownerWeight(ft, in.Priority, trackWeight(ft, false))
 		ft.done()
 		in.TrackFrontends = append(in.TrackFrontends, tf)
 	}
@@ -221,10 +227,11 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 			}
 		}
 		ts.Interval = st.duration(KeyTrackScriptInterval, DefaultScriptInterval, positive)
+		st.atLeast(KeyTrackScriptInterval, ts.Interval, minScriptInterval, "the script is started once per interval")
 		ts.Timeout = st.duration(KeyTrackScriptTimeout, DefaultScriptTimeout, positive)
 		ts.Fall = st.integer(KeyTrackScriptFall, DefaultScriptFall, 1, unlimited)
 		ts.Rise = st.integer(KeyTrackScriptRise, DefaultScriptRise, 1, unlimited)
-		ts.Weight = trackWeight(st, true)
+		ts.Weight = ownerWeight(st, in.Priority, trackWeight(st, true))
 		st.done()
 		in.TrackScripts = append(in.TrackScripts, ts)
 	}
@@ -236,7 +243,7 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 				it.errf(KeyTrackName, "must not be empty")
 			}
 		}
-		ti.Weight = trackWeight(it, false)
+		ti.Weight = ownerWeight(it, in.Priority, trackWeight(it, false))
 		it.done()
 		in.TrackInterfaces = append(in.TrackInterfaces, ti)
 	}
@@ -244,8 +251,19 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 	return in
 }
 
-// trackWeight reads a tracker's weight: 0 means FAULT, negative subtracts,
-// positive adds (scripts only: the others have no "passing" bonus).
+// ownerWeight refuses a weight other than 0 on an address owner: its
+// priority stays 255 (RFC 5798 §5.2.4), so the weight would do nothing
+// (keepalived ignores it silently).
+func ownerWeight(t *table, priority uint8, weight int) int {
+	if priority == 255 && weight != 0 {
+		t.errf(KeyTrackWeight, "%d: priority 255 (address owner) stays 255 whatever a tracker says; use weight = 0 or a priority below 255", weight)
+	}
+	return weight
+}
+
+// trackWeight reads a tracker's weight: 0 means FAULT (track_frontend:
+// yield, see DESIGN.md), negative subtracts, positive adds (scripts only:
+// the others have no "passing" bonus).
 func trackWeight(t *table, positiveAllowed bool) int {
 	if positiveAllowed {
 		return t.integer(KeyTrackWeight, 0, -maxWeight, maxWeight)
@@ -296,6 +314,7 @@ func (d *decoder) frontend(t *table) Frontend {
 	fe.Retries = t.integer(KeyFrontendRetries, DefaultRetries, 0, 100)
 	fe.IdleTimeout = t.duration(KeyFrontendIdleTimeout, 0, nonNegative)
 	fe.TCPKeepAlive = t.duration(KeyFrontendTCPKeepAlive, DefaultTCPKeepAlive, nonNegative)
+	t.atLeast(KeyFrontendTCPKeepAlive, fe.TCPKeepAlive, time.Second, "the kernel counts TCP keepalive in whole seconds; 0 turns it off")
 	fe.DrainTimeout = t.duration(KeyFrontendDrainTimeout, DefaultDrainTimeout, nonNegative)
 	fe.CloseOnBackendDown = t.boolean(KeyFrontendCloseOnBackendDown, true)
 	fe.MaxConnections = t.integer(KeyFrontendMaxConnections, 0, 0, unlimited)
@@ -320,21 +339,101 @@ func (d *decoder) frontend(t *table) Frontend {
 		}
 	}
 	fe.Health.Interval = h.duration(KeyHealthInterval, DefaultHealthInterval, positive)
+	h.atLeast(KeyHealthInterval, fe.Health.Interval, minHealthInterval, "every backend is checked once per interval")
 	fe.Health.Timeout = h.duration(KeyHealthTimeout, DefaultHealthTimeout, positive)
 	fe.Health.Rise = h.integer(KeyHealthRise, DefaultHealthRise, 1, unlimited)
 	fe.Health.Fall = h.integer(KeyHealthFall, DefaultHealthFall, 1, unlimited)
 	if ca := h.str(KeyHealthCAFile, ""); ca != "" {
 		fe.Health.CAFile = d.resolvePath(ca)
-		if f, err := os.Open(fe.Health.CAFile); err != nil {
+		if _, err := ReadFile(fe.Health.CAFile); err != nil {
 			h.errf(KeyHealthCAFile, "%q: not readable: %v", ca, unwrapPathError(err))
-		} else {
-			f.Close()
 		}
 	}
 	fe.Health.ServerName = h.str(KeyHealthServerName, "")
+	d.clientCert(h, &fe.Health)
 	h.done()
 	t.done()
 	return fe
+}
+
+// clientCert reads cert_file and key_file: both or neither, for tls and
+// https checks only, each readable PEM, and the key the certificate's.
+func (d *decoder) clientCert(h *table, hc *Health) {
+	certRaw, keyRaw := h.str(KeyHealthCertFile, ""), h.str(KeyHealthKeyFile, "")
+	switch {
+	case certRaw == "" && keyRaw == "":
+		return
+	case keyRaw == "":
+		h.errf(KeyHealthCertFile, "needs key_file too (the client certificate's private key)")
+		return
+	case certRaw == "":
+		h.errf(KeyHealthKeyFile, "needs cert_file too (the client certificate)")
+		return
+	case hc.Type != CheckTLS && hc.Type != CheckHTTPS:
+		h.errf(KeyHealthCertFile, "only tls and https checks present a client certificate; type is %q", hc.Type)
+		return
+	}
+	hc.CertFile, hc.KeyFile = d.resolvePath(certRaw), d.resolvePath(keyRaw)
+	certPEM, err := ReadFile(hc.CertFile)
+	if err != nil {
+		h.errf(KeyHealthCertFile, "%q: not readable: %v", certRaw, unwrapPathError(err))
+	}
+	keyPEM, kerr := ReadFile(hc.KeyFile)
+	if kerr != nil {
+		h.errf(KeyHealthKeyFile, "%q: not readable: %v", keyRaw, unwrapPathError(kerr))
+	}
+	if err != nil || kerr != nil {
+		return
+	}
+	if err := checkKeyPair(certPEM, keyPEM); err != nil {
+		var kpe *keyPairError
+		if errors.As(err, &kpe) && kpe.Cert {
+			h.errf(KeyHealthCertFile, "%q: %v", certRaw, kpe.Err)
+		} else {
+			h.errf(KeyHealthKeyFile, "%q: %v", keyRaw, err)
+		}
+	}
+}
+
+// keyPairError says which half of a certificate and key pair is wrong.
+type keyPairError struct {
+	Cert bool // the certificate; otherwise the key
+	Err  error
+}
+
+func (e *keyPairError) Error() string { return e.Err.Error() }
+func (e *keyPairError) Unwrap() error { return e.Err }
+
+// checkKeyPair checks that certPEM holds a certificate, keyPEM a private
+// key, and that the key is the certificate's.
+func checkKeyPair(certPEM, keyPEM []byte) error {
+	if !hasPEM(certPEM, func(t string) bool { return t == "CERTIFICATE" }) {
+		return &keyPairError{Cert: true, Err: errors.New("no PEM certificate in it")}
+	}
+	if !hasPEM(keyPEM, func(t string) bool { return strings.HasSuffix(t, "PRIVATE KEY") }) {
+		return &keyPairError{Err: errors.New("no PEM private key in it")}
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		if strings.Contains(err.Error(), "does not match") {
+			return &keyPairError{Err: errors.New("does not match cert_file")}
+		}
+		return &keyPairError{Err: err}
+	}
+	return nil
+}
+
+// hasPEM reports whether data holds a PEM block of a type that ok accepts.
+func hasPEM(data []byte, ok func(blockType string) bool) bool {
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return false
+		}
+		if ok(b.Type) {
+			return true
+		}
+	}
 }
 
 // unique checks the rules that span several blocks.
@@ -370,6 +469,52 @@ func (d *decoder) unique(root *table, cfg *Config) {
 		}
 		fnames[fe.Name] = true
 	}
+	d.listenOverlaps(frontends, cfg)
+}
+
+// listenOverlaps rejects frontends (and the admin server) whose listen
+// addresses cannot all be bound: `check` must refuse what `run` would fail
+// to start with "address already in use".
+func (d *decoder) listenOverlaps(frontends []*table, cfg *Config) {
+	type bound struct{ what, listen string }
+	var seen []bound
+	if cfg.Admin.Listen != "" && CheckHostPort(cfg.Admin.Listen) == nil {
+		seen = append(seen, bound{"the [admin] listen", cfg.Admin.Listen})
+	}
+	for i, fe := range cfg.Frontends {
+		if CheckHostPort(fe.Listen) != nil {
+			continue
+		}
+		for _, b := range seen {
+			if ListenOverlap(fe.Listen, b.listen) {
+				frontends[i].errf(KeyFrontendListen, "%q overlaps %s %q: both cannot be bound; give them different ports, or make them one frontend",
+					fe.Listen, b.what, b.listen)
+				break
+			}
+		}
+		seen = append(seen, bound{fmt.Sprintf("%s %q's listen", TableFrontend, fe.Name), fe.Listen})
+	}
+}
+
+// ListenOverlap reports whether two TCP listen addresses collide: the same
+// port with the same host, or with a wildcard host on either side (":P",
+// "0.0.0.0:P" and "[::]:P" bind every address, of both families).
+func ListenOverlap(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	if pa != pb {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	if wild(ha) || wild(hb) {
+		return true
+	}
+	ia, errA := netip.ParseAddr(ha)
+	ib, errB := netip.ParseAddr(hb)
+	if errA != nil || errB != nil {
+		return ha == hb // names: only the same name is known to collide
+	}
+	return ia.Unmap() == ib.Unmap()
 }
 
 // parseVIP reads "192.0.2.10/24", or a bare address meaning /32 or /128.

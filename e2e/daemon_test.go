@@ -92,8 +92,9 @@ drain_timeout = "2s"
 	stream.next(t)
 	agree(t, h1, "master", map[string]bool{apiA.String(): true})
 
-	// h1's only backend goes unready: h1 goes to FAULT and the VIP moves to
-	// h2 within fall × interval (+10% jitter) + skew.
+	// h1's only backend goes unready: h1 hands the VIP over (it stays a
+	// backup at the lowest priority) and the VIP moves to h2 within
+	// fall × interval (+10% jitter) + skew.
 	if err := os.Remove(readyA); err != nil {
 		t.Fatal(err)
 	}
@@ -104,14 +105,17 @@ drain_timeout = "2s"
 	if moved > bound+slack {
 		t.Errorf("the VIP took %v to move, want ≤ %v", moved, bound+slack)
 	}
-	agree(t, h1, "fault", map[string]bool{apiA.String(): false})
+	agree(t, h1, "backup", map[string]bool{apiA.String(): false})
 	agree(t, h2, "master", map[string]bool{apiB.String(): true})
-	if got, _ := h1.Metric("vrrplb_instance_transitions_total", `to="fault"`); got != 1 {
-		t.Errorf("h1 counted %v transitions to fault, want 1", got)
+	if got, _ := h1.Metric("vrrplb_instance_transitions_total", `to="fault"`); got != 0 {
+		t.Errorf("h1 counted %v transitions to fault, want none: a frontend without backends yields", got)
+	}
+	if got, _ := h1.Metric("vrrplb_instance_priority"); got != 1 {
+		t.Errorf("h1's priority is %v while its frontend has no healthy backend, want the lowest, 1", got)
 	}
 
-	// SIGHUP onto a healthy backend (the bad file is fixed too): h1 leaves
-	// FAULT and, with preempt, takes the VIP back.
+	// SIGHUP onto a healthy backend (the bad file is fixed too): h1 stops
+	// yielding and, with preempt, takes the VIP back.
 	h1.WriteConfig(lbConfig(100, apiB, ""))
 	p1.Signal(syscall.SIGHUP)
 	waitMetric(t, h1, 1, "vrrplb_config_last_reload_successful")

@@ -19,13 +19,21 @@ func TestDebInstallsIntoARootAndRemovesCleanly(t *testing.T) {
 		skipOrFail(t, "needs root: dpkg installs files owned by root")
 	}
 	bin := Binary(t)
-	cmd := exec.Command("../deploy/debian/build-deb", bin, "v1.2.3-4-gabcdef", t.TempDir())
-	cmd.Env = append(os.Environ(), "DEB_ARCH="+runtime.GOARCH)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("build-deb: %v\n%s", err, stderrOf(err))
+	buildDeb := func(version string) string {
+		t.Helper()
+		cmd := exec.Command("../deploy/debian/build-deb", bin, version, t.TempDir())
+		cmd.Env = append(os.Environ(), "DEB_ARCH="+runtime.GOARCH, "SOURCE_DATE_EPOCH=1764547200") // 2025-12-01
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("build-deb: %v\n%s", err, stderrOf(err))
+		}
+		return strings.TrimSpace(string(out))
 	}
-	deb := strings.TrimSpace(string(out))
+	// A bare commit that starts with a digit is not a version.
+	if got, want := filepath.Base(buildDeb("0174c6f-dirty")), "vrrplb_0~git20251201.0174c6f+dirty_"+runtime.GOARCH+".deb"; got != want {
+		t.Errorf("package of a bare commit: %s, want %s", got, want)
+	}
+	deb := buildDeb("v1.2.3-4-gabcdef")
 	if want := "vrrplb_1.2.3+4+gabcdef_" + runtime.GOARCH + ".deb"; filepath.Base(deb) != want {
 		t.Errorf("package file %s, want %s", filepath.Base(deb), want)
 	}

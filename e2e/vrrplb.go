@@ -136,12 +136,14 @@ type InstanceStatus struct {
 	EffectivePriority int      `json:"effective_priority"`
 	MasterIP          string   `json:"master_ip"`
 	VirtualIPs        []string `json:"virtual_ips"`
+	Maintenance       bool     `json:"maintenance"`
 }
 
 // BackendStatus is a backend of a frontend in /status.
 type BackendStatus struct {
 	Address           string `json:"address"`
 	Healthy           bool   `json:"healthy"`
+	Draining          bool   `json:"draining"`
 	ActiveConnections int    `json:"active_connections"`
 }
 

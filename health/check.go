@@ -33,6 +33,14 @@ const (
 	// ResultStatus: HTTP answered with a status not in expect_status (for an
 	// apiserver: /readyz says it is not ready).
 	ResultStatus = "status"
+	// ResultAuth: HTTP answered 401 or 403, not in expect_status: the
+	// check was not allowed (an apiserver with --anonymous-auth=false, or
+	// RBAC), which says nothing of the backend's readiness.
+	ResultAuth = "auth"
+	// ResultLocalError: the check could not run for a reason of this host
+	// (no descriptor, no buffer, no source port, no memory). It changes no
+	// verdict.
+	ResultLocalError = "local_error"
 	// ResultTLS: the TLS handshake failed (certificate not signed by ca_file,
 	// wrong server_name, protocol mismatch).
 	ResultTLS = "tls"
@@ -42,7 +50,7 @@ const (
 )
 
 // results lists every result label, so their series exist from the start.
-var results = []string{ResultSuccess, ResultTimeout, ResultRefused, ResultStatus, ResultTLS, ResultError}
+var results = []string{ResultSuccess, ResultTimeout, ResultRefused, ResultStatus, ResultAuth, ResultTLS, ResultError, ResultLocalError}
 
 // maxBody bounds how much of a response body a check reads before closing.
 const maxBody = 4 << 10
@@ -58,6 +66,29 @@ type result struct {
 	// detail says what happened, for the log line an operator reads:
 	// "status 200", "timeout after 1s", "x509: certificate signed by unknown authority".
 	detail string
+}
+
+// Hints logged with a ResultAuth, by status: what it means and what to do.
+const (
+	hintUnauthorized = "the apiserver does not take the check's credentials: it refuses anonymous requests " +
+		"(--anonymous-auth=false) or does not accept the client certificate; set [frontend.health] cert_file and " +
+		"key_file to a client certificate that its --client-ca-file signed (kubeadm: " +
+		"/etc/kubernetes/pki/apiserver-kubelet-client.crt and .key), or allow anonymous health paths only " +
+		"(Kubernetes 1.32+, KEP-4633: an AuthenticationConfiguration with anonymous.conditions for /readyz, /livez, /healthz)"
+	hintForbidden = "the apiserver knows the check's user but RBAC does not let it GET /readyz: bind that user " +
+		"(system:anonymous without cert_file, as the default system:public-info-viewer binding does) to a role " +
+		"allowing get on the nonResourceURL /readyz, or set cert_file and key_file to a client certificate whose user may"
+)
+
+// hint is the advice logged with r, if any.
+func (r result) hint() string {
+	switch {
+	case r.kind != ResultAuth:
+		return ""
+	case strings.HasPrefix(r.detail, "status 403"):
+		return hintForbidden
+	}
+	return hintUnauthorized
 }
 
 type dialFunc func(ctx context.Context, network, address string) (net.Conn, error)
@@ -107,6 +138,13 @@ func newProber(cfg config.Health, dial dialFunc) (*prober, error) {
 	// secret, and an apiserver's self-signed serving certificate must not
 	// make it fail.
 	p.tls = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+	if cfg.CertFile != "" || cfg.KeyFile != "" {
+		cert, err := loadKeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		p.tls.Certificates = []tls.Certificate{cert}
+	}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
@@ -139,6 +177,23 @@ func newProber(cfg config.Health, dial dialFunc) (*prober, error) {
 		}
 	}
 	return p, nil
+}
+
+// loadKeyPair reads the client certificate of tls and https checks.
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	certPEM, err := config.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("health cert_file: %w", err)
+	}
+	keyPEM, err := config.ReadFile(keyFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("health key_file: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("health cert_file %s and key_file %s: %w", certFile, keyFile, err)
+	}
+	return cert, nil
 }
 
 // tlsError marks a failed TLS handshake, so it is counted as "tls" whatever
@@ -213,6 +268,9 @@ func (p *prober) checkHTTP(ctx context.Context, address string) (result, error) 
 	_ = resp.Body.Close()
 	detail := fmt.Sprintf("status %d", resp.StatusCode)
 	if !slices.Contains(p.expect, resp.StatusCode) {
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			return result{kind: ResultAuth, detail: detail + " (check not allowed)"}, nil
+		}
 		return result{kind: ResultStatus, detail: detail}, nil
 	}
 	return result{ok: true, kind: ResultSuccess, detail: detail}, nil
@@ -244,6 +302,20 @@ func (p *prober) handshake(ctx context.Context, address string) (*tls.Conn, erro
 	return tc, nil
 }
 
+// localErrnos are the errors of a check that could not run for a reason of
+// this host: out of descriptors (process or system), of socket buffers, of
+// source ports, of memory.
+var localErrnos = []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.EADDRNOTAVAIL, syscall.ENOMEM}
+
+func isLocal(err error) bool {
+	for _, e := range localErrnos {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // classify turns a failed check's error into a result. A timeout wins over
 // everything else: a handshake or read cut short by the deadline is slow, not
 // broken.
@@ -255,6 +327,12 @@ func (p *prober) classify(ctx context.Context, err error) result {
 		return result{kind: ResultTimeout, detail: fmt.Sprintf("timeout after %v", p.timeout)}
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return result{kind: ResultRefused, detail: "connection refused"}
+	case isLocal(err):
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return result{kind: ResultLocalError, detail: err.Error()}
 	}
 	var te *tlsError
 	if errors.As(err, &te) {

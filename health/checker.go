@@ -13,6 +13,13 @@ import (
 	"github.com/vrrplb/vrrplb/config"
 )
 
+// msgLocalError is the log line of a check that could not run for a reason
+// of this host; localErrorLogEvery spaces them per frontend.
+const (
+	msgLocalError      = "health check could not run on this host; backend state kept"
+	localErrorLogEvery = time.Minute
+)
+
 // faultSpacing: a passive fault brings the next check forward, but never
 // closer than interval/faultSpacing to the start of the previous one, so a
 // storm of failed connects costs at most a few extra checks per interval.
@@ -63,6 +70,11 @@ type Checker struct {
 	// while some goroutine delivers them.
 	events     []event
 	delivering bool
+
+	// localLogAt is when a local error was last logged; localSuppressed
+	// counts those not logged since.
+	localLogAt      time.Time
+	localSuppressed int
 }
 
 // backend is one checked address. Fields are guarded by Checker.mu, except
@@ -84,6 +96,7 @@ type event struct {
 	backend  string
 	from, to State
 	reason   string
+	hint     string // advice for the operator, "" for none
 }
 
 type subscription struct {
@@ -176,14 +189,30 @@ func (c *Checker) Run(ctx context.Context) error {
 // their removal is not an event for subscribers (the proxy drains them on its
 // own reload), so a caller that tracks AnyHealthy re-reads it, which Track
 // does. A backend kept while the type changes from "none" to a real check
-// stays Up until fall checks fail. On error nothing changes.
-func (c *Checker) Update(cfg config.Health, backends []string) error {
+
+// CheckUpdate reports whether Update(cfg, backends) would be refused (an
+// unreadable ca_file), changing nothing.
+func (c *Checker) CheckUpdate(cfg config.Health, _ []string) error {
+	_, err := c.checkUpdate(cfg)
+	return err
+}
+
+func (c *Checker) checkUpdate(cfg config.Health) (*prober, error) {
 	p, err := newProber(cfg, c.dial)
 	if err != nil {
-		return fmt.Errorf("frontend %q: %w", c.frontend, err)
+		return nil, fmt.Errorf("frontend %q: %w", c.frontend, err)
 	}
 	if cfg.Type != config.CheckNone && cfg.Interval <= 0 {
-		return fmt.Errorf("frontend %q: health interval %v: must be positive", c.frontend, cfg.Interval)
+		return nil, fmt.Errorf("frontend %q: health interval %v: must be positive", c.frontend, cfg.Interval)
+	}
+	return p, nil
+}
+
+// stays Up until fall checks fail. On error nothing changes.
+func (c *Checker) Update(cfg config.Health, backends []string) error {
+	p, err := c.checkUpdate(cfg)
+	if err != nil {
+		return err
 	}
 	c.mu.Lock()
 	wasNone := c.cfg.Type == config.CheckNone
@@ -239,7 +268,7 @@ func (c *Checker) Update(cfg config.Health, backends []string) error {
 func sameHealth(a, b config.Health) bool {
 	return a.Type == b.Type && a.Path == b.Path && slices.Equal(a.ExpectStatus, b.ExpectStatus) &&
 		a.Interval == b.Interval && a.Timeout == b.Timeout && a.Rise == b.Rise && a.Fall == b.Fall &&
-		a.CAFile == b.CAFile && a.ServerName == b.ServerName
+		a.CAFile == b.CAFile && a.ServerName == b.ServerName && a.CertFile == b.CertFile && a.KeyFile == b.KeyFile
 }
 
 // startLocked starts b's check loop if Run runs, the type checks, and none
@@ -324,7 +353,9 @@ func (c *Checker) interval() time.Duration {
 	return c.cfg.Interval
 }
 
-// record applies one check result to b, unless b's loop was stopped meanwhile.
+// record applies one check result to b, unless b's loop was stopped
+// meanwhile. A local error is counted and logged, at most once per
+// localErrorLogEvery, and changes nothing else: the backend keeps its state.
 func (c *Checker) record(ctx context.Context, b *backend, r result, took time.Duration) {
 	c.mu.Lock()
 	if ctx.Err() != nil {
@@ -332,12 +363,42 @@ func (c *Checker) record(ctx context.Context, b *backend, r result, took time.Du
 		return
 	}
 	c.metrics.observe(c.frontend, b.addr, r, took)
+	if r.kind == ResultLocalError {
+		now := c.clock.Now()
+		logIt := c.localLogAt.IsZero() || now.Sub(c.localLogAt) >= localErrorLogEvery
+		suppressed := c.localSuppressed
+		if logIt {
+			c.localLogAt, c.localSuppressed = now, 0
+		} else {
+			c.localSuppressed++
+		}
+		c.mu.Unlock()
+		if logIt {
+			c.log.Warn(msgLocalError, "frontend", c.frontend, "backend", b.addr, "reason", r.detail,
+				"state", b.streakState(c), "suppressed", suppressed)
+		}
+		return
+	}
+	newlyRefused := r.kind == ResultAuth && b.last.kind != ResultAuth
 	b.last = r
 	from := b.streak.state
 	b.streak = next(b.streak, r.ok, c.cfg.Rise, c.cfg.Fall)
+	changed := from != b.streak.state
 	c.changedLocked(b, from, r.detail)
 	c.mu.Unlock()
+	if newlyRefused && !changed {
+		// Already down for another reason: the state change line that
+		// carries the hint will not come.
+		c.log.Warn("health check not allowed", "frontend", c.frontend, "backend", b.addr, "reason", r.detail, "hint", r.hint())
+	}
 	c.deliver()
+}
+
+// streakState is b's state under c's lock.
+func (b *backend) streakState(c *Checker) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return b.streak.state.String()
 }
 
 // changedLocked queues an event if b's state is no longer from. The caller
@@ -348,7 +409,7 @@ func (c *Checker) changedLocked(b *backend, from State, reason string) {
 		return
 	}
 	c.metrics.setUp(c.frontend, b.addr, to == Up)
-	c.events = append(c.events, event{backend: b.addr, from: from, to: to, reason: reason})
+	c.events = append(c.events, event{backend: b.addr, from: from, to: to, reason: reason, hint: b.last.hint()})
 	c.pokeLocked()
 }
 
@@ -407,9 +468,12 @@ func (c *Checker) logChange(ev event) {
 	if ev.to != Up {
 		level, msg = slog.LevelWarn, "backend down"
 	}
-	c.log.Log(context.Background(), level, msg,
-		"frontend", c.frontend, "backend", ev.backend,
-		"from", ev.from.String(), "to", ev.to.String(), "reason", ev.reason)
+	attrs := []any{"frontend", c.frontend, "backend", ev.backend,
+		"from", ev.from.String(), "to", ev.to.String(), "reason", ev.reason}
+	if ev.hint != "" && ev.to != Up {
+		attrs = append(attrs, "hint", ev.hint)
+	}
+	c.log.Log(context.Background(), level, msg, attrs...)
 }
 
 func kick(b *backend) {
@@ -509,6 +573,15 @@ func (c *Checker) Track(ctx context.Context, report func(ok bool)) error {
 		case <-wake:
 		}
 	}
+}
+
+// Settled reports whether every backend has had its first result (the
+// proxy does not announce fail_open before: a starting daemon has no
+// verdict yet, not a failed one).
+func (c *Checker) Settled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.settledLocked()
 }
 
 // settledLocked reports whether every backend has had its first result.

@@ -212,7 +212,7 @@ func TestRiseAndFallThroughSubscribeHealthyAndMetrics(t *testing.T) {
 	}
 	wantChecks := map[string]float64{
 		b + " success": 3, b + " status": 2,
-		b + " timeout": 0, b + " refused": 0, b + " tls": 0, b + " error": 0,
+		b + " timeout": 0, b + " refused": 0, b + " tls": 0, b + " error": 0, b + " auth": 0, b + " local_error": 0,
 	}
 	if diff := cmp.Diff(wantChecks, h.series(MetricChecks)); diff != "" {
 		t.Errorf("%s (-want +got):\n%s", MetricChecks, diff)

@@ -43,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"frontend", "backend"}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricChecks,
-			Help: "Active health checks by result: success, timeout, refused, status, tls or error.",
+			Help: "Active health checks by result: success, timeout, refused, status, auth (401 or 403: not allowed), tls, error, or local_error (could not run on this host: no verdict).",
 		}, []string{"frontend", "backend", "result"}),
 	}
 	if reg != nil {

@@ -26,9 +26,11 @@ func TestMetricNamesAndLabels(t *testing.T) {
 # HELP vrrplb_backend_up 1 while the backend passes its health checks (state up), 0 while it is down or not yet checked.
 # TYPE vrrplb_backend_up gauge
 vrrplb_backend_up{backend="127.0.0.1:6443",frontend="apiserver"} 0
-# HELP vrrplb_health_checks_total Active health checks by result: success, timeout, refused, status, tls or error.
+# HELP vrrplb_health_checks_total Active health checks by result: success, timeout, refused, status, auth (401 or 403: not allowed), tls, error, or local_error (could not run on this host: no verdict).
 # TYPE vrrplb_health_checks_total counter
+vrrplb_health_checks_total{backend="127.0.0.1:6443",frontend="apiserver",result="auth"} 0
 vrrplb_health_checks_total{backend="127.0.0.1:6443",frontend="apiserver",result="error"} 0
+vrrplb_health_checks_total{backend="127.0.0.1:6443",frontend="apiserver",result="local_error"} 0
 vrrplb_health_checks_total{backend="127.0.0.1:6443",frontend="apiserver",result="refused"} 0
 vrrplb_health_checks_total{backend="127.0.0.1:6443",frontend="apiserver",result="status"} 0
 vrrplb_health_checks_total{backend="127.0.0.1:6443",frontend="apiserver",result="success"} 0

@@ -94,15 +94,22 @@ func (l *loop) stopAccepting() {
 }
 
 // newConn starts serving an accepted client: count it, refuse it over
-// max_connections, else start the backend connect.
+// max_connections (0: over the process's limit derived from the open-file
+// limit), else start the backend connect.
 func (l *loop) newConn(cfd int, rsa *unix.RawSockaddrAny) {
 	f := l.f
 	st := f.state.Load()
 	f.metrics.connections.Inc()
 	n := f.active.Add(1)
+	inProc := procConns.Add(1)
 	f.metrics.active.Inc()
 	f.wg.Add(1)
-	if max := st.cfg.MaxConnections; max > 0 && n > int64(max) {
+	limit := int64(st.cfg.MaxConnections)
+	if limit == 0 {
+		// The open-file limit's share, counted over the whole process.
+		limit, n = f.autoMax.Load(), inProc
+	}
+	if limit > 0 && n > limit {
 		l.refused(ReasonMaxConnections) // counted before the client sees the close
 		rawClose(cfd)
 		return

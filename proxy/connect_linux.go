@@ -38,10 +38,11 @@ func (l *loop) connectNext(c *evConn) {
 }
 
 // candidates appends to buf the healthy backends not tried yet for c; if
-// there is none and fail_open is on, every backend not tried yet.
+// there is none and fail_open is on, every backend not tried yet. A
+// draining backend is never one.
 func (l *loop) candidates(c *evConn, buf []*backend) []*backend {
 	for _, b := range c.st.backends {
-		if !slices.Contains(c.tried, b) && l.f.health.Healthy(b.addr) {
+		if !b.draining.Load() && !slices.Contains(c.tried, b) && l.f.health.Healthy(b.addr) {
 			buf = append(buf, b)
 		}
 	}
@@ -49,7 +50,7 @@ func (l *loop) candidates(c *evConn, buf []*backend) []*backend {
 		return buf
 	}
 	for _, b := range c.st.backends {
-		if !slices.Contains(c.tried, b) {
+		if !b.draining.Load() && !slices.Contains(c.tried, b) {
 			buf = append(buf, b)
 		}
 	}

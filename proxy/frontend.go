@@ -41,8 +41,11 @@ type Frontend struct {
 
 	// state is what a new connection reads, replaced whole on reload.
 	state  atomic.Pointer[state]
-	active atomic.Int64   // client connections open, for max_connections
-	wg     sync.WaitGroup // one per client connection open
+	active atomic.Int64 // client connections open, for max_connections
+	// autoMax is the process-wide limit that max_connections = 0 means,
+	// set at Run from the open-file limit (limits_linux.go); 0: none.
+	autoMax atomic.Int64
+	wg      sync.WaitGroup // one per client connection open
 
 	// failOpen is true while fail_open applies: it is on and no backend
 	// is healthy. foMu orders its changes.
@@ -67,6 +70,12 @@ type backend struct {
 	hash    uint64 // of addr, for source hashing
 	active  atomic.Int64
 	metrics backendMetrics
+	// draining: `vrrplb backend drain` took it out of new connections;
+	// its live ones go on and health checks go on.
+	draining atomic.Bool
+	// cutting: health reports it down and close_on_backend_down is on:
+	// the loops close its connections as each goes quiet (quiet_linux.go).
+	cutting atomic.Bool
 
 	resolved  atomic.Pointer[resolved] // what connect(2) takes
 	resolving atomic.Bool
@@ -100,9 +109,12 @@ type Status struct {
 
 // BackendStatus is one backend of a Status.
 type BackendStatus struct {
-	Address           string `json:"address"`
-	Healthy           bool   `json:"healthy"`
-	ActiveConnections int64  `json:"active_connections"`
+	Address string `json:"address"`
+	Healthy bool   `json:"healthy"`
+	// Draining is true while the backend takes no new connections
+	// (Drain).
+	Draining          bool  `json:"draining"`
+	ActiveConnections int64 `json:"active_connections"`
 }
 
 // New returns a frontend for fe; Run starts it.
@@ -233,6 +245,7 @@ func (f *Frontend) Status() Status {
 		s.Backends = append(s.Backends, BackendStatus{
 			Address:           b.addr,
 			Healthy:           f.health.Healthy(b.addr),
+			Draining:          b.draining.Load(),
 			ActiveConnections: b.active.Load(),
 		})
 	}
@@ -245,64 +258,52 @@ func (f *Frontend) HasHealthyBackend() bool {
 	return f.anyHealthy(f.state.Load())
 }
 
-// anyHealthy reports whether one of st's backends may take connections.
-func (f *Frontend) anyHealthy(st *state) bool {
-	for _, b := range st.backends {
-		if f.health.Healthy(b.addr) {
-			return true
-		}
-	}
-	return false
-}
-
-// Log lines of fail_open (tests look for them).
-const (
-	logFailOpenBegins = "no healthy backend: failing open, new connections go to every backend"
-	logFailOpenEnds   = "fail open over"
-)
-
-// checkFailOpen notes whether fail_open applies now (it is on and no
-// backend is healthy), and on a change sets the metric and logs it once.
-// It runs on every health change, on reload and at start and stop.
-func (f *Frontend) checkFailOpen(stopping bool) {
-	f.foMu.Lock()
-	st := f.state.Load()
-	on := !stopping && st.cfg.FailOpen && !f.anyHealthy(st)
-	changed := on != f.failOpen.Load()
-	if changed {
-		f.failOpen.Store(on)
-		f.metrics.setFailOpen(on)
-	}
-	f.foMu.Unlock()
-	switch {
-	case !changed || stopping:
-	case on:
-		f.log.Warn(logFailOpenBegins, "backends", len(st.backends))
-	case !st.cfg.FailOpen:
-		f.log.Info(logFailOpenEnds, "reason", "fail_open is off")
-	default:
-		f.log.Info(logFailOpenEnds, "reason", "a backend is healthy")
-	}
-}
-
 // Update applies a reloaded config of the same frontend. New connections
 // use it at once; live connections keep going, except those to a removed
 // backend, which are closed after drain_timeout. The listen address cannot
 // change while running: such a frontend must be replaced.
 func (f *Frontend) Update(fe config.Frontend) error {
-	if fe.Name != f.name {
-		return fmt.Errorf("frontend %q: cannot update from config of frontend %q", f.name, fe.Name)
+	bal, err := f.checkUpdate(fe)
+	if err != nil {
+		return err
 	}
-	if cur := f.state.Load().cfg.Listen; fe.Listen != cur {
-		return fmt.Errorf("frontend %q: listen changes from %s to %s: the frontend must be restarted", f.name, cur, fe.Listen)
+	old := f.state.Load().cfg.MaxConnections
+	f.replace(fe, bal)
+	f.checkFailOpen(false)
+	if fe.MaxConnections != old {
+		f.deriveMaxConnections(fe.MaxConnections)
+	}
+	return nil
+}
+
+// CheckUpdate reports whether Update(fe) would be refused, changing nothing.
+func (f *Frontend) CheckUpdate(fe config.Frontend) error {
+	_, err := f.checkUpdate(fe)
+	return err
+}
+
+func (f *Frontend) checkUpdate(fe config.Frontend) (balancer, error) {
+	if why := NeedsNewFrontend(f.state.Load().cfg, fe); why != "" {
+		return nil, fmt.Errorf("frontend %q: %s: needs a new frontend", f.name, why)
 	}
 	bal, err := newBalancer(fe.Balance)
 	if err != nil {
-		return fmt.Errorf("frontend %q: %w", f.name, err)
+		return nil, fmt.Errorf("frontend %q: %w", f.name, err)
 	}
-	f.replace(fe, bal)
-	f.checkFailOpen(false)
-	return nil
+	return bal, nil
+}
+
+// NeedsNewFrontend says why going from a to b cannot be applied to the
+// running frontend by Update, or "" when it can: the one rule of what a
+// reload replaces. A new listen address needs a new listener.
+func NeedsNewFrontend(a, b config.Frontend) string {
+	switch {
+	case a.Name != b.Name:
+		return fmt.Sprintf("renamed to %q", b.Name)
+	case a.Listen != b.Listen:
+		return fmt.Sprintf("listen changes from %s to %s", a.Listen, b.Listen)
+	}
+	return ""
 }
 
 // SetBackends replaces the backend set, keeping the rest of the config:
@@ -381,16 +382,22 @@ func (f *Frontend) closeWhere(match func(*evConn) bool) int {
 func (f *Frontend) onHealth(addr string, healthy bool) {
 	f.checkFailOpen(false)
 	st := f.state.Load()
-	if healthy || !st.cfg.CloseOnBackendDown {
+	i := slices.IndexFunc(st.backends, func(b *backend) bool { return b.addr == addr })
+	if i < 0 {
 		return
 	}
-	for _, b := range st.backends {
-		if b.addr == addr {
-			if n := f.closeBackend(b); n > 0 {
-				f.log.Info("backend down, connections closed", "backend", addr, "connections", n)
-			}
+	b := st.backends[i]
+	if healthy {
+		if b.cutting.Swap(false) {
+			f.log.Info("backend up again: its connections stay", "backend", addr, "connections", b.active.Load())
 		}
+		return
 	}
+	if !st.cfg.CloseOnBackendDown || b.cutting.Swap(true) {
+		return
+	}
+	f.log.Info("backend down: closing its connections as each goes quiet", "backend", addr,
+		"connections", b.active.Load(), "quiet", quietCut)
 }
 
 // Run listens and proxies until ctx ends, then stops accepting, lets live
@@ -411,10 +418,17 @@ func (f *Frontend) Run(ctx context.Context) error {
 	f.loops = loops
 	f.mu.Unlock()
 	f.log.Info("frontend listening", "listen", addr.String())
+	f.deriveMaxConnections(cfg.MaxConnections)
 	cancel := f.health.Subscribe(f.onHealth)
 	defer cancel()
 	f.checkFailOpen(false)
 	defer f.checkFailOpen(true)
+	settled := make(chan struct{})
+	go func() {
+		defer close(settled)
+		f.watchSettle(ctx)
+	}()
+	defer func() { <-settled }() // before the stop's checkFailOpen
 
 	<-ctx.Done()
 	for _, l := range loops {

@@ -77,13 +77,14 @@ func TestMetricNamesAreTheDesignedOnes(t *testing.T) {
 		"vrrplb_backend_connect_errors_total": 1,
 		"vrrplb_backend_bytes_total":          2,
 		"vrrplb_frontend_fail_open":           1, // at 0 from the start
+		"vrrplb_backend_draining":             1, // at 0 from the start
 	} {
 		if got, err := testutil.GatherAndCount(reg, name); err != nil || got != want {
 			t.Errorf("%s: %d series (err %v), want %d", name, got, err, want)
 		}
 	}
 	fm.deleteBackend("10.0.0.1:6443")
-	if got, _ := testutil.GatherAndCount(reg, MetricBackendBytes, MetricBackendActive); got != 0 {
+	if got, _ := testutil.GatherAndCount(reg, MetricBackendBytes, MetricBackendActive, MetricBackendDraining); got != 0 {
 		t.Errorf("%d series of a removed backend left, want 0", got)
 	}
 }

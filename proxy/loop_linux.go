@@ -317,6 +317,7 @@ func (l *loop) put(c *evConn) {
 // ended counts a client connection gone.
 func (l *loop) ended() {
 	l.f.active.Add(-1)
+	procConns.Add(-1)
 	l.f.metrics.active.Dec()
 	l.f.wg.Done()
 }

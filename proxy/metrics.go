@@ -17,6 +17,7 @@ const (
 	MetricBackendConnectErrors = "vrrplb_backend_connect_errors_total"
 	MetricBackendBytes         = "vrrplb_backend_bytes_total"
 	MetricFrontendFailOpen     = "vrrplb_frontend_fail_open"
+	MetricBackendDraining      = "vrrplb_backend_draining"
 )
 
 // Values of the reason label of vrrplb_frontend_rejected_total.
@@ -47,6 +48,7 @@ type Metrics struct {
 	backendErrors *prometheus.CounterVec
 	backendBytes  *prometheus.CounterVec
 	failOpen      *prometheus.GaugeVec
+	draining      *prometheus.GaugeVec
 }
 
 // NewMetrics creates the proxy's series and registers them with reg; a nil
@@ -85,13 +87,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: MetricFrontendFailOpen,
 			Help: "1 while fail_open applies: no backend is healthy and new connections go to every backend.",
 		}, []string{"frontend"}),
+		draining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: MetricBackendDraining,
+			Help: "1 while the backend is drained (vrrplb backend drain): no new connections, live ones go on.",
+		}, []string{"frontend", "backend"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{
 		m.connections, m.active, m.rejected,
-		m.backendActive, m.backendConns, m.backendErrors, m.backendBytes, m.failOpen,
+		m.backendActive, m.backendConns, m.backendErrors, m.backendBytes, m.failOpen, m.draining,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register proxy metrics: %w", err)
@@ -145,6 +151,7 @@ type backendMetrics struct {
 	connectErrors  prometheus.Counter
 	bytesToBackend prometheus.Counter
 	bytesToClient  prometheus.Counter
+	draining       prometheus.Gauge
 }
 
 func (fm frontendMetrics) backend(addr string) backendMetrics {
@@ -155,6 +162,7 @@ func (fm frontendMetrics) backend(addr string) backendMetrics {
 		connectErrors:  m.backendErrors.WithLabelValues(fe, addr),
 		bytesToBackend: m.backendBytes.WithLabelValues(fe, addr, DirectionToBackend),
 		bytesToClient:  m.backendBytes.WithLabelValues(fe, addr, DirectionToClient),
+		draining:       m.draining.WithLabelValues(fe, addr),
 	}
 }
 
@@ -166,4 +174,5 @@ func (fm frontendMetrics) deleteBackend(addr string) {
 	m.backendErrors.DeleteLabelValues(fe, addr)
 	m.backendBytes.DeleteLabelValues(fe, addr, DirectionToBackend)
 	m.backendBytes.DeleteLabelValues(fe, addr, DirectionToClient)
+	m.draining.DeleteLabelValues(fe, addr)
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"os"
 	"sync"
 	"time"
@@ -44,10 +45,23 @@ type pipe struct {
 	n    int // bytes in the pipe
 }
 
+// maxPipes caps the pipes open in the process at once, held by directions
+// in splice mode or idle in the pool (haproxy's maxpipes): a client that does
+// not read keeps its direction's pipe full, and without a cap such clients
+// hold two descriptors and up to pipeSize of kernel memory each. Past the cap
+// a direction copies through its buffer, which works as well, with more
+// system calls. It is set from the open-file limit the process starts
+// with (pipeCap); a variable for tests.
+var maxPipes = pipeCap(openFileLimit())
+
 var (
 	pipesMu   sync.Mutex
 	idlePipes []*pipe
+	pipesOpen int // in use and idle, at most maxPipes
 )
+
+// errPipeCap: maxPipes pipes are open; the direction copies instead.
+var errPipeCap = errors.New("pipe cap reached")
 
 func getPipe() (*pipe, error) {
 	pipesMu.Lock()
@@ -57,9 +71,17 @@ func getPipe() (*pipe, error) {
 		pipesMu.Unlock()
 		return p, nil
 	}
+	if pipesOpen >= maxPipes {
+		pipesMu.Unlock()
+		return nil, errPipeCap
+	}
+	pipesOpen++
 	pipesMu.Unlock()
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		pipesMu.Lock()
+		pipesOpen--
+		pipesMu.Unlock()
 		return nil, os.NewSyscallError("pipe2", err)
 	}
 	// A larger pipe is an optimisation: the default size also works.
@@ -76,6 +98,7 @@ func putPipe(p *pipe) {
 		pipesMu.Unlock()
 		return
 	}
+	pipesOpen--
 	pipesMu.Unlock()
 	p.close()
 }
@@ -85,11 +108,19 @@ func (p *pipe) close() {
 	unix.Close(p.w)
 }
 
+// pipesInUse is how many pipes directions hold now.
+func pipesInUse() int {
+	pipesMu.Lock()
+	defer pipesMu.Unlock()
+	return pipesOpen - len(idlePipes)
+}
+
 // closeIdlePipes empties the pool (tests count descriptors).
 func closeIdlePipes() {
 	pipesMu.Lock()
 	ps := idlePipes
 	idlePipes = nil
+	pipesOpen -= len(ps)
 	pipesMu.Unlock()
 	for _, p := range ps {
 		p.close()

@@ -64,16 +64,23 @@ func (l *loop) after(d time.Duration, fn func()) {
 	heap.Push(&l.timers, timer{when: l.now + int64(d), fn: fn})
 }
 
-// sweep closes connections idle for idle_timeout, and gives the backend
+// sweep closes connections idle for idle_timeout and quiet connections of
+// a backend that is down (close_on_backend_down), and gives the backend
 // socket of a connection that has lived keepAliveAfter its tcp_keepalive.
 func (l *loop) sweep() {
 	st := l.f.state.Load()
 	idle := int64(st.cfg.IdleTimeout)
+	// While the frontend fails open there is no better backend to move to.
+	cut := st.cfg.CloseOnBackendDown && !l.f.failOpen.Load()
 	for _, c := range l.conns {
 		if c == nil || c.cstate != connProxying {
 			continue
 		}
 		if idle > 0 && l.now-c.lastActive >= idle {
+			l.closeConn(c)
+			continue
+		}
+		if cut && c.b.cutting.Load() && l.quiet(c) {
 			l.closeConn(c)
 			continue
 		}

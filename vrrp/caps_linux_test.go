@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/vrrplb/vrrplb/config"
 )
 
 func TestMissingCapabilitiesAreNamedInOneLine(t *testing.T) {
@@ -45,5 +47,44 @@ func TestCheckCapabilitiesPassesAsRoot(t *testing.T) {
 	}
 	if err := CheckCapabilities(); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestCheckScriptsUserNamesTheMissingCapability(t *testing.T) {
+	const setuid, setgid = 1 << unix.CAP_SETUID, 1 << unix.CAP_SETGID
+	tests := []struct {
+		name string
+		user string
+		caps uint64
+		want string
+	}{
+		{"no scripts user needs nothing", "", 0, ""},
+		{"a daemon with both capabilities may switch", "nobody", setuid | setgid, ""},
+		{"a daemon without them is refused, naming both", "nobody", 1 << unix.CAP_NET_ADMIN,
+			`[scripts] user "nobody": vrrplb lacks CAP_SETUID and CAP_SETGID, needed to run scripts and notify commands as another user: grant it (systemd: AmbientCapabilities= and CapabilityBoundingSet=) or leave [scripts] user empty`},
+		{"a daemon without CAP_SETGID is refused, naming it", "nobody", setuid,
+			`[scripts] user "nobody": vrrplb lacks CAP_SETGID, needed to run scripts and notify commands as another user: grant it (systemd: AmbientCapabilities= and CapabilityBoundingSet=) or leave [scripts] user empty`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			old := effectiveCaps
+			effectiveCaps = func() (uint64, error) { return tt.caps, nil }
+			t.Cleanup(func() { effectiveCaps = old })
+			got := ""
+			if err := CheckScriptsUser(tt.user); err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("CheckScriptsUser(%q) = %q, want %q", tt.user, got, tt.want)
+			}
+			_, err := NewScriptTracker(config.TrackScript{Command: []string{"/bin/true"}}, ScriptOptions{User: tt.user})
+			if (err != nil) != (tt.want != "") {
+				t.Errorf("NewScriptTracker: %v, want refused %v", err, tt.want != "")
+			}
+			_, err = NewCommandNotifier([]string{"/bin/true"}, NotifyOptions{User: tt.user})
+			if (err != nil) != (tt.want != "") {
+				t.Errorf("NewCommandNotifier: %v, want refused %v", err, tt.want != "")
+			}
+		})
 	}
 }

@@ -55,11 +55,15 @@ type Notifier interface {
 }
 
 // WeightedTracker is a tracker with the weight its configuration gives it:
-// 0 puts the instance in FAULT while failing; a negative weight is subtracted
-// from the priority while failing; a positive one is added while passing.
+// 0 puts the instance in FAULT while failing (or makes it yield, see Yield);
+// a negative weight is subtracted from the priority while failing; a
+// positive one is added while passing.
 type WeightedTracker struct {
 	Tracker Tracker
 	Weight  int
+	// Yield, with weight 0: while failing, the instance yields instead of
+	// going to FAULT (see Instance.SetYield). track_frontend sets it.
+	Yield bool
 }
 
 // InstanceOptions are the collaborators of an Instance.
@@ -98,6 +102,10 @@ type InstanceStatus struct {
 	// the zero Addr when unknown.
 	MasterIP   netip.Addr
 	VirtualIPs []netip.Prefix
+	// Yielding names why the instance yields, sorted: the failing weight-0
+	// track_frontend trackers ("frontend NAME") and the causes set by
+	// SetYield; empty when it does not.
+	Yielding []string
 }
 
 // Receive path sizes.
@@ -129,8 +137,11 @@ type Instance struct {
 	advert  Advertisement // template of the adverts sent
 	machine *Machine
 
-	mu     sync.Mutex // guards status
+	mu     sync.Mutex // guards status and current
 	status InstanceStatus
+	// current is the configuration last applied, which Update checks a
+	// new one against (NeedsNewInstance).
+	current config.Instance
 
 	// The rest belongs to the Run goroutine.
 	timer         Timer
@@ -139,20 +150,23 @@ type Instance struct {
 	garpC         <-chan time.Time
 	garpLeft      int // announcements left in the current burst
 	trackerStates []TrackerState
-	actions       []Action
-	sendBuf       []byte
-	rx            Advertisement
-	addrListLog   rateLimit
-	dropLog       map[Reason]*rateLimit
-	sendErrLog    rateLimit
-	announceLog   rateLimit
+	yieldCauses   map[string]bool // set by SetYield
+	// yieldAtStart are the causes SetYield was given before Run, guarded by
+	// mu; Run takes them over as it starts.
+	yieldAtStart map[string]bool
+	actions      []Action
+	sendBuf      []byte
+	rx           Advertisement
+	addrListLog  rateLimit
+	dropLog      map[Reason]*rateLimit
+	sendErrLog   rateLimit
+	announceLog  rateLimit
 
-	// Fixed for the instance's life: a reload that changes them needs a new instance.
-	name     string
-	key      config.InstanceKey
-	sourceIP netip.Addr
+	// name is fixed for the instance's life.
+	name string
 
 	updates chan update
+	yields  chan yieldRequest
 	started atomic.Bool
 	exited  chan struct{} // closed when Run returns
 
@@ -165,6 +179,13 @@ type update struct {
 	cfg   config.Instance
 	d     derived
 	reply chan error
+}
+
+// yieldRequest is a SetYield on its way to the protocol loop.
+type yieldRequest struct {
+	cause string
+	on    bool
+	done  chan struct{}
 }
 
 // NewInstance checks cfg against what the engine supports and builds an
@@ -203,15 +224,17 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 		return nil, err
 	}
 	in.apply(cfg, d)
-	in.name, in.key, in.sourceIP = cfg.Name, cfg.Key(), cfg.SourceIP
+	in.name, in.current = cfg.Name, cfg
 	in.updates = make(chan update)
+	in.yields = make(chan yieldRequest)
+	in.yieldCauses = map[string]bool{}
 	in.exited = make(chan struct{})
 	in.metrics = m.forInstance(cfg.Name)
 	in.metrics.priority.Set(float64(cfg.Priority))
 	in.machine = NewMachine(in.machineConfig(cfg))
 	in.trackerStates = make([]TrackerState, len(in.trackers))
 	for i, t := range in.trackers {
-		in.trackerStates[i] = TrackerState{Weight: t.Weight, OK: true}
+		in.trackerStates[i] = TrackerState{Weight: t.Weight, OK: true, Yield: t.Yield}
 	}
 	in.addrListLog = rateLimit{every: logEvery}
 	in.dropLog = make(map[Reason]*rateLimit, len(dropReasons))
@@ -315,6 +338,7 @@ func (in *Instance) Status() InstanceStatus {
 	defer in.mu.Unlock()
 	s := in.status
 	s.VirtualIPs = slices.Clone(s.VirtualIPs)
+	s.Yielding = slices.Clone(s.Yielding)
 	return s
 }
 
@@ -335,10 +359,23 @@ type trackerReport struct {
 // returns nil. It returns an error if receiving fails for another reason,
 // after the same handover.
 func (in *Instance) Run(ctx context.Context) error {
-	if in.started.Swap(true) {
+	in.mu.Lock()
+	twice := in.started.Swap(true)
+	atStart := in.yieldAtStart
+	in.yieldAtStart = nil
+	in.mu.Unlock()
+	if twice {
 		return fmt.Errorf("instance %q: Run called twice", in.name)
 	}
 	defer close(in.exited)
+	for cause, on := range atStart {
+		if on {
+			in.yieldCauses[cause] = true
+		}
+	}
+	if len(in.yieldCauses) > 0 {
+		in.updatePriority() // in Init: the machine starts yielding
+	}
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	trackCtx, stopTrackers := context.WithCancel(ctx)
@@ -395,6 +432,8 @@ func (in *Instance) Run(ctx context.Context) error {
 		case u := <-in.updates:
 			in.reconfigure(u.cfg, u.d)
 			u.reply <- nil
+		case y := <-in.yields:
+			in.setYield(y)
 		}
 		in.eventDone()
 	}
@@ -439,6 +478,8 @@ func (in *Instance) awaitTrackers(ctx context.Context, trackC <-chan trackerRepo
 		case u := <-in.updates:
 			in.reconfigure(u.cfg, u.d)
 			u.reply <- nil
+		case y := <-in.yields:
+			in.setYield(y)
 		case <-timer.C():
 			for i, ok := range heard {
 				if !ok {
@@ -463,20 +504,11 @@ func (in *Instance) eventDone() {
 // peers, auth and GARP settings. A master stays master and keeps the virtual
 // IPs that remain configured (new ones are added and announced, dropped ones
 // removed) and advertises its new priority at once; it yields only if that
-// priority loses to a backup, by the protocol. The name, the key (VRID,
-// interface, family), source_ip and the trackers cannot change: those need a
-// new instance. Update waits for the protocol loop; it returns an error if
+// priority loses to a backup, by the protocol. What NeedsNewInstance names
+// cannot change. Update waits for the protocol loop; it returns an error if
 // Run is not running.
 func (in *Instance) Update(cfg config.Instance) error {
-	switch {
-	case cfg.Name != in.name:
-		return fmt.Errorf("instance %q: reload renames it to %q: needs a new instance", in.name, cfg.Name)
-	case cfg.Key() != in.key:
-		return fmt.Errorf("instance %q: reload changes virtual_router_id, interface or family: needs a new instance", in.name)
-	case cfg.SourceIP != in.sourceIP:
-		return fmt.Errorf("instance %q: reload changes source_ip: needs a new instance", in.name)
-	}
-	d, err := derive(cfg, localAddr(in.transport))
+	d, err := in.checkUpdate(cfg)
 	if err != nil {
 		return err
 	}
@@ -486,10 +518,32 @@ func (in *Instance) Update(cfg config.Instance) error {
 	u := update{cfg: cfg, d: d, reply: make(chan error, 1)}
 	select {
 	case in.updates <- u:
-		return <-u.reply
+		if err := <-u.reply; err != nil {
+			return err
+		}
+		in.mu.Lock()
+		in.current = cfg
+		in.mu.Unlock()
+		return nil
 	case <-in.exited:
 		return fmt.Errorf("instance %q: not running", in.name)
 	}
+}
+
+// CheckUpdate reports whether Update(cfg) would be refused, changing nothing.
+func (in *Instance) CheckUpdate(cfg config.Instance) error {
+	_, err := in.checkUpdate(cfg)
+	return err
+}
+
+func (in *Instance) checkUpdate(cfg config.Instance) (derived, error) {
+	in.mu.Lock()
+	cur := in.current
+	in.mu.Unlock()
+	if why := NeedsNewInstance(cur, cfg); why != "" {
+		return derived{}, fmt.Errorf("instance %q: reload: %s: needs a new instance", in.name, why)
+	}
+	return derive(cfg, localAddr(in.transport))
 }
 
 // reconfigure is Update inside the protocol loop.
@@ -516,7 +570,7 @@ func (in *Instance) reconfigure(cfg config.Instance, d derived) {
 		}
 	}
 	prio, fault := EffectivePriority(cfg.Priority, in.trackerStates)
-	in.handle(Event{Kind: EventReconfigure, Config: in.machineConfig(cfg), Fault: fault, EffectivePriority: prio})
+	in.handle(Event{Kind: EventReconfigure, Config: in.machineConfig(cfg), Fault: fault, Yield: in.yielding(), EffectivePriority: prio})
 	if added && in.machine.State() == StateMaster {
 		in.startGARP()
 	}
@@ -581,10 +635,74 @@ func (in *Instance) trackerReport(r trackerReport) {
 	in.updatePriority()
 }
 
-// updatePriority feeds the trackers' verdict to the machine when it changed.
+// updatePriority feeds the trackers' verdict and the yield causes to the machine.
 func (in *Instance) updatePriority() {
 	prio, fault := EffectivePriority(in.cfg.Priority, in.trackerStates)
-	in.handle(Event{Kind: EventTrack, Fault: fault, EffectivePriority: prio})
+	in.handle(Event{Kind: EventTrack, Fault: fault, Yield: in.yielding(), EffectivePriority: prio})
+}
+
+// SetYield sets (on) or clears a cause for the instance to yield: while any
+// cause is set, or a weight-0 track_frontend has no healthy backend, a
+// master hands the VIP over as for FAULT (one priority-0 advert, VIPs
+// removed), and the instance stays in the election at PriorityLowest, so it
+// holds the VIP only when no other router will, and loses it to any router
+// that does not yield, even with preempt off. Its state stays backup or
+// master, and notify commands hear those. A cause such as "maintenance" is
+// shown in Status().Yielding. SetYield waits for the protocol loop; given
+// before Run, it holds from the start. It returns an error once Run has
+// returned.
+func (in *Instance) SetYield(cause string, on bool) error {
+	in.mu.Lock()
+	if !in.started.Load() {
+		if in.yieldAtStart == nil {
+			in.yieldAtStart = map[string]bool{}
+		}
+		in.yieldAtStart[cause] = on
+		in.mu.Unlock()
+		return nil
+	}
+	in.mu.Unlock()
+	y := yieldRequest{cause: cause, on: on, done: make(chan struct{})}
+	select {
+	case in.yields <- y:
+		<-y.done
+		return nil
+	case <-in.exited:
+		return fmt.Errorf("instance %q: not running", in.name)
+	}
+}
+
+// setYield is SetYield inside the protocol loop.
+func (in *Instance) setYield(y yieldRequest) {
+	defer close(y.done)
+	if in.yieldCauses[y.cause] == y.on {
+		return
+	}
+	if y.on {
+		in.yieldCauses[y.cause] = true
+	} else {
+		delete(in.yieldCauses, y.cause)
+	}
+	in.log.Info("yield changed", "cause", y.cause, "yield", y.on)
+	in.updatePriority()
+}
+
+// yielding reports whether the instance yields, and records why for Status.
+func (in *Instance) yielding() bool {
+	var why []string
+	for i, t := range in.trackerStates {
+		if t.Weight == 0 && t.Yield && !t.OK {
+			why = append(why, in.trackers[i].Tracker.Name())
+		}
+	}
+	for c := range in.yieldCauses {
+		why = append(why, c)
+	}
+	slices.Sort(why)
+	in.mu.Lock()
+	in.status.Yielding = why
+	in.mu.Unlock()
+	return len(why) > 0
 }
 
 // receivePacket checks a received message in the order of RFC 5798 §7.1 and

@@ -88,6 +88,22 @@ func instanceConfig(name string, prio uint8) config.Instance {
 // preset are addresses already on its interface.
 func (h *harness) add(cfg config.Instance, local netip.Addr, trackerWeights []int, preset ...netip.Prefix) *host {
 	h.t.Helper()
+	var specs []trackerSpec
+	for _, w := range trackerWeights {
+		specs = append(specs, trackerSpec{weight: w})
+	}
+	return h.addTracked(cfg, local, specs, preset...)
+}
+
+// trackerSpec is a fake tracker's weight and whether it yields.
+type trackerSpec struct {
+	weight int
+	yield  bool
+}
+
+// addTracked is add with trackers that may yield.
+func (h *harness) addTracked(cfg config.Instance, local netip.Addr, specs []trackerSpec, preset ...netip.Prefix) *host {
+	h.t.Helper()
 	n := &node{}
 	clock := h.clock.forNode(n)
 	ho := &host{
@@ -100,10 +116,10 @@ func (h *harness) add(cfg config.Instance, local netip.Addr, trackerWeights []in
 		logs:      &syncBuffer{},
 	}
 	var wts []WeightedTracker
-	for i, w := range trackerWeights {
+	for i, sp := range specs {
 		ft := newFakeTracker(fmt.Sprintf("check%d", i), n)
 		ho.trackers = append(ho.trackers, ft)
-		wts = append(wts, WeightedTracker{Tracker: ft, Weight: w})
+		wts = append(wts, WeightedTracker{Tracker: ft, Weight: sp.weight, Yield: sp.yield})
 	}
 	in, err := NewInstance(cfg, InstanceOptions{
 		Logger:    slog.New(slog.NewTextHandler(ho.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -7,6 +7,8 @@ import (
 
 // State is a virtual router's state: the three of RFC 5798 §6.4 and FAULT,
 // where a failing tracker keeps the instance silent and without its addresses.
+// An instance that yields (see Event.Yield) has no state of its own: it is a
+// backup or master at PriorityLowest.
 type State int
 
 // States.
@@ -41,7 +43,18 @@ const (
 	PriorityLeaving = 0
 	// PriorityOwner is the address owner's: it becomes master at once.
 	PriorityOwner = 255
+	// PriorityLowest is the priority of an instance that yields: it stays
+	// in the election, so that it holds the VIP when no one else will, and
+	// any other router, even one with preempt off, takes the VIP from it.
+	PriorityLowest = 1
 )
+
+// Settling of a recovery that every router shares: a router that becomes
+// eligible again (leaves FAULT or stops yielding) within settleWindow of
+// another master coming up, at least settleMin, does not preempt that
+// master. Without it, whichever router recovered first became master and a
+// higher priority took the VIP from it a fraction of a second later.
+const settleMin = 3 * time.Second
 
 // Why says why a transition happened. It is logged with the transition.
 type Why string
@@ -56,6 +69,7 @@ const (
 	WhyTieAddress   Why = "equal_priority_higher_address"
 	WhyFault        Why = "fault"     // a weight-0 tracker is failing
 	WhyRecovered    Why = "recovered" // every weight-0 tracker passes again
+	WhyYield        Why = "yield"     // a master hands over: no healthy backend, or maintenance
 	WhyShutdown     Why = "shutdown"  // RFC 5798 §6.4.2, §6.4.3 Shutdown event
 )
 
@@ -105,10 +119,15 @@ type Event struct {
 	Priority uint8
 	Interval time.Duration
 
-	// Fault and EffectivePriority describe an EventTrack or
-	// EventReconfigure: whether a weight-0 tracker fails, and the priority
-	// with the other trackers' weights applied.
+	// Fault, Yield and EffectivePriority describe an EventTrack or
+	// EventReconfigure: whether a weight-0 tracker with FAULT semantics
+	// fails (track_script, track_interface); whether the instance yields (a
+	// weight-0 track_frontend has no healthy backend, or maintenance is on):
+	// a master hands over as for FAULT, but the instance stays in the
+	// election at PriorityLowest; and the priority with the other trackers'
+	// weights applied. Fault wins over Yield.
 	Fault             bool
+	Yield             bool
 	EffectivePriority uint8
 
 	// Config is the new configuration of an EventReconfigure.
@@ -187,6 +206,9 @@ type Machine struct {
 	// trackers' weights applied.
 	priority uint8
 	fault    bool
+	yield    bool
+	// handover is set while an event that starts a yield is handled.
+	handover bool
 
 	// masterAdverInterval is Master_Adver_Interval (RFC 5798 §6.1): learned
 	// from the master's adverts in version 3.
@@ -204,6 +226,23 @@ type Machine struct {
 	// asserted is when a master last answered a lower-priority advert;
 	// zero when it has not in this term.
 	asserted time.Time
+
+	// What settles a shared recovery (settleMin). eligibleAt is when this
+	// router last left FAULT or stopped yielding; zero if never.
+	eligibleAt time.Time
+	// goneAt is when another master was last heard leaving (priority 0);
+	// zero once a master is heard again.
+	goneAt time.Time
+	// lastPrio is the priority the last master heard advertised; 0 when
+	// unknown. While master, its own priority counts instead.
+	lastPrio uint8
+	// upAddr came up as master at upAt, seen to be a recovery: it rose
+	// from PriorityLowest (its frontend has a healthy backend again), it
+	// took the VIP from this router at PriorityLowest, or it came up
+	// after another master had left and no backup took over (all were in
+	// FAULT). upAt is zero when no such coming up was seen.
+	upAddr netip.Addr
+	upAt   time.Time
 
 	out []Action
 }
@@ -257,12 +296,24 @@ func (m *Machine) Handle(now time.Time, ev Event, out []Action) []Action {
 			m.masterAdverInterval = m.cfg.AdvertInterval
 		}
 	}
+	m.handover = false
 	if ev.Kind == EventTrack || ev.Kind == EventReconfigure {
-		m.fault = ev.Fault
+		wasOut, wasYield := m.fault || m.yield, m.yield
+		m.fault, m.yield = ev.Fault, ev.Yield
+		m.handover = m.yield && !wasYield
+		if wasOut && !m.fault && !m.yield {
+			m.eligibleAt = now
+		}
 		m.priority = ev.EffectivePriority
 		if m.cfg.Priority == PriorityOwner {
 			m.priority = PriorityOwner // weights do not apply to the address owner
 		}
+		if m.yield {
+			m.priority = PriorityLowest
+		}
+	}
+	if ev.Kind == EventAdvert {
+		m.noteMaster(now, ev)
 	}
 
 	var next State
@@ -293,7 +344,7 @@ func (m *Machine) initialize(ev Event) (State, Why) {
 	switch {
 	case m.fault:
 		return StateFault, WhyFault
-	case m.cfg.Priority == PriorityOwner:
+	case m.priority == PriorityOwner:
 		return StateMaster, WhyOwner
 	}
 	return StateBackup, WhyStartup
@@ -323,9 +374,11 @@ func (m *Machine) backup(now time.Time, ev Event) (State, Why) {
 			return StateBackup, ""
 		}
 		m.masterAddr = ev.From
-		// The address owner always preempts (RFC 5798 §6.1 Preempt_Mode).
-		preempt := m.cfg.Preempt || m.priority == PriorityOwner
-		if !preempt || ev.Priority >= m.priority {
+		// The address owner always preempts (RFC 5798 §6.1 Preempt_Mode),
+		// and anyone preempts a master that yields. A master that came up
+		// with this router's own recovery keeps the VIP.
+		preempt := m.cfg.Preempt || m.priority == PriorityOwner || ev.Priority == PriorityLowest
+		if !preempt || ev.Priority >= m.priority || m.settling(ev) {
 			m.preemptAt = time.Time{}
 			m.learnInterval(ev.Interval)
 			m.setTimer(now.Add(m.masterDownInterval()))
@@ -357,9 +410,15 @@ func (m *Machine) master(now time.Time, ev Event) (State, Why) {
 		if m.fault {
 			return StateFault, WhyFault
 		}
+		if m.handover {
+			return StateBackup, WhyYield
+		}
 	case EventReconfigure:
 		if m.fault {
 			return StateFault, WhyFault
+		}
+		if m.handover {
+			return StateBackup, WhyYield
 		}
 		// Tell the backups the new priority and interval now.
 		m.sendAdvert(m.priority)
@@ -412,7 +471,7 @@ func (m *Machine) faulted(ev Event) (State, Why) {
 		if m.fault {
 			return StateFault, ""
 		}
-		if m.cfg.Priority == PriorityOwner {
+		if m.priority == PriorityOwner {
 			return StateMaster, WhyRecovered
 		}
 		return StateBackup, WhyRecovered
@@ -430,10 +489,11 @@ func (m *Machine) faulted(ev Event) (State, Why) {
 func (m *Machine) transition(now time.Time, next State, why Why) {
 	from := m.state
 	if from == StateMaster {
-		if next != StateBackup {
+		if next != StateBackup || why == WhyYield {
 			// Leaving without a better master in sight: priority 0 makes a
 			// backup take over after Skew_Time (RFC 5798 §6.4.3).
 			m.sendAdvert(PriorityLeaving)
+			m.lastPrio = 0
 		}
 		m.emit(Action{Kind: ActionRemoveVIPs})
 	}
@@ -447,13 +507,15 @@ func (m *Machine) transition(now time.Time, next State, why Why) {
 		if from == StateInit {
 			m.emit(Action{Kind: ActionRemoveStaleVIPs})
 		}
-		if from != StateMaster {
+		if from != StateMaster || why == WhyYield {
 			m.masterAddr = netip.Addr{}
 			m.masterAdverInterval = m.cfg.AdvertInterval
 		}
 		m.setTimer(now.Add(m.masterDownInterval()))
 	case StateMaster:
 		m.masterAddr = m.cfg.LocalAddr
+		m.lastPrio = m.priority
+		m.goneAt = time.Time{}
 		m.asserted = time.Time{}
 		m.emit(Action{Kind: ActionAddVIPs})
 		m.sendAdvert(m.priority)
@@ -468,6 +530,48 @@ func (m *Machine) transition(now time.Time, next State, why Why) {
 	}
 	m.state = next
 	m.emit(Action{Kind: ActionTransition, From: from, To: next, Why: why})
+}
+
+// noteMaster remembers, from an advert, what settling a recovery needs: when
+// the master left, and when the one advertising came up.
+func (m *Machine) noteMaster(now time.Time, ev Event) {
+	if ev.Priority == PriorityLeaving {
+		m.goneAt, m.lastPrio = now, 0
+		return
+	}
+	prev := m.lastPrio
+	if m.state == StateMaster {
+		prev = m.priority
+	}
+	switch {
+	case !m.goneAt.IsZero() && now.Sub(m.goneAt) > 2*m.masterAdverInterval:
+		// Longer than a backup's takeover (Skew_Time, under one interval)
+		// takes: it came back from FAULT, from yielding or from a start.
+		m.noteUp(now, ev.From)
+	case prev == PriorityLowest && ev.Priority > PriorityLowest:
+		m.noteUp(now, ev.From)
+	case ev.From != m.upAddr:
+		m.upAddr, m.upAt = netip.Addr{}, time.Time{}
+	}
+	m.goneAt, m.lastPrio = time.Time{}, ev.Priority
+}
+
+// noteUp records that addr came up as master at now.
+func (m *Machine) noteUp(now time.Time, addr netip.Addr) {
+	m.upAddr, m.upAt = addr, now
+}
+
+// settling reports whether the master of ev came up within the settle
+// window of this router becoming eligible: a recovery they shared, which
+// the VIP has already followed once. The address owner and a master that
+// yields are preempted all the same.
+func (m *Machine) settling(ev Event) bool {
+	if m.priority == PriorityOwner || ev.Priority == PriorityLowest ||
+		m.eligibleAt.IsZero() || m.upAt.IsZero() || ev.From != m.upAddr {
+		return false
+	}
+	d := m.upAt.Sub(m.eligibleAt)
+	return d.Abs() <= max(m.masterDownInterval(), settleMin)
 }
 
 // learnInterval takes the master's advert interval as Master_Adver_Interval
@@ -536,14 +640,15 @@ func (m *Machine) stopTimer() {
 }
 
 // EffectivePriority applies tracker weights to a configured priority. A
-// failing weight-0 tracker means fault. Otherwise a failing tracker with a
+// failing weight-0 tracker means fault, unless it yields instead (Yield).
+// Otherwise a failing tracker with a
 // negative weight subtracts it and a passing one with a positive weight adds
 // it; the result stays within 1..254. The address owner (255) keeps 255.
 func EffectivePriority(priority uint8, trackers []TrackerState) (prio uint8, fault bool) {
 	p := int(priority)
 	for _, t := range trackers {
 		switch {
-		case t.Weight == 0 && !t.OK:
+		case t.Weight == 0 && !t.OK && !t.Yield:
 			fault = true
 		case t.Weight < 0 && !t.OK, t.Weight > 0 && t.OK:
 			p += t.Weight
@@ -559,4 +664,7 @@ func EffectivePriority(priority uint8, trackers []TrackerState) (prio uint8, fau
 type TrackerState struct {
 	Weight int
 	OK     bool
+	// Yield: with weight 0, failing makes the instance yield rather than
+	// fault (track_frontend).
+	Yield bool
 }

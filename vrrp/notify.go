@@ -56,6 +56,11 @@ func NewCommandNotifier(argv []string, opts NotifyOptions) (*CommandNotifier, er
 	if err != nil {
 		return nil, err
 	}
+	if len(argv) > 0 {
+		if err := CheckScriptsUser(opts.User); err != nil {
+			return nil, err
+		}
+	}
 	if err := CheckScriptSecurity(argv, opts.User); err != nil {
 		return nil, err
 	}

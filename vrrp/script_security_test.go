@@ -120,6 +120,21 @@ func TestCheckScriptSecurityRefusesWhatAnotherUserCanChange(t *testing.T) {
 		{"an interpreter's inline script is the interpreter's only", func(t *testing.T, dir string) ([]string, string) {
 			return []string{"/bin/sh", "-c", "exit 0"}, ""
 		}},
+		{"a world-writable script a shell runs with -c is refused", func(t *testing.T, dir string) ([]string, string) {
+			p := script(t, dir, "evil.sh", 0o777, 0, 0)
+			return []string{"/bin/sh", "-c", p}, p + " is writable by every user (mode 0777)" + refusal
+		}},
+		{"a world-writable script among the words of a -c command is refused", func(t *testing.T, dir string) ([]string, string) {
+			p := script(t, dir, "evil.sh", 0o777, 0, 0)
+			return []string{"/bin/sh", "-c", "exec " + p + " --fast"}, p + " is writable by every user (mode 0777)" + refusal
+		}},
+		{"a world-writable script run through env is refused", func(t *testing.T, dir string) ([]string, string) {
+			p := script(t, dir, "evil.sh", 0o777, 0, 0)
+			return []string{"/usr/bin/env", "sh", p}, p + " is writable by every user (mode 0777)" + refusal
+		}},
+		{"a device such as /dev/null among the arguments is not a script", func(t *testing.T, dir string) ([]string, string) {
+			return []string{script(t, dir, "check.sh", 0o755, 0, 0), "/dev/null"}, ""
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,7 +152,15 @@ func TestCheckScriptSecurityRefusesWhatAnotherUserCanChange(t *testing.T) {
 	}
 }
 
-func TestCheckScriptSecurityAppliesOnlyToScriptsRunAsRoot(t *testing.T) {
+// withCapabilities makes the daemon look as if it held capabilities or not.
+func withCapabilities(t *testing.T, held bool) {
+	t.Helper()
+	old := holdsCapabilities
+	holdsCapabilities = func() bool { return held }
+	t.Cleanup(func() { holdsCapabilities = old })
+}
+
+func TestCheckScriptSecurityAppliesToScriptsRunWithPrivileges(t *testing.T) {
 	// A file anyone may change: refused exactly when it would run as root.
 	unsafe := func(t *testing.T) []string {
 		p := filepath.Join(t.TempDir(), "check.sh")
@@ -158,12 +181,14 @@ func TestCheckScriptSecurityAppliesOnlyToScriptsRunAsRoot(t *testing.T) {
 		{"a daemon running as root with no scripts user refuses it", 0, "", true},
 		{"a daemon running as root with scripts user root refuses it", 0, "root", true},
 		{"a daemon running as root with a non-root scripts user runs it", 0, "nobody", false},
-		{"a daemon not running as root runs it", 1000, "", false},
+		{"a daemon not running as root and without capabilities runs it", 1000, "", false},
 		{"a daemon not running as root with scripts user root refuses it", 1000, "root", true},
+		{"a daemon not running as root but holding capabilities refuses it", 1000, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			asEuid(t, tt.euid)
+			withCapabilities(t, tt.euid == 0 || strings.Contains(tt.name, "holding capabilities"))
 			err := CheckScriptSecurity(unsafe(t), tt.user)
 			if (err != nil) != tt.refused {
 				t.Errorf("CheckScriptSecurity: %v, want refused %v", err, tt.refused)
@@ -190,5 +215,20 @@ func TestTrackersAndNotifiersRefuseUnsafeCommandsAsRoot(t *testing.T) {
 	}
 	if _, err := NewScriptTracker(config.TrackScript{Command: []string{p}}, ScriptOptions{User: "nobody"}); err != nil {
 		t.Errorf("NewScriptTracker with scripts user nobody: %v, want no check", err)
+	}
+}
+
+func TestACapableNonRootDaemonTrustsScriptsItsOwnUserOwns(t *testing.T) {
+	needRoot(t)
+	asEuid(t, 1000)
+	withCapabilities(t, true)
+	dir := t.TempDir()
+	if err := CheckScriptSecurity([]string{script(t, dir, "mine.sh", 0o755, 1000, 0)}, ""); err != nil {
+		t.Errorf("a script owned by the daemon's own uid: %v, want it run", err)
+	}
+	p := script(t, dir, "theirs.sh", 0o755, 1001, 0)
+	want := p + " is writable by uid 1001: refusing to run it as the daemon's user, which holds capabilities (fix the permissions or set [scripts] user)"
+	if err := CheckScriptSecurity([]string{p}, ""); err == nil || err.Error() != want {
+		t.Errorf("a script owned by another uid: %v, want %q", err, want)
 	}
 }

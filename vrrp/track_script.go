@@ -53,6 +53,9 @@ func NewScriptTracker(cfg config.TrackScript, opts ScriptOptions) (*ScriptTracke
 	if err != nil {
 		return nil, fmt.Errorf("track_script %q: %w", name, err)
 	}
+	if err := CheckScriptsUser(opts.User); err != nil {
+		return nil, fmt.Errorf("track_script %q: %w", name, err)
+	}
 	if err := CheckScriptSecurity(cfg.Command, opts.User); err != nil {
 		return nil, fmt.Errorf("track_script %q: %w", name, err)
 	}
@@ -132,15 +135,16 @@ func (s *ScriptTracker) check(ctx context.Context) bool {
 // errTimeout is returned by runCommand when the command outlives its timeout.
 var errTimeout = errors.New("timed out; process group killed")
 
-// runCommand runs argv in a new process group as cred (nil: our own user)
-// and waits for it. After timeout (0: no limit) or when ctx ends, the whole
+// runCommand runs argv in a new process group as cred (nil: our own user),
+// without the daemon's privileges or environment (startUnprivileged), and
+// waits for it. After timeout (0: no limit) or when ctx ends, the whole
 // group is killed with SIGKILL; with reap, so are children the command left
 // behind when it exits. Output is discarded, so a child left behind cannot
 // keep a pipe, and Wait, open.
 func runCommand(ctx context.Context, argv []string, cred *syscall.Credential, timeout time.Duration, reap bool) error {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
-	if err := cmd.Start(); err != nil {
+	if err := startUnprivileged(cmd, cred != nil); err != nil {
 		return fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	done := make(chan error, 1)

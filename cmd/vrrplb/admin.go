@@ -58,7 +58,13 @@ func (m *daemonMetrics) reloadOK(ok bool, now time.Time) {
 // statusDoc is the /status document (DESIGN.md "Admin HTTP").
 type statusDoc struct {
 	Instances []instanceStatus `json:"instances"`
-	Frontends []frontendStatus `json:"frontends"`
+	// InstancesStale is true when the VRRP engine did not answer within
+	// statusDeadline (busy applying a reload, or restarting): Instances are
+	// then its last answer, of InstancesAsOf ("" if it never answered).
+	InstancesStale bool             `json:"instances_stale,omitempty"`
+	InstancesAsOf  string           `json:"instances_as_of,omitempty"`
+	Frontends      []frontendStatus `json:"frontends"`
+	BGP            *bgpStatus       `json:"bgp,omitempty"` // bgp.go; absent without [bgp]
 }
 
 type instanceStatus struct {
@@ -68,6 +74,9 @@ type instanceStatus struct {
 	EffectivePriority int      `json:"effective_priority"`
 	MasterIP          string   `json:"master_ip"` // "" while unknown
 	VirtualIPs        []string `json:"virtual_ips"`
+	// Maintenance is set by `vrrplb maintenance on`: the instance hands its
+	// VIPs over and stays in the election at the lowest priority.
+	Maintenance bool `json:"maintenance"`
 }
 
 type frontendStatus struct {
@@ -82,8 +91,18 @@ type frontendStatus struct {
 type backendStatus struct {
 	Address           string `json:"address"`
 	Healthy           bool   `json:"healthy"`
+	Draining          bool   `json:"draining"` // `vrrplb backend drain`: no new connections
 	ActiveConnections int64  `json:"active_connections"`
+	// Reason is what the last health check found: "status 200",
+	// "status 401 (check not allowed)", "connection refused"; "" before the
+	// first check.
+	Reason string `json:"reason"`
 }
+
+// maxScrapesInFlight caps the /metrics and the /status requests served at
+// once; more are answered 503 at once. The VRRP engine's part of either is
+// a snapshot it refreshes at most every engine.DefaultSnapshotInterval.
+const maxScrapesInFlight = 8
 
 // adminServer serves /metrics, /healthz and /status.
 type adminServer struct {
@@ -93,15 +112,27 @@ type adminServer struct {
 
 func newAdminServer(ln net.Listener, d *daemon) *adminServer {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.gather, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn), ErrorHandling: promhttp.ContinueOnError}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.gather, promhttp.HandlerOpts{
+		ErrorLog:            slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: maxScrapesInFlight,
+	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	statusSlots := make(chan struct{}, maxScrapesInFlight)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case statusSlots <- struct{}{}:
+			defer func() { <-statusSlots }()
+		default:
+			http.Error(w, "too many /status requests in flight", http.StatusServiceUnavailable)
+			return
+		}
 		doc := statusDoc{Instances: []instanceStatus{}, Frontends: []frontendStatus{}}
 		for _, fill := range d.status {
-			fill(&doc)
+			fill(r.Context(), &doc)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)

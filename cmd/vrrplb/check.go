@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/vrrp"
 )
 
 const defaultConfigPath = config.DefaultPath
@@ -25,25 +27,52 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	// Scripts that would run as root but that another user can change are
 	// refused at start: say so now.
-	if err := checkScripts(cfg); err != nil {
+	if err := vrrp.CheckScripts(cfg); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
 		return exitError{code: 1}
 	}
-	if err := config.Render(stdout, cfg); err != nil {
+	for _, w := range config.SecretWarnings(cfg) {
+		fmt.Fprintln(stderr, w)
+	}
+	if err := config.RenderMasked(stdout, cfg); err != nil {
 		return fmt.Errorf("print config: %w", err)
 	}
-	fmt.Fprintf(stderr, "%s: configuration is valid (%d instances, %d frontends)\n", *path, len(cfg.Instances), len(cfg.Frontends))
+	fmt.Fprintf(stderr, "%s: configuration is valid (%d instances, %d frontends); secrets are printed as %q\n",
+		*path, len(cfg.Instances), len(cfg.Frontends), config.MaskedSecret)
 	return nil
 }
 
-// printConfigError writes a config error one problem a line.
+// configProblems splits a config error into its problems, each with its
+// FILE:LINE when it has one: the one way cmd shows a config error, whether
+// printed (check, run, convert) or logged (reload).
+func configProblems(err error) []string {
+	var es config.Errors
+	if !errors.As(err, &es) {
+		return []string{err.Error()}
+	}
+	out := make([]string, 0, len(es))
+	for _, e := range es {
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+// printConfigError writes a config error one problem a line; an error
+// without a location says it comes from vrrplb.
 func printConfigError(w io.Writer, err error) {
 	var es config.Errors
-	if errors.As(err, &es) {
-		for _, e := range es {
-			fmt.Fprintln(w, e.Error())
-		}
+	if !errors.As(err, &es) {
+		fmt.Fprintf(w, "vrrplb: %v\n", err)
 		return
 	}
-	fmt.Fprintf(w, "vrrplb: %v\n", err)
+	for _, p := range configProblems(err) {
+		fmt.Fprintln(w, p)
+	}
+}
+
+// logConfigError logs a config error one problem a line.
+func logConfigError(log *slog.Logger, msg string, err error) {
+	for _, p := range configProblems(err) {
+		log.Error(msg, "err", p)
+	}
 }

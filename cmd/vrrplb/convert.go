@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 
@@ -18,6 +17,7 @@ func cmdConvert(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&opts.Keepalived, "keepalived", "", "keepalived.conf `FILE` (gives the [[instance]] tables)")
 	fs.StringVar(&opts.Nginx, "nginx", "", "nginx configuration `FILE` with a stream { } block (gives the [[frontend]] tables)")
 	fs.StringVar(&opts.HAProxy, "haproxy", "", "haproxy.cfg `FILE` (gives the [[frontend]] tables)")
+	fs.StringVar(&opts.ConfigID, "config-id", "", "read a conditional keepalived.conf as keepalived -i `ID` does: @ID lines kept, @^ID lines dropped")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -43,13 +43,8 @@ func cmdConvert(args []string, stdout, stderr io.Writer) error {
 	cfg, err := config.Parse("converted.toml", out)
 	if err != nil {
 		fmt.Fprintln(stderr, "vrrplb convert: the converted config does not pass vrrplb check; fix these lines before use:")
-		var es config.Errors
-		if errors.As(err, &es) {
-			for _, e := range es {
-				fmt.Fprintln(stderr, e.Error())
-			}
-		} else {
-			fmt.Fprintln(stderr, err)
+		for _, p := range configProblems(err) {
+			fmt.Fprintln(stderr, p)
 		}
 		return exitError{code: 1}
 	}

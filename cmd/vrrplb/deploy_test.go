@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/vrrplb/vrrplb/cmd/vrrplb/internal/engine"
 )
 
 // designedMetrics are DESIGN.md's metric names and the engine's, the ones dashboards and
@@ -22,9 +24,9 @@ var designedMetrics = map[string]bool{
 	"vrrplb_health_check_duration_seconds_sum": true, "vrrplb_health_checks_total": true,
 	"vrrplb_config_last_reload_successful": true, "vrrplb_config_last_reload_success_timestamp_seconds": true,
 	"vrrplb_build_info": true, "vrrplb_frontend_fail_open": true,
-	// The VRRP engine process (engine.go), added to DESIGN.md's list.
-	metricEngineRestarts: true, metricEngineRealtime: true, metricEngineGoroutines: true,
-	metricEngineGCPauseMax: true,
+	// The VRRP engine process (package engine), added to DESIGN.md's list.
+	engine.MetricRestarts: true, engine.MetricRealtime: true, engine.MetricGoroutines: true,
+	engine.MetricGCPauseMax: true,
 }
 
 // The shipped alert rules and dashboard use only metrics vrrplb exports; a

@@ -1,9 +1,14 @@
 // Command vrrplb holds a virtual IP with VRRP and proxies it to healthy
 // Kubernetes apiservers: the keepalived + nginx/haproxy pair in one binary.
 //
-// This package only wires: it parses the command line, builds the
-// components from the config and runs them under one errgroup with the admin
-// HTTP server and the signal handler.
+// It parses the command line and runs the subcommands: check, convert and
+// status print; run builds the daemon from the config — the proxy's
+// frontends and health checkers, the VRRP engine child process (package
+// engine, which runs a vrrp.Set) and the admin HTTP server — runs them
+// under one errgroup with the signal handler, and reloads on SIGHUP all or
+// nothing: every component prepares the new config before any applies it.
+// What a reload changes in each component is decided in the component's
+// package (vrrp.Set, proxy.NeedsNewFrontend), not here.
 package main
 
 import (
@@ -15,6 +20,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
+	"github.com/vrrplb/vrrplb/cmd/vrrplb/internal/engine"
 	"github.com/vrrplb/vrrplb/config"
 )
 
@@ -67,8 +73,8 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"convert":     cmdConvert,
 	"maintenance": cmdMaintenance,
 	"backend":     cmdBackend,
-	// Not in the usage: `vrrplb run` starts it (engine.go).
-	engineCommand: cmdVRRPEngine,
+	// Not in the usage: `vrrplb run` starts it (package engine).
+	engine.Command: cmdVRRPEngine,
 }
 
 func runMain(args []string, stdout, stderr io.Writer) int {
@@ -130,6 +136,14 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return errUsage
 	}
 	return nil
+}
+
+// cmdVRRPEngine is the VRRP engine process (engine.Main).
+func cmdVRRPEngine(args []string, _, stderr io.Writer) error {
+	if len(args) != 0 {
+		return errUsage
+	}
+	return engine.Main(stderr)
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) error {

@@ -132,10 +132,13 @@ func TestCommandLine(t *testing.T) {
 
 var sampleStatus = statusDoc{
 	Instances: []instanceStatus{{Name: "apiserver-vip", State: "master", Priority: 100, EffectivePriority: 100,
-		MasterIP: "192.0.2.11", VirtualIPs: []string{"192.0.2.150/24"}}},
+		MasterIP: "192.0.2.11", VirtualIPs: []string{"192.0.2.150/24"}},
+		{Name: "other-vip", State: "backup", Priority: 100, EffectivePriority: 1,
+			MasterIP: "192.0.2.12", VirtualIPs: []string{"192.0.2.151/24"}, Maintenance: true}},
 	Frontends: []frontendStatus{{Name: "apiserver", Listen: ":8443", Backends: []backendStatus{
 		{Address: "192.0.2.21:6443", Healthy: true, ActiveConnections: 12},
 		{Address: "192.0.2.22:6443", Healthy: false, ActiveConnections: 0},
+		{Address: "192.0.2.23:6443", Healthy: true, Draining: true, ActiveConnections: 3},
 	}}, {Name: "konnectivity", Listen: ":8132", FailOpen: true, Backends: []backendStatus{
 		{Address: "192.0.2.21:8132", Healthy: false, ActiveConnections: 3},
 	}}},
@@ -160,6 +163,8 @@ func TestStatusPrintsATableAndTheRawDocument(t *testing.T) {
 		`apiserver-vip\s+MASTER\s+100\s+192\.0\.2\.11\s+192\.0\.2\.150/24`,
 		`apiserver\s+:8443\s+192\.0\.2\.21:6443\s+up\s+12`,
 		`\n\s+192\.0\.2\.22:6443\s+down\s+0`,
+		`other-vip\s+BACKUP \(maintenance\)\s+1 \(configured 100\)\s+192\.0\.2\.12`,
+		`\n\s+192\.0\.2\.23:6443\s+up, draining\s+3`,
 		`konnectivity\s+:8132\s+192\.0\.2\.21:8132\s+down\s+3`,
 		`\nfrontend konnectivity: no healthy backend, failing open`,
 	} {

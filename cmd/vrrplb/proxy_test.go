@@ -2,15 +2,20 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/vrrplb/vrrplb/config"
 )
@@ -77,7 +82,7 @@ func TestDaemonProxiesToHealthyBackendsAndReloadsThem(t *testing.T) {
 	healthyStatus := func(backends ...string) string {
 		var bs []string
 		for _, b := range backends {
-			bs = append(bs, fmt.Sprintf(`{"address":%q,"healthy":true,"active_connections":0}`, b))
+			bs = append(bs, fmt.Sprintf(`{"address":%q,"healthy":true,"draining":false,"active_connections":0,"reason":"connected"}`, b))
 		}
 		return fmt.Sprintf(`{"instances":[],"frontends":[{"name":"api","listen":%q,"fail_open":false,"backends":[%s]}]}`, listen, strings.Join(bs, ","))
 	}
@@ -155,5 +160,98 @@ func TestDaemonProxiesToHealthyBackendsAndReloadsThem(t *testing.T) {
 	if c, err := net.Dial("tcp", listen); err == nil {
 		c.Close()
 		t.Error("the frontend still accepts after stop")
+	}
+}
+
+// The admin socket's backend commands reach the frontends: drain, the last
+// backend refused without --force, a reload that moves the listener keeps
+// the drain, enable undoes it.
+func TestDaemonDrainsAndEnablesBackendsOverTheAdminSocket(t *testing.T) {
+	dir := t.TempDir()
+	admin, listen := freeAddr(t), freeAddr(t)
+	be1, be2 := echoBackend(t), echoBackend(t)
+	sock := filepath.Join(dir, "admin.sock")
+	withSocket := func(cfg string) string {
+		return strings.Replace(cfg, "socket = \"\"\n", fmt.Sprintf("socket = %q\n", sock), 1)
+	}
+	path := writeFile(t, dir, "vrrplb.toml", withSocket(frontendConfig(admin, listen, be1, be2)))
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	d := newDaemon(cfg, &logs)
+	sig := make(chan os.Signal, 1)
+	d.signals = sig
+	done := make(chan error, 1)
+	go func() { done <- d.run(context.Background()) }()
+	t.Cleanup(func() {
+		sig <- syscall.SIGTERM
+		<-done
+	})
+	draining := func() map[string]bool {
+		_, body := get(t, "http://"+admin+"/status")
+		var doc statusDoc
+		if err := json.Unmarshal([]byte(body), &doc); err != nil || len(doc.Frontends) != 1 {
+			t.Fatalf("/status: %v\n%s", err, body)
+		}
+		got := map[string]bool{}
+		for _, b := range doc.Frontends[0].Backends {
+			got[b.Address] = b.Draining
+		}
+		return got
+	}
+	command := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		code := runMain(append(args, "--socket", sock), &out, &out)
+		if code != 0 {
+			return out.String(), fmt.Errorf("exit %d", code)
+		}
+		return out.String(), nil
+	}
+	eventually(t, "the admin socket answers", func() bool {
+		_, err := command("backend", "enable", be1)
+		return err == nil
+	})
+
+	out, err := command("backend", "drain", be2)
+	if err != nil || !strings.Contains(out, "frontend api: backend "+be2+" draining: no new connections") {
+		t.Errorf("drain: %v\n%s", err, out)
+	}
+	if diff := cmp.Diff(map[string]bool{be1: false, be2: true}, draining()); diff != "" {
+		t.Errorf("after drain (-want +got):\n%s", diff)
+	}
+	if out, err := command("backend", "drain", be1); err == nil || !strings.Contains(out, "last backend") {
+		t.Errorf("draining the last enabled backend: %v\n%s", err, out)
+	}
+	if out, err := command("backend", "drain", be1, "--frontend", "nope"); err == nil || !strings.Contains(out, `no frontend "nope"`) {
+		t.Errorf("drain in an unknown frontend: %v\n%s", err, out)
+	}
+	if out, err := command("backend", "drain", "192.0.2.1:1"); err == nil || !strings.Contains(out, "no frontend has the backend 192.0.2.1:1") {
+		t.Errorf("drain of an unknown backend: %v\n%s", err, out)
+	}
+
+	// A reload that moves the listener keeps the drain.
+	writeFile(t, dir, "vrrplb.toml", withSocket(frontendConfig(admin, freeAddr(t), be1, be2)))
+	sig <- syscall.SIGHUP
+	eventually(t, "the reload applied", func() bool { return strings.Contains(logs.String(), "msg=reloaded") })
+	if diff := cmp.Diff(map[string]bool{be1: false, be2: true}, draining()); diff != "" {
+		t.Errorf("after SIGHUP (-want +got):\n%s", diff)
+	}
+
+	if out, err := command("backend", "drain", be1, "--force"); err != nil {
+		t.Errorf("drain of the last enabled backend with --force: %v\n%s", err, out)
+	}
+	if diff := cmp.Diff(map[string]bool{be1: true, be2: true}, draining()); diff != "" {
+		t.Errorf("after drain --force (-want +got):\n%s", diff)
+	}
+
+	for _, be := range []string{be1, be2} {
+		if out, err := command("backend", "enable", be, "--frontend", "api"); err != nil || !strings.Contains(out, "enabled: takes new connections again") {
+			t.Errorf("enable: %v\n%s", err, out)
+		}
+	}
+	if diff := cmp.Diff(map[string]bool{be1: false, be2: false}, draining()); diff != "" {
+		t.Errorf("after enable (-want +got):\n%s", diff)
 	}
 }

@@ -45,27 +45,26 @@ type daemon struct {
 	mu  sync.Mutex
 	cfg *config.Config
 
-	// sup runs the components: instances, frontends, health checkers.
+	// sup runs the components: the VRRP engine, frontends, health checkers.
 	sup *supervisor
-	// proxies are the frontends and their health checkers; nil until
-	// wireProxy.
-	proxies *proxies
 	// frontendTracker is track_frontend's source: the health checker of
-	// the frontend called name (wireProxy), or in the VRRP engine process
-	// the verdicts the daemon forwards (engine.go).
+	// the frontend called name (wireProxy).
 	frontendTracker func(name string) (vrrp.Tracker, error)
-	// status fills in the parts of /status each component owns.
-	status []func(*statusDoc)
-	// checks refuse a new config before anything is applied (a reload is
-	// all or nothing as far as they can tell).
+	// status fills in the parts of /status each component owns, each
+	// waiting for its own figures no longer than ctx allows.
+	status []func(ctx context.Context, doc *statusDoc)
+	// checks refuse a new config before anything is prepared.
 	checks []func(next *config.Config) error
-	// reloaders apply a validated new config; each gets the old and the new.
-	reloaders []func(old, new *config.Config) error
+	// reloaders prepare a checked new config: everything that can fail is
+	// done in prepare, so a reload is all or nothing (reload).
+	reloaders []func(next *config.Config) (reloadPlan, error)
 	// commands carry out what the admin socket takes (adminsock.go).
 	commands adminCommands
-	// setMaintenance applies `vrrplb maintenance` to the instances: in the
-	// VRRP engine process, set by wireVRRP.
-	setMaintenance func(maintenanceSet) error
+
+	// beforeStop run one after another on a stop signal before every
+	// component is asked to stop: BGP moves traffic away while the proxy
+	// still accepts.
+	beforeStop []func(ctx context.Context)
 
 	// signals is where the signal handler listens; tests inject their own.
 	signals chan os.Signal
@@ -74,14 +73,22 @@ type daemon struct {
 	stopSignals func()
 }
 
+// reloadPlan is a new config prepared by one component: Commit applies it,
+// Discard drops what it built.
+type reloadPlan interface {
+	Commit() error
+	Discard()
+}
+
 // wirings build the components of a config, in dependency order: health
 // checks and frontends before the VRRP instances that track frontends.
 // Each starts its components with d.sup.Start and adds to d.status and
 // d.reloaders. The instances run in a child process, the VRRP engine
-// (engine.go), so that proxy load cannot delay an advertisement.
+// (package engine), so that proxy load cannot delay an advertisement.
 var wirings = []func(d *daemon, cfg *config.Config) error{
 	wireProxy,      // health checkers and frontends (proxy.go)
-	wireVRRPEngine, // the engine process, which runs wireVRRP (vrrp.go)
+	wireVRRPEngine, // the engine process, which runs a vrrp.Set (engine.go)
+	wireBGP,        // the BGP announcer, which tracks frontends (bgp.go)
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
@@ -96,6 +103,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return exitError{code: 1}
 	}
 	d := newDaemon(cfg, stderr)
+	for _, w := range config.SecretWarnings(cfg) {
+		d.log.Warn(w)
+	}
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	d.signals = sig
@@ -188,6 +198,11 @@ func (d *daemon) run(ctx context.Context) error {
 		g.Go(func() error { return sock.Run(gctx) })
 	}
 	g.Go(func() error { return d.sup.Run(gctx) })
+	if os.Getpid() == 1 {
+		// A container's entry point inherits every orphan (a script's
+		// background child): nobody else would reap them.
+		g.Go(func() error { return vrrp.RunReaper(gctx) })
+	}
 	err := g.Wait()
 	if err != nil {
 		d.log.Error("stopped on error", "err", err)
@@ -217,37 +232,38 @@ func (d *daemon) handleSignals(ctx context.Context, stop context.CancelFunc) err
 			if d.stopSignals != nil {
 				d.stopSignals()
 			}
+			for _, f := range d.beforeStop {
+				f(ctx)
+			}
 			stop()
 			return nil
 		}
 	}
 }
 
-// reload reads and validates the config file again and applies it. A bad
-// file changes nothing: the error is logged with its line and the reload
-// metric says 0 until a good one is loaded.
+// reload reads and validates the config file again and applies it, all or
+// nothing: every component prepares the new config (the VRRP engine checks
+// and builds its instances, the proxy builds its new frontends) before any
+// applies it, and one refusal discards every preparation. A bad file
+// changes nothing: the error is logged with its line and the reload metric
+// says 0 until a good one is loaded.
 func (d *daemon) reload() {
 	old := d.config()
 	d.log.Info("reloading", "config", old.Path)
 	cfg, err := config.Load(old.Path)
+	if err == nil {
+		err = d.check(cfg)
+	}
+	var plans []reloadPlan
+	if err == nil {
+		plans, err = d.prepare(cfg)
+	}
 	if err != nil {
-		var es config.Errors
-		if errors.As(err, &es) {
-			for _, e := range es {
-				d.log.Error("reload rejected; the running config stays", "error", e.Error())
-			}
-		} else {
-			d.log.Error("reload rejected; the running config stays", "err", err)
-		}
+		logConfigError(d.log, "reload rejected; the running config stays", err)
 		d.metrics.reloadOK(false, time.Now())
 		return
 	}
-	if err := d.check(cfg); err != nil {
-		d.log.Error("reload rejected; the running config stays", "err", err)
-		d.metrics.reloadOK(false, time.Now())
-		return
-	}
-	if err := d.apply(cfg); err != nil {
+	if err := d.commit(cfg, plans); err != nil {
 		d.log.Error("reload failed to apply", "err", err)
 		d.metrics.reloadOK(false, time.Now())
 		return
@@ -256,7 +272,7 @@ func (d *daemon) reload() {
 	d.log.Info("reloaded", "config", cfg.Path, "instances", len(cfg.Instances), "frontends", len(cfg.Frontends))
 }
 
-// check runs every check on a new config before anything is applied.
+// check runs every check on a new config before anything is prepared.
 func (d *daemon) check(cfg *config.Config) error {
 	for _, check := range d.checks {
 		if err := check(cfg); err != nil {
@@ -266,20 +282,36 @@ func (d *daemon) check(cfg *config.Config) error {
 	return nil
 }
 
-// apply hands a checked config to every reloader and makes it the current
-// one, log level included.
-func (d *daemon) apply(cfg *config.Config) error {
-	old := d.config()
-	for _, apply := range d.reloaders {
-		if err := apply(old, cfg); err != nil {
-			return err
+// prepare has every component prepare cfg; on the first refusal the plans
+// made so far are discarded.
+func (d *daemon) prepare(cfg *config.Config) ([]reloadPlan, error) {
+	var plans []reloadPlan
+	for _, prepare := range d.reloaders {
+		p, err := prepare(cfg)
+		if err != nil {
+			for _, p := range plans {
+				p.Discard()
+			}
+			return nil, err
 		}
+		plans = append(plans, p)
+	}
+	return plans, nil
+}
+
+// commit applies prepared plans and makes cfg the current config, log
+// level included. A plan that fails to apply (an instance that stopped
+// meanwhile) does not stop the others.
+func (d *daemon) commit(cfg *config.Config, plans []reloadPlan) error {
+	var errs []error
+	for _, p := range plans {
+		errs = append(errs, p.Commit())
 	}
 	d.logLevel.Set(cfg.Log.Level)
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
-	return nil
+	return errors.Join(errs...)
 }
 
 func isLoopback(a net.Addr) bool {

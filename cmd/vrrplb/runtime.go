@@ -114,11 +114,14 @@ func sendCommand(socket string, req adminRequest, stdout io.Writer) error {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(adminTimeout))
-	if err := json.NewEncoder(c).Encode(req); err != nil {
-		return fmt.Errorf("admin socket %s: %w", socket, err)
-	}
+	// A daemon that refuses the peer answers without reading: the answer
+	// is read even when the command could not be written.
+	werr := json.NewEncoder(c).Encode(req)
 	line, err := bufio.NewReader(c).ReadBytes('\n')
 	if err != nil {
+		if werr != nil {
+			err = werr
+		}
 		return fmt.Errorf("admin socket %s: no answer: %w", socket, err)
 	}
 	var reply adminReply

@@ -93,17 +93,21 @@ func printStatus(w io.Writer, doc statusDoc) error {
 			if master == "" {
 				master = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.Name, strings.ToUpper(in.State), prio, master, strings.Join(in.VirtualIPs, ","))
+			state := strings.ToUpper(in.State)
+			if in.Maintenance {
+				state += " (maintenance)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.Name, state, prio, master, strings.Join(in.VirtualIPs, ","))
 		}
 	}
 	if len(doc.Frontends) > 0 {
 		if len(doc.Instances) > 0 {
 			fmt.Fprintln(tw)
 		}
-		fmt.Fprintln(tw, "FRONTEND\tLISTEN\tBACKEND\tHEALTH\tCONNECTIONS")
+		fmt.Fprintln(tw, "FRONTEND\tLISTEN\tBACKEND\tHEALTH\tCONNECTIONS\tLAST CHECK")
 		for _, fe := range doc.Frontends {
 			if len(fe.Backends) == 0 {
-				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\n", fe.Name, fe.Listen)
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\n", fe.Name, fe.Listen)
 			}
 			for i, b := range fe.Backends {
 				name, listen := fe.Name, fe.Listen
@@ -114,7 +118,14 @@ func printStatus(w io.Writer, doc statusDoc) error {
 				if b.Healthy {
 					health = "up"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", name, listen, b.Address, health, b.ActiveConnections)
+				if b.Draining {
+					health += ", draining"
+				}
+				reason := b.Reason
+				if reason == "" {
+					reason = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", name, listen, b.Address, health, b.ActiveConnections, reason)
 			}
 		}
 	}
@@ -123,7 +134,13 @@ func printStatus(w io.Writer, doc statusDoc) error {
 			fmt.Fprintf(tw, "\nfrontend %s: no healthy backend, failing open: new connections go to every backend\n", fe.Name)
 		}
 	}
-	if len(doc.Instances) == 0 && len(doc.Frontends) == 0 {
+	if doc.BGP != nil {
+		if len(doc.Instances) > 0 || len(doc.Frontends) > 0 {
+			fmt.Fprintln(tw)
+		}
+		printBGPStatus(tw, doc.BGP, time.Now())
+	}
+	if len(doc.Instances) == 0 && len(doc.Frontends) == 0 && doc.BGP == nil {
 		fmt.Fprintln(tw, "vrrplb is running with no instances and no frontends.")
 	}
 	return tw.Flush()

@@ -35,12 +35,13 @@ type hapProxy struct {
 	retries      *int
 	retriesAt    string
 	maxconn      int
+	maxconnAt    string
 	httpchk      *haproxy.Line
 	checkConnect *haproxy.Line // http-check connect ...
 	checkSend    *haproxy.Line // http-check send ...
 	checkExpect  *haproxy.Line // http-check expect ...
 	sslHello     *haproxy.Line
-	defaultSrv   []string
+	defaultSrv   []*haproxy.Line
 	notes        []string
 
 	// Not inherited from defaults:
@@ -58,7 +59,7 @@ func (p *hapProxy) inherit() *hapProxy {
 		c.timeouts[k] = v
 		c.timeoutAt[k] = p.timeoutAt[k]
 	}
-	c.defaultSrv = append([]string(nil), p.defaultSrv...)
+	c.defaultSrv = append([]*haproxy.Line(nil), p.defaultSrv...)
 	c.notes = nil
 	c.binds, c.servers, c.defaultBackend, c.useBackends = nil, nil, nil, nil
 	return &c
@@ -131,7 +132,7 @@ func (p *hapProxy) apply(s *haproxy.Section) error {
 			if err != nil || n < 0 {
 				return l.Errorf("maxconn %q: must be a number", w[1])
 			}
-			p.maxconn = n
+			p.maxconn, p.maxconnAt = n, hloc(l)
 		case "option":
 			if len(w) < 2 {
 				return l.Errorf("option needs a name")
@@ -172,7 +173,7 @@ func (p *hapProxy) apply(s *haproxy.Section) error {
 				p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb's check is one GET of a path"))
 			}
 		case "default-server":
-			p.defaultSrv = append(p.defaultSrv, w[1:]...)
+			p.defaultSrv = append(p.defaultSrv, l)
 		case "bind":
 			p.binds = append(p.binds, l)
 		case "server":
@@ -346,7 +347,7 @@ func hapFrontend(s *haproxy.Section, p *hapProxy, backends map[string]*hapProxy,
 	}
 	if p.maxconn > 0 {
 		f.maxConnections = p.maxconn
-		f.note(config.KeyFrontendMaxConnections, "maxconn")
+		f.note(config.KeyFrontendMaxConnections, fmt.Sprintf("maxconn %d (%s)", p.maxconn, p.maxconnAt))
 	}
 	return f, nil
 }
@@ -360,7 +361,7 @@ func hapBind(f *frontend, binds []*haproxy.Line) (listen, port string, err error
 		addrs := strings.Split(b.Words[1], ",")
 		for j, a := range addrs {
 			if i > 0 || j > 0 {
-				f.note(config.KeyFrontendListen, notCarried(hloc(b), "bind "+a, "one listen address per frontend: copy this frontend for it"))
+				f.note(config.KeyFrontendListen, extraListen(hloc(b), "bind "+a, hapListen(a), listen))
 				continue
 			}
 			a = strings.TrimPrefix(strings.TrimPrefix(a, "ipv4@"), "ipv6@")
@@ -398,6 +399,23 @@ func hapBind(f *frontend, binds []*haproxy.Line) (listen, port string, err error
 	return listen, port, nil
 }
 
+// hapListen writes a bind address as a listen address, or as it is when it
+// is not one.
+func hapListen(a string) string {
+	host, port, err := splitHaproxyAddr(strings.TrimPrefix(strings.TrimPrefix(a, "ipv4@"), "ipv6@"))
+	if err != nil || port == "" {
+		return a
+	}
+	if host == "*" {
+		host = ""
+	}
+	l, err := joinPort(host, port)
+	if err != nil {
+		return a
+	}
+	return l
+}
+
 func wordAt(w []string, i int) string {
 	if i < len(w) {
 		return w[i]
@@ -416,94 +434,124 @@ type hapServer struct {
 	caFile   string
 	sni      string
 	at       string
+	disabled bool
+}
+
+// hapServerArgs are the server options that take an argument and are not
+// carried over, with the reason.
+var hapServerArgs = map[string]string{
+	"fastinter": "vrrplb checks every interval, up or down", "downinter": "vrrplb checks every interval, up or down",
+	"port": "no vrrplb equivalent", "addr": "no vrrplb equivalent", "maxconn": "no vrrplb equivalent", "maxqueue": "vrrplb queues no connections",
+	"minconn": "no vrrplb equivalent", "slowstart": "no vrrplb equivalent", "id": "no vrrplb equivalent", "cookie": "no vrrplb equivalent",
+	"agent-port": "no vrrplb equivalent", "agent-inter": "no vrrplb equivalent", "agent-check": "no vrrplb equivalent", "resolvers": "no vrrplb equivalent",
+	"init-addr": "no vrrplb equivalent", "on-error": "no vrrplb equivalent", "error-limit": "no vrrplb equivalent",
+	"on-marked-down": "no vrrplb equivalent", "on-marked-up": "no vrrplb equivalent", "observe": "no vrrplb equivalent",
+	"pool-max-conn": "no vrrplb equivalent", "pool-purge-delay": "no vrrplb equivalent", "source": "no vrrplb equivalent",
+	"alpn": "no vrrplb equivalent", "check-alpn": "no vrrplb equivalent", "crt": "no vrrplb equivalent", "ciphers": "no vrrplb equivalent",
+	"proto": "no vrrplb equivalent", "check-proto": "no vrrplb equivalent", "namespace": "no vrrplb equivalent",
+	"resolve-prefer": "no vrrplb equivalent", "resolve-opts": "no vrrplb equivalent", "resolve-net": "no vrrplb equivalent",
+	"max-reuse": "no vrrplb equivalent", "check-via-socks4": "no vrrplb equivalent", "socks4": "no vrrplb equivalent",
+	"tcp-ut": "no vrrplb equivalent", "track": "no vrrplb equivalent", "redir": "no vrrplb equivalent",
+}
+
+// hapServerOptions reads server options (or those of a default-server line)
+// into srv; for names what they apply to in notes ("for 10.0.0.1:6443").
+func hapServerOptions(f *frontend, srv *hapServer, l *haproxy.Line, words []string, name, forWhat string) error {
+	note := func(text string) { f.note(config.KeyFrontendBackends, text) }
+	for i := 0; i < len(words); i++ {
+		w, next := words[i], wordAt(words, i+1)
+		if why, ok := hapServerArgs[w]; ok {
+			note(notCarried(hloc(l), w+" "+next+" "+forWhat, why))
+			i++
+			continue
+		}
+		var err error
+		switch w {
+		case "check":
+			srv.check = true
+		case "no-check":
+			srv.check = false
+		case "check-ssl":
+			srv.checkSSL = true
+		case "inter":
+			srv.inter, err = parseHaproxyTime(next)
+			if err == nil && srv.inter <= 0 {
+				err = fmt.Errorf("must be above 0")
+			}
+			i++
+		case "fall", "rise":
+			n, aerr := strconv.Atoi(next)
+			if aerr != nil || n < 1 {
+				err = fmt.Errorf("must be a number, 1 or more")
+			}
+			if w == "fall" {
+				srv.fall = n
+			} else {
+				srv.rise = n
+			}
+			i++
+		case "verify", "ca-file", "sni", "check-sni":
+			srv.setTLS(w, next)
+			i++
+		case "weight":
+			if next != "1" {
+				note(notCarried(hloc(l), "weight "+next+" "+forWhat, "vrrplb balances all backends alike"))
+			}
+			i++
+		case "backup":
+			note(notCarried(hloc(l), "backup "+forWhat, "vrrplb has no backup role: it is a backend like the others"))
+		case "disabled":
+			note(notCarried(hloc(l), hline(l), "disabled in haproxy, so left out of backends"))
+			srv.disabled = true
+		case "send-proxy", "send-proxy-v2":
+			note("WARNING: " + notCarried(hloc(l), w+" "+forWhat, "vrrplb sends no PROXY protocol header: the backend must stop expecting one"))
+		case "ssl":
+			note("WARNING: " + notCarried(hloc(l), "ssl "+forWhat, "vrrplb does not originate TLS: the client's TLS passes through"))
+		default:
+			note(notCarried(hloc(l), w+" "+forWhat, "no vrrplb equivalent"))
+		}
+		if err != nil {
+			return l.Errorf("%s: %s %q: %v", name, w, next, err)
+		}
+	}
+	return nil
+}
+
+func (srv *hapServer) setTLS(option, value string) {
+	switch option {
+	case "verify":
+		srv.verify = value
+	case "ca-file":
+		srv.caFile = value
+	default:
+		srv.sni = value
+	}
 }
 
 func hapServers(f *frontend, be *hapProxy, bindPort string) ([]hapServer, error) {
+	// default-server lines are read once: their notes stand at their own line.
+	var template hapServer
+	for _, d := range be.defaultSrv {
+		if err := hapServerOptions(f, &template, d, d.Words[1:], "default-server", "(default-server)"); err != nil {
+			return nil, err
+		}
+	}
 	var out []hapServer
 	for _, l := range be.servers {
 		if len(l.Words) < 3 {
 			return nil, l.Errorf("server needs a name and an address")
 		}
-		host, port, err := splitHaproxyAddr(strings.TrimPrefix(strings.TrimPrefix(l.Words[2], "ipv4@"), "ipv6@"))
-		if err != nil || host == "" {
-			return nil, l.Errorf("server %s: address %q: needs host:port", l.Words[1], l.Words[2])
-		}
-		if port == "" {
-			port = bindPort
-			f.note(config.KeyFrontendBackends, fmt.Sprintf("server %s at %s has no port: haproxy used the client's destination port, %s", l.Words[1], hloc(l), port))
-		}
-		addr, err := joinPort(host, port)
+		addr, err := hapServerAddr(f, l, bindPort)
 		if err != nil {
-			return nil, l.Errorf("server %s: address %q: %v", l.Words[1], l.Words[2], err)
+			return nil, err
 		}
-		srv := hapServer{at: hloc(l)}
-		params := append(append([]string(nil), be.defaultSrv...), l.Words[3:]...)
-		skip := false
-		for i := 0; i < len(params); i++ {
-			w := params[i]
-			next := wordAt(params, i+1)
-			var err error
-			switch w {
-			case "check":
-				srv.check = true
-			case "no-check":
-				srv.check = false
-			case "check-ssl":
-				srv.checkSSL = true
-			case "inter":
-				srv.inter, err = parseHaproxyTime(next)
-				if err == nil && srv.inter <= 0 {
-					err = fmt.Errorf("must be above 0")
-				}
-				i++
-			case "fastinter", "downinter":
-				f.note(config.KeyFrontendBackends, notCarried(hloc(l), w+" "+next, "vrrplb checks every interval, up or down"))
-				i++
-			case "fall", "rise":
-				n, aerr := strconv.Atoi(next)
-				if aerr != nil || n < 1 {
-					err = fmt.Errorf("must be a number, 1 or more")
-				}
-				if w == "fall" {
-					srv.fall = n
-				} else {
-					srv.rise = n
-				}
-				i++
-			case "verify":
-				srv.verify = next
-				i++
-			case "ca-file":
-				srv.caFile = next
-				i++
-			case "sni", "check-sni":
-				srv.sni = next
-				i++
-			case "weight":
-				if next != "1" {
-					f.note(config.KeyFrontendBackends, notCarried(hloc(l), "weight "+next+" for "+addr, "vrrplb balances all backends alike"))
-				}
-				i++
-			case "backup":
-				f.note(config.KeyFrontendBackends, notCarried(hloc(l), "backup for "+addr, "vrrplb has no backup role: it is a backend like the others"))
-			case "disabled":
-				f.note(config.KeyFrontendBackends, notCarried(hloc(l), hline(l), "disabled in haproxy, so left out of backends"))
-				skip = true
-			case "send-proxy", "send-proxy-v2":
-				f.note(config.KeyFrontendBackends, "WARNING: "+notCarried(hloc(l), w+" for "+addr, "vrrplb sends no PROXY protocol header: the backend must stop expecting one"))
-			case "ssl":
-				f.note(config.KeyFrontendBackends, "WARNING: "+notCarried(hloc(l), "ssl for "+addr, "vrrplb does not originate TLS: the client's TLS passes through"))
-			case "port", "addr", "maxconn", "slowstart", "id", "cookie", "agent-port", "agent-inter", "resolvers", "init-addr", "on-error", "error-limit", "on-marked-down", "on-marked-up", "observe", "pool-max-conn", "source", "alpn", "check-alpn", "crt", "ciphers", "proto", "check-proto", "tfo", "namespace":
-				f.note(config.KeyFrontendBackends, notCarried(hloc(l), w+" "+next+" for "+addr, "no vrrplb equivalent"))
-				i++
-			default:
-				f.note(config.KeyFrontendBackends, notCarried(hloc(l), w+" for "+addr, "no vrrplb equivalent"))
-			}
-			if err != nil {
-				return nil, l.Errorf("server %s: %s %q: %v", l.Words[1], w, next, err)
-			}
+		srv := template
+		srv.disabled = false
+		srv.at = hloc(l)
+		if err := hapServerOptions(f, &srv, l, l.Words[3:], "server "+l.Words[1], "for "+addr); err != nil {
+			return nil, err
 		}
-		if skip {
+		if srv.disabled {
 			continue
 		}
 		if slices.Contains(f.backends, addr) {
@@ -517,6 +565,23 @@ func hapServers(f *frontend, be *hapProxy, bindPort string) ([]hapServer, error)
 		return nil, fmt.Errorf("%s: frontend %q has no usable server", f.at, f.name)
 	}
 	return out, nil
+}
+
+// hapServerAddr reads a server's address; one without a port takes the bind's.
+func hapServerAddr(f *frontend, l *haproxy.Line, bindPort string) (string, error) {
+	host, port, err := splitHaproxyAddr(strings.TrimPrefix(strings.TrimPrefix(l.Words[2], "ipv4@"), "ipv6@"))
+	if err != nil || host == "" {
+		return "", l.Errorf("server %s: address %q: needs host:port", l.Words[1], l.Words[2])
+	}
+	if port == "" {
+		port = bindPort
+		f.note(config.KeyFrontendBackends, fmt.Sprintf("server %s at %s has no port: haproxy used the client's destination port, %s", l.Words[1], hloc(l), port))
+	}
+	addr, err := joinPort(host, port)
+	if err != nil {
+		return "", l.Errorf("server %s: address %q: %v", l.Words[1], l.Words[2], err)
+	}
+	return addr, nil
 }
 
 func hapBalance(f *frontend, be *hapProxy) {
@@ -551,29 +616,25 @@ func hapTimeouts(f *frontend, fe, be *hapProxy) {
 	}
 	// In TCP mode a connection idle longer than timeout client (frontend
 	// side) or timeout server (backend side) is closed; timeout tunnel,
-	// when set, replaces both.
-	var idle time.Duration
+	// when set, replaces both. vrrplb writes no idle timeout and says which
+	// one it leaves out.
 	var from []string
 	if d, ok := be.timeouts["tunnel"]; ok {
-		idle, from = d, []string{"timeout tunnel (" + be.timeoutAt["tunnel"] + ")"}
+		from = []string{"timeout tunnel " + config.FormatDuration(d) + " (" + be.timeoutAt["tunnel"] + ")"}
 	} else {
-		c, cok := fe.timeouts["client"]
-		s, sok := be.timeouts["server"]
-		switch {
-		case cok && sok:
-			idle = min(c, s)
-			from = []string{"timeout client " + config.FormatDuration(c) + " (" + fe.timeoutAt["client"] + ")", "timeout server " + config.FormatDuration(s) + " (" + be.timeoutAt["server"] + ")"}
-		case cok:
-			idle, from = c, []string{"timeout client (" + fe.timeoutAt["client"] + ")"}
-		case sok:
-			idle, from = s, []string{"timeout server (" + be.timeoutAt["server"] + ")"}
+		if c, ok := fe.timeouts["client"]; ok {
+			from = append(from, "timeout client "+config.FormatDuration(c)+" ("+fe.timeoutAt["client"]+")")
+		}
+		if s, ok := be.timeouts["server"]; ok {
+			from = append(from, "timeout server "+config.FormatDuration(s)+" ("+be.timeoutAt["server"]+")")
 		}
 	}
-	f.idleTimeout = &idle
+	zero := time.Duration(0)
+	f.idleTimeout = &zero
 	if len(from) > 0 {
-		f.note(config.KeyFrontendIdleTimeout, fmt.Sprintf("from %s: haproxy closed a connection idle that long, and so will vrrplb; that cuts kubectl get -w, logs -f and exec: 0s (none, vrrplb's default) is what watches need", joinAnd(from)))
+		f.note(config.KeyFrontendIdleTimeout, fmt.Sprintf("not %s: haproxy closed a connection idle that long, which cuts kubectl get -w, logs -f and exec; 0s (none) is what watches need, and tcp_keepalive finds dead peers instead", joinAnd(from)))
 	} else {
-		f.note(config.KeyFrontendIdleTimeout, "none: no timeout client, server or tunnel in the input; vrrplb's default 0s keeps watches open")
+		f.note(config.KeyFrontendIdleTimeout, "none: no timeout client, server or tunnel in the input; 0s keeps watches open")
 	}
 	if be.retries != nil {
 		r := min(*be.retries, max(len(f.backends)-1, 0))

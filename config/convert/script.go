@@ -113,7 +113,7 @@ func processCheck(argv []string, line, root string) (proxy, evidence string, ok 
 		if m, yes := isProcessCheck(content); yes {
 			evidence = "the content of " + argv[0] + ", which only looks for the " + m + " process"
 			if stopsKeepalived.MatchString(stripShellComments(content)) {
-				evidence += " (and stops keepalived when it finds none: the instance's FAULT state does that now)"
+				evidence += " (and stops keepalived when it finds none: track_frontend hands the VIP over now)"
 			}
 			return m, evidence, true
 		}

@@ -1,5 +1,7 @@
 package haproxy
 
+import "github.com/vrrplb/vrrplb/config"
+
 // proxyKeywords are the keywords haproxy accepts in defaults, frontend,
 // backend and listen sections. Not every keyword is valid in every one of
 // them; haproxy itself says which, and vrrplb only needs to tell a typo from a
@@ -40,5 +42,5 @@ func checkLine(kind string, l *Line) error {
 	if proxyKeywords[kw] {
 		return nil
 	}
-	return l.Errorf("unknown keyword %q in %s section", kw, kind)
+	return l.Errorf("unknown keyword %s in %s section", config.Word(kw), kind)
 }

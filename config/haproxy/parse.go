@@ -2,18 +2,13 @@ package haproxy
 
 import (
 	"fmt"
-	"os"
 	"strings"
+
+	"github.com/vrrplb/vrrplb/config"
 )
 
 // Error is a problem at one line of one file; it prints as FILE:LINE: message.
-type Error struct {
-	File string
-	Line int
-	Msg  string
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+type Error = config.Error
 
 // Section is one section of haproxy.cfg: its header line and the lines under it.
 type Section struct {
@@ -64,7 +59,7 @@ var sections = map[string]bool{
 
 // Load reads the haproxy.cfg at path.
 func Load(path string) ([]*Section, error) {
-	src, err := os.ReadFile(path)
+	src, err := config.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("haproxy: %w", err)
 	}
@@ -101,7 +96,7 @@ func Parse(file string, src []byte) ([]*Section, error) {
 		}
 		l := &Line{File: file, Line: lineNo, Words: words}
 		if cur == nil {
-			return nil, l.Errorf("%q is outside any section (global, defaults, frontend, backend, listen)", words[0])
+			return nil, l.Errorf("%s is outside any section (global, defaults, frontend, backend, listen)", config.Word(words[0]))
 		}
 		if err := checkLine(cur.Kind, l); err != nil {
 			return nil, err

@@ -2,6 +2,9 @@ package haproxy
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -100,5 +103,19 @@ func TestParseErrorsNameTheFileAndLine(t *testing.T) {
 				t.Errorf("error (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestLoadDoesNotQuoteAForeignFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "shadow")
+	if err := os.WriteFile(p, []byte("root:$6$c2VjcmV0$secrethash:19000:0:99999:7:::\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	if err == nil || !strings.Contains(err.Error(), "shadow:1:") || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("Load = %v, want an error at shadow:1 that does not quote it", err)
+	}
+	if _, err := Load("/dev/zero"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("Load(/dev/zero) = %v, want the device refused", err)
 	}
 }

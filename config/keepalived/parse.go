@@ -1,25 +1,15 @@
 package keepalived
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"sort"
 	"strings"
+
+	"github.com/vrrplb/vrrplb/config"
 )
 
-// maxIncludeDepth bounds nested includes, so that a file including itself
-// fails with an error instead of recursing forever.
-const maxIncludeDepth = 8
-
 // Error is a problem at one line of one file; it prints as FILE:LINE: message.
-type Error struct {
-	File string
-	Line int
-	Msg  string
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+type Error = config.Error
 
 // Node is one keyword line of keepalived.conf, with its block if it opens one.
 type Node struct {
@@ -33,6 +23,12 @@ type Node struct {
 	// IsBlock says the line opened a { } block; Children are its lines.
 	IsBlock  bool
 	Children []*Node
+	// Cond is the config id of a conditional line ("@ID keyword ..."), with
+	// a leading "^" for "@^ID": Select keeps or drops it. "" for a plain line.
+	Cond string
+	// Unknown says keepalived does not know the keyword here: it logs such
+	// a line and skips it, and so must an importer.
+	Unknown bool
 }
 
 // Keyword is the first word of the line.
@@ -61,9 +57,10 @@ func Parse(file string, src []byte) ([]*Node, error) {
 
 // Load reads the keepalived.conf at path and every file it includes.
 func Load(path string) ([]*Node, error) {
-	nodes, err := loadFile(path, 0)
+	r := config.IncludeReader[*Node]{Tree: tree}
+	nodes, err := r.Load(path)
 	if err != nil {
-		return nil, err
+		return nil, config.Unlocated("keepalived", err)
 	}
 	if err := check(nodes, ctxTop); err != nil {
 		return nil, err
@@ -71,64 +68,28 @@ func Load(path string) ([]*Node, error) {
 	return nodes, nil
 }
 
-func loadFile(path string, depth int) ([]*Node, error) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("keepalived: %w", err)
-	}
-	nodes, err := parseTree(path, src)
-	if err != nil {
-		return nil, err
-	}
-	return expandIncludes(nodes, depth)
-}
-
-// expandIncludes replaces every include line, at any depth of blocks, by the
-// lines of the files its glob matches, read relative to the including file.
-func expandIncludes(nodes []*Node, depth int) ([]*Node, error) {
-	var out []*Node
-	for _, n := range nodes {
+// tree follows include lines at any depth of blocks, relative to the
+// including file, as keepalived does.
+var tree = config.Tree[*Node]{
+	Parse: parseTree,
+	Include: func(n *Node) (string, bool, error) {
 		if n.Keyword() != "include" {
-			if n.IsBlock {
-				kids, err := expandIncludes(n.Children, depth)
-				if err != nil {
-					return nil, err
-				}
-				n.Children = kids
-			}
-			out = append(out, n)
-			continue
+			return "", false, nil
 		}
 		if len(n.Args) != 2 || n.IsBlock {
-			return nil, n.Errorf("include takes one file name or glob")
+			return "", false, n.Errorf("include takes one file name or glob")
 		}
-		if depth >= maxIncludeDepth {
-			return nil, n.Errorf("include %q: includes nested deeper than %d", n.Args[1], maxIncludeDepth)
+		return n.Args[1], true, nil
+	},
+	Children: func(n *Node) []*Node {
+		if !n.IsBlock {
+			return nil
 		}
-		pattern := n.Args[1]
-		if !filepath.IsAbs(pattern) {
-			pattern = filepath.Join(filepath.Dir(n.File), pattern)
-		}
-		matches, err := filepath.Glob(pattern)
-		if err != nil {
-			return nil, n.Errorf("include %q: %v", n.Args[1], err)
-		}
-		if len(matches) == 0 && !strings.ContainsAny(n.Args[1], "*?[") {
-			return nil, n.Errorf("include %q: no such file", n.Args[1])
-		}
-		for _, m := range matches {
-			kids, err := loadFile(m, depth+1)
-			if err != nil {
-				var located *Error
-				if errors.As(err, &located) {
-					return nil, err
-				}
-				return nil, n.Errorf("include %q: %v", n.Args[1], err)
-			}
-			out = append(out, kids...)
-		}
-	}
-	return out, nil
+		return n.Children
+	},
+	SetChildren: func(n *Node, kids []*Node) { n.Children = kids },
+	Errorf:      func(n *Node, format string, args ...any) error { return n.Errorf(format, args...) },
+	File:        func(n *Node) string { return n.File },
 }
 
 // token is one word or brace of a line.
@@ -189,6 +150,10 @@ func parseTree(file string, src []byte) ([]*Node, error) {
 		if err != nil {
 			return nil, err
 		}
+		cond := ""
+		if len(toks) > 1 && !toks[0].brace && strings.HasPrefix(toks[0].text, "@") && len(toks[0].text) > 1 {
+			cond, toks = toks[0].text[1:], toks[1:]
+		}
 		var cur *Node
 		start := 0 // offset where cur's keyword ends
 		flush := func() {
@@ -221,7 +186,7 @@ func parseTree(file string, src []byte) ([]*Node, error) {
 				stack = stack[:len(stack)-1]
 			default:
 				if cur == nil {
-					cur = &Node{File: file, Line: lineNo}
+					cur = &Node{File: file, Line: lineNo, Cond: cond}
 					start = t.end
 				}
 				cur.Args = append(cur.Args, t.text)
@@ -232,9 +197,51 @@ func parseTree(file string, src []byte) ([]*Node, error) {
 	}
 	if len(stack) > 1 {
 		open := stack[1]
-		return nil, open.Errorf("block %q is not closed", strings.Join(open.Args, " "))
+		return nil, open.Errorf("block %s is not closed", config.Word(strings.Join(open.Args, " ")))
 	}
 	return root.Children, nil
+}
+
+// Conditions returns the config ids that conditional lines name, each once,
+// in sorted order, and the first such line; none when the file has none.
+func Conditions(nodes []*Node) (ids []string, first *Node) {
+	seen := map[string]bool{}
+	var walk func([]*Node)
+	walk = func(ns []*Node) {
+		for _, n := range ns {
+			if n.Cond != "" {
+				id := strings.TrimPrefix(n.Cond, "^")
+				if !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+				if first == nil || n.File == first.File && n.Line < first.Line {
+					first = n
+				}
+			}
+			walk(n.Children)
+		}
+	}
+	walk(nodes)
+	sort.Strings(ids)
+	return ids, first
+}
+
+// Select keeps the lines keepalived reads with config id id: plain lines,
+// "@ID" lines whose ID is id and "@^ID" lines whose ID is not.
+func Select(nodes []*Node, id string) []*Node {
+	var out []*Node
+	for _, n := range nodes {
+		if n.Cond != "" {
+			neg := strings.HasPrefix(n.Cond, "^")
+			if (strings.TrimPrefix(n.Cond, "^") == id) == neg {
+				continue
+			}
+		}
+		n.Children = Select(n.Children, id)
+		out = append(out, n)
+	}
+	return out
 }
 
 // rawAfter returns line[from:to] trimmed: the words after a keyword as written.

@@ -1,6 +1,10 @@
 package nginx
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/vrrplb/vrrplb/config"
+)
 
 // context names a kind of block whose directives are checked.
 type context int
@@ -104,13 +108,13 @@ func check(ds []*Directive, ctx context) error {
 	for _, d := range ds {
 		s, ok := lookup(ctx, d.Name)
 		if !ok {
-			return d.Errorf("unknown directive %q", d.Name)
+			return d.Errorf("unknown directive %s", config.Word(d.Name))
 		}
 		if s.block && !d.IsBlock {
-			return d.Errorf(`directive %q has no opening "{"`, d.Name)
+			return d.Errorf(`directive %s has no opening "{"`, config.Word(d.Name))
 		}
 		if !s.block && d.IsBlock {
-			return d.Errorf(`directive %q is not a block`, d.Name)
+			return d.Errorf(`directive %s is not a block`, config.Word(d.Name))
 		}
 		if s.block {
 			if err := check(d.Children, s.sub); err != nil {

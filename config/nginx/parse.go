@@ -1,28 +1,18 @@
 package nginx
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/vrrplb/vrrplb/config"
 )
 
 // unread are the blocks vrrplb does not import: their includes are not followed.
 var unread = map[string]bool{"http": true, "events": true, "mail": true}
 
-// maxIncludeDepth bounds nested includes, so that a file including itself
-// fails with an error instead of recursing forever.
-const maxIncludeDepth = 8
-
 // Error is a problem at one line of one file; it prints as FILE:LINE: message.
-type Error struct {
-	File string
-	Line int
-	Msg  string
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+type Error = config.Error
 
 // Directive is one nginx directive, with its block if it has one.
 type Directive struct {
@@ -61,9 +51,10 @@ func Parse(file string, src []byte) ([]*Directive, error) {
 // relative include paths are taken from path's directory, as nginx takes them
 // from its configuration prefix.
 func Load(path string) ([]*Directive, error) {
-	ds, err := loadFile(path, filepath.Dir(path), 0)
+	r := config.IncludeReader[*Directive]{Tree: treeAt(filepath.Dir(path))}
+	ds, err := r.Load(path)
 	if err != nil {
-		return nil, err
+		return nil, config.Unlocated("nginx", err)
 	}
 	if err := check(ds, ctxMain); err != nil {
 		return nil, err
@@ -71,62 +62,31 @@ func Load(path string) ([]*Directive, error) {
 	return ds, nil
 }
 
-func loadFile(path, prefix string, depth int) ([]*Directive, error) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("nginx: %w", err)
-	}
-	ds, err := parseTree(path, src)
-	if err != nil {
-		return nil, err
-	}
-	return expandIncludes(ds, prefix, depth)
-}
-
-func expandIncludes(ds []*Directive, prefix string, depth int) ([]*Directive, error) {
-	var out []*Directive
-	for _, d := range ds {
-		if d.Name != "include" {
-			if d.IsBlock && !unread[d.Name] {
-				kids, err := expandIncludes(d.Children, prefix, depth)
-				if err != nil {
-					return nil, err
-				}
-				d.Children = kids
+// treeAt follows include directives outside the unread blocks, relative to
+// prefix, as nginx takes them from its configuration prefix.
+func treeAt(prefix string) config.Tree[*Directive] {
+	return config.Tree[*Directive]{
+		Parse: parseTree,
+		Include: func(d *Directive) (string, bool, error) {
+			if d.Name != "include" {
+				return "", false, nil
 			}
-			out = append(out, d)
-			continue
-		}
-		if len(d.Args) != 1 || d.IsBlock {
-			return nil, d.Errorf(`invalid number of arguments in "include" directive`)
-		}
-		if depth >= maxIncludeDepth {
-			return nil, d.Errorf("include %q: includes nested deeper than %d", d.Args[0], maxIncludeDepth)
-		}
-		pattern := d.Args[0]
-		if !filepath.IsAbs(pattern) {
-			pattern = filepath.Join(prefix, pattern)
-		}
-		matches, err := filepath.Glob(pattern)
-		if err != nil {
-			return nil, d.Errorf("include %q: %v", d.Args[0], err)
-		}
-		if len(matches) == 0 && !strings.ContainsAny(d.Args[0], "*?[") {
-			return nil, d.Errorf("include %q: no such file", d.Args[0])
-		}
-		for _, m := range matches {
-			kids, err := loadFile(m, prefix, depth+1)
-			if err != nil {
-				var located *Error
-				if errors.As(err, &located) {
-					return nil, err
-				}
-				return nil, d.Errorf("include %q: %v", d.Args[0], err)
+			if len(d.Args) != 1 || d.IsBlock {
+				return "", false, d.Errorf(`invalid number of arguments in "include" directive`)
 			}
-			out = append(out, kids...)
-		}
+			return d.Args[0], true, nil
+		},
+		Children: func(d *Directive) []*Directive {
+			if !d.IsBlock || unread[d.Name] {
+				return nil
+			}
+			return d.Children
+		},
+		SetChildren: func(d *Directive, kids []*Directive) { d.Children = kids },
+		Errorf:      func(d *Directive, format string, args ...any) error { return d.Errorf(format, args...) },
+		Base:        prefix,
+		File:        func(d *Directive) string { return d.File },
 	}
-	return out, nil
 }
 
 func noIncludes(ds []*Directive) error {
@@ -258,7 +218,7 @@ func parseTree(file string, src []byte) ([]*Directive, error) {
 			cur = nil
 		case "}":
 			if cur != nil {
-				return nil, &Error{File: file, Line: t.line, Msg: fmt.Sprintf(`unexpected "}": directive %q is not terminated by ";"`, cur.Name)}
+				return nil, &Error{File: file, Line: t.line, Msg: fmt.Sprintf(`unexpected "}": directive %s is not terminated by ";"`, config.Word(cur.Name))}
 			}
 			if len(stack) == 1 {
 				return nil, &Error{File: file, Line: t.line, Msg: `unexpected "}"`}
@@ -267,11 +227,11 @@ func parseTree(file string, src []byte) ([]*Directive, error) {
 		}
 	}
 	if cur != nil {
-		return nil, &Error{File: file, Line: lastLine, Msg: fmt.Sprintf(`unexpected end of file: directive %q is not terminated by ";"`, cur.Name)}
+		return nil, &Error{File: file, Line: lastLine, Msg: fmt.Sprintf(`unexpected end of file: directive %s is not terminated by ";"`, config.Word(cur.Name))}
 	}
 	if len(stack) > 1 {
 		open := stack[len(stack)-1]
-		return nil, open.Errorf(`unexpected end of file: block %q is not closed by "}"`, open.Name)
+		return nil, open.Errorf(`unexpected end of file: block %s is not closed by "}"`, config.Word(open.Name))
 	}
 	return root.Children, nil
 }

@@ -138,3 +138,28 @@ func TestLoadFollowsIncludesFromTheMainFilesDirectory(t *testing.T) {
 		t.Errorf("included directives (-want +got):\n%s", diff)
 	}
 }
+
+func TestLoadDoesNotQuoteAForeignIncludedFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "shadow"), []byte("root:$6$c2VjcmV0$secrethash:19000:0:99999:7:::\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte("include shadow;\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(filepath.Join(dir, "nginx.conf"))
+	if err == nil || !strings.Contains(err.Error(), "shadow:1:") || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("Load = %v, want an error at shadow:1 that does not quote it", err)
+	}
+}
+
+func TestLoadRefusesAnIncludedDevice(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte("include /dev/zero;\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(filepath.Join(dir, "nginx.conf"))
+	if err == nil || !strings.Contains(err.Error(), "not a regular file (a device)") {
+		t.Fatalf("Load = %v, want the device refused", err)
+	}
+}

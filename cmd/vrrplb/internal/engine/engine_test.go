@@ -1,10 +1,11 @@
-package main
+package engine
 
 import (
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,48 +15,71 @@ import (
 	"github.com/vrrplb/vrrplb/config"
 )
 
-// TestMain lets the test binary be the VRRP engine too: the daemon under
+// TestMain lets the test binary be the VRRP engine too: the client under
 // test starts /proc/self/exe vrrp-engine, which is this binary.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == engineCommand {
-		os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 && os.Args[1] == Command {
+		if err := Main(os.Stderr); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
 
+// syncBuffer is a bytes.Buffer that a process and a test may use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // startTestEngine starts an engine process for a config without instances
 // (which needs no privilege) and stops it when the test ends.
-func startTestEngine(t *testing.T, toml string) (*engine, *syncBuffer) {
+func startTestEngine(t *testing.T, toml string, opts ClientOptions) (*Client, *syncBuffer) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "vrrplb.toml")
 	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(path)
+	logs := new(syncBuffer)
+	opts.LogOut = logs
+	c, err := NewClient(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := new(syncBuffer)
-	d := newDaemon(cfg, logs)
-	e := &engine{d: d, verdicts: map[string]bool{}, forwarders: map[string]*forwarder{}}
-	e.cfg = engineConfig{Path: path, TOML: []byte(toml)}
-	e.started = true
-	if err := e.spawn(); err != nil {
+	// A config without instances starts no engine: start it as a
+	// config with instances would.
+	p, err := c.spawn(configFile{Path: path, TOML: []byte(toml)})
+	if err == nil {
+		err = p.configRequest(request{Commit: true}, commitTimeout)
+	}
+	if err != nil {
 		t.Fatalf("spawn: %v\n%s", err, logs)
 	}
-	t.Cleanup(func() {
-		e.mu.Lock()
-		p := e.proc
-		e.mu.Unlock()
-		e.stop(p)
-	})
-	return e, logs
+	c.mu.Lock()
+	c.proc, c.running, c.cfg = p, true, configFile{Path: path, TOML: []byte(toml)}
+	c.mu.Unlock()
+	t.Cleanup(func() { c.stop(p) })
+	return c, logs
 }
 
 func TestEngineAnswersMetricsStatusAndConfigsOverItsSocket(t *testing.T) {
-	e, logs := startTestEngine(t, "[log]\nlevel = \"debug\"\n")
+	c, logs := startTestEngine(t, "[log]\nlevel = \"debug\"\n", ClientOptions{})
 
-	mfs, err := e.gatherMetrics()
+	mfs, err := c.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +87,7 @@ func TestEngineAnswersMetricsStatusAndConfigsOverItsSocket(t *testing.T) {
 	for _, mf := range mfs {
 		names[mf.GetName()] = true
 	}
-	for _, want := range []string{metricEngineGoroutines, metricEngineRealtime, metricEngineGCPauseMax, "vrrplb_vrrp_engine_process_open_fds"} {
+	for _, want := range []string{MetricGoroutines, MetricRealtime, MetricGCPauseMax, MetricProcessOpenFD} {
 		if !names[want] {
 			t.Errorf("the engine's metrics lack %s; got %v", want, names)
 		}
@@ -74,25 +98,29 @@ func TestEngineAnswersMetricsStatusAndConfigsOverItsSocket(t *testing.T) {
 		}
 	}
 
-	doc := statusDoc{}
-	e.fillStatus(&doc)
-	if len(doc.Instances) != 0 {
-		t.Errorf("an engine without instances reports %v", doc.Instances)
+	snap, fresh, err := c.Snapshot(context.Background())
+	if err != nil || !fresh {
+		t.Fatalf("snapshot: fresh %v, %v", fresh, err)
+	}
+	if len(snap.Instances) != 0 {
+		t.Errorf("an engine without instances reports %v", snap.Instances)
 	}
 
 	// A verdict needs no reply: the next request is still answered.
-	e.sendVerdict("apiserver", true)
-	if _, err := e.gatherMetrics(); err != nil {
+	c.SetVerdict("apiserver", true)
+	c.snaps.invalidate()
+	if _, err := c.Gather(); err != nil {
 		t.Fatalf("metrics after a verdict: %v", err)
 	}
 
 	// A config the engine rejects comes back as the reload's error, and
 	// the engine goes on.
-	err = e.reload(nil, &config.Config{Path: e.cfg.Path, Source: []byte("[log]\nlevel = \"loud\"\n")})
+	_, err = c.Prepare(&config.Config{Path: c.cfg.Path, Source: []byte("[log]\nlevel = \"loud\"\n")})
 	if err == nil || !strings.Contains(err.Error(), "level") {
 		t.Errorf("reload of a bad config: got %v, want the engine's located error about level", err)
 	}
-	if _, err := e.gatherMetrics(); err != nil {
+	c.snaps.invalidate()
+	if _, err := c.Gather(); err != nil {
 		t.Fatalf("metrics after a rejected config: %v", err)
 	}
 	if !strings.Contains(logs.String(), "process=vrrp-engine") {
@@ -101,12 +129,10 @@ func TestEngineAnswersMetricsStatusAndConfigsOverItsSocket(t *testing.T) {
 }
 
 func TestEngineStopsWhenTheDaemonClosesItsSocket(t *testing.T) {
-	e, _ := startTestEngine(t, "")
-	e.mu.Lock()
-	p := e.proc
-	e.mu.Unlock()
+	c, _ := startTestEngine(t, "", ClientOptions{})
+	p := c.current()
 	start := time.Now()
-	e.stop(p)
+	c.stop(p)
 	select {
 	case <-p.done:
 	default:
@@ -174,24 +200,24 @@ func TestMaintenanceSetFollowsTheCommands(t *testing.T) {
 		name     string
 		instance string
 		on       bool
-		want     maintenanceSet
+		want     MaintenanceSet
 	}{
-		{"on for one instance names it", "b", true, maintenanceSet{Names: []string{"b"}}},
-		{"on for another adds it in order", "a", true, maintenanceSet{Names: []string{"a", "b"}}},
-		{"on again changes nothing", "a", true, maintenanceSet{Names: []string{"a", "b"}}},
-		{"off for one removes it", "b", false, maintenanceSet{Names: []string{"a"}}},
-		{"on for every instance is all", "", true, maintenanceSet{All: true}},
-		{"off for one of all leaves the others", "c", false, maintenanceSet{Names: []string{"a", "b"}}},
-		{"off for every instance clears it", "", false, maintenanceSet{}},
+		{"on for one instance names it", "b", true, MaintenanceSet{Names: []string{"b"}}},
+		{"on for another adds it in order", "a", true, MaintenanceSet{Names: []string{"a", "b"}}},
+		{"on again changes nothing", "a", true, MaintenanceSet{Names: []string{"a", "b"}}},
+		{"off for one removes it", "b", false, MaintenanceSet{Names: []string{"a"}}},
+		{"on for every instance is all", "", true, MaintenanceSet{All: true}},
+		{"off for one of all leaves the others", "c", false, MaintenanceSet{Names: []string{"a", "b"}}},
+		{"off for every instance clears it", "", false, MaintenanceSet{}},
 	}
-	var s maintenanceSet
+	var s MaintenanceSet
 	for _, st := range steps {
-		s = s.set(st.instance, st.on, all)
+		s = s.With(st.instance, st.on, all)
 		if diff := cmp.Diff(st.want, s, cmpopts.EquateEmpty()); diff != "" {
 			t.Fatalf("%s (-want +got):\n%s", st.name, diff)
 		}
 	}
-	if !(maintenanceSet{All: true}).has("new") {
+	if !(MaintenanceSet{All: true}).Has("new") {
 		t.Error("with every instance in maintenance, one a reload adds is not")
 	}
 }
