@@ -56,6 +56,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	fs.SetOutput(stderr)
 	vrrplbBin := fs.String("vrrplb", "", "the vrrplb binary (default: next to this program, else built with go)")
 	apiserverBin := fs.String("fakeapiserver", "", "the fakeapiserver binary (default: next to this program, else built with go)")
+	bgpAct := fs.Bool("bgp", false, "show BGP mode instead: LB hosts announce the VIP to an FRR router (needs frr)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -114,6 +115,10 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	}()
 
 	d.binaries(*vrrplbBin, *apiserverBin)
+	if *bgpAct {
+		d.bgpSteps() // bgp.go
+		return 0
+	}
 	d.steps()
 	return 0
 }
@@ -172,6 +177,8 @@ type demo struct {
 	api        []*e2e.Host // apiserver-1..3
 	client     *e2e.Host
 	readyFiles []string
+	// namespaces is how many namespaces the lab made.
+	namespaces int
 	vip        netip.Addr
 	http       *http.Client
 	procs      int
@@ -205,6 +212,7 @@ func (d *demo) steps() {
 func (d *demo) buildLab() {
 	d.step(1, "The lab: network namespaces on one bridge")
 	d.lab = e2e.NewLab(d.t, 6)
+	d.namespaces = len(d.lab.Hosts) + 1 // and the bridge
 	d.lb = []*e2e.Host{d.lab.Host(1), d.lab.Host(2)}
 	d.api = []*e2e.Host{d.lab.Host(3), d.lab.Host(4), d.lab.Host(5)}
 	d.client = d.lab.Host(6)
@@ -575,6 +583,6 @@ func (d *demo) printTeardown() {
 			d.t.Errorf("%s", left)
 		}
 	}
-	d.printf("    stopped %d processes, removed the %d namespaces: %s.\n", d.procs, len(d.lab.Hosts)+1, left)
+	d.printf("    stopped %d processes, removed the %d namespaces: %s.\n", d.procs, d.namespaces, left)
 	d.printf("\ndemo done in %.1fs\n", time.Since(d.start).Seconds())
 }
