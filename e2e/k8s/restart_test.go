@@ -2,21 +2,11 @@ package k8s
 
 import (
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/vrrplb/vrrplb/e2e"
 )
-
-// pending skips a test whose behaviour waits for a fix that has not landed,
-// naming it; VRRPLB_K8S_PENDING=1 runs it anyway.
-func pending(t *testing.T, missing string) {
-	t.Helper()
-	if os.Getenv("VRRPLB_K8S_PENDING") != "1" {
-		t.Skipf("waits for %s (VRRPLB_K8S_PENDING=1 runs it)", missing)
-	}
-}
 
 // A rolling restart of the three apiservers, each stopped gracefully, under
 // a request loop of 20 requests/s (half of them creates, which client-go
