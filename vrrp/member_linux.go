@@ -147,6 +147,8 @@ func (m *instanceMember) Run(ctx context.Context) error {
 
 func (m *instanceMember) Status() InstanceStatus { return m.in.Status() }
 
+func (m *instanceMember) SetYield(cause string, on bool) error { return m.in.SetYield(cause, on) }
+
 func (m *instanceMember) Prepare(cfg config.Instance, _ config.Scripts) (func() error, error) {
 	if err := m.in.CheckUpdate(cfg); err != nil {
 		return nil, err

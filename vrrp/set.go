@@ -23,6 +23,9 @@ type Member interface {
 	// said it can) and returns what applies it. Nothing changes until
 	// the returned function runs.
 	Prepare(cfg config.Instance, scripts config.Scripts) (apply func() error, err error)
+	// SetYield sets or clears a cause for the member to yield
+	// (Instance.SetYield); given before Run, it holds from the start.
+	SetYield(cause string, on bool) error
 }
 
 // NewMemberFunc builds the member of one [[instance]]. It may open sockets
@@ -57,6 +60,9 @@ type Set struct {
 	members map[config.InstanceKey]*setMember
 	failure chan error // the first member that failed
 	wg      sync.WaitGroup
+	// yields are SetYield's rules, by cause: which instances, by name,
+	// yield for it. A member gets them before it starts.
+	yields map[string]func(name string) bool
 }
 
 type setMember struct {
@@ -253,6 +259,12 @@ func (s *Set) Apply(next *config.Config) error {
 func (s *Set) start(k config.InstanceKey, sm *setMember) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for cause, yield := range s.yields {
+		// Before Run: recorded, no wait.
+		if err := sm.m.SetYield(cause, yield(sm.cfg.Name)); err != nil {
+			s.log.Error("instance starts without its yield", "instance", sm.cfg.Name, "cause", cause, "err", err)
+		}
+	}
 	s.members[k] = sm
 	if s.ctx != nil {
 		s.launchLocked(sm)
@@ -326,6 +338,37 @@ func (s *Set) Run(ctx context.Context) error {
 	cancel()
 	s.wg.Wait()
 	return err
+}
+
+// SetYield makes every instance for which yield(name) is true yield for
+// cause (Instance.SetYield: it hands its VIPs over and stays in the
+// election at the lowest priority), and the others stop yielding for it.
+// Instances that later commits start follow the same rule from their
+// start. It returns the errors of instances that had stopped.
+func (s *Set) SetYield(cause string, yield func(name string) bool) error {
+	type target struct {
+		name string
+		m    Member
+	}
+	s.mu.Lock()
+	if s.yields == nil {
+		s.yields = map[string]func(string) bool{}
+	}
+	s.yields[cause] = yield
+	ts := make([]target, 0, len(s.members))
+	for _, k := range s.order {
+		if sm := s.members[k]; sm != nil {
+			ts = append(ts, target{sm.cfg.Name, sm.m})
+		}
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, t := range ts {
+		if err := t.m.SetYield(cause, yield(t.name)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Status is a snapshot of every instance, in config order.

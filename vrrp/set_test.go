@@ -68,6 +68,17 @@ func (m *fakeMember) Prepare(cfg config.Instance, _ config.Scripts) (func() erro
 
 func (m *fakeMember) Discard() { m.log.add("discard %s", m.id) }
 
+func (m *fakeMember) SetYield(cause string, on bool) error {
+	when := "while running"
+	select {
+	case <-m.started:
+	default:
+		when = "before run"
+	}
+	m.log.add("yield %s %s %v %s", m.id, cause, on, when)
+	return nil
+}
+
 // newFakeSet returns a running Set of fake members; a config whose
 // instance's interface is "missing" fails to build, as a real one would.
 func newFakeSet(t *testing.T) (*Set, *setLog, map[string]*fakeMember) {
@@ -226,5 +237,40 @@ func TestNeedsNewInstanceIsTheOneReplaceRule(t *testing.T) {
 				t.Errorf("NeedsNewInstance = %q, want replace %v", NeedsNewInstance(base, next), tt.replace)
 			}
 		})
+	}
+}
+
+func TestSetYieldReachesRunningInstancesAndThoseStartedLater(t *testing.T) {
+	s, log, members := newFakeSet(t)
+	a, b := withVRID(instanceConfig("a", 100), 1), withVRID(instanceConfig("b", 100), 2)
+	if err := s.Apply(setConfig(a, b)); err != nil {
+		t.Fatal(err)
+	}
+	<-members["a#1"].started
+	<-members["b#1"].started
+	log.take()
+
+	inMaintenance := map[string]bool{"a": true, "c": true}
+	if err := s.SetYield("maintenance", func(name string) bool { return inMaintenance[name] }); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"yield a#1 maintenance true while running", "yield b#1 maintenance false while running"}, log.take()); diff != "" {
+		t.Errorf("SetYield on the running instances (-want +got):\n%s", diff)
+	}
+
+	// c is added and a replaced by a reload: each gets its yield before it runs.
+	a2 := a
+	a2.SourceIP = a.VirtualIPs[0].Addr().Next()
+	c := withVRID(instanceConfig("c", 100), 3)
+	if err := s.Apply(setConfig(a2, b, c)); err != nil {
+		t.Fatal(err)
+	}
+	<-members["a#2"].started
+	<-members["c#1"].started
+	got := log.take()
+	for _, want := range [][2]string{{"yield a#2 maintenance true before run", "run a#2"}, {"yield c#1 maintenance true before run", "run c#1"}} {
+		if !slices.Contains(got, want[0]) || !slices.Contains(got, want[1]) {
+			t.Errorf("reload log %v lacks %q and %q", got, want[0], want[1])
+		}
 	}
 }

@@ -103,6 +103,7 @@ func vrrpStatus(s vrrp.InstanceStatus) instanceStatus {
 		Priority:          int(s.Priority),
 		EffectivePriority: int(s.EffectivePriority),
 		VirtualIPs:        []string{},
+		Maintenance:       slices.Contains(s.Yielding, engine.MaintenanceCause),
 	}
 	if s.MasterIP.IsValid() {
 		out.MasterIP = s.MasterIP.String()

@@ -231,9 +231,10 @@ func (p *process) commit() error {
 	return plan.Commit()
 }
 
-// setMaintenance applies `vrrplb maintenance` to the instances.
-func (p *process) setMaintenance(MaintenanceSet) error {
-	return errors.New("this VRRP engine cannot put instances in maintenance")
+// setMaintenance applies `vrrplb maintenance` to the instances: those in
+// the set yield for MaintenanceCause, now and when a reload starts them.
+func (p *process) setMaintenance(set MaintenanceSet) error {
+	return p.instances.SetYield(MaintenanceCause, set.Has)
 }
 
 func (p *process) discard() {
