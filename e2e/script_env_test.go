@@ -201,3 +201,80 @@ func TestScriptsUserTheDaemonCannotSwitchToIsRefusedAtCheckAndAtStart(t *testing
 		t.Errorf("vrrplb run as nobody: %v, want a failure naming the capabilities (%q):\n%s", err, want, p.Output())
 	}
 }
+
+// zombieChildren counts the children of pid that have exited and that
+// nobody has waited for.
+func zombieChildren(pid int) (zombies, children int) {
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, c := range strings.Fields(string(b)) {
+			children++
+			stat, err := os.ReadFile("/proc/" + c + "/stat")
+			if err != nil {
+				continue
+			}
+			s := string(stat)
+			if rest := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(rest) > 0 && rest[0] == "Z" {
+				zombies++
+			}
+		}
+	}
+	return zombies, children
+}
+
+// TestAsPID1VrrplbReapsTheOrphansOfItsScripts runs vrrplb as PID 1 of a new
+// PID namespace, as a container's entry point is, with a track script and a
+// notify command that leave a background child behind: the orphans come to
+// PID 1, which must wait for them.
+func TestAsPID1VrrplbReapsTheOrphansOfItsScripts(t *testing.T) {
+	unshare := requireCommand(t, "unshare", "util-linux")
+	l := NewLab(t, 1)
+	h := l.Host(1)
+	dir, err := os.MkdirTemp("", "vrrplb-pid1-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "fork.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nsleep 0.05 &\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const interval, runFor = 500 * time.Millisecond, 5 * time.Second
+	conf := VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}, Notify: []string{script}}.TOML() + fmt.Sprintf(`
+  [[instance.track_script]]
+  command = [%q]
+  interval = %q
+`, script, interval.String())
+	cfg := filepath.Join(dir, "vrrplb.toml")
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := h.Start("vrrplb", unshare, "--pid", "--fork", "--mount-proc", Binary(t), "run", "--config", cfg)
+	var daemon int
+	Eventually(t, 10*time.Second, func() (bool, string) {
+		if p.Exited() {
+			t.Fatalf("unshare exited: %v\n%s", p.WaitExit(0), p.Output())
+		}
+		if c := p.Children(); len(c) == 1 {
+			daemon = c[0]
+		}
+		code, _, err := h.HTTPGet("http://" + adminAddr + "/healthz")
+		return daemon != 0 && err == nil && code == 200, fmt.Sprintf("vrrplb as PID 1 not serving: %v", err)
+	})
+	if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", daemon)); !strings.Contains(string(b), "\nNSpid:\t"+fmt.Sprint(daemon)+"\t1\n") {
+		t.Fatalf("vrrplb (pid %d) is not PID 1 of its namespace:\n%s", daemon, b)
+	}
+	time.Sleep(runFor) // the scripts run and leave orphans meanwhile
+	zombies, children := zombieChildren(daemon)
+	t.Logf("after %s with a track script every %s: vrrplb as PID 1 has %d children, %d of them zombies", runFor, interval, children, zombies)
+	if zombies > 1 {
+		t.Errorf("vrrplb as PID 1 left %d zombies, want at most 1 (one may be on its way)", zombies)
+	}
+	if got := h.State(); got != "master" {
+		t.Errorf("state %s, want master: the track script passes", got)
+	}
+}

@@ -575,6 +575,15 @@ func (c *Checker) Track(ctx context.Context, report func(ok bool)) error {
 	}
 }
 
+// Settled reports whether every backend has had its first result (the
+// proxy does not announce fail_open before: a starting daemon has no
+// verdict yet, not a failed one).
+func (c *Checker) Settled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.settledLocked()
+}
+
 // settledLocked reports whether every backend has had its first result.
 func (c *Checker) settledLocked() bool {
 	for _, b := range c.backends {

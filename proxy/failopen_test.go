@@ -166,3 +166,42 @@ func TestFailOpenCutsNoConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// settlingHealth is a fakeHealth that has no first verdict until settle.
+type settlingHealth struct {
+	*fakeHealth
+	settled chan struct{}
+}
+
+func (h settlingHealth) Settled() bool {
+	select {
+	case <-h.settled:
+		return true
+	default:
+		return false
+	}
+}
+
+// A starting frontend whose checks have no verdict yet does not announce
+// fail_open (its connections fail open all the same); once every backend
+// has a verdict and none is healthy, it does.
+func TestFailOpenIsAnnouncedOnlyOnceHealthHasVerdicts(t *testing.T) {
+	a := startBackend(t, nil)
+	h := settlingHealth{newFakeHealth(), make(chan struct{})}
+	h.Set(a.Addr, false)
+	fe := testFrontend(a.Addr)
+	fe.FailOpen = true
+	var logs syncBuffer
+	r := startFrontend(t, fe, Options{Health: h, Logger: testLogger(&logs)})
+	if _, err := dialLine(t, r.addr).ask("hi"); err != nil {
+		t.Fatalf("a client before the first verdicts: %v", err)
+	}
+	if r.f.Status().FailOpen || logs.count(logFailOpenBegins) != 0 {
+		t.Fatalf("fail_open announced before health had verdicts:\n%s", logs.String())
+	}
+	close(h.settled)
+	waitFor(t, "fail_open is announced", func() bool { return r.f.Status().FailOpen })
+	if n := logs.count(logFailOpenBegins); n != 1 {
+		t.Errorf("%d log lines %q, want 1", n, logFailOpenBegins)
+	}
+}

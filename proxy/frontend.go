@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -259,47 +258,6 @@ func (f *Frontend) HasHealthyBackend() bool {
 	return f.anyHealthy(f.state.Load())
 }
 
-// anyHealthy reports whether one of st's backends may take connections:
-// healthy and not draining.
-func (f *Frontend) anyHealthy(st *state) bool {
-	for _, b := range st.backends {
-		if !b.draining.Load() && f.health.Healthy(b.addr) {
-			return true
-		}
-	}
-	return false
-}
-
-// Log lines of fail_open (tests look for them).
-const (
-	logFailOpenBegins = "no healthy backend: failing open, new connections go to every backend"
-	logFailOpenEnds   = "fail open over"
-)
-
-// checkFailOpen notes whether fail_open applies now (it is on and no
-// backend is healthy), and on a change sets the metric and logs it once.
-// It runs on every health change, on reload and at start and stop.
-func (f *Frontend) checkFailOpen(stopping bool) {
-	f.foMu.Lock()
-	st := f.state.Load()
-	on := !stopping && st.cfg.FailOpen && !f.anyHealthy(st)
-	changed := on != f.failOpen.Load()
-	if changed {
-		f.failOpen.Store(on)
-		f.metrics.setFailOpen(on)
-	}
-	f.foMu.Unlock()
-	switch {
-	case !changed || stopping:
-	case on:
-		f.log.Warn(logFailOpenBegins, "backends", len(st.backends))
-	case !st.cfg.FailOpen:
-		f.log.Info(logFailOpenEnds, "reason", "fail_open is off")
-	default:
-		f.log.Info(logFailOpenEnds, "reason", "a backend is healthy")
-	}
-}
-
 // Update applies a reloaded config of the same frontend. New connections
 // use it at once; live connections keep going, except those to a removed
 // backend, which are closed after drain_timeout. The listen address cannot
@@ -346,23 +304,6 @@ func NeedsNewFrontend(a, b config.Frontend) string {
 		return fmt.Sprintf("listen changes from %s to %s", a.Listen, b.Listen)
 	}
 	return ""
-}
-
-// deriveMaxConnections sets the limit that max_connections = 0 means from
-// the open-file limit now, and logs it when it applies.
-func (f *Frontend) deriveMaxConnections(configured int) {
-	nofile := openFileLimit()
-	n, reserve := derivedMaxConnections(nofile)
-	f.autoMax.Store(n)
-	if configured != 0 {
-		return
-	}
-	if n == 0 {
-		f.log.Info("max_connections: no limit (the open-file limit is unlimited or unknown)")
-		return
-	}
-	f.log.Info("max_connections derived from the open-file limit, shared by every frontend with max_connections = 0",
-		"max_connections", n, "open_file_limit", nofile, "reserved_descriptors", reserve)
 }
 
 // SetBackends replaces the backend set, keeping the rest of the config:
@@ -482,6 +423,12 @@ func (f *Frontend) Run(ctx context.Context) error {
 	defer cancel()
 	f.checkFailOpen(false)
 	defer f.checkFailOpen(true)
+	settled := make(chan struct{})
+	go func() {
+		defer close(settled)
+		f.watchSettle(ctx)
+	}()
+	defer func() { <-settled }() // before the stop's checkFailOpen
 
 	<-ctx.Done()
 	for _, l := range loops {
@@ -581,89 +528,4 @@ func (f *Frontend) openListener(ctx context.Context, cfg config.Frontend) (int, 
 		return -1, nil, err
 	}
 	return lfd, ln.Addr(), nil
-}
-
-// Errors of Drain.
-var (
-	// ErrUnknownBackend: the frontend has no backend of that address.
-	ErrUnknownBackend = errors.New("no such backend")
-	// ErrLastBackend: draining it would leave no backend for new
-	// connections; Drain with force does it anyway.
-	ErrLastBackend = errors.New("it is the last backend taking new connections (force drains it anyway)")
-)
-
-// Drain stops new connections to the backend addr (as configured):
-// connections live on it go on, its health checks go on, and balancing
-// and fail_open leave it out. Draining the last backend that takes new
-// connections fails with ErrLastBackend unless force is set. It reports
-// whether anything changed. A drain lasts until Enable, across reloads
-// that keep the backend; a backend removed and added again starts enabled.
-func (f *Frontend) Drain(addr string, force bool) (changed bool, err error) {
-	f.mu.Lock()
-	st := f.state.Load()
-	i := slices.IndexFunc(st.backends, func(b *backend) bool { return b.addr == addr })
-	if i < 0 {
-		f.mu.Unlock()
-		return false, fmt.Errorf("frontend %q: backend %s: %w", f.name, addr, ErrUnknownBackend)
-	}
-	b := st.backends[i]
-	if b.draining.Load() {
-		f.mu.Unlock()
-		return false, nil
-	}
-	enabled := 0
-	for _, o := range st.backends {
-		if !o.draining.Load() {
-			enabled++
-		}
-	}
-	if enabled == 1 && !force {
-		f.mu.Unlock()
-		return false, fmt.Errorf("frontend %q: backend %s: %w", f.name, addr, ErrLastBackend)
-	}
-	b.draining.Store(true)
-	b.metrics.draining.Set(1)
-	f.mu.Unlock()
-	f.log.Info("backend draining: no new connections", "backend", addr, "connections", b.active.Load())
-	f.checkFailOpen(false)
-	return true, nil
-}
-
-// Enable undoes Drain: the backend takes new connections again when
-// healthy. It reports whether anything changed.
-func (f *Frontend) Enable(addr string) (changed bool, err error) {
-	f.mu.Lock()
-	st := f.state.Load()
-	i := slices.IndexFunc(st.backends, func(b *backend) bool { return b.addr == addr })
-	if i < 0 {
-		f.mu.Unlock()
-		return false, fmt.Errorf("frontend %q: backend %s: %w", f.name, addr, ErrUnknownBackend)
-	}
-	b := st.backends[i]
-	changed = b.draining.Swap(false)
-	if changed {
-		b.metrics.draining.Set(0)
-	}
-	f.mu.Unlock()
-	if changed {
-		f.log.Info("backend enabled: takes new connections again", "backend", addr)
-		f.checkFailOpen(false)
-	}
-	return changed, nil
-}
-
-// HasBackend reports whether addr is one of the frontend's backends.
-func (f *Frontend) HasBackend(addr string) bool {
-	return slices.ContainsFunc(f.state.Load().backends, func(b *backend) bool { return b.addr == addr })
-}
-
-// KeepDrainsOf drains in f the backends drained in old that f has too: a
-// frontend that replaces old (a reload that moves its listener) keeps the
-// operator's drains, as an update in place does.
-func (f *Frontend) KeepDrainsOf(old *Frontend) {
-	for _, b := range old.state.Load().backends {
-		if b.draining.Load() && f.HasBackend(b.addr) {
-			_, _ = f.Drain(b.addr, true)
-		}
-	}
 }

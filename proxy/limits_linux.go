@@ -59,3 +59,20 @@ func derivedMaxConnections(nofile uint64) (conns int64, reserve uint64) {
 	}
 	return max(1, int64((nofile-reserve)/2)), reserve
 }
+
+// deriveMaxConnections sets the limit that max_connections = 0 means from
+// the open-file limit now, and logs it when it applies.
+func (f *Frontend) deriveMaxConnections(configured int) {
+	nofile := openFileLimit()
+	n, reserve := derivedMaxConnections(nofile)
+	f.autoMax.Store(n)
+	if configured != 0 {
+		return
+	}
+	if n == 0 {
+		f.log.Info("max_connections: no limit (the open-file limit is unlimited or unknown)")
+		return
+	}
+	f.log.Info("max_connections derived from the open-file limit, shared by every frontend with max_connections = 0",
+		"max_connections", n, "open_file_limit", nofile, "reserved_descriptors", reserve)
+}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -69,13 +70,7 @@ func (m *fakeMember) Prepare(cfg config.Instance, _ config.Scripts) (func() erro
 func (m *fakeMember) Discard() { m.log.add("discard %s", m.id) }
 
 func (m *fakeMember) SetYield(cause string, on bool) error {
-	when := "while running"
-	select {
-	case <-m.started:
-	default:
-		when = "before run"
-	}
-	m.log.add("yield %s %s %v %s", m.id, cause, on, when)
+	m.log.add("yield %s %s %v", m.id, cause, on)
 	return nil
 }
 
@@ -240,7 +235,7 @@ func TestNeedsNewInstanceIsTheOneReplaceRule(t *testing.T) {
 	}
 }
 
-func TestSetYieldReachesRunningInstancesAndThoseStartedLater(t *testing.T) {
+func TestSetYieldCoversTheNamedInstancesAndThoseAReloadAdds(t *testing.T) {
 	s, log, members := newFakeSet(t)
 	a, b := withVRID(instanceConfig("a", 100), 1), withVRID(instanceConfig("b", 100), 2)
 	if err := s.Apply(setConfig(a, b)); err != nil {
@@ -249,28 +244,63 @@ func TestSetYieldReachesRunningInstancesAndThoseStartedLater(t *testing.T) {
 	<-members["a#1"].started
 	<-members["b#1"].started
 	log.take()
-
-	inMaintenance := map[string]bool{"a": true, "c": true}
-	if err := s.SetYield("maintenance", func(name string) bool { return inMaintenance[name] }); err != nil {
+	if err := s.SetYield("maintenance", func(name string) bool { return name != "b" }); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"yield a#1 maintenance true while running", "yield b#1 maintenance false while running"}, log.take()); diff != "" {
-		t.Errorf("SetYield on the running instances (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]string{"yield a#1 maintenance true", "yield b#1 maintenance false"}, log.take()); diff != "" {
+		t.Errorf("SetYield (-want +got):\n%s", diff)
 	}
-
-	// c is added and a replaced by a reload: each gets its yield before it runs.
-	a2 := a
-	a2.SourceIP = a.VirtualIPs[0].Addr().Next()
 	c := withVRID(instanceConfig("c", 100), 3)
-	if err := s.Apply(setConfig(a2, b, c)); err != nil {
+	if err := s.Apply(setConfig(a, b, c)); err != nil {
 		t.Fatal(err)
 	}
-	<-members["a#2"].started
 	<-members["c#1"].started
-	got := log.take()
-	for _, want := range [][2]string{{"yield a#2 maintenance true before run", "run a#2"}, {"yield c#1 maintenance true before run", "run c#1"}} {
-		if !slices.Contains(got, want[0]) || !slices.Contains(got, want[1]) {
-			t.Errorf("reload log %v lacks %q and %q", got, want[0], want[1])
-		}
+	if diff := cmp.Diff([]string{"build c#1", "run c#1", "yield c#1 maintenance true"}, log.take()); diff != "" {
+		t.Errorf("an instance a reload adds (-want +got):\n%s", diff)
+	}
+	if err := s.SetYield("maintenance", nil); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"yield a#1 maintenance false", "yield b#1 maintenance false", "yield c#1 maintenance false"}, log.take()); diff != "" {
+		t.Errorf("clearing (-want +got):\n%s", diff)
+	}
+}
+
+// Issue 15: a reload that only reweights a tracker, adds or removes
+// trackers, or changes notify or the scripts user, must not restart the
+// instance (a restarted master hands the VIP to a peer and takes it back).
+func TestSetAppliesTrackerAndNotifyChangesInPlace(t *testing.T) {
+	base := withVRID(instanceConfig("a", 100), 1)
+	base.TrackScripts = []config.TrackScript{{Command: []string{"/bin/true"}, Interval: time.Second, Timeout: time.Second, Fall: 1, Rise: 1, Weight: -10}}
+	changes := []struct {
+		name   string
+		change func(*config.Config)
+	}{
+		{"a tracker's weight", func(c *config.Config) { c.Instances[0].TrackScripts[0].Weight = -30 }},
+		{"an added tracker", func(c *config.Config) {
+			c.Instances[0].TrackInterfaces = []config.TrackInterface{{Name: "eth1", Weight: -5}}
+		}},
+		{"a removed tracker", func(c *config.Config) { c.Instances[0].TrackScripts = nil }},
+		{"a new notify command", func(c *config.Config) { c.Instances[0].Notify = []string{"/bin/true"} }},
+		{"a new scripts user", func(c *config.Config) { c.Scripts.User = "nobody" }},
+	}
+	for _, tt := range changes {
+		t.Run(tt.name, func(t *testing.T) {
+			s, log, members := newFakeSet(t)
+			if err := s.Apply(setConfig(base)); err != nil {
+				t.Fatal(err)
+			}
+			<-members["a#1"].started
+			log.take()
+			next := setConfig(base)
+			next.Instances[0].TrackScripts = slices.Clone(base.TrackScripts)
+			tt.change(next)
+			if err := s.Apply(next); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string{"update a#1 priority 100"}, log.take()); diff != "" {
+				t.Errorf("reload (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

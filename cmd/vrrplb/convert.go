@@ -17,6 +17,7 @@ func cmdConvert(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&opts.Keepalived, "keepalived", "", "keepalived.conf `FILE` (gives the [[instance]] tables)")
 	fs.StringVar(&opts.Nginx, "nginx", "", "nginx configuration `FILE` with a stream { } block (gives the [[frontend]] tables)")
 	fs.StringVar(&opts.HAProxy, "haproxy", "", "haproxy.cfg `FILE` (gives the [[frontend]] tables)")
+	fs.StringVar(&opts.ConfigID, "config-id", "", "read a conditional keepalived.conf as keepalived -i `ID` does: @ID lines kept, @^ID lines dropped")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -145,7 +145,9 @@ func TestSystemdUnitIsHardened(t *testing.T) {
 
 // daemonSyscalls are the system calls strace saw vrrplb make (daemon, VRRP
 // engine, proxy, health checks, a track script and a notify command) through
-// start, scrapes, proxied connections, a reload and a stop.
+// start, scrapes, proxied connections, maintenance on and off over the admin
+// socket, a reload, a killed engine started again, orphans reaped as PID 1,
+// and a stop.
 var daemonSyscalls = strings.Fields(`accept4 access arch_prctl bind brk capget clone clone3 close connect dup2 dup3
 	epoll_create1 epoll_ctl epoll_pwait eventfd2 execve exit_group faccessat2 fcntl fstat futex getdents64
 	getegid geteuid getgid getpeername getpid getppid getrandom getsockname getsockopt gettid getuid kill
@@ -153,7 +155,7 @@ var daemonSyscalls = strings.Fields(`accept4 access arch_prctl bind brk capget c
 	pread64 prlimit64 read readlinkat recvfrom recvmsg restart_syscall rseq rt_sigaction rt_sigprocmask
 	rt_sigreturn sched_getaffinity sched_setattr sched_yield sendmsg sendto set_robust_list set_tid_address
 	setpgid setsockopt shutdown sigaltstack socket socketpair splice statfs tgkill uname waitid write
-	capset setuid setgid setgroups wait4`)
+	capset setuid setgid setgroups wait4 dup exit fchmodat getcwd getrlimit sched_getattr unlinkat`)
 
 func TestSystemdUnitSystemCallFilterAllowsWhatVrrplbCalls(t *testing.T) {
 	analyze, err := exec.LookPath("systemd-analyze")

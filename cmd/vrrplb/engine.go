@@ -111,5 +111,9 @@ func vrrpStatus(s vrrp.InstanceStatus) instanceStatus {
 	for _, p := range s.VirtualIPs {
 		out.VirtualIPs = append(out.VirtualIPs, p.String())
 	}
+	out.HeldIPs = []string{}
+	for _, p := range s.HeldIPs {
+		out.HeldIPs = append(out.HeldIPs, p.String())
+	}
 	return out
 }

@@ -198,6 +198,11 @@ func (d *daemon) run(ctx context.Context) error {
 		g.Go(func() error { return sock.Run(gctx) })
 	}
 	g.Go(func() error { return d.sup.Run(gctx) })
+	if os.Getpid() == 1 {
+		// A container's entry point inherits every orphan (a script's
+		// background child): nobody else would reap them.
+		g.Go(func() error { return vrrp.RunReaper(gctx) })
+	}
 	err := g.Wait()
 	if err != nil {
 		d.log.Error("stopped on error", "err", err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/vrrplb/vrrplb/config"
@@ -22,6 +23,10 @@ type Options struct {
 	Nginx string
 	// HAProxy is a haproxy.cfg: it gives the [[frontend]] tables.
 	HAProxy string
+	// ConfigID selects the lines of a conditional keepalived.conf, as
+	// keepalived's -i does: "@ID line" is read when ID is ConfigID, "@^ID
+	// line" when it is not.
+	ConfigID string
 	// ScriptRoot, when not "", is prepended to the absolute paths of track
 	// scripts read to see what they check (tests use a fake root).
 	ScriptRoot string
@@ -45,7 +50,7 @@ func Convert(opts Options) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if ka, err = fromKeepalived(nodes, opts.ScriptRoot); err != nil {
+		if ka, err = fromKeepalived(nodes, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -71,7 +76,36 @@ func Convert(opts Options) ([]byte, error) {
 		}
 		proxyKind = "haproxy"
 	}
+	if px != nil {
+		dropOverlappingListens(px)
+	}
 	return render(opts, ka, px, proxyKind), nil
+}
+
+// dropOverlappingListens keeps the first of frontends whose listen addresses
+// collide (":P" beside "127.0.0.1:P"): vrrplb cannot bind both, and `check`
+// refuses them. The one dropped is named on the one kept.
+func dropOverlappingListens(px *proxyResult) {
+	var kept []*frontend
+	for _, f := range px.frontends {
+		var into *frontend
+		for _, k := range kept {
+			if config.ListenOverlap(f.listen, k.listen) {
+				into = k
+				break
+			}
+		}
+		if into == nil {
+			kept = append(kept, f)
+			continue
+		}
+		note := extraListen(f.at, "listen "+f.listen+" of "+f.name, f.listen, into.listen)
+		if !slices.Equal(f.backends, into.backends) {
+			note = "WARNING: " + note + fmt.Sprintf("; its backends (%s) differ from these, so connections the proxy sent there now go to these", strings.Join(f.backends, ", "))
+		}
+		into.note(config.KeyFrontendListen, note)
+	}
+	px.frontends = kept
 }
 
 // link turns process checks into track_frontend and compares listen
@@ -82,25 +116,9 @@ func link(ka *keepalivedResult, px *proxyResult, proxyKind string) {
 		frontends = px.frontends
 	}
 	for _, in := range ka.instances {
+		ownerIgnoresWeights(in)
 		for _, pc := range in.procChecks {
-			if len(frontends) == 0 {
-				ts := pc.script
-				ts.notes = append(ts.notes, fmt.Sprintf("only checks that %s runs (judged from %s): kept as it is, since no proxy configuration was converted; with --nginx or --haproxy it becomes [[instance.track_frontend]]", pc.proxy, pc.evidence))
-				in.scripts = append(in.scripts, ts)
-				continue
-			}
-			for _, f := range frontends {
-				tf := trackFrontend{name: f.name, weight: pc.weight}
-				tf.notes = append(tf.notes, fmt.Sprintf("replaces track_script %s (%s), which only checked that %s runs (judged from %s): vrrplb's own proxy with its active /readyz checks replaces the process, and a process check never saw a dead apiserver", pc.name, pc.at, pc.proxy, pc.evidence))
-				if proxyKind != "" && pc.proxy != proxyKind {
-					tf.notes = append(tf.notes, fmt.Sprintf("the script looked for %s, but the proxy converted is %s", pc.proxy, proxyKind))
-				}
-				tf.notes = append(tf.notes, fmt.Sprintf("the script's interval, fall and rise are not carried over (the frontend's health interval, rise and fall decide); %s", weightMeaning(pc.weight, "the frontend has no healthy backend")))
-				in.frontends = append(in.frontends, tf)
-			}
-			if len(frontends) > 1 {
-				in.note(config.KeyInstancePriority, "the process check is tracked as every frontend, since the one process served them all")
-			}
+			linkProcessCheck(in, pc, frontends, proxyKind)
 		}
 		in.procChecks = nil
 		shiftPositiveWeights(in)
@@ -141,6 +159,113 @@ func link(ka *keepalivedResult, px *proxyResult, proxyKind string) {
 			f.note(config.KeyFrontendListen, fmt.Sprintf("WARNING: the keepalived and %s files disagree: %s is not a virtual IP (%s), so clients of the VIP do not reach this frontend", proxyKind, a, joinAnd(vipText)))
 		}
 	}
+}
+
+// linkProcessCheck tracks the frontends a process check of the proxy stood
+// for: the apiserver frontends when they can be told apart, each with an
+// equal share of the weight, so that the drops do not add up to more than
+// the one check took.
+func linkProcessCheck(in *instance, pc procCheck, frontends []*frontend, proxyKind string) {
+	if len(frontends) == 0 {
+		ts := pc.script
+		ts.notes = append(ts.notes, fmt.Sprintf("only checks that %s runs (judged from %s): kept as it is, since no proxy configuration was converted; with --nginx or --haproxy it becomes [[instance.track_frontend]]", pc.proxy, pc.evidence))
+		in.scripts = append(in.scripts, ts)
+		return
+	}
+	tracked := frontends
+	var apis, others []string
+	for _, f := range frontends {
+		if f.servesAPIServers() {
+			apis = append(apis, f.name)
+		} else {
+			others = append(others, f.name)
+		}
+	}
+	if len(apis) > 0 && len(others) > 0 {
+		tracked = nil
+		for _, f := range frontends {
+			if f.servesAPIServers() {
+				tracked = append(tracked, f)
+			}
+		}
+		in.note(config.KeyInstancePriority, fmt.Sprintf("%s %s checked the one %s process that served every frontend: it is tracked as only the apiserver %s %s (backends on :%s or a /readyz, /healthz check), not as %s, so an empty pool there does not move the VIP",
+			pc.kind, pc.name, pc.proxy, plural(len(apis), "frontend", "frontends")[2:], joinAnd(apis), apiserverPort, joinAnd(others)))
+	}
+	shares := splitWeight(pc.weight, len(tracked))
+	if len(tracked) > 1 && pc.weight != 0 {
+		in.note(config.KeyInstancePriority, fmt.Sprintf("%s %s: its weight %d is split over the %d frontends it stands for, so that all of them empty drop the priority by %d, as the one check did", pc.kind, pc.name, pc.weight, len(tracked), -pc.weight))
+	}
+	for i, f := range tracked {
+		tf := trackFrontend{name: f.name, weight: shares[i]}
+		tf.notes = append(tf.notes, fmt.Sprintf("replaces %s %s (%s), which only checked that %s runs (judged from %s): vrrplb's own proxy with its active /readyz checks replaces the process, and a process check never saw a dead apiserver", pc.kind, pc.name, pc.at, pc.proxy, pc.evidence))
+		if proxyKind != "" && pc.proxy != proxyKind {
+			tf.notes = append(tf.notes, fmt.Sprintf("the check looked for %s, but the proxy converted is %s", pc.proxy, proxyKind))
+		}
+		tf.notes = append(tf.notes, fmt.Sprintf("the check's interval, fall and rise are not carried over (the frontend's health interval, rise and fall decide); %s", weightMeaning(shares[i], "the frontend has no healthy backend")))
+		in.frontends = append(in.frontends, tf)
+	}
+}
+
+// splitWeight divides w into n shares that add up to w.
+func splitWeight(w, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = w / n
+	}
+	for i := 0; i < abs(w%n); i++ {
+		if w < 0 {
+			out[i]--
+		} else {
+			out[i]++
+		}
+	}
+	return out
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// ownerIgnoresWeights drops weighted trackers of an address owner (priority
+// 255), as keepalived does ("ignoring tracked script ... due to
+// address_owner"): its priority never moves. Weight-0 trackers stay.
+func ownerIgnoresWeights(in *instance) {
+	if in.priority != kaOwnerPriority {
+		return
+	}
+	why := func(what, name, at string, w int) {
+		in.note(config.KeyInstancePriority, notCarried(at, fmt.Sprintf("%s %s weight %d", what, name, w), "priority 255 is the address owner, whose priority never moves: keepalived logs \"ignoring tracked ... due to address owner\" and drops the tracker, and so does this"))
+	}
+	var pcs []procCheck
+	for _, pc := range in.procChecks {
+		if pc.weight != 0 {
+			why(pc.kind, pc.name, pc.at, pc.weight)
+			continue
+		}
+		pcs = append(pcs, pc)
+	}
+	in.procChecks = pcs
+	var scripts []trackScript
+	for _, ts := range in.scripts {
+		if ts.weight != 0 {
+			why("track_script", ts.name, ts.at, ts.weight)
+			continue
+		}
+		scripts = append(scripts, ts)
+	}
+	in.scripts = scripts
+	var ifaces []trackIface
+	for _, ti := range in.ifaces {
+		if ti.weight != 0 {
+			why("track_interface", ti.name, ti.at, ti.weight)
+			continue
+		}
+		ifaces = append(ifaces, ti)
+	}
+	in.ifaces = ifaces
 }
 
 // shiftPositiveWeights rewrites positive track_frontend and track_interface
@@ -277,7 +402,7 @@ func instanceTable(in *instance) *table {
 		t.set(config.KeyInstanceAuthPass, in.authPass, kn(config.KeyInstanceAuthPass)...)
 	}
 	if in.garpRepeat != nil {
-		t.set(config.KeyInstanceGARPRepeat, *in.garpRepeat, append([]string{"garp_master_repeat"}, kn(config.KeyInstanceGARPRepeat)...)...)
+		t.set(config.KeyInstanceGARPRepeat, *in.garpRepeat, kn(config.KeyInstanceGARPRepeat)...)
 	} else if len(kn(config.KeyInstanceGARPRepeat)) > 0 {
 		t.notes = append(t.notes, kn(config.KeyInstanceGARPRepeat)...)
 	}
@@ -286,10 +411,10 @@ func instanceTable(in *instance) *table {
 	case *in.garpInterval == 0:
 		t.notes = append(t.notes, "keepalived's garp_interval 0 sent the gratuitous ARPs back to back; vrrplb spaces them by garp_interval (default 100ms)")
 	default:
-		t.set(config.KeyInstanceGARPInterval, *in.garpInterval, "garp_interval")
+		t.set(config.KeyInstanceGARPInterval, *in.garpInterval, kn(config.KeyInstanceGARPInterval)...)
 	}
 	if in.garpRefresh != nil {
-		t.set(config.KeyInstanceGARPRefresh, *in.garpRefresh, "garp_master_refresh")
+		t.set(config.KeyInstanceGARPRefresh, *in.garpRefresh, kn(config.KeyInstanceGARPRefresh)...)
 	}
 	if in.notify != nil {
 		t.set(config.KeyInstanceNotify, in.notify, kn(config.KeyInstanceNotify)...)

@@ -53,6 +53,12 @@ type health struct {
 	serverName   string
 }
 
+// servesAPIServers tells an apiserver frontend: its backends are on :6443, or
+// its check is of /readyz or /healthz.
+func (f *frontend) servesAPIServers() bool {
+	return allOnPort(f.backends, apiserverPort) || f.health.path == "/readyz" || f.health.path == "/healthz" || f.health.path == "/livez"
+}
+
 // allOnPort reports whether every backend is on port.
 func allOnPort(backends []string, port string) bool {
 	if len(backends) == 0 {
@@ -126,4 +132,23 @@ func joinPort(host, port string) (string, error) {
 		return "", err
 	}
 	return addr, nil
+}
+
+// extraListen is the note for a second listen address of one proxy
+// (another bind or listen line), which vrrplb, one address per frontend,
+// does not take: advice that `vrrplb check` accepts.
+func extraListen(at, what, extra, kept string) string {
+	_, keptPort, _ := net.SplitHostPort(kept)
+	extraHost, extraPort, err := net.SplitHostPort(extra)
+	switch {
+	case err != nil:
+		return notCarried(at, what, "one listen address per frontend")
+	case listenHost(extra) == "" && listenHost(kept) != "":
+		return notCarried(at, what, fmt.Sprintf("one listen address per frontend: listen = %q answers on %s only; write listen = \":%s\" to answer on every address, as this line did", kept, listenHost(kept), extraPort))
+	case config.ListenOverlap(extra, kept):
+		return notCarried(at, what, fmt.Sprintf("listen = %q already answers there", kept))
+	case extraPort == keptPort:
+		return notCarried(at, what, fmt.Sprintf("one listen address per frontend: write listen = \":%s\" to answer on %s and every other address", extraPort, extraHost))
+	}
+	return notCarried(at, what, fmt.Sprintf("one listen address per frontend: add a [[frontend]] with listen = %q, another name and the same backends", extra))
 }

@@ -38,7 +38,7 @@ func FuzzConvert(f *testing.F) {
 		if err != nil {
 			return
 		}
-		kr, err := fromKeepalived(nodes, emptyRoot)
+		kr, err := fromKeepalived(nodes, Options{ScriptRoot: emptyRoot})
 		if err != nil {
 			if !located.MatchString(err.Error()) {
 				t.Fatalf("keepalived mapping error is not located: %v", err)

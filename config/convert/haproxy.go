@@ -35,13 +35,15 @@ type hapProxy struct {
 	retries      *int
 	retriesAt    string
 	maxconn      int
+	maxconnAt    string
 	httpchk      *haproxy.Line
 	checkConnect *haproxy.Line // http-check connect ...
 	checkSend    *haproxy.Line // http-check send ...
 	checkExpect  *haproxy.Line // http-check expect ...
 	sslHello     *haproxy.Line
-	defaultSrv   []string
+	defaultSrv   []*haproxy.Line
 	notes        []string
+	ownCheck     bool // this section has http-check lines of its own
 
 	// Not inherited from defaults:
 	binds          []*haproxy.Line
@@ -58,7 +60,7 @@ func (p *hapProxy) inherit() *hapProxy {
 		c.timeouts[k] = v
 		c.timeoutAt[k] = p.timeoutAt[k]
 	}
-	c.defaultSrv = append([]string(nil), p.defaultSrv...)
+	c.defaultSrv = append([]*haproxy.Line(nil), p.defaultSrv...)
 	c.notes = nil
 	c.binds, c.servers, c.defaultBackend, c.useBackends = nil, nil, nil, nil
 	return &c
@@ -70,125 +72,169 @@ func newHapProxy() *hapProxy {
 
 // apply reads one section's lines over the inherited settings.
 func (p *hapProxy) apply(s *haproxy.Section) error {
-	ownCheck := false
+	p.ownCheck = false
 	for _, l := range s.Lines {
 		w := l.Words
 		if w[0] == "no" || w[0] == "default" {
 			p.notes = append(p.notes, notCarried(hloc(l), hline(l), "no vrrplb equivalent"))
 			continue
 		}
-		switch w[0] {
-		case "mode":
-			if len(w) != 2 {
-				return l.Errorf("mode takes tcp or http")
-			}
-			p.mode, p.modeAt = w[1], hloc(l)
-		case "balance":
-			if len(w) < 2 {
-				return l.Errorf("balance needs an algorithm")
-			}
-			p.balance = l
-		case "timeout":
-			if len(w) != 3 {
-				return l.Errorf("timeout takes a kind and a time")
-			}
-			d, err := parseHaproxyTime(w[2])
-			if err != nil {
-				return l.Errorf("timeout %s %q: %v", w[1], w[2], err)
-			}
-			switch w[1] {
-			case "connect", "client", "server", "tunnel", "check":
-				p.timeouts[w[1]] = d
-				p.timeoutAt[w[1]] = hloc(l)
-			default:
-				p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb has connect_timeout and idle_timeout only"))
-			}
-		case "contimeout", "clitimeout", "srvtimeout":
-			if len(w) != 2 {
-				return l.Errorf("%s takes a time", w[0])
-			}
-			d, err := parseHaproxyTime(w[1])
-			if err != nil {
-				return l.Errorf("%s %q: %v", w[0], w[1], err)
-			}
-			kind := map[string]string{"contimeout": "connect", "clitimeout": "client", "srvtimeout": "server"}[w[0]]
-			p.timeouts[kind] = d
-			p.timeoutAt[kind] = hloc(l)
-		case "retries":
-			if len(w) != 2 {
-				return l.Errorf("retries takes a number")
-			}
-			n, err := strconv.Atoi(w[1])
-			if err != nil || n < 0 {
-				return l.Errorf("retries %q: must be a number", w[1])
-			}
-			p.retries, p.retriesAt = &n, hloc(l)
-		case "maxconn":
-			if len(w) != 2 {
-				return l.Errorf("maxconn takes a number")
-			}
-			n, err := strconv.Atoi(w[1])
-			if err != nil || n < 0 {
-				return l.Errorf("maxconn %q: must be a number", w[1])
-			}
-			p.maxconn = n
-		case "option":
-			if len(w) < 2 {
-				return l.Errorf("option needs a name")
-			}
-			switch w[1] {
-			case "httpchk":
-				p.httpchk = l
-			case "ssl-hello-chk":
-				p.sslHello = l
-			case "tcp-check":
-				p.httpchk, p.sslHello = nil, nil
-			case "tcplog", "httplog", "dontlognull", "log-health-checks", "logasap":
-				p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb logs transitions and errors; per-connection facts are Prometheus metrics"))
-			case "redispatch":
-				p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb always tries another healthy backend after a failed connect"))
-			case "clitcpka", "srvtcpka", "tcpka":
-				p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb keeps TCP keepalive on both sides (tcp_keepalive, default 30s)"))
-			default:
-				p.notes = append(p.notes, notCarried(hloc(l), hline(l), "no vrrplb equivalent"))
-			}
-		case "http-check":
-			if len(w) < 2 {
-				return l.Errorf("http-check needs an action")
-			}
-			if !ownCheck {
-				// A section's own http-check rules replace the inherited ones.
-				p.checkConnect, p.checkSend, p.checkExpect = nil, nil, nil
-				ownCheck = true
-			}
-			switch w[1] {
-			case "connect":
-				p.checkConnect = l
-			case "send":
-				p.checkSend = l
-			case "expect":
-				p.checkExpect = l
-			default:
-				p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb's check is one GET of a path"))
-			}
-		case "default-server":
-			p.defaultSrv = append(p.defaultSrv, w[1:]...)
-		case "bind":
-			p.binds = append(p.binds, l)
-		case "server":
-			p.servers = append(p.servers, l)
-		case "default_backend":
-			if len(w) != 2 {
-				return l.Errorf("default_backend takes one backend name")
-			}
-			p.defaultBackend = l
-		case "use_backend":
-			p.useBackends = append(p.useBackends, l)
-		case "log":
-			p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb logs to stderr, which journald or the kubelet collects"))
-		default:
+		h, ok := hapKeywords[w[0]]
+		if !ok {
 			p.notes = append(p.notes, notCarried(hloc(l), hline(l), "no vrrplb equivalent"))
+			continue
 		}
+		if err := h(p, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hapKeywords map the proxy-section keywords convert reads.
+var hapKeywords = map[string]func(p *hapProxy, l *haproxy.Line) error{
+	"mode": func(p *hapProxy, l *haproxy.Line) error {
+		if len(l.Words) != 2 {
+			return l.Errorf("mode takes tcp or http")
+		}
+		p.mode, p.modeAt = l.Words[1], hloc(l)
+		return nil
+	},
+	"balance": func(p *hapProxy, l *haproxy.Line) error {
+		if len(l.Words) < 2 {
+			return l.Errorf("balance needs an algorithm")
+		}
+		p.balance = l
+		return nil
+	},
+	"timeout":    hapTimeout,
+	"contimeout": hapOldTimeout,
+	"clitimeout": hapOldTimeout,
+	"srvtimeout": hapOldTimeout,
+	"retries": func(p *hapProxy, l *haproxy.Line) error {
+		n, err := hapCount(l)
+		p.retries, p.retriesAt = &n, hloc(l)
+		return err
+	},
+	"maxconn": func(p *hapProxy, l *haproxy.Line) (err error) {
+		p.maxconn, err = hapCount(l)
+		p.maxconnAt = hloc(l)
+		return err
+	},
+	"option":         hapOption,
+	"http-check":     hapHTTPCheck,
+	"default-server": func(p *hapProxy, l *haproxy.Line) error { p.defaultSrv = append(p.defaultSrv, l); return nil },
+	"bind":           func(p *hapProxy, l *haproxy.Line) error { p.binds = append(p.binds, l); return nil },
+	"server":         func(p *hapProxy, l *haproxy.Line) error { p.servers = append(p.servers, l); return nil },
+	"default_backend": func(p *hapProxy, l *haproxy.Line) error {
+		if len(l.Words) != 2 {
+			return l.Errorf("default_backend takes one backend name")
+		}
+		p.defaultBackend = l
+		return nil
+	},
+	"use_backend": func(p *hapProxy, l *haproxy.Line) error { p.useBackends = append(p.useBackends, l); return nil },
+	"log": func(p *hapProxy, l *haproxy.Line) error {
+		p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb logs to stderr, which journald or the kubelet collects"))
+		return nil
+	},
+}
+
+// hapCount reads the one non-negative number of a retries or maxconn line.
+func hapCount(l *haproxy.Line) (int, error) {
+	if len(l.Words) != 2 {
+		return 0, l.Errorf("%s takes a number", l.Words[0])
+	}
+	n, err := strconv.Atoi(l.Words[1])
+	if err != nil || n < 0 {
+		return 0, l.Errorf("%s %q: must be a number", l.Words[0], l.Words[1])
+	}
+	return n, nil
+}
+
+func hapTimeout(p *hapProxy, l *haproxy.Line) error {
+	w := l.Words
+	if len(w) != 3 {
+		return l.Errorf("timeout takes a kind and a time")
+	}
+	d, err := parseHaproxyTime(w[2])
+	if err != nil {
+		return l.Errorf("timeout %s %q: %v", w[1], w[2], err)
+	}
+	switch w[1] {
+	case "connect", "client", "server", "tunnel", "check":
+		p.timeouts[w[1]] = d
+		p.timeoutAt[w[1]] = hloc(l)
+	default:
+		p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb has connect_timeout and idle_timeout only"))
+	}
+	return nil
+}
+
+// hapOldTimeout reads contimeout, clitimeout and srvtimeout, the old
+// spellings of timeout connect, client and server.
+func hapOldTimeout(p *hapProxy, l *haproxy.Line) error {
+	w := l.Words
+	if len(w) != 2 {
+		return l.Errorf("%s takes a time", w[0])
+	}
+	d, err := parseHaproxyTime(w[1])
+	if err != nil {
+		return l.Errorf("%s %q: %v", w[0], w[1], err)
+	}
+	kind := map[string]string{"contimeout": "connect", "clitimeout": "client", "srvtimeout": "server"}[w[0]]
+	p.timeouts[kind] = d
+	p.timeoutAt[kind] = hloc(l)
+	return nil
+}
+
+// hapOptionNotes are the options not carried over, with the reason.
+var hapOptionNotes = map[string]string{
+	"tcplog": "vrrplb logs transitions and errors; per-connection facts are Prometheus metrics", "httplog": "vrrplb logs transitions and errors; per-connection facts are Prometheus metrics",
+	"dontlognull": "vrrplb logs transitions and errors; per-connection facts are Prometheus metrics", "log-health-checks": "vrrplb logs transitions and errors; per-connection facts are Prometheus metrics",
+	"logasap":    "vrrplb logs transitions and errors; per-connection facts are Prometheus metrics",
+	"redispatch": "vrrplb always tries another healthy backend after a failed connect",
+	"clitcpka":   "vrrplb keeps TCP keepalive on both sides (tcp_keepalive, default 30s)", "srvtcpka": "vrrplb keeps TCP keepalive on both sides (tcp_keepalive, default 30s)",
+	"tcpka": "vrrplb keeps TCP keepalive on both sides (tcp_keepalive, default 30s)",
+}
+
+func hapOption(p *hapProxy, l *haproxy.Line) error {
+	if len(l.Words) < 2 {
+		return l.Errorf("option needs a name")
+	}
+	switch o := l.Words[1]; {
+	case o == "httpchk":
+		p.httpchk = l
+	case o == "ssl-hello-chk":
+		p.sslHello = l
+	case o == "tcp-check":
+		p.httpchk, p.sslHello = nil, nil
+	case hapOptionNotes[o] != "":
+		p.notes = append(p.notes, notCarried(hloc(l), hline(l), hapOptionNotes[o]))
+	default:
+		p.notes = append(p.notes, notCarried(hloc(l), hline(l), "no vrrplb equivalent"))
+	}
+	return nil
+}
+
+func hapHTTPCheck(p *hapProxy, l *haproxy.Line) error {
+	if len(l.Words) < 2 {
+		return l.Errorf("http-check needs an action")
+	}
+	if !p.ownCheck {
+		// A section's own http-check rules replace the inherited ones.
+		p.checkConnect, p.checkSend, p.checkExpect = nil, nil, nil
+		p.ownCheck = true
+	}
+	switch l.Words[1] {
+	case "connect":
+		p.checkConnect = l
+	case "send":
+		p.checkSend = l
+	case "expect":
+		p.checkExpect = l
+	default:
+		p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb's check is one GET of a path"))
 	}
 	return nil
 }
@@ -346,7 +392,7 @@ func hapFrontend(s *haproxy.Section, p *hapProxy, backends map[string]*hapProxy,
 	}
 	if p.maxconn > 0 {
 		f.maxConnections = p.maxconn
-		f.note(config.KeyFrontendMaxConnections, "maxconn")
+		f.note(config.KeyFrontendMaxConnections, fmt.Sprintf("maxconn %d (%s)", p.maxconn, p.maxconnAt))
 	}
 	return f, nil
 }
@@ -360,7 +406,7 @@ func hapBind(f *frontend, binds []*haproxy.Line) (listen, port string, err error
 		addrs := strings.Split(b.Words[1], ",")
 		for j, a := range addrs {
 			if i > 0 || j > 0 {
-				f.note(config.KeyFrontendListen, notCarried(hloc(b), "bind "+a, "one listen address per frontend: copy this frontend for it"))
+				f.note(config.KeyFrontendListen, extraListen(hloc(b), "bind "+a, hapListen(a), listen))
 				continue
 			}
 			a = strings.TrimPrefix(strings.TrimPrefix(a, "ipv4@"), "ipv6@")
@@ -398,6 +444,23 @@ func hapBind(f *frontend, binds []*haproxy.Line) (listen, port string, err error
 	return listen, port, nil
 }
 
+// hapListen writes a bind address as a listen address, or as it is when it
+// is not one.
+func hapListen(a string) string {
+	host, port, err := splitHaproxyAddr(strings.TrimPrefix(strings.TrimPrefix(a, "ipv4@"), "ipv6@"))
+	if err != nil || port == "" {
+		return a
+	}
+	if host == "*" {
+		host = ""
+	}
+	l, err := joinPort(host, port)
+	if err != nil {
+		return a
+	}
+	return l
+}
+
 func wordAt(w []string, i int) string {
 	if i < len(w) {
 		return w[i]
@@ -416,94 +479,124 @@ type hapServer struct {
 	caFile   string
 	sni      string
 	at       string
+	disabled bool
+}
+
+// hapServerArgs are the server options that take an argument and are not
+// carried over, with the reason.
+var hapServerArgs = map[string]string{
+	"fastinter": "vrrplb checks every interval, up or down", "downinter": "vrrplb checks every interval, up or down",
+	"port": "no vrrplb equivalent", "addr": "no vrrplb equivalent", "maxconn": "no vrrplb equivalent", "maxqueue": "vrrplb queues no connections",
+	"minconn": "no vrrplb equivalent", "slowstart": "no vrrplb equivalent", "id": "no vrrplb equivalent", "cookie": "no vrrplb equivalent",
+	"agent-port": "no vrrplb equivalent", "agent-inter": "no vrrplb equivalent", "agent-check": "no vrrplb equivalent", "resolvers": "no vrrplb equivalent",
+	"init-addr": "no vrrplb equivalent", "on-error": "no vrrplb equivalent", "error-limit": "no vrrplb equivalent",
+	"on-marked-down": "no vrrplb equivalent", "on-marked-up": "no vrrplb equivalent", "observe": "no vrrplb equivalent",
+	"pool-max-conn": "no vrrplb equivalent", "pool-purge-delay": "no vrrplb equivalent", "source": "no vrrplb equivalent",
+	"alpn": "no vrrplb equivalent", "check-alpn": "no vrrplb equivalent", "crt": "no vrrplb equivalent", "ciphers": "no vrrplb equivalent",
+	"proto": "no vrrplb equivalent", "check-proto": "no vrrplb equivalent", "namespace": "no vrrplb equivalent",
+	"resolve-prefer": "no vrrplb equivalent", "resolve-opts": "no vrrplb equivalent", "resolve-net": "no vrrplb equivalent",
+	"max-reuse": "no vrrplb equivalent", "check-via-socks4": "no vrrplb equivalent", "socks4": "no vrrplb equivalent",
+	"tcp-ut": "no vrrplb equivalent", "track": "no vrrplb equivalent", "redir": "no vrrplb equivalent",
+}
+
+// hapServerOptions reads server options (or those of a default-server line)
+// into srv; for names what they apply to in notes ("for 10.0.0.1:6443").
+func hapServerOptions(f *frontend, srv *hapServer, l *haproxy.Line, words []string, name, forWhat string) error {
+	note := func(text string) { f.note(config.KeyFrontendBackends, text) }
+	for i := 0; i < len(words); i++ {
+		w, next := words[i], wordAt(words, i+1)
+		if why, ok := hapServerArgs[w]; ok {
+			note(notCarried(hloc(l), w+" "+next+" "+forWhat, why))
+			i++
+			continue
+		}
+		var err error
+		switch w {
+		case "check":
+			srv.check = true
+		case "no-check":
+			srv.check = false
+		case "check-ssl":
+			srv.checkSSL = true
+		case "inter":
+			srv.inter, err = parseHaproxyTime(next)
+			if err == nil && srv.inter <= 0 {
+				err = fmt.Errorf("must be above 0")
+			}
+			i++
+		case "fall", "rise":
+			n, aerr := strconv.Atoi(next)
+			if aerr != nil || n < 1 {
+				err = fmt.Errorf("must be a number, 1 or more")
+			}
+			if w == "fall" {
+				srv.fall = n
+			} else {
+				srv.rise = n
+			}
+			i++
+		case "verify", "ca-file", "sni", "check-sni":
+			srv.setTLS(w, next)
+			i++
+		case "weight":
+			if next != "1" {
+				note(notCarried(hloc(l), "weight "+next+" "+forWhat, "vrrplb balances all backends alike"))
+			}
+			i++
+		case "backup":
+			note(notCarried(hloc(l), "backup "+forWhat, "vrrplb has no backup role: it is a backend like the others"))
+		case "disabled":
+			note(notCarried(hloc(l), hline(l), "disabled in haproxy, so left out of backends"))
+			srv.disabled = true
+		case "send-proxy", "send-proxy-v2":
+			note("WARNING: " + notCarried(hloc(l), w+" "+forWhat, "vrrplb sends no PROXY protocol header: the backend must stop expecting one"))
+		case "ssl":
+			note("WARNING: " + notCarried(hloc(l), "ssl "+forWhat, "vrrplb does not originate TLS: the client's TLS passes through"))
+		default:
+			note(notCarried(hloc(l), w+" "+forWhat, "no vrrplb equivalent"))
+		}
+		if err != nil {
+			return l.Errorf("%s: %s %q: %v", name, w, next, err)
+		}
+	}
+	return nil
+}
+
+func (srv *hapServer) setTLS(option, value string) {
+	switch option {
+	case "verify":
+		srv.verify = value
+	case "ca-file":
+		srv.caFile = value
+	default:
+		srv.sni = value
+	}
 }
 
 func hapServers(f *frontend, be *hapProxy, bindPort string) ([]hapServer, error) {
+	// default-server lines are read once: their notes stand at their own line.
+	var template hapServer
+	for _, d := range be.defaultSrv {
+		if err := hapServerOptions(f, &template, d, d.Words[1:], "default-server", "(default-server)"); err != nil {
+			return nil, err
+		}
+	}
 	var out []hapServer
 	for _, l := range be.servers {
 		if len(l.Words) < 3 {
 			return nil, l.Errorf("server needs a name and an address")
 		}
-		host, port, err := splitHaproxyAddr(strings.TrimPrefix(strings.TrimPrefix(l.Words[2], "ipv4@"), "ipv6@"))
-		if err != nil || host == "" {
-			return nil, l.Errorf("server %s: address %q: needs host:port", l.Words[1], l.Words[2])
-		}
-		if port == "" {
-			port = bindPort
-			f.note(config.KeyFrontendBackends, fmt.Sprintf("server %s at %s has no port: haproxy used the client's destination port, %s", l.Words[1], hloc(l), port))
-		}
-		addr, err := joinPort(host, port)
+		addr, err := hapServerAddr(f, l, bindPort)
 		if err != nil {
-			return nil, l.Errorf("server %s: address %q: %v", l.Words[1], l.Words[2], err)
+			return nil, err
 		}
-		srv := hapServer{at: hloc(l)}
-		params := append(append([]string(nil), be.defaultSrv...), l.Words[3:]...)
-		skip := false
-		for i := 0; i < len(params); i++ {
-			w := params[i]
-			next := wordAt(params, i+1)
-			var err error
-			switch w {
-			case "check":
-				srv.check = true
-			case "no-check":
-				srv.check = false
-			case "check-ssl":
-				srv.checkSSL = true
-			case "inter":
-				srv.inter, err = parseHaproxyTime(next)
-				if err == nil && srv.inter <= 0 {
-					err = fmt.Errorf("must be above 0")
-				}
-				i++
-			case "fastinter", "downinter":
-				f.note(config.KeyFrontendBackends, notCarried(hloc(l), w+" "+next, "vrrplb checks every interval, up or down"))
-				i++
-			case "fall", "rise":
-				n, aerr := strconv.Atoi(next)
-				if aerr != nil || n < 1 {
-					err = fmt.Errorf("must be a number, 1 or more")
-				}
-				if w == "fall" {
-					srv.fall = n
-				} else {
-					srv.rise = n
-				}
-				i++
-			case "verify":
-				srv.verify = next
-				i++
-			case "ca-file":
-				srv.caFile = next
-				i++
-			case "sni", "check-sni":
-				srv.sni = next
-				i++
-			case "weight":
-				if next != "1" {
-					f.note(config.KeyFrontendBackends, notCarried(hloc(l), "weight "+next+" for "+addr, "vrrplb balances all backends alike"))
-				}
-				i++
-			case "backup":
-				f.note(config.KeyFrontendBackends, notCarried(hloc(l), "backup for "+addr, "vrrplb has no backup role: it is a backend like the others"))
-			case "disabled":
-				f.note(config.KeyFrontendBackends, notCarried(hloc(l), hline(l), "disabled in haproxy, so left out of backends"))
-				skip = true
-			case "send-proxy", "send-proxy-v2":
-				f.note(config.KeyFrontendBackends, "WARNING: "+notCarried(hloc(l), w+" for "+addr, "vrrplb sends no PROXY protocol header: the backend must stop expecting one"))
-			case "ssl":
-				f.note(config.KeyFrontendBackends, "WARNING: "+notCarried(hloc(l), "ssl for "+addr, "vrrplb does not originate TLS: the client's TLS passes through"))
-			case "port", "addr", "maxconn", "slowstart", "id", "cookie", "agent-port", "agent-inter", "resolvers", "init-addr", "on-error", "error-limit", "on-marked-down", "on-marked-up", "observe", "pool-max-conn", "source", "alpn", "check-alpn", "crt", "ciphers", "proto", "check-proto", "tfo", "namespace":
-				f.note(config.KeyFrontendBackends, notCarried(hloc(l), w+" "+next+" for "+addr, "no vrrplb equivalent"))
-				i++
-			default:
-				f.note(config.KeyFrontendBackends, notCarried(hloc(l), w+" for "+addr, "no vrrplb equivalent"))
-			}
-			if err != nil {
-				return nil, l.Errorf("server %s: %s %q: %v", l.Words[1], w, next, err)
-			}
+		srv := template
+		srv.disabled = false
+		srv.at = hloc(l)
+		if err := hapServerOptions(f, &srv, l, l.Words[3:], "server "+l.Words[1], "for "+addr); err != nil {
+			return nil, err
 		}
-		if skip {
+		if srv.disabled {
 			continue
 		}
 		if slices.Contains(f.backends, addr) {
@@ -517,6 +610,23 @@ func hapServers(f *frontend, be *hapProxy, bindPort string) ([]hapServer, error)
 		return nil, fmt.Errorf("%s: frontend %q has no usable server", f.at, f.name)
 	}
 	return out, nil
+}
+
+// hapServerAddr reads a server's address; one without a port takes the bind's.
+func hapServerAddr(f *frontend, l *haproxy.Line, bindPort string) (string, error) {
+	host, port, err := splitHaproxyAddr(strings.TrimPrefix(strings.TrimPrefix(l.Words[2], "ipv4@"), "ipv6@"))
+	if err != nil || host == "" {
+		return "", l.Errorf("server %s: address %q: needs host:port", l.Words[1], l.Words[2])
+	}
+	if port == "" {
+		port = bindPort
+		f.note(config.KeyFrontendBackends, fmt.Sprintf("server %s at %s has no port: haproxy used the client's destination port, %s", l.Words[1], hloc(l), port))
+	}
+	addr, err := joinPort(host, port)
+	if err != nil {
+		return "", l.Errorf("server %s: address %q: %v", l.Words[1], l.Words[2], err)
+	}
+	return addr, nil
 }
 
 func hapBalance(f *frontend, be *hapProxy) {
@@ -551,29 +661,25 @@ func hapTimeouts(f *frontend, fe, be *hapProxy) {
 	}
 	// In TCP mode a connection idle longer than timeout client (frontend
 	// side) or timeout server (backend side) is closed; timeout tunnel,
-	// when set, replaces both.
-	var idle time.Duration
+	// when set, replaces both. vrrplb writes no idle timeout and says which
+	// one it leaves out.
 	var from []string
 	if d, ok := be.timeouts["tunnel"]; ok {
-		idle, from = d, []string{"timeout tunnel (" + be.timeoutAt["tunnel"] + ")"}
+		from = []string{"timeout tunnel " + config.FormatDuration(d) + " (" + be.timeoutAt["tunnel"] + ")"}
 	} else {
-		c, cok := fe.timeouts["client"]
-		s, sok := be.timeouts["server"]
-		switch {
-		case cok && sok:
-			idle = min(c, s)
-			from = []string{"timeout client " + config.FormatDuration(c) + " (" + fe.timeoutAt["client"] + ")", "timeout server " + config.FormatDuration(s) + " (" + be.timeoutAt["server"] + ")"}
-		case cok:
-			idle, from = c, []string{"timeout client (" + fe.timeoutAt["client"] + ")"}
-		case sok:
-			idle, from = s, []string{"timeout server (" + be.timeoutAt["server"] + ")"}
+		if c, ok := fe.timeouts["client"]; ok {
+			from = append(from, "timeout client "+config.FormatDuration(c)+" ("+fe.timeoutAt["client"]+")")
+		}
+		if s, ok := be.timeouts["server"]; ok {
+			from = append(from, "timeout server "+config.FormatDuration(s)+" ("+be.timeoutAt["server"]+")")
 		}
 	}
-	f.idleTimeout = &idle
+	zero := time.Duration(0)
+	f.idleTimeout = &zero
 	if len(from) > 0 {
-		f.note(config.KeyFrontendIdleTimeout, fmt.Sprintf("from %s: haproxy closed a connection idle that long, and so will vrrplb; that cuts kubectl get -w, logs -f and exec: 0s (none, vrrplb's default) is what watches need", joinAnd(from)))
+		f.note(config.KeyFrontendIdleTimeout, fmt.Sprintf("not %s: haproxy closed a connection idle that long, which cuts kubectl get -w, logs -f and exec; 0s (none) is what watches need, and tcp_keepalive finds dead peers instead", joinAnd(from)))
 	} else {
-		f.note(config.KeyFrontendIdleTimeout, "none: no timeout client, server or tunnel in the input; vrrplb's default 0s keeps watches open")
+		f.note(config.KeyFrontendIdleTimeout, "none: no timeout client, server or tunnel in the input; 0s keeps watches open")
 	}
 	if be.retries != nil {
 		r := min(*be.retries, max(len(f.backends)-1, 0))

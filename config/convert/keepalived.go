@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -54,9 +55,11 @@ func (in *instance) note(key, text string) {
 	in.keyNotes[key] = append(in.keyNotes[key], text)
 }
 
-// procCheck is a track_script that only checks the proxy process exists.
+// procCheck is a tracker that only checks the proxy process exists: a
+// track_script that greps for it, or a track_process of it.
 type procCheck struct {
 	at       string
+	kind     string // "track_script" or "track_process"
 	name     string
 	proxy    string
 	evidence string
@@ -65,6 +68,8 @@ type procCheck struct {
 }
 
 type trackScript struct {
+	at       string // the track_script (or track_process) line
+	name     string
 	notes    []string
 	command  []string
 	interval time.Duration
@@ -75,6 +80,7 @@ type trackScript struct {
 }
 
 type trackIface struct {
+	at     string
 	notes  []string
 	name   string
 	weight int
@@ -100,6 +106,15 @@ type vrrpScript struct {
 	used     bool
 }
 
+// vrrpProcess is a vrrp_track_process block.
+type vrrpProcess struct {
+	node    *keepalived.Node
+	process string
+	weight  int
+	notes   []string
+	used    bool
+}
+
 // keepalivedResult is what keepalived.conf contributes.
 type keepalivedResult struct {
 	header      []string
@@ -114,6 +129,7 @@ type kaGlobals struct {
 	garpRepeat   *int
 	garpInterval *time.Duration
 	garpRefresh  *time.Duration
+	garpAt       map[string]string // where each global garp setting is, by vrrplb key
 	garpDelay    string
 }
 
@@ -125,59 +141,86 @@ func notCarried(where, what, why string) string {
 
 func quoteLine(n *keepalived.Node) string { return strings.Join(n.Args, " ") }
 
-func fromKeepalived(nodes []*keepalived.Node, scriptRoot string) (*keepalivedResult, error) {
+// unknownKeyword is the note for a line keepalived itself does not know.
+func unknownKeyword(n *keepalived.Node) string {
+	return fmt.Sprintf("not carried over: %s %s (keepalived does not know this keyword either: it logged it and skipped the line)", loc(n), config.Word(n.Keyword()))
+}
+
+// kaTopLevel are the reasons top-level blocks vrrplb does not import are
+// not carried over.
+var kaTopLevel = map[string]string{
+	"virtual_server":           "LVS virtual servers: vrrplb proxies TCP itself, see [[frontend]]",
+	"virtual_server_group":     "LVS virtual servers: vrrplb proxies TCP itself, see [[frontend]]",
+	"static_ipaddress":         "vrrplb adds only its virtual IPs; configure static addresses in the host's network setup",
+	"static_routes":            "vrrplb adds no routes; configure them in the host's network setup",
+	"static_rules":             "vrrplb adds no routing rules; configure them in the host's network setup",
+	"garp_group":               "vrrplb sends its gratuitous ARPs per instance (garp_repeat, garp_interval)",
+	"track_group":              "vrrplb has no tracking groups: give each instance its own tracks",
+	"linkbeat_interfaces":      "vrrplb reads link state from netlink",
+	"linkbeat_use_polling":     "vrrplb reads link state from netlink",
+	"interface_up_down_delays": "vrrplb acts on a link change at once",
+	"vrrp_track_file":          "vrrplb has no file tracker: a track_script that reads the file does the same",
+	"track_file":               "vrrplb has no file tracker: a track_script that reads the file does the same",
+	"bfd_instance":             "vrrplb has no BFD",
+}
+
+func fromKeepalived(nodes []*keepalived.Node, opts Options) (*keepalivedResult, error) {
+	nodes, err := selectConditional(nodes, opts.ConfigID)
+	if err != nil {
+		return nil, err
+	}
 	res := &keepalivedResult{}
-	g := kaGlobals{version: 2}
+	g := kaGlobals{version: 2, garpAt: map[string]string{}}
 	scripts := map[string]*vrrpScript{}
+	processes := map[string]*vrrpProcess{}
 	var scriptOrder []*vrrpScript
+	var processOrder []*vrrpProcess
 	for _, n := range nodes {
-		switch n.Keyword() {
-		case "global_defs":
-			if err := kaGlobalDefs(n, &g, res); err != nil {
-				return nil, err
+		var err error
+		switch {
+		case n.Unknown:
+		case n.Keyword() == "global_defs":
+			err = kaGlobalDefs(n, &g, res)
+		case n.Keyword() == "vrrp_script":
+			var s *vrrpScript
+			if s, err = kaScript(n, scripts); err == nil {
+				scripts[n.Args[1]] = s
+				scriptOrder = append(scriptOrder, s)
 			}
-		case "vrrp_script":
-			if len(n.Args) != 2 {
-				return nil, n.Errorf("vrrp_script needs one name")
+		case n.Keyword() == "vrrp_track_process":
+			var p *vrrpProcess
+			if p, err = kaProcess(n, processes); err == nil {
+				processes[n.Args[1]] = p
+				processOrder = append(processOrder, p)
 			}
-			s, err := kaScript(n)
-			if err != nil {
-				return nil, err
-			}
-			if _, dup := scripts[n.Args[1]]; dup {
-				return nil, n.Errorf("vrrp_script %q is defined twice", n.Args[1])
-			}
-			scripts[n.Args[1]] = s
-			scriptOrder = append(scriptOrder, s)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
+	groups := syncGroups(nodes, res)
 	names := map[string]bool{}
 	for _, n := range nodes {
-		switch n.Keyword() {
-		case "global_defs", "vrrp_script":
-		case "vrrp_instance":
-			in, err := kaInstance(n, g, scripts, scriptRoot)
+		switch kw := n.Keyword(); {
+		case n.Unknown:
+			res.header = append(res.header, unknownKeyword(n))
+		case kw == "global_defs", kw == "vrrp_script", kw == "vrrp_track_process", kw == "vrrp_sync_group":
+		case kw == "vrrp_instance":
+			tr := kaTrackers{scripts, processes}
+			in, err := kaInstance(n, g, tr, opts.ScriptRoot)
 			if err != nil {
 				return nil, err
 			}
-			if names[in.name] {
-				return nil, n.Errorf("vrrp_instance %q is defined twice", in.name)
-			}
-			names[in.name] = true
-			if len(in.vips) == 0 {
-				res.header = append(res.header, notCarried(in.at, "vrrp_instance "+in.name, "it has no virtual_ipaddress: a vrrplb instance holds at least one"))
-				continue
-			}
-			for _, other := range res.instances {
-				if other.vrid == in.vrid && other.iface == in.iface && other.vips[0].Addr().Is4() == in.vips[0].Addr().Is4() {
-					return nil, n.Errorf("vrrp_instance %q: virtual_router_id %d on %s is already used by vrrp_instance %q", in.name, in.vrid, in.iface, other.name)
+			if sg := groups[in.name]; sg != nil {
+				if err := sg.apply(in, tr, opts.ScriptRoot); err != nil {
+					return nil, err
 				}
 			}
-			res.instances = append(res.instances, in)
-		case "vrrp_sync_group":
-			res.header = append(res.header, notCarried(loc(n), quoteLine(n), "vrrplb has no sync groups: each instance moves on its own; give them the same tracks so they fail together"))
-		case "virtual_server", "virtual_server_group":
-			res.header = append(res.header, notCarried(loc(n), quoteLine(n), "LVS virtual servers: vrrplb proxies TCP itself, see [[frontend]]"))
+			if err := addInstance(res, n, in, names); err != nil {
+				return nil, err
+			}
+		case kaTopLevel[kw] != "":
+			res.header = append(res.header, notCarried(loc(n), quoteLine(n), kaTopLevel[kw]))
 		default:
 			res.header = append(res.header, notCarried(loc(n), quoteLine(n), "no vrrplb equivalent"))
 		}
@@ -187,20 +230,54 @@ func fromKeepalived(nodes []*keepalived.Node, scriptRoot string) (*keepalivedRes
 			res.header = append(res.header, notCarried(loc(s.node), quoteLine(s.node), "no vrrp_instance tracks it"))
 		}
 	}
+	for _, p := range processOrder {
+		if !p.used {
+			res.header = append(res.header, notCarried(loc(p.node), quoteLine(p.node), "no vrrp_instance tracks it"))
+		}
+	}
 	return res, nil
+}
+
+// selectConditional keeps the lines keepalived reads with config id id (its
+// -i); a conditional file without an id is an error that names its ids.
+func selectConditional(nodes []*keepalived.Node, id string) ([]*keepalived.Node, error) {
+	ids, first := keepalived.Conditions(nodes)
+	if len(ids) == 0 {
+		return nodes, nil
+	}
+	if id == "" {
+		return nil, first.Errorf("this keepalived.conf is conditional: its lines starting @ID or @^ID are read or skipped by keepalived's config id (-i, by default the host name); it names the ids %s: give --config-id ID", strings.Join(ids, ", "))
+	}
+	return keepalived.Select(nodes, id), nil
+}
+
+// addInstance adds a converted instance to res, or reports why it cannot be.
+func addInstance(res *keepalivedResult, n *keepalived.Node, in *instance, names map[string]bool) error {
+	if names[in.name] {
+		return n.Errorf("vrrp_instance %q is defined twice", in.name)
+	}
+	names[in.name] = true
+	if len(in.vips) == 0 {
+		res.header = append(res.header, notCarried(in.at, "vrrp_instance "+in.name, "it has no virtual_ipaddress: a vrrplb instance holds at least one"))
+		return nil
+	}
+	for _, other := range res.instances {
+		if other.vrid == in.vrid && other.iface == in.iface && other.vips[0].Addr().Is4() == in.vips[0].Addr().Is4() {
+			return n.Errorf("vrrp_instance %q: virtual_router_id %d on %s is already used by vrrp_instance %q", in.name, in.vrid, in.iface, other.name)
+		}
+	}
+	res.instances = append(res.instances, in)
+	return nil
 }
 
 func kaGlobalDefs(n *keepalived.Node, g *kaGlobals, res *keepalivedResult) error {
 	for _, c := range n.Children {
+		var err error
 		switch c.Keyword() {
 		case "router_id":
 			res.header = append(res.header, fmt.Sprintf("keepalived router_id %s (%s): only a name in keepalived's logs and mails; vrrplb has none", strings.Join(c.Args[1:], " "), loc(c)))
 		case "vrrp_version":
-			v, err := intArg(c, 2, 3)
-			if err != nil {
-				return err
-			}
-			g.version = v
+			g.version, err = intArg(c, 2, 3)
 		case "script_user":
 			if len(c.Args) < 2 {
 				return c.Errorf("script_user needs a user name")
@@ -210,25 +287,22 @@ func kaGlobalDefs(n *keepalived.Node, g *kaGlobals, res *keepalivedResult) error
 				res.scriptNotes = append(res.scriptNotes, notCarried(loc(c), "the group "+c.Args[2], "scripts run with the user's own groups"))
 			}
 		case "enable_script_security":
-			res.scriptNotes = append(res.scriptNotes, notCarried(loc(c), "enable_script_security", "vrrplb does not check who can write the scripts it runs: keep them owned by root"))
+			res.scriptNotes = append(res.scriptNotes, notCarried(loc(c), "enable_script_security", "vrrplb refuses scripts that others can change when it runs them with privileges; keep them owned by root"))
 		case "vrrp_garp_master_repeat":
-			v, err := intArg(c, 1, 255)
-			if err != nil {
-				return err
-			}
+			var v int
+			v, err = intArg(c, 1, 255)
 			g.garpRepeat = &v
+			g.garpAt[config.KeyInstanceGARPRepeat] = fmt.Sprintf("vrrp_garp_master_repeat (%s)", loc(c))
 		case "vrrp_garp_master_refresh":
-			d, err := secondsArg(c)
-			if err != nil {
-				return err
-			}
+			var d time.Duration
+			d, err = secondsArg(c)
 			g.garpRefresh = &d
+			g.garpAt[config.KeyInstanceGARPRefresh] = fmt.Sprintf("vrrp_garp_master_refresh (%s)", loc(c))
 		case "vrrp_garp_interval", "vrrp_gna_interval":
-			d, err := secondsArg(c)
-			if err != nil {
-				return err
-			}
+			var d time.Duration
+			d, err = secondsArg(c)
 			g.garpInterval = &d
+			g.garpAt[config.KeyInstanceGARPInterval] = fmt.Sprintf("%s (%s)", c.Keyword(), loc(c))
 		case "vrrp_garp_master_delay":
 			g.garpDelay = loc(c) + " " + quoteLine(c)
 		case "notification_email", "notification_email_from", "smtp_server", "smtp_connect_timeout", "smtp_helo_name":
@@ -236,27 +310,29 @@ func kaGlobalDefs(n *keepalived.Node, g *kaGlobals, res *keepalivedResult) error
 		default:
 			res.header = append(res.header, notCarried(loc(c), quoteLine(c), "a global_defs setting with no vrrplb equivalent"))
 		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-func kaScript(n *keepalived.Node) (*vrrpScript, error) {
+// bashOnly finds bash features in a command line that /bin/sh lacks.
+var bashOnly = regexp.MustCompile(`/dev/(tcp|udp)/|\[\[|<\(|>\(`)
+
+func kaScript(n *keepalived.Node, defined map[string]*vrrpScript) (*vrrpScript, error) {
+	if len(n.Args) != 2 {
+		return nil, n.Errorf("vrrp_script needs one name")
+	}
+	if _, dup := defined[n.Args[1]]; dup {
+		return nil, n.Errorf("vrrp_script %q is defined twice", n.Args[1])
+	}
 	s := &vrrpScript{node: n, interval: time.Second, fall: 1, rise: 1}
 	for _, c := range n.Children {
 		var err error
 		switch c.Keyword() {
 		case "script":
-			s.line = commandLine(c.Raw)
-			s.argv, err = splitCommand(s.line)
-			if err == nil && len(s.argv) == 0 {
-				err = fmt.Errorf("empty command")
-			}
-			if err != nil {
-				return nil, c.Errorf("script: %v", err)
-			}
-			if strings.ContainsAny(s.line, "|&;<>$`") && !isShell(s.argv) {
-				s.notes = append(s.notes, fmt.Sprintf("keepalived ran %q without a shell, as vrrplb does: shell syntax in it reaches the program as arguments; use [\"/bin/sh\", \"-c\", ...] if a shell was meant", s.line))
-			}
+			err = s.setCommand(c)
 		case "interval":
 			s.interval, err = secondsArg(c)
 		case "timeout":
@@ -274,6 +350,8 @@ func kaScript(n *keepalived.Node) (*vrrpScript, error) {
 			s.notes = append(s.notes, notCarried(loc(c), quoteLine(c), "vrrplb runs every script as [scripts] user"))
 		case "init_fail":
 			s.notes = append(s.notes, notCarried(loc(c), "init_fail", "vrrplb starts a script as passing until it has failed fall times"))
+		default:
+			s.notes = append(s.notes, unknownKeyword(c))
 		}
 		if err != nil {
 			return nil, err
@@ -288,315 +366,79 @@ func kaScript(n *keepalived.Node) (*vrrpScript, error) {
 	return s, nil
 }
 
+// setCommand reads a vrrp_script's script line.
+func (s *vrrpScript) setCommand(c *keepalived.Node) error {
+	s.line = commandLine(c.Raw)
+	argv, err := splitCommand(s.line)
+	if err == nil && len(argv) == 0 {
+		err = fmt.Errorf("empty command")
+	}
+	if err != nil {
+		return c.Errorf("script: %v", err)
+	}
+	s.argv = argv
+	if strings.ContainsAny(s.line, "|&;<>$`") && !isShell(s.argv) {
+		shell := "/bin/sh"
+		if bashOnly.MatchString(s.line) {
+			shell = "/bin/bash" // /dev/tcp and friends are bash's, not sh's
+		}
+		s.notes = append(s.notes, fmt.Sprintf("keepalived ran %q without a shell, as vrrplb does: shell syntax in it reaches the program as arguments; use [%q, \"-c\", ...] if a shell was meant", s.line, shell))
+	}
+	return nil
+}
+
+// kaProcess reads a vrrp_track_process block.
+func kaProcess(n *keepalived.Node, defined map[string]*vrrpProcess) (*vrrpProcess, error) {
+	if len(n.Args) != 2 {
+		return nil, n.Errorf("vrrp_track_process needs one name")
+	}
+	if _, dup := defined[n.Args[1]]; dup {
+		return nil, n.Errorf("vrrp_track_process %q is defined twice", n.Args[1])
+	}
+	p := &vrrpProcess{node: n}
+	for _, c := range n.Children {
+		var err error
+		switch c.Keyword() {
+		case "process":
+			if len(c.Args) < 2 {
+				return nil, c.Errorf("process needs a process name")
+			}
+			p.process = c.Args[1]
+			if len(c.Args) > 2 {
+				p.notes = append(p.notes, notCarried(loc(c), "the parameters "+strings.Join(c.Args[2:], " "), "pgrep -x matches the process name only"))
+			}
+		case "weight":
+			if len(c.Args) > 2 {
+				p.notes = append(p.notes, notCarried(loc(c), quoteLine(c), "vrrplb reads the weight only"))
+			}
+			if len(c.Args) < 2 {
+				return nil, c.Errorf("weight takes a number")
+			}
+			p.weight, err = strconv.Atoi(c.Args[1])
+			if err != nil || p.weight < -254 || p.weight > 254 {
+				return nil, c.Errorf("weight %q: must be -254..254", c.Args[1])
+			}
+		case "quorum", "quorum_max", "delay", "terminate_delay", "fork_delay", "param_match", "full_command":
+			p.notes = append(p.notes, notCarried(loc(c), quoteLine(c), "vrrplb checks that one such process runs"))
+		default:
+			p.notes = append(p.notes, unknownKeyword(c))
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if p.process == "" {
+		return nil, n.Errorf("vrrp_track_process %q has no process line", n.Args[1])
+	}
+	return p, nil
+}
+
 func isShell(argv []string) bool {
 	switch argv[0] {
 	case "sh", "bash", "/bin/sh", "/bin/bash", "/usr/bin/sh", "/usr/bin/bash", "/usr/bin/env":
 		return true
 	}
 	return false
-}
-
-func kaInstance(n *keepalived.Node, g kaGlobals, scripts map[string]*vrrpScript, scriptRoot string) (*instance, error) {
-	if len(n.Args) != 2 {
-		return nil, n.Errorf("vrrp_instance needs one name")
-	}
-	in := &instance{at: loc(n), name: n.Args[1], preempt: true}
-	var (
-		state, stateAt                string
-		priorityAt, versionAt         string
-		nopreemptAt, preemptDelayNode string
-		advertRaw                     float64
-		advertNode                    *keepalived.Node
-		authType, authTypeAt          string
-		authPass                      string
-		authPassNode                  *keepalived.Node
-		version                       = g.version
-		fractional                    bool
-	)
-	in.advert = time.Second
-	in.garpRepeat, in.garpInterval, in.garpRefresh = g.garpRepeat, g.garpInterval, g.garpRefresh
-	garpDelay := g.garpDelay
-	var scriptLines []*keepalived.Node
-	for _, c := range n.Children {
-		var err error
-		switch c.Keyword() {
-		case "state":
-			if len(c.Args) != 2 {
-				return nil, c.Errorf("state takes MASTER or BACKUP")
-			}
-			state, stateAt = strings.ToUpper(c.Args[1]), loc(c)
-		case "interface":
-			if len(c.Args) != 2 {
-				return nil, c.Errorf("interface takes one name")
-			}
-			in.iface = c.Args[1]
-		case "virtual_router_id":
-			in.vrid, err = intArg(c, 1, 255)
-		case "priority":
-			in.priority, err = intArg(c, 1, 255)
-			priorityAt = loc(c)
-		case "version":
-			version, err = intArg(c, 2, 3)
-			versionAt = loc(c)
-		case "advert_int":
-			advertRaw, err = floatArg(c)
-			advertNode = c
-		case "nopreempt":
-			in.preempt = false
-			nopreemptAt = loc(c)
-		case "preempt":
-			in.preempt = true
-		case "preempt_delay":
-			in.preemptDelay, err = secondsArg(c)
-			preemptDelayNode = loc(c)
-		case "authentication":
-			for _, a := range c.Children {
-				if len(a.Args) != 2 {
-					return nil, a.Errorf("%s takes one value", a.Keyword())
-				}
-				if a.Keyword() == "auth_type" {
-					authType, authTypeAt = strings.ToUpper(a.Args[1]), loc(a)
-				} else {
-					authPass, authPassNode = a.Args[1], a
-				}
-			}
-		case "virtual_ipaddress":
-			err = kaVIPs(c, in)
-		case "mcast_src_ip", "unicast_src_ip":
-			if len(c.Args) != 2 {
-				return nil, c.Errorf("%s takes one address", c.Keyword())
-			}
-			a, perr := netip.ParseAddr(c.Args[1])
-			if perr != nil {
-				return nil, c.Errorf("%s %q: not an IP address", c.Keyword(), c.Args[1])
-			}
-			if in.sourceIP != "" && in.sourceIP != a.String() {
-				in.note(config.KeyInstanceSourceIP, notCarried(loc(c), quoteLine(c), "vrrplb has one source_ip; the first one is kept"))
-				continue
-			}
-			in.sourceIP = a.String()
-			in.note(config.KeyInstanceSourceIP, fmt.Sprintf("%s (%s)", c.Keyword(), loc(c)))
-		case "unicast_peer":
-			for _, p := range c.Children {
-				a, perr := netip.ParseAddr(p.Args[0])
-				if perr != nil {
-					return nil, p.Errorf("unicast_peer %q: not an IP address", p.Args[0])
-				}
-				in.peers = append(in.peers, a.String())
-				if len(p.Args) > 1 {
-					in.note(config.KeyInstanceUnicastPeers, notCarried(loc(p), quoteLine(p), "vrrplb has no per-peer options"))
-				}
-			}
-		case "track_interface":
-			for _, t := range c.Children {
-				ti := trackIface{name: t.Args[0]}
-				rest := t.Args[1:]
-				if len(rest) >= 2 && rest[0] == "weight" {
-					ti.weight, err = strconv.Atoi(rest[1])
-					if err != nil || ti.weight < -254 || ti.weight > 254 {
-						return nil, t.Errorf("track_interface %s: weight %q: must be -254..254", t.Args[0], rest[1])
-					}
-					rest = rest[2:]
-				}
-				if len(rest) > 0 {
-					ti.notes = append(ti.notes, notCarried(loc(t), strings.Join(rest, " "), "vrrplb has no reverse tracking of interfaces"))
-				}
-				in.ifaces = append(in.ifaces, ti)
-			}
-		case "track_script":
-			scriptLines = append(scriptLines, c.Children...)
-		case "notify":
-			line := commandLine(c.Raw)
-			in.notify, err = splitCommand(line)
-			if err != nil {
-				return nil, c.Errorf("notify: %v", err)
-			}
-			in.note(config.KeyInstanceNotify, fmt.Sprintf("from %s: keepalived called it with INSTANCE %s STATE PRIORITY appended; vrrplb appends the instance name and the new state only: check how the script reads its arguments", loc(c), in.name))
-		case "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify_deleted", "notify_master_rx_lower_pri":
-			in.notes = append(in.notes, notCarried(loc(c), c.Keyword()+" "+commandLine(c.Raw), "vrrplb runs one notify command on every transition with the instance and the new state appended: call this from a script that switches on the last argument"))
-		case "garp_master_repeat":
-			var v int
-			v, err = intArg(c, 1, 255)
-			in.garpRepeat = &v
-		case "garp_master_refresh":
-			var d time.Duration
-			d, err = secondsArg(c)
-			in.garpRefresh = &d
-		case "garp_interval", "gna_interval":
-			var d time.Duration
-			d, err = secondsArg(c)
-			in.garpInterval = &d
-		case "garp_master_delay":
-			garpDelay = loc(c) + " " + quoteLine(c)
-		case "accept":
-			// vrrplb always runs in accept mode.
-		case "no_accept":
-			in.notes = append(in.notes, notCarried(loc(c), "no_accept", "vrrplb always accepts traffic to the VIP: its proxy answers there"))
-		case "use_vmac", "vmac_xmit_base":
-			in.notes = append(in.notes, notCarried(loc(c), quoteLine(c), "vrrplb uses the interface's own MAC address and announces the VIP with gratuitous ARP"))
-		case "native_ipv6":
-			// IPv6 VIPs make version 3 below.
-		case "dont_track_primary":
-			in.notes = append(in.notes, notCarried(loc(c), "dont_track_primary", "no vrrplb equivalent"))
-		case "lower_prio_no_advert", "higher_prio_send_advert":
-			in.notes = append(in.notes, notCarried(loc(c), quoteLine(c), "vrrplb always answers a lower-priority advert at once, as RFC 5798 §6.4.3 asks"))
-		case "smtp_alert":
-			in.notes = append(in.notes, notCarried(loc(c), quoteLine(c), "vrrplb sends no mail: use notify"))
-		case "virtual_ipaddress_excluded":
-			in.notes = append(in.notes, notCarried(loc(c), "virtual_ipaddress_excluded", "vrrplb holds only the addresses it advertises: add them to virtual_ips if the master must hold them"))
-		default:
-			in.notes = append(in.notes, notCarried(loc(c), quoteLine(c), "no vrrplb equivalent"))
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	if in.iface == "" {
-		return nil, n.Errorf("vrrp_instance %q has no interface", in.name)
-	}
-	if len(in.iface) > 15 || strings.ContainsAny(in.iface, "/ \t") {
-		return nil, n.Errorf("vrrp_instance %q: interface %q: not an interface name", in.name, in.iface)
-	}
-	familyMatch(in)
-	if in.vrid == 0 {
-		return nil, n.Errorf("vrrp_instance %q has no virtual_router_id", in.name)
-	}
-
-	// Priority: keepalived derives a missing one from the initial state.
-	if priorityAt == "" {
-		if state == "MASTER" {
-			in.priority = kaOwnerPriority
-			in.note(config.KeyInstancePriority, fmt.Sprintf("WARNING: %s has state MASTER and no priority: keepalived then takes priority 255 (the address owner; vrrp.c, vrrp_complete_instance), so this host takes the VIP at once and is never preempted; set a priority below 255 unless it really owns the address", in.name))
-		} else {
-			in.priority = kaDefaultPriority
-			in.note(config.KeyInstancePriority, "keepalived's default priority when none is set")
-		}
-	}
-	if stateAt != "" && state != "MASTER" && state != "BACKUP" {
-		return nil, n.Errorf("vrrp_instance %q: state %q: must be MASTER or BACKUP", in.name, state)
-	}
-
-	// Version: IPv6 and sub-second adverts need VRRPv3.
-	if len(in.vips) > 0 && !in.vips[0].Addr().Is4() && version != 3 {
-		if versionAt != "" {
-			in.note(config.KeyInstanceVersion, fmt.Sprintf("from %s: version 2 changed to 3: keepalived itself uses VRRPv3 for IPv6 virtual addresses", versionAt))
-		} else {
-			in.note(config.KeyInstanceVersion, "IPv6 virtual addresses: keepalived uses VRRPv3 for them, and so does vrrplb")
-		}
-		version = 3
-	}
-	if advertNode != nil {
-		if advertRaw <= 0 {
-			return nil, advertNode.Errorf("advert_int %v: must be above 0", advertRaw)
-		}
-		if advertRaw != math.Trunc(advertRaw) {
-			fractional = true
-			if version != 3 {
-				in.note(config.KeyInstanceVersion, fmt.Sprintf("advert_int %v at %s is a fraction of a second: VRRPv2 counts whole seconds, so this is VRRPv3 (keepalived does the same)", advertRaw, loc(advertNode)))
-				version = 3
-			}
-		}
-		cs := math.Round(advertRaw * 100)
-		if version == 3 && (cs < 1 || cs > 4095) {
-			return nil, advertNode.Errorf("advert_int %v: VRRPv3 takes 0.01 to 40.95 seconds", advertRaw)
-		}
-		if version == 2 && (advertRaw < 1 || advertRaw > 255) {
-			return nil, advertNode.Errorf("advert_int %v: VRRPv2 takes 1 to 255 seconds", advertRaw)
-		}
-		in.advert = time.Duration(cs) * 10 * time.Millisecond
-		if fractional && cs != advertRaw*100 {
-			in.note(config.KeyInstanceAdvertInterval, fmt.Sprintf("advert_int %v rounded to the 10 ms units of VRRPv3", advertRaw))
-		}
-	}
-	in.version = version
-
-	// nopreempt and preempt_delay, as keepalived 2.x applies them
-	// (vrrp.c, vrrp_complete_instance).
-	if !in.preempt {
-		switch {
-		case in.priority == kaOwnerPriority:
-			in.preempt = true
-			in.note(config.KeyInstancePreempt, fmt.Sprintf("nopreempt at %s is ignored by keepalived at priority 255 (\"nopreempt is incompatible with priority 255 - resetting nopreempt\"), so preempt stays on", nopreemptAt))
-		case state == "MASTER":
-			in.preempt = true
-			in.note(config.KeyInstancePreempt, fmt.Sprintf("nopreempt at %s with state MASTER: keepalived 2.x clears it (\"nopreempt will not work with initial state MASTER - clearing\"), so this host did preempt; set preempt = false (and state BACKUP in keepalived) if it should not", nopreemptAt))
-		default:
-			in.note(config.KeyInstancePreempt, fmt.Sprintf("nopreempt (%s): a higher-priority router that comes back stays backup", nopreemptAt))
-		}
-	}
-	if in.preemptDelay > 0 {
-		switch {
-		case state == "MASTER":
-			in.note(config.KeyInstancePreemptDelay, notCarried(preemptDelayNode, "preempt_delay", "keepalived 2.x clears it with state MASTER (\"preempt delay will not work with initial state MASTER - clearing\")"))
-			in.preemptDelay = 0
-		case !in.preempt:
-			in.note(config.KeyInstancePreemptDelay, notCarried(preemptDelayNode, "preempt_delay", "keepalived clears it with nopreempt: there is no preemption to delay"))
-			in.preemptDelay = 0
-		}
-	}
-
-	// Authentication: simple text in v2 only.
-	switch {
-	case authType == "" && authPass == "":
-	case authType == "AH":
-		in.notes = append(in.notes, notCarried(authTypeAt, "auth_type AH", "vrrplb supports only the simple text password of VRRPv2; AH was removed from VRRP by RFC 3768 §5.3.6"))
-	case authType != "PASS" && authType != "":
-		return nil, n.Errorf("vrrp_instance %q: auth_type %q: must be PASS or AH", in.name, authType)
-	case version == 3:
-		in.notes = append(in.notes, notCarried(authTypeAt, "authentication", "VRRPv3 has no authentication (RFC 5798 §9); keepalived ignores it too"))
-	case authPass == "":
-		return nil, n.Errorf("vrrp_instance %q: auth_type PASS without auth_pass", in.name)
-	default:
-		if len(authPass) > kaMaxAuthPass {
-			in.note(config.KeyInstanceAuthPass, fmt.Sprintf("auth_pass %q at %s is longer than 8 bytes: keepalived sends only its first 8 (\"Truncating auth_pass to 8 characters\"), and so does this", authPass, loc(authPassNode)))
-			authPass = authPass[:kaMaxAuthPass]
-		}
-		in.authPass = authPass
-	}
-
-	if garpDelay != "" {
-		in.note(config.KeyInstanceGARPRepeat, notCarried(garpDelay, "", "keepalived sends a second burst of gratuitous ARPs that long after becoming master; vrrplb sends one burst of garp_repeat, and another whenever it hears a lower-priority advert"))
-	}
-
-	// Track scripts: a process check of the proxy becomes track_frontend later.
-	for _, t := range scriptLines {
-		s, ok := scripts[t.Args[0]]
-		if !ok {
-			return nil, t.Errorf("track_script %q: no vrrp_script of that name", t.Args[0])
-		}
-		s.used = true
-		weight := s.weight
-		rest := t.Args[1:]
-		reverse := false
-		if len(rest) >= 2 && rest[0] == "weight" {
-			w, err := strconv.Atoi(rest[1])
-			if err != nil || w < -253 || w > 253 {
-				return nil, t.Errorf("track_script %s: weight %q: must be -253..253", t.Args[0], rest[1])
-			}
-			weight = w
-			rest = rest[2:]
-			if len(rest) > 0 && rest[0] == "reverse" {
-				reverse = true
-				rest = rest[1:]
-			}
-		}
-		if len(rest) > 0 {
-			return nil, t.Errorf("track_script %s: unexpected %q", t.Args[0], strings.Join(rest, " "))
-		}
-		ts := trackScript{command: s.argv, interval: s.interval, timeout: s.timeout, fall: s.fall, rise: s.rise, weight: weight}
-		ts.notes = append(ts.notes, fmt.Sprintf("vrrp_script %s (%s)", t.Args[0], loc(s.node)))
-		ts.notes = append(ts.notes, s.notes...)
-		if reverse {
-			ts.command = append([]string{"/bin/sh", "-c", `! "$0" "$@"`}, s.argv...)
-			ts.notes = append(ts.notes, "weight ... reverse: the command's exit status is inverted by the shell, as keepalived inverts it")
-		}
-		if proxy, evidence, ok := processCheck(s.argv, s.line, scriptRoot); ok && !reverse {
-			in.procChecks = append(in.procChecks, procCheck{at: loc(t), name: t.Args[0], proxy: proxy, evidence: evidence, weight: weight, script: ts})
-			continue
-		}
-		in.scripts = append(in.scripts, ts)
-	}
-	return in, nil
 }
 
 // kaVIPs reads virtual_ipaddress lines: ADDRESS[/PREFIX] [dev IF] [label L] ...

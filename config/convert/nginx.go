@@ -400,8 +400,8 @@ func ngxTimeouts(f *frontend, set ngxSettings) {
 	}
 	zero := time.Duration(0)
 	if set.proxyTimeout != nil {
-		f.idleTimeout = set.proxyTimeout
-		f.note(config.KeyFrontendIdleTimeout, fmt.Sprintf("proxy_timeout %s (%s): connections idle that long are closed, as nginx closed them; that cuts kubectl get -w, logs -f and exec: 0s (none, vrrplb's default) is what watches need", config.FormatDuration(*set.proxyTimeout), set.timeoutAt))
+		f.idleTimeout = &zero
+		f.note(config.KeyFrontendIdleTimeout, fmt.Sprintf("not proxy_timeout %s (%s): nginx closed a connection idle that long, which cuts kubectl get -w, logs -f and exec; 0s (none) is what watches need, and tcp_keepalive finds dead peers instead", config.FormatDuration(*set.proxyTimeout), set.timeoutAt))
 	} else {
 		f.idleTimeout = &zero
 		f.note(config.KeyFrontendIdleTimeout, fmt.Sprintf("none: nginx's default proxy_timeout %s cut kubectl get -w, logs -f and exec after %s idle; vrrplb's default 0s (none) keeps them open", config.FormatDuration(ngxDefaultProxyTimeout), config.FormatDuration(ngxDefaultProxyTimeout)))

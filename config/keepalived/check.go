@@ -1,10 +1,6 @@
 package keepalived
 
-import (
-	"strings"
-
-	"github.com/vrrplb/vrrplb/config"
-)
+import "strings"
 
 // context names a kind of block whose keywords are checked.
 type context int
@@ -14,6 +10,7 @@ const (
 	ctxInstance
 	ctxScript
 	ctxAuth
+	ctxProcess
 )
 
 // form says what shape a keyword takes and how its block is checked.
@@ -38,27 +35,34 @@ type rule struct {
 // mapped or reported.
 var keywords = map[context]map[string]rule{
 	ctxTop: {
-		"global_defs":          {form: lineOrAny},
-		"vrrp_script":          {form: blockOf, sub: ctxScript},
-		"vrrp_instance":        {form: blockOf, sub: ctxInstance},
-		"include":              {form: line},
-		"vrrp_sync_group":      {form: lineOrAny},
-		"virtual_server":       {form: lineOrAny},
-		"virtual_server_group": {form: lineOrAny},
-		"static_ipaddress":     {form: lineOrAny},
-		"static_routes":        {form: lineOrAny},
-		"static_rules":         {form: lineOrAny},
-		"garp_group":           {form: lineOrAny},
-		"vrrp_track_file":      {form: lineOrAny},
-		"track_file":           {form: lineOrAny},
-		"vrrp_track_process":   {form: lineOrAny},
-		"track_process":        {form: lineOrAny},
-		"linkbeat_use_polling": {form: lineOrAny},
-		"net_namespace":        {form: lineOrAny},
-		"instance":             {form: lineOrAny},
-		"use_pid_dir":          {form: lineOrAny},
-		"bfd_instance":         {form: lineOrAny},
-		"$":                    {form: lineOrAny}, // keepalived parameter definitions ($NAME=value)
+		"global_defs":              {form: lineOrAny},
+		"vrrp_script":              {form: blockOf, sub: ctxScript},
+		"vrrp_instance":            {form: blockOf, sub: ctxInstance},
+		"include":                  {form: line},
+		"vrrp_sync_group":          {form: lineOrAny},
+		"virtual_server":           {form: lineOrAny},
+		"virtual_server_group":     {form: lineOrAny},
+		"static_ipaddress":         {form: lineOrAny},
+		"static_routes":            {form: lineOrAny},
+		"static_rules":             {form: lineOrAny},
+		"garp_group":               {form: lineOrAny},
+		"vrrp_track_file":          {form: lineOrAny},
+		"track_file":               {form: lineOrAny},
+		"vrrp_track_process":       {form: blockOf, sub: ctxProcess},
+		"track_process":            {form: lineOrAny},
+		"linkbeat_use_polling":     {form: lineOrAny},
+		"net_namespace":            {form: lineOrAny},
+		"instance":                 {form: lineOrAny},
+		"use_pid_dir":              {form: lineOrAny},
+		"bfd_instance":             {form: lineOrAny},
+		"track_group":              {form: lineOrAny},
+		"linkbeat_interfaces":      {form: lineOrAny},
+		"interface_up_down_delays": {form: lineOrAny},
+		"child_wait_time":          {form: lineOrAny},
+		"namespace_with_ipsets":    {form: lineOrAny},
+		"net_namespace_ipvs":       {form: lineOrAny},
+		"SSL":                      {form: lineOrAny},
+		"$":                        {form: lineOrAny}, // keepalived parameter definitions ($NAME=value)
 	},
 	ctxScript: {
 		"script":    {form: line},
@@ -69,6 +73,17 @@ var keywords = map[context]map[string]rule{
 		"rise":      {form: line},
 		"user":      {form: line},
 		"init_fail": {form: line},
+	},
+	ctxProcess: {
+		"process":         {form: line},
+		"param_match":     {form: line},
+		"weight":          {form: line},
+		"quorum":          {form: line},
+		"quorum_max":      {form: line},
+		"delay":           {form: line},
+		"terminate_delay": {form: line},
+		"fork_delay":      {form: line},
+		"full_command":    {form: line},
 	},
 	ctxAuth: {
 		"auth_type": {form: line},
@@ -137,21 +152,31 @@ var keywords = map[context]map[string]rule{
 		"no_accept_ttl":              {form: line},
 		"linkbeat_use_polling":       {form: line},
 		"old_unicast_checksum":       {form: line},
+		"garp_extra_if":              {form: line},
+		"lvs_sync_daemon_interface":  {form: line},
+		"notify_priority_changes":    {form: line},
+		"use_ipvlan":                 {form: line},
+		"use_vmac_addr":              {form: line},
+		"vmac_garp_intvl":            {form: line},
+		"vrf":                        {form: line},
 	},
 }
 
-// check rejects, in the contexts vrrplb imports, keywords keepalived does not
-// know and blocks given where a line is expected (or the reverse).
+// check marks, in the contexts vrrplb imports, keywords keepalived does not
+// know (Node.Unknown), and rejects blocks given where a line is expected (or
+// the reverse).
 func check(nodes []*Node, ctx context) error {
 	known := keywords[ctx]
 	for _, n := range nodes {
 		kw := n.Keyword()
-		if strings.HasPrefix(kw, "$") || strings.HasPrefix(kw, "@") {
-			continue // parameter definitions and conditional lines
+		if strings.HasPrefix(kw, "$") || strings.HasPrefix(kw, "~") {
+			continue // parameter definitions, ~SEQ and ~LST
 		}
 		r, ok := known[kw]
 		if !ok {
-			return n.Errorf("unknown keyword %s", config.Word(kw))
+			// keepalived logs an unknown keyword and goes on.
+			n.Unknown = true
+			continue
 		}
 		switch r.form {
 		case line:

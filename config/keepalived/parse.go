@@ -2,6 +2,7 @@ package keepalived
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/vrrplb/vrrplb/config"
@@ -22,6 +23,12 @@ type Node struct {
 	// IsBlock says the line opened a { } block; Children are its lines.
 	IsBlock  bool
 	Children []*Node
+	// Cond is the config id of a conditional line ("@ID keyword ..."), with
+	// a leading "^" for "@^ID": Select keeps or drops it. "" for a plain line.
+	Cond string
+	// Unknown says keepalived does not know the keyword here: it logs such
+	// a line and skips it, and so must an importer.
+	Unknown bool
 }
 
 // Keyword is the first word of the line.
@@ -143,6 +150,10 @@ func parseTree(file string, src []byte) ([]*Node, error) {
 		if err != nil {
 			return nil, err
 		}
+		cond := ""
+		if len(toks) > 1 && !toks[0].brace && strings.HasPrefix(toks[0].text, "@") && len(toks[0].text) > 1 {
+			cond, toks = toks[0].text[1:], toks[1:]
+		}
 		var cur *Node
 		start := 0 // offset where cur's keyword ends
 		flush := func() {
@@ -175,7 +186,7 @@ func parseTree(file string, src []byte) ([]*Node, error) {
 				stack = stack[:len(stack)-1]
 			default:
 				if cur == nil {
-					cur = &Node{File: file, Line: lineNo}
+					cur = &Node{File: file, Line: lineNo, Cond: cond}
 					start = t.end
 				}
 				cur.Args = append(cur.Args, t.text)
@@ -189,6 +200,48 @@ func parseTree(file string, src []byte) ([]*Node, error) {
 		return nil, open.Errorf("block %s is not closed", config.Word(strings.Join(open.Args, " ")))
 	}
 	return root.Children, nil
+}
+
+// Conditions returns the config ids that conditional lines name, each once,
+// in sorted order, and the first such line; none when the file has none.
+func Conditions(nodes []*Node) (ids []string, first *Node) {
+	seen := map[string]bool{}
+	var walk func([]*Node)
+	walk = func(ns []*Node) {
+		for _, n := range ns {
+			if n.Cond != "" {
+				id := strings.TrimPrefix(n.Cond, "^")
+				if !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+				if first == nil || n.File == first.File && n.Line < first.Line {
+					first = n
+				}
+			}
+			walk(n.Children)
+		}
+	}
+	walk(nodes)
+	sort.Strings(ids)
+	return ids, first
+}
+
+// Select keeps the lines keepalived reads with config id id: plain lines,
+// "@ID" lines whose ID is id and "@^ID" lines whose ID is not.
+func Select(nodes []*Node, id string) []*Node {
+	var out []*Node
+	for _, n := range nodes {
+		if n.Cond != "" {
+			neg := strings.HasPrefix(n.Cond, "^")
+			if (strings.TrimPrefix(n.Cond, "^") == id) == neg {
+				continue
+			}
+		}
+		n.Children = Select(n.Children, id)
+		out = append(out, n)
+	}
+	return out
 }
 
 // rawAfter returns line[from:to] trimmed: the words after a keyword as written.

@@ -319,7 +319,9 @@ func (c *Client) spawn(file configFile) (*proc, error) {
 	cmd.Args = c.opts.Args
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.Stdout, cmd.Stderr = c.opts.LogOut, c.opts.LogOut
-	if err := cmd.Start(); err != nil {
+	// Tracked: as PID 1 the daemon reaps orphans (vrrp.RunReaper), but
+	// not this child, whose exit status Wait reports.
+	if err := vrrp.StartTracked(cmd); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("VRRP engine: start: %w", err)
 	}
@@ -501,6 +503,7 @@ func newProc(cmd *exec.Cmd, conn *net.UnixConn) *proc {
 	}
 	go func() {
 		p.err = cmd.Wait()
+		vrrp.Untrack(cmd.Process.Pid)
 		close(p.done)
 		conn.Close() // ends the reader and the writer
 	}()
