@@ -32,10 +32,6 @@ type request struct {
 	Maintenance *MaintenanceSet `json:"maintenance,omitempty"`
 }
 
-// MaintenanceCause is the yield cause (vrrp.Instance.SetYield) of
-// `vrrplb maintenance`, as InstanceStatus.Yielding names it.
-const MaintenanceCause = "maintenance"
-
 // MaintenanceSet is which instances `vrrplb maintenance` put in
 // maintenance: every one (All, those a reload adds too) or those named. The
 // daemon keeps it, so it survives a reload and a restart of the engine, and
