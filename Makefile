@@ -93,3 +93,11 @@ clean:
 demo:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/demo/ ./cmd/vrrplb ./e2e/fakeapiserver ./e2e/demo
 	bin/demo/demo
+
+# The same in BGP mode, as root with FRR installed (Debian: frr): two LB hosts
+# announce the VIP to an FRR router, which spreads a client's connections
+# over both; one host's apiservers go unready, the other gets SIGTERM.
+.PHONY: demo-bgp
+demo-bgp:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/demo/ ./cmd/vrrplb ./e2e/fakeapiserver ./e2e/demo
+	bin/demo/demo -bgp

@@ -30,20 +30,11 @@ const (
 // MaxFileBytes. Opening does not wait on a FIFO and nothing is read from a
 // device, so a wrong path fails at once with the reason.
 func ReadFile(path string) ([]byte, error) {
-	// O_NONBLOCK: opening a FIFO with no writer would block; on a regular
-	// file it changes nothing.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	f, fi, err := OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, &os.PathError{Op: "read", Path: path, Err: fmt.Errorf("not a regular file (%s)", fileKind(fi.Mode()))}
-	}
 	if fi.Size() > MaxFileBytes {
 		return nil, &os.PathError{Op: "read", Path: path, Err: fmt.Errorf("%d bytes: a configuration file is at most %d", fi.Size(), MaxFileBytes)}
 	}
@@ -56,6 +47,28 @@ func ReadFile(path string) ([]byte, error) {
 		return nil, &os.PathError{Op: "read", Path: path, Err: fmt.Errorf("more than %d bytes: a configuration file is at most that", MaxFileBytes)}
 	}
 	return data, nil
+}
+
+// OpenRegular opens path for reading when it is a regular file, and says
+// what it is otherwise. The open does not wait on a FIFO, and the check is of
+// the file opened, not of a name that may be swapped in between.
+func OpenRegular(path string) (*os.File, os.FileInfo, error) {
+	// O_NONBLOCK: opening a FIFO with no writer would block; on a regular
+	// file it changes nothing.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, &os.PathError{Op: "read", Path: path, Err: fmt.Errorf("not a regular file (%s)", fileKind(fi.Mode()))}
+	}
+	return f, fi, nil
 }
 
 func fileKind(m os.FileMode) string {

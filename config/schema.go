@@ -111,6 +111,19 @@ func (d *decoder) config(root *table) *Config {
 
 func (d *decoder) instance(t *table, cfg *Config) Instance {
 	in := Instance{}
+	instanceIdentity(t, &in)
+	instanceVIPs(t, &in)
+	instanceAddresses(t, &in)
+	instanceRest(t, &in)
+	trackFrontends(t, &in, cfg)
+	trackScripts(t, &in)
+	trackInterfaces(t, &in)
+	t.done()
+	return in
+}
+
+// instanceIdentity reads who the router is and how it advertises.
+func instanceIdentity(t *table, in *Instance) {
 	if t.required(KeyInstanceName) {
 		in.Name = t.str(KeyInstanceName, "")
 		if in.Name == "" {
@@ -142,6 +155,10 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 	in.Preempt = t.boolean(KeyInstancePreempt, true)
 	in.PreemptDelay = t.duration(KeyInstancePreemptDelay, 0, nonNegative)
 
+}
+
+// instanceVIPs reads the virtual IPs, which set the family.
+func instanceVIPs(t *table, in *Instance) {
 	vips := t.strings(KeyInstanceVirtualIPs, nil)
 	if _, ok := t.m[KeyInstanceVirtualIPs]; !ok {
 		t.errf(KeyInstanceVirtualIPs, "required: at least one virtual IP")
@@ -166,6 +183,10 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 		t.errf(KeyInstanceVirtualIPs, "IPv6 virtual IPs need version 3 (VRRP v2 is IPv4 only)")
 	}
 
+}
+
+// instanceAddresses reads the advert source and unicast peers, of the VIPs' family.
+func instanceAddresses(t *table, in *Instance) {
 	if s := t.str(KeyInstanceSourceIP, ""); s != "" {
 		a, err := netip.ParseAddr(s)
 		switch {
@@ -189,6 +210,10 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 		}
 	}
 
+}
+
+// instanceRest reads authentication, gratuitous ARP and notify.
+func instanceRest(t *table, in *Instance) {
 	in.AuthPass = t.str(KeyInstanceAuthPass, "")
 	if in.AuthPass != "" {
 		if in.Version != 2 {
@@ -206,6 +231,10 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 		t.errf(KeyInstanceNotify, "the command (first element) must not be empty")
 	}
 
+}
+
+// trackFrontends reads [[instance.track_frontend]].
+func trackFrontends(t *table, in *Instance, cfg *Config) {
 	for _, ft := range t.tables(TableTrackFrontend, within(t.ctx, TableTrackFrontend)) {
 		tf := TrackFrontend{}
 		if ft.required(KeyTrackName) {
@@ -218,6 +247,10 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 		ft.done()
 		in.TrackFrontends = append(in.TrackFrontends, tf)
 	}
+}
+
+// trackScripts reads [[instance.track_script]].
+func trackScripts(t *table, in *Instance) {
 	for _, st := range t.tables(TableTrackScript, within(t.ctx, TableTrackScript)) {
 		ts := TrackScript{}
 		if st.required(KeyTrackScriptCommand) {
@@ -235,6 +268,10 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 		st.done()
 		in.TrackScripts = append(in.TrackScripts, ts)
 	}
+}
+
+// trackInterfaces reads [[instance.track_interface]].
+func trackInterfaces(t *table, in *Instance) {
 	for _, it := range t.tables(TableTrackInterface, within(t.ctx, TableTrackInterface)) {
 		ti := TrackInterface{}
 		if it.required(KeyTrackName) {
@@ -247,8 +284,6 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 		it.done()
 		in.TrackInterfaces = append(in.TrackInterfaces, ti)
 	}
-	t.done()
-	return in
 }
 
 // ownerWeight refuses a weight other than 0 on an address owner: its

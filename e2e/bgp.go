@@ -82,7 +82,7 @@ func NewBGPLab(t TB, n int) *BGPLab {
 		link(h, fmt.Sprintf("l%d", i), fmt.Sprintf("10.90.%d", i), "2")
 		b.LBs = append(b.LBs, h)
 	}
-	l.Hosts = append([]*Host{}, b.LBs...)
+	l.Hosts = append([]*Host{b.Router, b.Client, b.Backend}, b.LBs...)
 
 	// FRR drops to its own user (zebra insists on it): its directory is
 	// one of its own, outside the test's private temp directory.
@@ -156,6 +156,28 @@ router bgp %d
  exit-address-family
 exit
 `, routerASN, lbASN, max(holdTime/3, 1), holdTime, lbRange)
+}
+
+// StartBackends starts three fake apiservers per LB host in the backend
+// namespace, each host's three ready while its ready file exists, and
+// returns the backends of each host and the ready files: one host's
+// backends go unready without the others'.
+func (b *BGPLab) StartBackends() (backends [][]netip.AddrPort, ready []string) {
+	b.t.Helper()
+	fake := Build(b.t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver")
+	for i := range b.LBs {
+		file := b.WriteFile(fmt.Sprintf("ready-lb%d", i+1), "")
+		ready = append(ready, file)
+		var be []netip.AddrPort
+		for j := 1; j <= 3; j++ {
+			ap := netip.AddrPortFrom(bgpBackend, uint16(6400+10*(i+1)+j))
+			b.Backend.Start(fmt.Sprintf("apiserver-%d-%d", i+1, j), fake, "-listen", ap.String(),
+				"-name", fmt.Sprintf("apiserver-%d", j), "-ready-file", file)
+			be = append(be, ap)
+		}
+		backends = append(backends, be)
+	}
+	return backends, ready
 }
 
 // Vtysh runs an FRR command against this lab's daemons.

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,27 +18,6 @@ import (
 	"testing"
 	"time"
 )
-
-// bgpBackends starts three fake apiservers per LB host in the backend
-// namespace, each host's three ready while its ready file exists, and
-// returns the backends of each host and the ready files.
-func bgpBackends(t *testing.T, b *BGPLab) (backends [][]netip.AddrPort, ready []string) {
-	t.Helper()
-	fake := Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver")
-	for i := range b.LBs {
-		file := b.WriteFile(fmt.Sprintf("ready-lb%d", i+1), "")
-		ready = append(ready, file)
-		var be []netip.AddrPort
-		for j := 1; j <= 3; j++ {
-			ap := netip.AddrPortFrom(bgpBackend, uint16(6400+10*(i+1)+j))
-			b.Backend.Start(fmt.Sprintf("apiserver-%d-%d", i+1, j), fake, "-listen", ap.String(),
-				"-name", fmt.Sprintf("api%d-for-lb%d", j, i+1), "-ready-file", file)
-			be = append(be, ap)
-		}
-		backends = append(backends, be)
-	}
-	return backends, ready
-}
 
 // load is a client opening one connection after another to the VIP
 // through the router: TLS to the apiserver behind, GET /version, close.
@@ -131,7 +113,7 @@ func waitHops(t *testing.T, b *BGPLab, timeout time.Duration, want []string) tim
 // when all do, graceful stop, and a dead host's route gone by hold time.
 func TestBGPModeWithFRR(t *testing.T) {
 	b := NewBGPLab(t, 3)
-	backends, ready := bgpBackends(t, b)
+	backends, ready := b.StartBackends()
 	lb1, lb2, lb3 := b.LBs[0], b.LBs[1], b.LBs[2]
 	procs := make([]*Proc, 3)
 	for i, h := range b.LBs {
@@ -292,4 +274,101 @@ func TestBGPModeWithFRR(t *testing.T) {
 	defer procs[0].SignalGroup(syscall.SIGCONT)
 	d = waitHops(t, b, 3*time.Second+2*time.Second, nil)
 	t.Logf("lb1 hung: out of the route after %v (hold time 3s)", d)
+}
+
+// TestREADMEShowsTheFRRConfigTheLabRuns keeps README's router config the
+// one TestBGPModeWithFRR proves.
+func TestREADMEShowsTheFRRConfigTheLabRuns(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "```\n" + FRRConfig(BGPRouterASN, BGPLocalASN, "10.90.0.0/16", BGPRouterHoldTime) + "```\n"
+	if !strings.Contains(string(b), want) {
+		t.Errorf("README's BGP mode section does not show the lab's FRR config:\n%s", want)
+	}
+}
+
+// TestDemoBGPRunsToTheEndAndLeavesNothing runs `demo -bgp` (make demo-bgp)
+// and checks it showed ECMP, the depreference and the graceful stop, and
+// removed its lab.
+func TestDemoBGPRunsToTheEndAndLeavesNothing(t *testing.T) {
+	requireRoot(t)
+	requireCommand(t, "/usr/lib/frr/bgpd", "frr")
+	demo := Build(t, "github.com/vrrplb/vrrplb/e2e/demo")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, demo, "-bgp",
+		"-vrrplb", Binary(t), "-fakeapiserver", Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver"))
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
+	cmd.WaitDelay = 20 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	out := stdout.String()
+	if err != nil {
+		t.Fatalf("demo -bgp failed: %v\n---- stdout ----\n%s---- stderr ----\n%s", err, out, stderr.String())
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`connections per LB host: lb1 [1-9]\d*, lb2 [1-9]\d*`),
+		regexp.MustCompile(`apiserver-vip  DEPREFERRED  no_healthy_backend`),
+		regexp.MustCompile(`lb2 exited 0`),
+		regexp.MustCompile(`nothing is left\.`),
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("the demo's output lacks %q:\n%s", want, out)
+		}
+	}
+	id := regexp.MustCompile(`lab id ([0-9a-f]+)`).FindStringSubmatch(out)
+	if id == nil {
+		t.Fatalf("the demo's output does not name its lab:\n%s", out)
+	}
+	if ns := must(t, "ip", "netns", "list"); strings.Contains(ns, "e2e"+id[1]) {
+		t.Errorf("the demo left namespaces behind:\n%s", ns)
+	}
+}
+
+// TestBGPReloadKeepsTheSession reloads an LB host with a second
+// announcement and a second peer: the router gets the new prefix over the
+// session it had, which is never reset.
+func TestBGPReloadKeepsTheSession(t *testing.T) {
+	b := NewBGPLab(t, 1)
+	backends, _ := b.StartBackends()
+	lb := b.LBs[0]
+	p := lb.StartVRRPLB(b.BGPConf(lb, backends[0], ""))
+	second := netip.MustParseAddr("10.77.0.101")
+	waitHops(t, b, 20*time.Second, Gateways(lb))
+
+	conf := b.BGPConf(lb, backends[0], "") + fmt.Sprintf(`
+[[announce]]
+name = "second"
+prefixes = ["%s/32"]
+
+[[bgp.peer]]
+address = "10.90.1.99"   # nobody: a session that never comes up
+asn = %d
+`, second, BGPRouterASN)
+	lb.WriteConfig(conf)
+	p.Signal(syscall.SIGHUP)
+	Eventually(t, 10*time.Second, func() (bool, string) {
+		got := b.NextHops(second)
+		return strings.Join(got, ",") == strings.Join(Gateways(lb), ","), fmt.Sprintf("router next hops for %v: %v", second, got)
+	})
+	if v, err := lb.Metric("vrrplb_config_last_reload_successful"); err != nil || v != 1 {
+		t.Errorf("reload not successful: %v %v\n%s", v, err, p.Output())
+	}
+	nb, err := b.Vtysh("show bgp neighbors 10.90.1.2 json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(nb, `"connectionsEstablished":1,`) || !strings.Contains(nb, `"connectionsDropped":0,`) {
+		t.Errorf("the reload reset the session to the router:\n%s", nb)
+	}
+	if got := b.NextHops(BGPVIP); strings.Join(got, ",") != strings.Join(Gateways(lb), ",") {
+		t.Errorf("the first VIP's route after the reload: %v", got)
+	}
+	out, _ := lb.Exec(Binary(t), "status")
+	if !strings.Contains(out, "10.90.1.99") || !strings.Contains(out, "second") {
+		t.Errorf("vrrplb status after the reload lacks the new peer or announcement:\n%s", out)
+	}
 }

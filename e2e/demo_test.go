@@ -42,6 +42,7 @@ func TestDemoRunsToTheEndAndLeavesNothing(t *testing.T) {
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`failover gap: \d+ ms`),
 		regexp.MustCompile(`traffic split over 12 requests: apiserver-1 0, apiserver-2 [1-9]\d*, apiserver-3 [1-9]\d*\n`),
+		regexp.MustCompile(`fail open: 12 of 12 requests through the VIP answered`),
 		regexp.MustCompile(`nothing is left\.`),
 	} {
 		if !want.MatchString(out) {

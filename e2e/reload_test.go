@@ -75,3 +75,41 @@ func TestVRRPReloadAddsAndRemovesInstances(t *testing.T) {
 		t.Errorf("metrics of the removed instance remain: priority %v", n)
 	}
 }
+
+// Issue 15: a reload that only reweights a tracker, adds one or changes the
+// notify command is applied to the running instance: the master keeps the
+// VIP throughout, with no transition on either host (a restarted instance
+// would hand the VIP to h2 and take it back).
+func TestVRRPReloadOfTrackersAndNotifyKeepsTheMaster(t *testing.T) {
+	l := NewLab(t, 2)
+	vip := VIP4.Addr()
+	script := func(weight int) string {
+		return fmt.Sprintf("\n  [[instance.track_script]]\n  command = [\"/bin/false\"]\n  interval = \"200ms\"\n  timeout = \"1s\"\n  weight = %d\n", weight)
+	}
+	h1 := VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}, Extra: script(-10)}
+	p1 := l.Host(1).StartVRRPLB(h1.TOML())
+	l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
+	l.Host(2).StartVRRPLB(VRRPConf{Priority: 150, VIPs: []netip.Prefix{VIP4}}.TOML())
+	Eventually(t, 5*time.Second, func() (bool, string) { return l.Host(2).State() == "backup", "h2 not backup" })
+	transitions := func(h *Host) float64 {
+		var sum float64
+		for _, to := range []string{"init", "backup", "master", "fault"} {
+			n, _ := h.Metric("vrrplb_instance_transitions_total", `vrrp_instance="vip"`, fmt.Sprintf("to=%q", to))
+			sum += n
+		}
+		return sum
+	}
+	before1, before2 := transitions(l.Host(1)), transitions(l.Host(2))
+
+	h1.Extra = script(-20) + "\n  [[instance.track_interface]]\n  name = \"eth0\"\n  weight = -5\n"
+	h1.Notify = []string{"/bin/true"}
+	reload(t, l.Host(1), p1, h1.TOML())
+	l.StaysMaster(t, l.Host(1), vip, 10*advert)
+	ins, err := l.Host(1).Instances()
+	if err != nil || len(ins) != 1 || ins[0].State != "master" || ins[0].EffectivePriority != 180 {
+		t.Errorf("h1 after reload: %+v (%v), want master at effective priority 180", ins, err)
+	}
+	if a, b := transitions(l.Host(1)), transitions(l.Host(2)); a != before1 || b != before2 {
+		t.Errorf("transitions went from %v/%v to %v/%v: the reload restarted the instance", before1, before2, a, b)
+	}
+}

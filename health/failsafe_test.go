@@ -224,3 +224,24 @@ func TestACheckThatCannotRunForALocalReasonChangesNoVerdict(t *testing.T) {
 		})
 	}
 }
+
+func TestAReloadThatAddsACertFileBringsTheBackendUp(t *testing.T) {
+	cert, key := clientKeyPair(t)
+	b := authAPIServer(t, http.StatusUnauthorized)
+	h := newHarness(t, httpsCheck(nil), []string{b})
+	h.run()
+	h.clock.waitPending(t, 1)
+	if h.c.Healthy(b) {
+		t.Fatal("healthy without a client certificate")
+	}
+	if err := h.c.Update(httpsCheck(func(c *config.Health) { c.CertFile, c.KeyFile = cert, key }), []string{b}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // rise 2
+		h.clock.Advance(time.Second)
+		h.clock.waitPending(t, 1)
+	}
+	if !h.c.Healthy(b) {
+		t.Fatalf("not healthy after a reload added cert_file: %+v", h.c.Status())
+	}
+}

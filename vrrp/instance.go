@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -100,8 +101,12 @@ type InstanceStatus struct {
 	EffectivePriority uint8
 	// MasterIP is the current master's address (this host's when master);
 	// the zero Addr when unknown.
-	MasterIP   netip.Addr
+	MasterIP netip.Addr
+	// VirtualIPs are the configured virtual IPs, held or not.
 	VirtualIPs []netip.Prefix
+	// HeldIPs are the virtual IPs this instance has on the interface now
+	// (a master's; none in backup or fault).
+	HeldIPs []netip.Prefix
 	// Yielding names why the instance yields, sorted: the failing weight-0
 	// track_frontend trackers ("frontend NAME") and the causes set by
 	// SetYield; empty when it does not.
@@ -150,6 +155,10 @@ type Instance struct {
 	garpC         <-chan time.Time
 	garpLeft      int // announcements left in the current burst
 	trackerStates []TrackerState
+	trackerRuns   []*trackerRun // parallel to trackers and trackerStates
+	trackC        chan trackerReport
+	trackCtx      context.Context
+	trackWG       *sync.WaitGroup
 	yieldCauses   map[string]bool // set by SetYield
 	// yieldAtStart are the causes SetYield was given before Run, guarded by
 	// mu; Run takes them over as it starts.
@@ -179,6 +188,10 @@ type update struct {
 	cfg   config.Instance
 	d     derived
 	reply chan error
+	// With UpdateWith: the new trackers and notifier.
+	with     bool
+	trackers []WeightedTracker
+	notifier Notifier
 }
 
 // yieldRequest is a SetYield on its way to the protocol loop.
@@ -338,6 +351,7 @@ func (in *Instance) Status() InstanceStatus {
 	defer in.mu.Unlock()
 	s := in.status
 	s.VirtualIPs = slices.Clone(s.VirtualIPs)
+	s.HeldIPs = slices.Clone(s.HeldIPs)
 	s.Yielding = slices.Clone(s.Yielding)
 	return s
 }
@@ -349,9 +363,29 @@ type received struct {
 	info PacketInfo
 }
 
+// trackerRun is one running tracker: its reports name it, so a report of a
+// tracker a reload removed is told apart and dropped.
+type trackerRun struct {
+	cancel context.CancelFunc
+}
+
 type trackerReport struct {
-	index int
-	ok    bool
+	run *trackerRun
+	ok  bool
+}
+
+// trackerIndex is where the tracker of r is now, or -1 if a reload removed it.
+func (in *Instance) trackerIndex(r *trackerRun) int {
+	return slices.Index(in.trackerRuns, r)
+}
+
+// startTracker runs tracker i until it is stopped or the instance stops.
+func (in *Instance) startTracker(i int) {
+	ctx, cancel := context.WithCancel(in.trackCtx)
+	run := &trackerRun{cancel: cancel}
+	in.trackerRuns[i] = run
+	t := in.trackers[i]
+	in.trackWG.Go(func() { in.runTracker(ctx, run, t, in.trackC) })
 }
 
 // Run runs the instance until ctx ends. Then, if master, it sends a
@@ -379,6 +413,7 @@ func (in *Instance) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	trackCtx, stopTrackers := context.WithCancel(ctx)
+	in.trackCtx, in.trackWG = trackCtx, &wg
 	defer func() {
 		stopTrackers()
 		close(done)
@@ -398,8 +433,10 @@ func (in *Instance) Run(ctx context.Context) error {
 	wg.Go(func() { in.receive(free, rxC, rxErr, done) })
 
 	trackC := make(chan trackerReport)
-	for i, t := range in.trackers {
-		wg.Go(func() { in.runTracker(trackCtx, i, t, trackC) })
+	in.trackC = trackC
+	in.trackerRuns = make([]*trackerRun, len(in.trackers))
+	for i := range in.trackers {
+		in.startTracker(i)
 	}
 
 	if !in.awaitTrackers(ctx, trackC) {
@@ -430,7 +467,7 @@ func (in *Instance) Run(ctx context.Context) error {
 		case r := <-trackC:
 			in.trackerReport(r)
 		case u := <-in.updates:
-			in.reconfigure(u.cfg, u.d)
+			in.reconfigure(u)
 			u.reply <- nil
 		case y := <-in.yields:
 			in.setYield(y)
@@ -458,8 +495,16 @@ func (in *Instance) awaitTrackers(ctx context.Context, trackC <-chan trackerRepo
 	}
 	timer := in.clock.NewTimer(wait)
 	defer timer.Stop()
-	heard := make([]bool, len(in.trackers))
-	silent := len(in.trackers)
+	heard := map[*trackerRun]bool{}
+	silent := func() []int {
+		var out []int
+		for i, r := range in.trackerRuns {
+			if !heard[r] {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
 	// The event that ends the wait is reported done with the startup.
 	in.eventDone()
 	for {
@@ -467,24 +512,22 @@ func (in *Instance) awaitTrackers(ctx context.Context, trackC <-chan trackerRepo
 		case <-ctx.Done():
 			return false
 		case r := <-trackC:
-			if !heard[r.index] {
-				heard[r.index] = true
-				silent--
-			}
+			heard[r.run] = true
 			in.trackerReport(r)
-			if silent == 0 {
+			if len(silent()) == 0 {
 				return true
 			}
 		case u := <-in.updates:
-			in.reconfigure(u.cfg, u.d)
+			in.reconfigure(u)
 			u.reply <- nil
+			if len(silent()) == 0 {
+				return true
+			}
 		case y := <-in.yields:
 			in.setYield(y)
 		case <-timer.C():
-			for i, ok := range heard {
-				if !ok {
-					in.log.Warn("tracker has not reported yet, counting it as passing", "tracker", in.trackers[i].Tracker.Name(), "waited", wait)
-				}
+			for _, i := range silent() {
+				in.log.Warn("tracker has not reported yet, counting it as passing", "tracker", in.trackers[i].Tracker.Name(), "waited", wait)
 			}
 			return true
 		}
@@ -508,21 +551,35 @@ func (in *Instance) eventDone() {
 // cannot change. Update waits for the protocol loop; it returns an error if
 // Run is not running.
 func (in *Instance) Update(cfg config.Instance) error {
-	d, err := in.checkUpdate(cfg)
+	return in.update(update{cfg: cfg})
+}
+
+// UpdateWith is Update with the trackers and the notifier built for cfg,
+// so that a reload that adds, removes or reweights trackers or changes the
+// notify command applies in place too. A tracker equal (==) to a running
+// one keeps running with its state and takes its new weight; others start
+// and count as passing until they report; the ones left out stop. A nil
+// notifier tells no one.
+func (in *Instance) UpdateWith(cfg config.Instance, trackers []WeightedTracker, notifier Notifier) error {
+	return in.update(update{cfg: cfg, with: true, trackers: trackers, notifier: notifier})
+}
+
+func (in *Instance) update(u update) error {
+	d, err := in.checkUpdate(u.cfg, u.with)
 	if err != nil {
 		return err
 	}
 	if !in.started.Load() {
 		return fmt.Errorf("instance %q: not running", in.name)
 	}
-	u := update{cfg: cfg, d: d, reply: make(chan error, 1)}
+	u.d, u.reply = d, make(chan error, 1)
 	select {
 	case in.updates <- u:
 		if err := <-u.reply; err != nil {
 			return err
 		}
 		in.mu.Lock()
-		in.current = cfg
+		in.current = u.cfg
 		in.mu.Unlock()
 		return nil
 	case <-in.exited:
@@ -530,42 +587,64 @@ func (in *Instance) Update(cfg config.Instance) error {
 	}
 }
 
-// CheckUpdate reports whether Update(cfg) would be refused, changing nothing.
+// CheckUpdate reports whether UpdateWith(cfg, …) would be refused,
+// changing nothing.
 func (in *Instance) CheckUpdate(cfg config.Instance) error {
-	_, err := in.checkUpdate(cfg)
+	_, err := in.checkUpdate(cfg, true)
 	return err
 }
 
-func (in *Instance) checkUpdate(cfg config.Instance) (derived, error) {
+// checkUpdate checks cfg against NeedsNewInstance; without new trackers
+// and notifier (Update), their config cannot change either.
+func (in *Instance) checkUpdate(cfg config.Instance, with bool) (derived, error) {
 	in.mu.Lock()
 	cur := in.current
 	in.mu.Unlock()
-	if why := NeedsNewInstance(cur, cfg); why != "" {
+	why := NeedsNewInstance(cur, cfg)
+	if why == "" && !with {
+		why = trackersChanged(cur, cfg)
+	}
+	if why != "" {
 		return derived{}, fmt.Errorf("instance %q: reload: %s: needs a new instance", in.name, why)
 	}
 	return derive(cfg, localAddr(in.transport))
 }
 
+// trackersChanged says what UpdateWith must carry: a change of trackers or
+// notify, or "".
+func trackersChanged(a, b config.Instance) string {
+	switch {
+	case !reflect.DeepEqual(a.TrackFrontends, b.TrackFrontends),
+		!reflect.DeepEqual(a.TrackScripts, b.TrackScripts),
+		!reflect.DeepEqual(a.TrackInterfaces, b.TrackInterfaces):
+		return "trackers changed"
+	case !slices.Equal(a.Notify, b.Notify):
+		return "notify changed"
+	}
+	return ""
+}
+
 // reconfigure is Update inside the protocol loop.
-func (in *Instance) reconfigure(cfg config.Instance, d derived) {
+func (in *Instance) reconfigure(u update) {
+	cfg := u.cfg
 	oldVIPs := in.cfg.VirtualIPs
-	in.apply(cfg, d)
+	in.apply(cfg, u.d)
+	if u.with {
+		in.replaceTrackers(u.trackers)
+		in.notifier = u.notifier
+	}
 	master := in.machine.State() == StateMaster
 	added := false
 	if master {
 		for _, p := range oldVIPs {
 			if !slices.Contains(cfg.VirtualIPs, p) {
-				if err := in.addrs.Remove(p); err != nil {
-					in.log.Error("removing virtual IP", "vip", p, "err", err)
-				}
+				in.removeVIP(p)
 			}
 		}
 		for _, p := range cfg.VirtualIPs {
 			if !slices.Contains(oldVIPs, p) {
 				added = true
-				if err := in.addrs.Add(p); err != nil {
-					in.log.Error("adding virtual IP", "vip", p, "err", err)
-				}
+				in.addVIP(p)
 			}
 		}
 	}
@@ -608,10 +687,10 @@ func (in *Instance) receive(free chan []byte, out chan<- received, errc chan<- e
 
 // runTracker runs one tracker and forwards its verdicts. A tracker that
 // stops with an error before the instance stops counts as failing.
-func (in *Instance) runTracker(ctx context.Context, i int, t WeightedTracker, out chan<- trackerReport) {
+func (in *Instance) runTracker(ctx context.Context, run *trackerRun, t WeightedTracker, out chan<- trackerReport) {
 	report := func(ok bool) {
 		select {
-		case out <- trackerReport{index: i, ok: ok}:
+		case out <- trackerReport{run: run, ok: ok}:
 		case <-ctx.Done():
 		}
 	}
@@ -627,12 +706,52 @@ func (in *Instance) runTracker(ctx context.Context, i int, t WeightedTracker, ou
 }
 
 func (in *Instance) trackerReport(r trackerReport) {
-	if in.trackerStates[r.index].OK == r.ok {
-		return
+	i := in.trackerIndex(r.run)
+	if i < 0 || in.trackerStates[i].OK == r.ok {
+		return // removed by a reload, or no change
 	}
-	in.trackerStates[r.index].OK = r.ok
-	in.log.Info("tracker changed", "tracker", in.trackers[r.index].Tracker.Name(), "ok", r.ok, "weight", in.trackers[r.index].Weight)
+	in.trackerStates[i].OK = r.ok
+	in.log.Info("tracker changed", "tracker", in.trackers[i].Tracker.Name(), "ok", r.ok, "weight", in.trackers[i].Weight)
 	in.updatePriority()
+}
+
+// replaceTrackers makes next the trackers: one equal (==) to a running
+// tracker keeps running with its state and takes its new weight; the
+// others start, counted passing until they report; those not in next stop.
+func (in *Instance) replaceTrackers(next []WeightedTracker) {
+	runs := make([]*trackerRun, len(next))
+	states := make([]TrackerState, len(next))
+	kept := map[int]bool{}
+	for j, t := range next {
+		states[j] = TrackerState{Weight: t.Weight, OK: true, Yield: t.Yield}
+		for i, old := range in.trackers {
+			if !kept[i] && sameTracker(old.Tracker, t.Tracker) {
+				kept[i] = true
+				runs[j] = in.trackerRuns[i]
+				states[j].OK = in.trackerStates[i].OK
+				break
+			}
+		}
+	}
+	for i, r := range in.trackerRuns {
+		if !kept[i] && r != nil {
+			r.cancel()
+		}
+	}
+	in.trackers, in.trackerStates, in.trackerRuns = slices.Clone(next), states, runs
+	for j, r := range runs {
+		if r == nil && in.trackWG != nil {
+			in.startTracker(j)
+		}
+	}
+}
+
+// sameTracker reports whether a and b are the one tracker.
+func sameTracker(a, b Tracker) bool {
+	if a == nil || b == nil || reflect.TypeOf(a) != reflect.TypeOf(b) || !reflect.TypeOf(a).Comparable() {
+		return false
+	}
+	return a == b
 }
 
 // updatePriority feeds the trackers' verdict and the yield causes to the machine.
@@ -809,15 +928,11 @@ func (in *Instance) perform(now time.Time, a Action) {
 		in.sendAdvert(now, a.Priority)
 	case ActionAddVIPs:
 		for _, p := range in.cfg.VirtualIPs {
-			if err := in.addrs.Add(p); err != nil {
-				in.log.Error("adding virtual IP", "vip", p, "err", err)
-			}
+			in.addVIP(p)
 		}
 	case ActionRemoveVIPs:
 		for _, p := range in.cfg.VirtualIPs {
-			if err := in.addrs.Remove(p); err != nil {
-				in.log.Error("removing virtual IP", "vip", p, "err", err)
-			}
+			in.removeVIP(p)
 		}
 	case ActionRemoveStaleVIPs:
 		in.removeStale()
@@ -867,6 +982,31 @@ func (in *Instance) followLocalAddr() {
 
 // removeStale removes configured virtual IPs left on the interface by a run
 // that did not stop cleanly. Other addresses are never touched.
+// addVIP adds a virtual IP to the interface and, done, counts it held.
+func (in *Instance) addVIP(p netip.Prefix) {
+	if err := in.addrs.Add(p); err != nil {
+		in.log.Error("adding virtual IP", "vip", p, "err", err)
+		return
+	}
+	in.mu.Lock()
+	if !slices.Contains(in.status.HeldIPs, p) {
+		in.status.HeldIPs = append(in.status.HeldIPs, p)
+	}
+	in.mu.Unlock()
+}
+
+// removeVIP removes a virtual IP from the interface and no longer counts
+// it held, even when the removal failed (the address is then not ours to
+// vouch for).
+func (in *Instance) removeVIP(p netip.Prefix) {
+	if err := in.addrs.Remove(p); err != nil {
+		in.log.Error("removing virtual IP", "vip", p, "err", err)
+	}
+	in.mu.Lock()
+	in.status.HeldIPs = slices.DeleteFunc(in.status.HeldIPs, func(q netip.Prefix) bool { return q == p })
+	in.mu.Unlock()
+}
+
 func (in *Instance) removeStale() {
 	for _, p := range in.cfg.VirtualIPs {
 		has, err := in.addrs.Has(p)

@@ -1063,3 +1063,86 @@ func TestMasterAdvertDoesNotAllocate(t *testing.T) {
 		t.Errorf("an advert allocates %.1f times, want 0", allocs)
 	}
 }
+
+// Status says which virtual IPs the host holds apart from the configured
+// ones: a master holds them, and an instance in FAULT holds none though
+// they stay configured.
+func TestStatusShowsTheVIPsHeldApartFromTheConfiguredOnes(t *testing.T) {
+	h := newHarness(t)
+	a := h.add(instanceConfig("a", 200), addrHigh, []int{0})
+	h.start(a)
+	h.advance(5 * time.Second)
+	vips := instanceConfig("a", 200).VirtualIPs
+	st := a.in.Status()
+	if st.State != "master" || !slices.Equal(st.HeldIPs, vips) || !slices.Equal(st.VirtualIPs, vips) {
+		t.Fatalf("master: %s holding %v of %v, want master holding %v", st.State, st.HeldIPs, st.VirtualIPs, vips)
+	}
+	a.trackers[0].set(t, false)
+	h.settle()
+	st = a.in.Status()
+	if st.State != "fault" || len(st.HeldIPs) != 0 || !slices.Equal(st.VirtualIPs, vips) {
+		t.Fatalf("fault: %s holding %v of %v, want fault holding none of %v", st.State, st.HeldIPs, st.VirtualIPs, vips)
+	}
+}
+
+// A reload that changes only a tracker's weight, adds or removes a tracker,
+// or changes the notifier is applied to the running instance: the master
+// stays master without a transition, a kept tracker is not started again
+// (fakeTracker.Run would close its ready channel twice), a new one runs and
+// a removed one stops.
+func TestUpdateWithChangesTrackersAndNotifierInPlace(t *testing.T) {
+	h := newHarness(t)
+	a := h.add(instanceConfig("a", 200), addrLow, []int{-10})
+	b := h.add(instanceConfig("b", 150), addrMid, nil)
+	h.start(a, b)
+	h.advance(5 * time.Second)
+	if diff := cmp.Diff([]string{"master", "backup"}, h.states()); diff != "" {
+		t.Fatalf("states after start (-want +got):\n%s", diff)
+	}
+	kept := a.trackers[0]
+	added := newFakeTracker("added", a.n)
+	cfg := instanceConfig("a", 200)
+	cfg.TrackInterfaces = []config.TrackInterface{{Name: "eth1", Weight: -20}}
+	notifier := &fakeNotifier{}
+
+	a.n.pending.Add(2) // the update and the new tracker's first report
+	if err := a.in.UpdateWith(cfg, []WeightedTracker{{Tracker: kept, Weight: -20}, {Tracker: added, Weight: -5}}, notifier); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	kept.set(t, false) // -20: 180 still beats 150
+	h.settle()
+	if got := a.in.Status(); got.State != "master" || got.EffectivePriority != 180 {
+		t.Fatalf("after the reweighted tracker failed: %s at %d, want master at 180", got.State, got.EffectivePriority)
+	}
+	added.set(t, false) // -5 more: 175
+	h.settle()
+	if got := a.in.Status().EffectivePriority; got != 175 {
+		t.Fatalf("after the added tracker failed: priority %d, want 175", got)
+	}
+
+	// Dropping the kept tracker stops it and forgets its weight.
+	a.n.pending.Add(1)
+	if err := a.in.UpdateWith(cfg, []WeightedTracker{{Tracker: added, Weight: -5}}, notifier); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	if got := a.in.Status().EffectivePriority; got != 195 {
+		t.Fatalf("after the failing tracker was removed: priority %d, want 195", got)
+	}
+	h.advance(5 * time.Second)
+	if diff := cmp.Diff([]string{"master", "backup"}, h.states()); diff != "" {
+		t.Fatalf("states after the reloads (-want +got):\n%s", diff)
+	}
+	if got := a.notifier.got(); len(got) != 2 {
+		t.Errorf("the old notifier heard %v after start, want only its two transitions", got)
+	}
+	if got := notifier.got(); len(got) != 0 {
+		t.Errorf("the new notifier heard %v without a transition", got)
+	}
+	// Update without the trackers refuses a tracker change.
+	cfg.TrackInterfaces = nil
+	if err := a.in.Update(cfg); err == nil {
+		t.Error("Update applied a tracker change it cannot carry")
+	}
+}

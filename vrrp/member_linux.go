@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 
 	"github.com/vrrplb/vrrplb/config"
 )
@@ -34,8 +36,24 @@ func NewMembers(opts MemberOptions) NewMemberFunc {
 // instanceMember is an Instance and the notifier that tells its
 // transitions.
 type instanceMember struct {
-	in       *Instance
-	notifier *CommandNotifier // nil without notify
+	in   *Instance
+	opts MemberOptions
+
+	mu sync.Mutex
+	// trackers are the instance's trackers by what they check (trackerKey),
+	// so that a reload keeps running the ones it does not change.
+	trackers map[string]Tracker
+	notifier *runningNotifier // nil without notify
+	ctx      context.Context  // Run's; nil before
+}
+
+// runningNotifier is a notify command and the goroutine that runs it.
+type runningNotifier struct {
+	argv []string
+	user string
+	n    *CommandNotifier
+	stop context.CancelFunc // nil until started
+	done chan struct{}
 }
 
 func newInstanceMember(ic config.Instance, scripts config.Scripts, opts MemberOptions) (_ *instanceMember, err error) {
@@ -53,9 +71,14 @@ func newInstanceMember(ic config.Instance, scripts config.Scripts, opts MemberOp
 	if err != nil {
 		return nil, fmt.Errorf("instance %q: %w", ic.Name, err)
 	}
-	trackers, err := buildTrackers(ic, scripts, opts)
+	m := &instanceMember{opts: opts}
+	trackers, byKey, err := m.buildTrackers(ic, scripts)
 	if err != nil {
 		return nil, fmt.Errorf("instance %q: %w", ic.Name, err)
+	}
+	notifier, err := m.buildNotifier(ic, scripts)
+	if err != nil {
+		return nil, err
 	}
 	io := InstanceOptions{
 		Logger:    opts.Logger,
@@ -64,52 +87,78 @@ func newInstanceMember(ic config.Instance, scripts config.Scripts, opts MemberOp
 		Addrs:     addrs,
 		Announcer: NewAnnouncer(ic.Interface),
 		Trackers:  trackers,
-	}
-	m := &instanceMember{}
-	if len(ic.Notify) > 0 {
-		m.notifier, err = NewCommandNotifier(ic.Notify, NotifyOptions{User: scripts.User, Logger: opts.Logger})
-		if err != nil {
-			return nil, fmt.Errorf("instance %q: notify: %w", ic.Name, err)
-		}
-		io.Notifier = m.notifier
+		Notifier:  notifier.notifier(),
 	}
 	m.in, err = NewInstance(ic, io)
 	if err != nil {
 		return nil, err
 	}
+	m.trackers, m.notifier = byKey, notifier
 	return m, nil
 }
 
-// buildTrackers builds an instance's trackers with their weights.
-func buildTrackers(ic config.Instance, scripts config.Scripts, opts MemberOptions) ([]WeightedTracker, error) {
-	log := opts.Logger.With("instance", ic.Name)
+// trackerKey names what a tracker checks, so that a reload that keeps it
+// (with any weight) keeps the running tracker.
+func trackerKey(kind string, what any, scripts config.Scripts) string {
+	return fmt.Sprintf("%s %#v %q", kind, what, scripts.User)
+}
+
+// buildTrackers builds an instance's trackers with their weights, reusing
+// the member's running ones that check the same thing.
+func (m *instanceMember) buildTrackers(ic config.Instance, scripts config.Scripts) ([]WeightedTracker, map[string]Tracker, error) {
+	log := m.opts.Logger.With("instance", ic.Name)
+	m.mu.Lock()
+	old := m.trackers
+	m.mu.Unlock()
+	byKey := map[string]Tracker{}
 	var ts []WeightedTracker
+	add := func(key string, weight int, yield bool, build func() (Tracker, error)) error {
+		t, ok := old[key]
+		if !ok {
+			var err error
+			if t, err = build(); err != nil {
+				return err
+			}
+		}
+		byKey[key] = t
+		ts = append(ts, WeightedTracker{Tracker: t, Weight: weight, Yield: yield})
+		return nil
+	}
 	for _, f := range ic.TrackFrontends {
-		if opts.FrontendTracker == nil {
-			return nil, fmt.Errorf("track_frontend %q: the frontends are not wired", f.Name)
-		}
-		t, err := opts.FrontendTracker(f.Name)
-		if err != nil {
-			return nil, fmt.Errorf("track_frontend %q: %w", f.Name, err)
-		}
 		// Weight 0 yields rather than faults: a failure that every host
 		// shares must not leave the VIP without a holder.
-		ts = append(ts, WeightedTracker{Tracker: t, Weight: f.Weight, Yield: true})
+		err := add(trackerKey("frontend", f.Name, config.Scripts{}), f.Weight, true, func() (Tracker, error) {
+			if m.opts.FrontendTracker == nil {
+				return nil, fmt.Errorf("track_frontend %q: the frontends are not wired", f.Name)
+			}
+			t, err := m.opts.FrontendTracker(f.Name)
+			if err != nil {
+				return nil, fmt.Errorf("track_frontend %q: %w", f.Name, err)
+			}
+			return t, nil
+		})
+		if err != nil {
+			return nil, nil, err
+		}
 	}
 	for _, s := range ic.TrackScripts {
-		t, err := NewScriptTracker(s, ScriptOptions{User: scripts.User, Logger: log})
+		what := s
+		what.Weight = 0
+		err := add(trackerKey("script", what, scripts), s.Weight, false, func() (Tracker, error) {
+			return NewScriptTracker(s, ScriptOptions{User: scripts.User, Logger: log})
+		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		ts = append(ts, WeightedTracker{Tracker: t, Weight: s.Weight})
 	}
 	tracksOwn := false
 	for _, i := range ic.TrackInterfaces {
-		t, err := NewInterfaceTracker(i.Name, log)
+		err := add(trackerKey("interface", i.Name, config.Scripts{}), i.Weight, false, func() (Tracker, error) {
+			return NewInterfaceTracker(i.Name, log)
+		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		ts = append(ts, WeightedTracker{Tracker: t, Weight: i.Weight})
 		tracksOwn = tracksOwn || i.Name == ic.Interface
 	}
 	// The instance's own interface is always tracked, as keepalived does: a
@@ -118,40 +167,120 @@ func buildTrackers(ic config.Instance, scripts config.Scripts, opts MemberOption
 	// of staying master unseen. A track_interface entry for it sets the
 	// weight instead.
 	if !tracksOwn {
-		t, err := NewInterfaceTracker(ic.Interface, log)
+		err := add(trackerKey("interface", ic.Interface, config.Scripts{}), 0, false, func() (Tracker, error) {
+			return NewInterfaceTracker(ic.Interface, log)
+		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		ts = append(ts, WeightedTracker{Tracker: t, Weight: 0})
 	}
-	return ts, nil
+	return ts, byKey, nil
 }
 
-// Run runs the instance and its notifier. The notifier outlives the
-// instance, so the transition of its stop is told as well.
-func (m *instanceMember) Run(ctx context.Context) error {
-	if m.notifier == nil {
-		return m.in.Run(ctx)
+// buildNotifier returns the notifier of ic: the running one when the
+// command and the user stay, a new one (not yet running) otherwise, nil
+// without notify.
+func (m *instanceMember) buildNotifier(ic config.Instance, scripts config.Scripts) (*runningNotifier, error) {
+	if len(ic.Notify) == 0 {
+		return nil, nil
 	}
-	nctx, stopNotifier := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
+	m.mu.Lock()
+	old := m.notifier
+	m.mu.Unlock()
+	if old != nil && slices.Equal(old.argv, ic.Notify) && old.user == scripts.User {
+		return old, nil
+	}
+	n, err := NewCommandNotifier(ic.Notify, NotifyOptions{User: scripts.User, Logger: m.opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("instance %q: notify: %w", ic.Name, err)
+	}
+	return &runningNotifier{argv: slices.Clone(ic.Notify), user: scripts.User, n: n}, nil
+}
+
+// notifier is r as the instance's Notifier: nil for none.
+func (r *runningNotifier) notifier() Notifier {
+	if r == nil {
+		return nil
+	}
+	return r.n
+}
+
+// start runs the notifier apart from ctx's end: it outlives the instance,
+// so the transition of its stop is told as well.
+func (r *runningNotifier) start(ctx context.Context) {
+	if r == nil || r.stop != nil {
+		return
+	}
+	nctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	r.stop, r.done = stop, make(chan struct{})
 	go func() {
-		defer close(done)
-		_ = m.notifier.Run(nctx)
+		defer close(r.done)
+		_ = r.n.Run(nctx)
 	}()
+}
+
+// finish stops the notifier once what it has queued is told.
+func (r *runningNotifier) finish() {
+	if r == nil || r.stop == nil {
+		return
+	}
+	r.stop()
+	<-r.done
+}
+
+// Run runs the instance and its notifier.
+func (m *instanceMember) Run(ctx context.Context) error {
+	m.mu.Lock()
+	m.ctx = ctx
+	m.notifier.start(ctx)
+	m.mu.Unlock()
 	err := m.in.Run(ctx)
-	stopNotifier()
-	<-done
+	m.mu.Lock()
+	n := m.notifier
+	m.mu.Unlock()
+	n.finish()
 	return err
 }
 
 func (m *instanceMember) Status() InstanceStatus { return m.in.Status() }
 
-func (m *instanceMember) Prepare(cfg config.Instance, _ config.Scripts) (func() error, error) {
+func (m *instanceMember) SetYield(cause string, on bool) error { return m.in.SetYield(cause, on) }
+
+// Prepare builds what a reload changes (trackers, notify command) and
+// returns what applies it in place.
+func (m *instanceMember) Prepare(cfg config.Instance, scripts config.Scripts) (func() error, error) {
 	if err := m.in.CheckUpdate(cfg); err != nil {
 		return nil, err
 	}
-	return func() error { return m.in.Update(cfg) }, nil
+	trackers, byKey, err := m.buildTrackers(cfg, scripts)
+	if err != nil {
+		return nil, fmt.Errorf("instance %q: %w", cfg.Name, err)
+	}
+	notifier, err := m.buildNotifier(cfg, scripts)
+	if err != nil {
+		return nil, err
+	}
+	return func() error {
+		m.mu.Lock()
+		old, ctx := m.notifier, m.ctx
+		if ctx != nil {
+			notifier.start(ctx)
+		}
+		m.mu.Unlock()
+		if err := m.in.UpdateWith(cfg, trackers, notifier.notifier()); err != nil {
+			if notifier != old {
+				notifier.finish()
+			}
+			return err
+		}
+		m.mu.Lock()
+		m.trackers, m.notifier = byKey, notifier
+		m.mu.Unlock()
+		if old != notifier {
+			old.finish()
+		}
+		return nil
+	}, nil
 }
 
 // Discard closes the transport of an instance that never ran.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
-	"slices"
 	"sync"
 
 	"github.com/vrrplb/vrrplb/config"
@@ -23,6 +22,9 @@ type Member interface {
 	// said it can) and returns what applies it. Nothing changes until
 	// the returned function runs.
 	Prepare(cfg config.Instance, scripts config.Scripts) (apply func() error, err error)
+	// SetYield sets or clears a cause for the member to yield
+	// (Instance.SetYield); before Run it holds from the start.
+	SetYield(cause string, on bool) error
 }
 
 // NewMemberFunc builds the member of one [[instance]]. It may open sockets
@@ -55,6 +57,9 @@ type Set struct {
 	ctx     context.Context // from Run; nil before
 	order   []config.InstanceKey
 	members map[config.InstanceKey]*setMember
+	// yields are the causes SetYield set, each with the instances it
+	// covers by name; members a reload adds get them before they run.
+	yields  map[string]func(name string) bool
 	failure chan error // the first member that failed
 	wg      sync.WaitGroup
 }
@@ -81,13 +86,15 @@ func NewSet(opts SetOptions) (*Set, error) {
 		metrics: opts.Metrics,
 		build:   opts.New,
 		members: map[config.InstanceKey]*setMember{},
+		yields:  map[string]func(string) bool{},
 		failure: make(chan error, 1),
 	}, nil
 }
 
 // NeedsNewInstance says why going from a to b (same key) cannot be applied
-// to the running instance, or "" when Instance.Update can apply it. It is
-// the one rule of what a reload replaces.
+// to the running instance, or "" when Instance.UpdateWith can apply it
+// (trackers, notify and the scripts user included). It is the one rule of
+// what a reload replaces.
 func NeedsNewInstance(a, b config.Instance) string {
 	switch {
 	case a.Key() != b.Key():
@@ -98,12 +105,6 @@ func NeedsNewInstance(a, b config.Instance) string {
 		return "source_ip changed"
 	case (len(a.UnicastPeers) == 0) != (len(b.UnicastPeers) == 0):
 		return "switch between multicast and unicast" // group membership is the transport's
-	case !reflect.DeepEqual(a.TrackFrontends, b.TrackFrontends),
-		!reflect.DeepEqual(a.TrackScripts, b.TrackScripts),
-		!reflect.DeepEqual(a.TrackInterfaces, b.TrackInterfaces):
-		return "trackers changed"
-	case !slices.Equal(a.Notify, b.Notify):
-		return "notify changed"
 	}
 	return ""
 }
@@ -151,7 +152,7 @@ func (s *Set) Prepare(next *config.Config) (*SetPlan, error) {
 			p.add[k] = &setMember{cfg: ic, scripts: next.Scripts, m: m}
 		case reflect.DeepEqual(old.cfg, ic) && old.scripts == next.Scripts:
 			// unchanged
-		case NeedsNewInstance(old.cfg, ic) != "" || old.scripts != next.Scripts:
+		case NeedsNewInstance(old.cfg, ic) != "":
 			m, err := s.build(ic, next.Scripts)
 			if err != nil {
 				errs = append(errs, err)
@@ -253,6 +254,10 @@ func (s *Set) Apply(next *config.Config) error {
 func (s *Set) start(k config.InstanceKey, sm *setMember) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for cause, covers := range s.yields {
+		// Before Run: it only records the cause.
+		_ = sm.m.SetYield(cause, covers(sm.cfg.Name))
+	}
 	s.members[k] = sm
 	if s.ctx != nil {
 		s.launchLocked(sm)
@@ -326,6 +331,30 @@ func (s *Set) Run(ctx context.Context) error {
 	cancel()
 	s.wg.Wait()
 	return err
+}
+
+// SetYield makes the instances that covers names yield for cause, and the
+// others not; instances a reload adds follow it too. covers nil clears the
+// cause everywhere. It returns the errors of instances that stopped
+// meanwhile.
+func (s *Set) SetYield(cause string, covers func(name string) bool) error {
+	s.mu.Lock()
+	if covers == nil {
+		delete(s.yields, cause)
+		covers = func(string) bool { return false }
+	} else {
+		s.yields[cause] = covers
+	}
+	ms := make([]*setMember, 0, len(s.members))
+	for _, sm := range s.members {
+		ms = append(ms, sm)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, sm := range ms {
+		errs = append(errs, sm.m.SetYield(cause, covers(sm.cfg.Name)))
+	}
+	return errors.Join(errs...)
 }
 
 // Status is a snapshot of every instance, in config order.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -67,6 +68,11 @@ func (m *fakeMember) Prepare(cfg config.Instance, _ config.Scripts) (func() erro
 }
 
 func (m *fakeMember) Discard() { m.log.add("discard %s", m.id) }
+
+func (m *fakeMember) SetYield(cause string, on bool) error {
+	m.log.add("yield %s %s %v", m.id, cause, on)
+	return nil
+}
 
 // newFakeSet returns a running Set of fake members; a config whose
 // instance's interface is "missing" fails to build, as a real one would.
@@ -224,6 +230,76 @@ func TestNeedsNewInstanceIsTheOneReplaceRule(t *testing.T) {
 			tt.change(&next)
 			if got := NeedsNewInstance(base, next) != ""; got != tt.replace {
 				t.Errorf("NeedsNewInstance = %q, want replace %v", NeedsNewInstance(base, next), tt.replace)
+			}
+		})
+	}
+}
+
+func TestSetYieldCoversTheNamedInstancesAndThoseAReloadAdds(t *testing.T) {
+	s, log, members := newFakeSet(t)
+	a, b := withVRID(instanceConfig("a", 100), 1), withVRID(instanceConfig("b", 100), 2)
+	if err := s.Apply(setConfig(a, b)); err != nil {
+		t.Fatal(err)
+	}
+	<-members["a#1"].started
+	<-members["b#1"].started
+	log.take()
+	if err := s.SetYield("maintenance", func(name string) bool { return name != "b" }); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"yield a#1 maintenance true", "yield b#1 maintenance false"}, log.take()); diff != "" {
+		t.Errorf("SetYield (-want +got):\n%s", diff)
+	}
+	c := withVRID(instanceConfig("c", 100), 3)
+	if err := s.Apply(setConfig(a, b, c)); err != nil {
+		t.Fatal(err)
+	}
+	<-members["c#1"].started
+	if diff := cmp.Diff([]string{"build c#1", "run c#1", "yield c#1 maintenance true"}, log.take()); diff != "" {
+		t.Errorf("an instance a reload adds (-want +got):\n%s", diff)
+	}
+	if err := s.SetYield("maintenance", nil); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"yield a#1 maintenance false", "yield b#1 maintenance false", "yield c#1 maintenance false"}, log.take()); diff != "" {
+		t.Errorf("clearing (-want +got):\n%s", diff)
+	}
+}
+
+// Issue 15: a reload that only reweights a tracker, adds or removes
+// trackers, or changes notify or the scripts user, must not restart the
+// instance (a restarted master hands the VIP to a peer and takes it back).
+func TestSetAppliesTrackerAndNotifyChangesInPlace(t *testing.T) {
+	base := withVRID(instanceConfig("a", 100), 1)
+	base.TrackScripts = []config.TrackScript{{Command: []string{"/bin/true"}, Interval: time.Second, Timeout: time.Second, Fall: 1, Rise: 1, Weight: -10}}
+	changes := []struct {
+		name   string
+		change func(*config.Config)
+	}{
+		{"a tracker's weight", func(c *config.Config) { c.Instances[0].TrackScripts[0].Weight = -30 }},
+		{"an added tracker", func(c *config.Config) {
+			c.Instances[0].TrackInterfaces = []config.TrackInterface{{Name: "eth1", Weight: -5}}
+		}},
+		{"a removed tracker", func(c *config.Config) { c.Instances[0].TrackScripts = nil }},
+		{"a new notify command", func(c *config.Config) { c.Instances[0].Notify = []string{"/bin/true"} }},
+		{"a new scripts user", func(c *config.Config) { c.Scripts.User = "nobody" }},
+	}
+	for _, tt := range changes {
+		t.Run(tt.name, func(t *testing.T) {
+			s, log, members := newFakeSet(t)
+			if err := s.Apply(setConfig(base)); err != nil {
+				t.Fatal(err)
+			}
+			<-members["a#1"].started
+			log.take()
+			next := setConfig(base)
+			next.Instances[0].TrackScripts = slices.Clone(base.TrackScripts)
+			tt.change(next)
+			if err := s.Apply(next); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string{"update a#1 priority 100"}, log.take()); diff != "" {
+				t.Errorf("reload (-want +got):\n%s", diff)
 			}
 		})
 	}

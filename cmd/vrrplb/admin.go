@@ -68,12 +68,16 @@ type statusDoc struct {
 }
 
 type instanceStatus struct {
-	Name              string   `json:"name"`
-	State             string   `json:"state"` // init, backup, master, fault
-	Priority          int      `json:"priority"`
-	EffectivePriority int      `json:"effective_priority"`
-	MasterIP          string   `json:"master_ip"` // "" while unknown
-	VirtualIPs        []string `json:"virtual_ips"`
+	Name              string `json:"name"`
+	State             string `json:"state"` // init, backup, master, fault
+	Priority          int    `json:"priority"`
+	EffectivePriority int    `json:"effective_priority"`
+	MasterIP          string `json:"master_ip"` // "" while unknown
+	// VirtualIPs are the configured VIPs, held or not.
+	VirtualIPs []string `json:"virtual_ips"`
+	// HeldIPs are the VIPs this host holds now: a master's; none in
+	// backup or fault.
+	HeldIPs []string `json:"held_ips"`
 	// Maintenance is set by `vrrplb maintenance on`: the instance hands its
 	// VIPs over and stays in the election at the lowest priority.
 	Maintenance bool `json:"maintenance"`

@@ -103,12 +103,17 @@ func vrrpStatus(s vrrp.InstanceStatus) instanceStatus {
 		Priority:          int(s.Priority),
 		EffectivePriority: int(s.EffectivePriority),
 		VirtualIPs:        []string{},
+		Maintenance:       slices.Contains(s.Yielding, engine.MaintenanceCause),
 	}
 	if s.MasterIP.IsValid() {
 		out.MasterIP = s.MasterIP.String()
 	}
 	for _, p := range s.VirtualIPs {
 		out.VirtualIPs = append(out.VirtualIPs, p.String())
+	}
+	out.HeldIPs = []string{}
+	for _, p := range s.HeldIPs {
+		out.HeldIPs = append(out.HeldIPs, p.String())
 	}
 	return out
 }

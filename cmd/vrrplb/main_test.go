@@ -144,6 +144,30 @@ var sampleStatus = statusDoc{
 	}}},
 }
 
+// An instance in FAULT keeps its configured VIPs but holds none: the table
+// says which the host holds, in a column of its own.
+func TestStatusTableSaysWhichVIPsTheHostHolds(t *testing.T) {
+	var b strings.Builder
+	doc := statusDoc{Instances: []instanceStatus{
+		{Name: "held", State: "master", Priority: 100, EffectivePriority: 100, MasterIP: "192.0.2.11",
+			VirtualIPs: []string{"192.0.2.150/24"}, HeldIPs: []string{"192.0.2.150/24"}},
+		{Name: "faulted", State: "fault", Priority: 100, EffectivePriority: 100,
+			VirtualIPs: []string{"192.0.2.151/24"}, HeldIPs: []string{}},
+	}}
+	if err := printStatus(&b, doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`INSTANCE\s+STATE\s+PRIORITY\s+MASTER\s+VIRTUAL IPS\s+HELD\n`,
+		`held\s+MASTER\s+100\s+192\.0\.2\.11\s+192\.0\.2\.150/24\s+192\.0\.2\.150/24\n`,
+		`faulted\s+FAULT\s+100\s+-\s+192\.0\.2\.151/24\s+-\n`,
+	} {
+		if !regexp.MustCompile(want).MatchString(b.String()) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
 func TestStatusPrintsATableAndTheRawDocument(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/status" {

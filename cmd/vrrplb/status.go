@@ -83,7 +83,7 @@ func unwrapAll(err error) error {
 func printStatus(w io.Writer, doc statusDoc) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if len(doc.Instances) > 0 {
-		fmt.Fprintln(tw, "INSTANCE\tSTATE\tPRIORITY\tMASTER\tVIRTUAL IPS")
+		fmt.Fprintln(tw, "INSTANCE\tSTATE\tPRIORITY\tMASTER\tVIRTUAL IPS\tHELD")
 		for _, in := range doc.Instances {
 			prio := fmt.Sprint(in.EffectivePriority)
 			if in.EffectivePriority != in.Priority {
@@ -97,7 +97,11 @@ func printStatus(w io.Writer, doc statusDoc) error {
 			if in.Maintenance {
 				state += " (maintenance)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.Name, state, prio, master, strings.Join(in.VirtualIPs, ","))
+			held := strings.Join(in.HeldIPs, ",")
+			if held == "" {
+				held = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.Name, state, prio, master, strings.Join(in.VirtualIPs, ","), held)
 		}
 	}
 	if len(doc.Frontends) > 0 {

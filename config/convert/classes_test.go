@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -288,5 +289,33 @@ func TestAForeignIncludedFileIsNotQuoted(t *testing.T) {
 	}
 	if strings.Contains(out, "secret") || !strings.Contains(out, "shadow:1 (text not shown)") {
 		t.Errorf("output quotes the included file or does not mark its line:\n%s", out)
+	}
+}
+
+// A vrrp_sync_group's parts are carried over or marked: its members'
+// weighted trackers become weight 0, as keepalived sets them without
+// sync_group_tracking_weight, and the group's own trackers become each
+// member's, at weight 0.
+func TestSyncGroupPartsAreCarriedOverOrMarked(t *testing.T) {
+	ka := "vrrp_script chk {\n    script \"/usr/local/bin/check_api\"\n    weight -20\n}\n" +
+		"vrrp_script grp {\n    script \"/usr/local/bin/check_group\"\n    weight -5\n}\n" +
+		"vrrp_sync_group G1 {\n    group {\n        VI_1\n    }\n    notify_master \"/usr/local/bin/master.sh\"\n    track_script {\n        grp\n        chk\n    }\n}\n" +
+		instanceText("    track_script {\n        chk\n    }\n")
+	cfg, out, err := convertText(t, ka, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ts := range cfg.Instances[0].TrackScripts {
+		got = append(got, fmt.Sprintf("%s %d", ts.Command[0], ts.Weight))
+	}
+	want := []string{"/usr/local/bin/check_api 0", "/usr/local/bin/check_group 0"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("track scripts (-want +got):\n%s\n%s", diff, out)
+	}
+	for _, m := range []string{"without sync_group_tracking_weight, keepalived set this tracker's weight to 0", "a tracker of vrrp_sync_group G1", "not carried over: keepalived.conf:13 notify_master /usr/local/bin/master.sh of vrrp_sync_group G1"} {
+		if !strings.Contains(out, m) {
+			t.Errorf("output does not say %q:\n%s", m, out)
+		}
 	}
 }

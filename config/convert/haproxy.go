@@ -43,6 +43,7 @@ type hapProxy struct {
 	sslHello     *haproxy.Line
 	defaultSrv   []*haproxy.Line
 	notes        []string
+	ownCheck     bool // this section has http-check lines of its own
 
 	// Not inherited from defaults:
 	binds          []*haproxy.Line
@@ -71,125 +72,169 @@ func newHapProxy() *hapProxy {
 
 // apply reads one section's lines over the inherited settings.
 func (p *hapProxy) apply(s *haproxy.Section) error {
-	ownCheck := false
+	p.ownCheck = false
 	for _, l := range s.Lines {
 		w := l.Words
 		if w[0] == "no" || w[0] == "default" {
 			p.notes = append(p.notes, notCarried(hloc(l), hline(l), "no vrrplb equivalent"))
 			continue
 		}
-		switch w[0] {
-		case "mode":
-			if len(w) != 2 {
-				return l.Errorf("mode takes tcp or http")
-			}
-			p.mode, p.modeAt = w[1], hloc(l)
-		case "balance":
-			if len(w) < 2 {
-				return l.Errorf("balance needs an algorithm")
-			}
-			p.balance = l
-		case "timeout":
-			if len(w) != 3 {
-				return l.Errorf("timeout takes a kind and a time")
-			}
-			d, err := parseHaproxyTime(w[2])
-			if err != nil {
-				return l.Errorf("timeout %s %q: %v", w[1], w[2], err)
-			}
-			switch w[1] {
-			case "connect", "client", "server", "tunnel", "check":
-				p.timeouts[w[1]] = d
-				p.timeoutAt[w[1]] = hloc(l)
-			default:
-				p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb has connect_timeout and idle_timeout only"))
-			}
-		case "contimeout", "clitimeout", "srvtimeout":
-			if len(w) != 2 {
-				return l.Errorf("%s takes a time", w[0])
-			}
-			d, err := parseHaproxyTime(w[1])
-			if err != nil {
-				return l.Errorf("%s %q: %v", w[0], w[1], err)
-			}
-			kind := map[string]string{"contimeout": "connect", "clitimeout": "client", "srvtimeout": "server"}[w[0]]
-			p.timeouts[kind] = d
-			p.timeoutAt[kind] = hloc(l)
-		case "retries":
-			if len(w) != 2 {
-				return l.Errorf("retries takes a number")
-			}
-			n, err := strconv.Atoi(w[1])
-			if err != nil || n < 0 {
-				return l.Errorf("retries %q: must be a number", w[1])
-			}
-			p.retries, p.retriesAt = &n, hloc(l)
-		case "maxconn":
-			if len(w) != 2 {
-				return l.Errorf("maxconn takes a number")
-			}
-			n, err := strconv.Atoi(w[1])
-			if err != nil || n < 0 {
-				return l.Errorf("maxconn %q: must be a number", w[1])
-			}
-			p.maxconn, p.maxconnAt = n, hloc(l)
-		case "option":
-			if len(w) < 2 {
-				return l.Errorf("option needs a name")
-			}
-			switch w[1] {
-			case "httpchk":
-				p.httpchk = l
-			case "ssl-hello-chk":
-				p.sslHello = l
-			case "tcp-check":
-				p.httpchk, p.sslHello = nil, nil
-			case "tcplog", "httplog", "dontlognull", "log-health-checks", "logasap":
-				p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb logs transitions and errors; per-connection facts are Prometheus metrics"))
-			case "redispatch":
-				p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb always tries another healthy backend after a failed connect"))
-			case "clitcpka", "srvtcpka", "tcpka":
-				p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb keeps TCP keepalive on both sides (tcp_keepalive, default 30s)"))
-			default:
-				p.notes = append(p.notes, notCarried(hloc(l), hline(l), "no vrrplb equivalent"))
-			}
-		case "http-check":
-			if len(w) < 2 {
-				return l.Errorf("http-check needs an action")
-			}
-			if !ownCheck {
-				// A section's own http-check rules replace the inherited ones.
-				p.checkConnect, p.checkSend, p.checkExpect = nil, nil, nil
-				ownCheck = true
-			}
-			switch w[1] {
-			case "connect":
-				p.checkConnect = l
-			case "send":
-				p.checkSend = l
-			case "expect":
-				p.checkExpect = l
-			default:
-				p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb's check is one GET of a path"))
-			}
-		case "default-server":
-			p.defaultSrv = append(p.defaultSrv, l)
-		case "bind":
-			p.binds = append(p.binds, l)
-		case "server":
-			p.servers = append(p.servers, l)
-		case "default_backend":
-			if len(w) != 2 {
-				return l.Errorf("default_backend takes one backend name")
-			}
-			p.defaultBackend = l
-		case "use_backend":
-			p.useBackends = append(p.useBackends, l)
-		case "log":
-			p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb logs to stderr, which journald or the kubelet collects"))
-		default:
+		h, ok := hapKeywords[w[0]]
+		if !ok {
 			p.notes = append(p.notes, notCarried(hloc(l), hline(l), "no vrrplb equivalent"))
+			continue
 		}
+		if err := h(p, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hapKeywords map the proxy-section keywords convert reads.
+var hapKeywords = map[string]func(p *hapProxy, l *haproxy.Line) error{
+	"mode": func(p *hapProxy, l *haproxy.Line) error {
+		if len(l.Words) != 2 {
+			return l.Errorf("mode takes tcp or http")
+		}
+		p.mode, p.modeAt = l.Words[1], hloc(l)
+		return nil
+	},
+	"balance": func(p *hapProxy, l *haproxy.Line) error {
+		if len(l.Words) < 2 {
+			return l.Errorf("balance needs an algorithm")
+		}
+		p.balance = l
+		return nil
+	},
+	"timeout":    hapTimeout,
+	"contimeout": hapOldTimeout,
+	"clitimeout": hapOldTimeout,
+	"srvtimeout": hapOldTimeout,
+	"retries": func(p *hapProxy, l *haproxy.Line) error {
+		n, err := hapCount(l)
+		p.retries, p.retriesAt = &n, hloc(l)
+		return err
+	},
+	"maxconn": func(p *hapProxy, l *haproxy.Line) (err error) {
+		p.maxconn, err = hapCount(l)
+		p.maxconnAt = hloc(l)
+		return err
+	},
+	"option":         hapOption,
+	"http-check":     hapHTTPCheck,
+	"default-server": func(p *hapProxy, l *haproxy.Line) error { p.defaultSrv = append(p.defaultSrv, l); return nil },
+	"bind":           func(p *hapProxy, l *haproxy.Line) error { p.binds = append(p.binds, l); return nil },
+	"server":         func(p *hapProxy, l *haproxy.Line) error { p.servers = append(p.servers, l); return nil },
+	"default_backend": func(p *hapProxy, l *haproxy.Line) error {
+		if len(l.Words) != 2 {
+			return l.Errorf("default_backend takes one backend name")
+		}
+		p.defaultBackend = l
+		return nil
+	},
+	"use_backend": func(p *hapProxy, l *haproxy.Line) error { p.useBackends = append(p.useBackends, l); return nil },
+	"log": func(p *hapProxy, l *haproxy.Line) error {
+		p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb logs to stderr, which journald or the kubelet collects"))
+		return nil
+	},
+}
+
+// hapCount reads the one non-negative number of a retries or maxconn line.
+func hapCount(l *haproxy.Line) (int, error) {
+	if len(l.Words) != 2 {
+		return 0, l.Errorf("%s takes a number", l.Words[0])
+	}
+	n, err := strconv.Atoi(l.Words[1])
+	if err != nil || n < 0 {
+		return 0, l.Errorf("%s %q: must be a number", l.Words[0], l.Words[1])
+	}
+	return n, nil
+}
+
+func hapTimeout(p *hapProxy, l *haproxy.Line) error {
+	w := l.Words
+	if len(w) != 3 {
+		return l.Errorf("timeout takes a kind and a time")
+	}
+	d, err := parseHaproxyTime(w[2])
+	if err != nil {
+		return l.Errorf("timeout %s %q: %v", w[1], w[2], err)
+	}
+	switch w[1] {
+	case "connect", "client", "server", "tunnel", "check":
+		p.timeouts[w[1]] = d
+		p.timeoutAt[w[1]] = hloc(l)
+	default:
+		p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb has connect_timeout and idle_timeout only"))
+	}
+	return nil
+}
+
+// hapOldTimeout reads contimeout, clitimeout and srvtimeout, the old
+// spellings of timeout connect, client and server.
+func hapOldTimeout(p *hapProxy, l *haproxy.Line) error {
+	w := l.Words
+	if len(w) != 2 {
+		return l.Errorf("%s takes a time", w[0])
+	}
+	d, err := parseHaproxyTime(w[1])
+	if err != nil {
+		return l.Errorf("%s %q: %v", w[0], w[1], err)
+	}
+	kind := map[string]string{"contimeout": "connect", "clitimeout": "client", "srvtimeout": "server"}[w[0]]
+	p.timeouts[kind] = d
+	p.timeoutAt[kind] = hloc(l)
+	return nil
+}
+
+// hapOptionNotes are the options not carried over, with the reason.
+var hapOptionNotes = map[string]string{
+	"tcplog": "vrrplb logs transitions and errors; per-connection facts are Prometheus metrics", "httplog": "vrrplb logs transitions and errors; per-connection facts are Prometheus metrics",
+	"dontlognull": "vrrplb logs transitions and errors; per-connection facts are Prometheus metrics", "log-health-checks": "vrrplb logs transitions and errors; per-connection facts are Prometheus metrics",
+	"logasap":    "vrrplb logs transitions and errors; per-connection facts are Prometheus metrics",
+	"redispatch": "vrrplb always tries another healthy backend after a failed connect",
+	"clitcpka":   "vrrplb keeps TCP keepalive on both sides (tcp_keepalive, default 30s)", "srvtcpka": "vrrplb keeps TCP keepalive on both sides (tcp_keepalive, default 30s)",
+	"tcpka": "vrrplb keeps TCP keepalive on both sides (tcp_keepalive, default 30s)",
+}
+
+func hapOption(p *hapProxy, l *haproxy.Line) error {
+	if len(l.Words) < 2 {
+		return l.Errorf("option needs a name")
+	}
+	switch o := l.Words[1]; {
+	case o == "httpchk":
+		p.httpchk = l
+	case o == "ssl-hello-chk":
+		p.sslHello = l
+	case o == "tcp-check":
+		p.httpchk, p.sslHello = nil, nil
+	case hapOptionNotes[o] != "":
+		p.notes = append(p.notes, notCarried(hloc(l), hline(l), hapOptionNotes[o]))
+	default:
+		p.notes = append(p.notes, notCarried(hloc(l), hline(l), "no vrrplb equivalent"))
+	}
+	return nil
+}
+
+func hapHTTPCheck(p *hapProxy, l *haproxy.Line) error {
+	if len(l.Words) < 2 {
+		return l.Errorf("http-check needs an action")
+	}
+	if !p.ownCheck {
+		// A section's own http-check rules replace the inherited ones.
+		p.checkConnect, p.checkSend, p.checkExpect = nil, nil, nil
+		p.ownCheck = true
+	}
+	switch l.Words[1] {
+	case "connect":
+		p.checkConnect = l
+	case "send":
+		p.checkSend = l
+	case "expect":
+		p.checkExpect = l
+	default:
+		p.notes = append(p.notes, notCarried(hloc(l), hline(l), "vrrplb's check is one GET of a path"))
 	}
 	return nil
 }

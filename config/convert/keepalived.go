@@ -149,7 +149,6 @@ func unknownKeyword(n *keepalived.Node) string {
 // kaTopLevel are the reasons top-level blocks vrrplb does not import are
 // not carried over.
 var kaTopLevel = map[string]string{
-	"vrrp_sync_group":          "vrrplb has no sync groups: each instance moves on its own; give them the same tracks so they fail together",
 	"virtual_server":           "LVS virtual servers: vrrplb proxies TCP itself, see [[frontend]]",
 	"virtual_server_group":     "LVS virtual servers: vrrplb proxies TCP itself, see [[frontend]]",
 	"static_ipaddress":         "vrrplb adds only its virtual IPs; configure static addresses in the host's network setup",
@@ -199,16 +198,23 @@ func fromKeepalived(nodes []*keepalived.Node, opts Options) (*keepalivedResult, 
 			return nil, err
 		}
 	}
+	groups := syncGroups(nodes, res)
 	names := map[string]bool{}
 	for _, n := range nodes {
 		switch kw := n.Keyword(); {
 		case n.Unknown:
 			res.header = append(res.header, unknownKeyword(n))
-		case kw == "global_defs", kw == "vrrp_script", kw == "vrrp_track_process":
+		case kw == "global_defs", kw == "vrrp_script", kw == "vrrp_track_process", kw == "vrrp_sync_group":
 		case kw == "vrrp_instance":
-			in, err := kaInstance(n, g, kaTrackers{scripts, processes}, opts.ScriptRoot)
+			tr := kaTrackers{scripts, processes}
+			in, err := kaInstance(n, g, tr, opts.ScriptRoot)
 			if err != nil {
 				return nil, err
+			}
+			if sg := groups[in.name]; sg != nil {
+				if err := sg.apply(in, tr, opts.ScriptRoot); err != nil {
+					return nil, err
+				}
 			}
 			if err := addInstance(res, n, in, names); err != nil {
 				return nil, err

@@ -4,11 +4,12 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/vrrplb/vrrplb/config"
 )
 
 // splitCommand splits a keepalived script or notify line into argv the way
@@ -154,14 +155,7 @@ func stripShellComments(s string) string {
 // readHead reads the start of a regular file; anything else (a device, a
 // FIFO) is not read, so that a script path like /dev/stdin cannot block.
 func readHead(p string) (string, error) {
-	st, err := os.Stat(p)
-	if err != nil {
-		return "", err
-	}
-	if !st.Mode().IsRegular() {
-		return "", &fs.PathError{Op: "read", Path: p, Err: errors.New("not a regular file")}
-	}
-	f, err := os.Open(p)
+	f, _, err := config.OpenRegular(p)
 	if err != nil {
 		return "", err
 	}

@@ -152,6 +152,13 @@ var keywords = map[context]map[string]rule{
 		"no_accept_ttl":              {form: line},
 		"linkbeat_use_polling":       {form: line},
 		"old_unicast_checksum":       {form: line},
+		"garp_extra_if":              {form: line},
+		"lvs_sync_daemon_interface":  {form: line},
+		"notify_priority_changes":    {form: line},
+		"use_ipvlan":                 {form: line},
+		"use_vmac_addr":              {form: line},
+		"vmac_garp_intvl":            {form: line},
+		"vrf":                        {form: line},
 	},
 }
 

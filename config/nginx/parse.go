@@ -124,7 +124,7 @@ func lex(file string, src string) ([]token, error) {
 		case c == '\n':
 			line++
 			i++
-		case c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v':
+		case isBlank(c):
 			i++
 		case c == '#':
 			for i < len(src) && src[i] != '\n' {
@@ -134,49 +134,64 @@ func lex(file string, src string) ([]token, error) {
 			toks = append(toks, token{text: string(c), line: line, punct: true})
 			i++
 		case c == '"' || c == '\'':
-			start := line
-			var b strings.Builder
-			i++
-			for {
-				if i >= len(src) {
-					return nil, &Error{File: file, Line: start, Msg: "unterminated quoted string"}
-				}
-				d := src[i]
-				if d == c {
-					i++
-					break
-				}
-				if d == '\\' && i+1 < len(src) && (src[i+1] == c || src[i+1] == '\\') {
-					b.WriteByte(src[i+1])
-					i += 2
-					continue
-				}
-				if d == '\n' {
-					line++
-				}
-				b.WriteByte(d)
-				i++
+			text, next, lines, ok := lexQuoted(src, i)
+			if !ok {
+				return nil, &Error{File: file, Line: line, Msg: "unterminated quoted string"}
 			}
-			toks = append(toks, token{text: b.String(), line: start, quoted: true})
+			toks = append(toks, token{text: text, line: line, quoted: true})
+			i, line = next, line+lines
 		default:
-			var b strings.Builder
-			for i < len(src) {
-				d := src[i]
-				if d == ' ' || d == '\t' || d == '\r' || d == '\n' || d == '\f' || d == '\v' || d == ';' || d == '{' || d == '}' {
-					break
-				}
-				if d == '\\' && i+1 < len(src) && src[i+1] != '\n' {
-					b.WriteByte(src[i+1])
-					i += 2
-					continue
-				}
-				b.WriteByte(d)
-				i++
-			}
-			toks = append(toks, token{text: b.String(), line: line})
+			text, next := lexWord(src, i)
+			toks = append(toks, token{text: text, line: line})
+			i = next
 		}
 	}
 	return toks, nil
+}
+
+func isBlank(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'
+}
+
+// lexQuoted reads the quoted string that starts at src[i]: its text, the
+// offset past it and the newlines in it; ok false when it is not closed.
+func lexQuoted(src string, i int) (text string, next, lines int, ok bool) {
+	q := src[i]
+	var b strings.Builder
+	for i++; i < len(src); i++ {
+		d := src[i]
+		switch {
+		case d == q:
+			return b.String(), i + 1, lines, true
+		case d == '\\' && i+1 < len(src) && (src[i+1] == q || src[i+1] == '\\'):
+			i++
+			d = src[i]
+		case d == '\n':
+			lines++
+		}
+		b.WriteByte(d)
+	}
+	return "", i, lines, false
+}
+
+// lexWord reads the bare word that starts at src[i], backslash escapes
+// resolved, and returns it with the offset past it.
+func lexWord(src string, i int) (string, int) {
+	var b strings.Builder
+	for i < len(src) {
+		d := src[i]
+		if isBlank(d) || d == '\n' || d == ';' || d == '{' || d == '}' {
+			break
+		}
+		if d == '\\' && i+1 < len(src) && src[i+1] != '\n' {
+			b.WriteByte(src[i+1])
+			i += 2
+			continue
+		}
+		b.WriteByte(d)
+		i++
+	}
+	return b.String(), i
 }
 
 // parseTree builds the directive tree of one file without checking names.

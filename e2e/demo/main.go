@@ -3,7 +3,8 @@
 // vrrplb, three fake TLS apiservers, a client), fetches /version through
 // the virtual IP, cuts the VRRP master's link and measures the gap the
 // client sees while the VIP moves, marks an apiserver unready and shows the
-// traffic avoiding it, then tears everything down. `make demo` runs it as
+// traffic avoiding it, marks them all unready and shows the VIP kept and
+// the proxy failing open, then tears everything down. `make demo` runs it as
 // root; iproute2 is all it needs besides the binaries it is given (or Go,
 // to build them).
 //
@@ -56,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	fs.SetOutput(stderr)
 	vrrplbBin := fs.String("vrrplb", "", "the vrrplb binary (default: next to this program, else built with go)")
 	apiserverBin := fs.String("fakeapiserver", "", "the fakeapiserver binary (default: next to this program, else built with go)")
+	bgpAct := fs.Bool("bgp", false, "show BGP mode instead: LB hosts announce the VIP to an FRR router (needs frr)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -114,6 +116,10 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	}()
 
 	d.binaries(*vrrplbBin, *apiserverBin)
+	if *bgpAct {
+		d.bgpSteps() // bgp.go
+		return 0
+	}
 	d.steps()
 	return 0
 }
@@ -172,6 +178,8 @@ type demo struct {
 	api        []*e2e.Host // apiserver-1..3
 	client     *e2e.Host
 	readyFiles []string
+	// namespaces is how many namespaces the lab made.
+	namespaces int
 	vip        netip.Addr
 	http       *http.Client
 	procs      int
@@ -199,12 +207,14 @@ func (d *demo) steps() {
 	d.fetchVersion()
 	d.failover()
 	d.unready()
+	d.allUnready()
 }
 
 // Step 1: the lab.
 func (d *demo) buildLab() {
 	d.step(1, "The lab: network namespaces on one bridge")
 	d.lab = e2e.NewLab(d.t, 6)
+	d.namespaces = len(d.lab.Hosts) + 1 // and the bridge
 	d.lb = []*e2e.Host{d.lab.Host(1), d.lab.Host(2)}
 	d.api = []*e2e.Host{d.lab.Host(3), d.lab.Host(4), d.lab.Host(5)}
 	d.client = d.lab.Host(6)
@@ -262,8 +272,8 @@ version = 3
 advert_interval = %q             # short, so the demo is quick (the default is 1s)
 virtual_ips = [%q]
 
-  [[instance.track_frontend]]      # no healthy apiserver: give the VIP away
-  name = "apiserver"
+  [[instance.track_frontend]]      # no healthy apiserver: hand the VIP to a host that has one;
+  name = "apiserver"               # when no host has one, one keeps it and fails open
 
 [[frontend]]
 name = "apiserver"
@@ -558,9 +568,54 @@ func (d *demo) unready() {
 	d.indent(d.status(d.lb[1]))
 }
 
+// Step 6: every apiserver goes unready, the failure every LB host shares.
+func (d *demo) allUnready() {
+	d.step(6, "Every apiserver is marked unready")
+	for _, f := range d.readyFiles[1:] {
+		if err := os.Remove(f); err != nil {
+			d.t.Fatalf("mark an apiserver unready: %v", err)
+		}
+	}
+	d.printf("    apiserver-2's and apiserver-3's /readyz answer 500 too (etcd away, say): no LB\n" +
+		"    host has a ready apiserver. lb2 hands the VIP over (a priority-0 advert) but\n" +
+		"    stays in the election at priority 1; no host answers with a better one (lb1's\n" +
+		"    link is still down), so lb2 takes the VIP back one Master_Down_Interval later\n" +
+		"    rather than leave the control plane without it, and its proxy fails open: new\n" +
+		"    connections go to every apiserver, which answer for themselves.\n")
+	start := time.Now()
+	deadline := start.Add(5 * time.Second)
+	for {
+		if st, err := d.lb[1].Status(); err == nil && len(st.Frontends) == 1 && st.Frontends[0].FailOpen {
+			break
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("lb2's proxy did not fail open within 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.printf("    lb2's proxy failed open %d ms later.\n", time.Since(start).Milliseconds())
+	back := d.lab.WaitMaster(d.t, d.lb[1], d.vip, 5*time.Second)
+	d.printf("    lb2 holds %s again %d ms after that, at priority 1\n"+
+		"    (Master_Down_Interval there: 3 × %s + Skew_Time %s).\n", d.vip, back.Milliseconds(), advertInterval, skew(1).Round(time.Millisecond))
+	answered := 0
+	for range splitRequests {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if _, err := d.version(ctx); err == nil {
+			answered++
+		}
+		cancel()
+	}
+	d.printf("    fail open: %d of %d requests through the VIP answered.\n", answered, splitRequests)
+	if answered != splitRequests || len(d.lab.Masters(d.vip)) != 1 {
+		d.t.Fatalf("with every apiserver unready, want one VIP holder and every request answered, got %v and %d", d.lab.Masters(d.vip), answered)
+	}
+	d.printf("\n    lb2# vrrplb status\n")
+	d.indent(d.status(d.lb[1]))
+}
+
 // printTeardown reports, after the cleanup, that nothing is left.
 func (d *demo) printTeardown() {
-	d.step(6, "Teardown")
+	d.step(7, "Teardown")
 	left := "nothing is left"
 	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil && d.lab != nil {
 		var ours []string
@@ -575,6 +630,6 @@ func (d *demo) printTeardown() {
 			d.t.Errorf("%s", left)
 		}
 	}
-	d.printf("    stopped %d processes, removed the %d namespaces: %s.\n", d.procs, len(d.lab.Hosts)+1, left)
+	d.printf("    stopped %d processes, removed the %d namespaces: %s.\n", d.procs, d.namespaces, left)
 	d.printf("\ndemo done in %.1fs\n", time.Since(d.start).Seconds())
 }

@@ -231,9 +231,17 @@ func (p *process) commit() error {
 	return plan.Commit()
 }
 
-// setMaintenance applies `vrrplb maintenance` to the instances.
-func (p *process) setMaintenance(MaintenanceSet) error {
-	return errors.New("this VRRP engine cannot put instances in maintenance")
+// MaintenanceCause is the yield cause of `vrrplb maintenance`, shown in an
+// instance's Yielding.
+const MaintenanceCause = "maintenance"
+
+// setMaintenance applies `vrrplb maintenance` to the instances: those in
+// the set yield, and so do those a reload adds while it covers them.
+func (p *process) setMaintenance(m MaintenanceSet) error {
+	if m.empty() {
+		return p.instances.SetYield(MaintenanceCause, nil)
+	}
+	return p.instances.SetYield(MaintenanceCause, m.Has)
 }
 
 func (p *process) discard() {
