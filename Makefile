@@ -15,7 +15,7 @@ FUZZCOUNT   := 200000x
 FUZZ        := ./config:FuzzParse ./vrrp:FuzzDecode ./config/keepalived:FuzzKeepalived \
                ./config/nginx:FuzzNginx ./config/haproxy:FuzzHaproxy ./config/convert:FuzzConvert
 
-.PHONY: all build deb test lint fuzz clean bench bench-deps bench-failover soak
+.PHONY: all build deb test test-k8s lint fuzz clean bench bench-deps bench-failover soak
 
 all: build
 
@@ -40,6 +40,15 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz FUZZTIME=$(FUZZCOUNT)
+
+# The real-Kubernetes suite (root): one etcd and three kube-apiservers behind
+# two vrrplb hosts in network namespaces, kubectl and a client-go program as
+# clients. e2e/k8s/build.sh builds kube-apiserver, kubectl and etcd at their
+# pinned versions into ~/.cache/vrrplb-k8s the first time (about 11 minutes
+# on two cores), then finds them there. -v: the tests log their figures.
+test-k8s:
+	@dir=$$(e2e/k8s/build.sh) && \
+	 VRRPLB_K8S=1 VRRPLB_K8S_BIN="$$dir" $(GO) test -count=1 -timeout 30m -v ./e2e/k8s
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

@@ -17,7 +17,6 @@ import (
 // announced VIP 10.77.0.100. Only ever inside the lab's namespaces.
 var (
 	BGPVIP     = netip.MustParseAddr("10.77.0.100")
-	bgpClient  = netip.MustParseAddr("10.91.0.2")
 	bgpBackend = netip.MustParseAddr("10.92.0.10")
 )
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vrrplb/vrrplb/bgp"
 	"github.com/vrrplb/vrrplb/cmd/vrrplb/internal/engine"
 )
 
@@ -24,6 +25,8 @@ var designedMetrics = map[string]bool{
 	"vrrplb_health_check_duration_seconds_sum": true, "vrrplb_health_checks_total": true,
 	"vrrplb_config_last_reload_successful": true, "vrrplb_config_last_reload_success_timestamp_seconds": true,
 	"vrrplb_build_info": true, "vrrplb_frontend_fail_open": true,
+	// BGP mode (package bgp).
+	bgp.MetricPeerUp: true, bgp.MetricAnnounced: true, bgp.MetricUpdatesSent: true,
 	// The VRRP engine process (package engine), added to DESIGN.md's list.
 	engine.MetricRestarts: true, engine.MetricRealtime: true, engine.MetricGoroutines: true,
 	engine.MetricGCPauseMax: true,

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -491,5 +492,48 @@ func TestBinaryDrainsOnTheFirstSignalAndExitsAtOnceOnTheSecond(t *testing.T) {
 		t.Logf("exited %v after the second signal", time.Since(start))
 	case <-time.After(5 * time.Second):
 		t.Fatalf("still running 5s after the second signal:\n%s", logs.String())
+	}
+}
+
+// /status serves at most maxScrapesInFlight requests at once and answers
+// the rest 503 at once, whatever the engine is doing.
+func TestAdminCapsStatusRequestsInFlight(t *testing.T) {
+	d := newDaemon(&config.Config{}, io.Discard)
+	release := make(chan struct{})
+	var entered atomic.Int32
+	d.status = []func(context.Context, *statusDoc){func(context.Context, *statusDoc) {
+		entered.Add(1)
+		<-release
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := newAdminServer(ln, d)
+	go func() { _ = a.Run(ctx) }()
+	url := "http://" + ln.Addr().String() + "/status"
+	codes := make(chan int, maxScrapesInFlight)
+	for range maxScrapesInFlight {
+		go func() {
+			resp, err := http.Get(url)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	eventually(t, "every slot is taken", func() bool { return entered.Load() == maxScrapesInFlight })
+	if code, _ := get(t, url); code != http.StatusServiceUnavailable {
+		t.Errorf("a request past the cap: %d, want 503", code)
+	}
+	close(release)
+	for range maxScrapesInFlight {
+		if code := <-codes; code != http.StatusOK {
+			t.Errorf("a request within the cap: %d, want 200", code)
+		}
 	}
 }

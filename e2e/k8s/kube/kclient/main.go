@@ -1,0 +1,255 @@
+// Command kclient is the client-go program of vrrplb's real-Kubernetes
+// suite: what kubelets and controllers do through the VIP, reduced to what
+// the suite measures. It writes one JSON object a line on stdout, each with
+// "t" (Unix nanoseconds) and "event", for the test to read.
+//
+//	kclient informer  an informer on the ConfigMaps of a namespace:
+//	                  "synced", then "add" / "update" / "delete" with name and rv
+//	kclient load      a request loop at --rate requests/s over --workers
+//	                  connections, creating a ConfigMap then reading it back:
+//	                  "created" (name, rv) and "error" (op, err) per request,
+//	                  "summary" (ok, failed) at SIGTERM or after --duration
+//	kclient watches   --count watches of the namespace's ConfigMaps, each over
+//	                  its own connection, re-opened when it ends: "watching"
+//	                  (id) each time one is open, "ended" (id, err)
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+var out = json.NewEncoder(os.Stdout)
+var outMu sync.Mutex
+
+// emit writes one event line.
+func emit(event string, kv ...any) {
+	m := map[string]any{"t": time.Now().UnixNano(), "event": event}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1]
+	}
+	outMu.Lock()
+	defer outMu.Unlock()
+	_ = out.Encode(m)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: kclient informer|load|watches [flags]")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig `FILE`")
+	namespace := fs.String("namespace", "default", "namespace of the ConfigMaps")
+	rate := fs.Float64("rate", 20, "load: requests per second, all workers together")
+	workers := fs.Int("workers", 6, "load: connections the requests spread over")
+	prefix := fs.String("prefix", "load", "load: name prefix of the ConfigMaps it creates")
+	duration := fs.Duration("duration", 0, "load: stop after this long; 0: at SIGTERM")
+	timeout := fs.Duration("timeout", 10*time.Second, "load: a request's timeout")
+	fresh := fs.Bool("fresh", false, "load: a new connection for every request")
+	count := fs.Int("count", 30, "watches: how many")
+	_ = fs.Parse(os.Args[2:])
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kclient:", err)
+		os.Exit(1)
+	}
+	cfg.UserAgent = "vrrplb-e2e-kclient"
+	cfg.QPS, cfg.Burst = 1000, 1000
+	switch os.Args[1] {
+	case "informer":
+		err = informer(ctx, cfg, *namespace)
+	case "load":
+		if *duration > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, *duration)
+			defer cancel()
+		}
+		err = load(ctx, cfg, *namespace, *prefix, *rate, *workers, *timeout, *fresh)
+	case "watches":
+		err = watches(ctx, cfg, *namespace, *count)
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kclient:", err)
+		os.Exit(1)
+	}
+}
+
+// ownConnection gives cfg its own transport: client-go shares one transport
+// (and so one HTTP/2 connection) among clients of equal configs, unless the
+// config has its own dialer.
+func ownConnection(cfg *rest.Config) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	c.Dial = d.DialContext
+	return c
+}
+
+func informer(ctx context.Context, cfg *rest.Config, namespace string) error {
+	cs, err := kubernetes.NewForConfig(ownConnection(cfg))
+	if err != nil {
+		return err
+	}
+	lw := cache.NewListWatchFromClient(cs.CoreV1().RESTClient(), "configmaps", namespace, fields.Everything())
+	inf := cache.NewSharedIndexInformer(lw, &corev1.ConfigMap{}, 0, cache.Indexers{})
+	report := func(event string, obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if cm, ok := obj.(*corev1.ConfigMap); ok {
+			emit(event, "name", cm.Name, "rv", cm.ResourceVersion)
+		}
+	}
+	_, err = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { report("add", obj) },
+		UpdateFunc: func(_, obj any) { report("update", obj) },
+		DeleteFunc: func(obj any) { report("delete", obj) },
+	})
+	if err != nil {
+		return err
+	}
+	go inf.Run(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return errors.New("informer never synced")
+	}
+	emit("synced")
+	<-ctx.Done()
+	return nil
+}
+
+func load(ctx context.Context, cfg *rest.Config, namespace, prefix string, rate float64, workers int, timeout time.Duration, fresh bool) error {
+	var ok, failed, seq atomic.Int64
+	interval := time.Duration(float64(time.Second) * float64(workers) / rate)
+	var wg sync.WaitGroup
+	for w := range workers {
+		// client is a clientset on the worker's connection, or with fresh
+		// on a connection of its own, closed when done is called.
+		client := func() (*kubernetes.Clientset, func(), error) {
+			c := ownConnection(cfg)
+			c.Timeout = timeout
+			hc, err := rest.HTTPClientFor(c)
+			if err != nil {
+				return nil, nil, err
+			}
+			cs, err := kubernetes.NewForConfigAndClient(c, hc)
+			return cs, hc.CloseIdleConnections, err
+		}
+		cs, _, err := client()
+		if err != nil {
+			return err
+		}
+		wg.Go(func() {
+			// Workers start spread over one interval.
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(interval * time.Duration(w) / time.Duration(workers)):
+			}
+			for {
+				n := seq.Add(1)
+				cs, done := cs, func() {}
+				if fresh {
+					var err error
+					if cs, done, err = client(); err != nil {
+						emit("error", "op", "client", "err", err.Error())
+						return
+					}
+				}
+				name := fmt.Sprintf("%s-%d", prefix, n)
+				rctx, cancel := context.WithTimeout(context.Background(), timeout)
+				var op string
+				var err error
+				if n%2 == 1 {
+					op = "create"
+					var cm *corev1.ConfigMap
+					cm, err = cs.CoreV1().ConfigMaps(namespace).Create(rctx, &corev1.ConfigMap{
+						ObjectMeta: metav1.ObjectMeta{Name: name},
+						Data:       map[string]string{"worker": fmt.Sprint(w)},
+					}, metav1.CreateOptions{})
+					if err == nil {
+						emit("created", "name", name, "rv", cm.ResourceVersion)
+					}
+				} else {
+					op = "list"
+					_, err = cs.CoreV1().ConfigMaps(namespace).List(rctx, metav1.ListOptions{Limit: 5})
+				}
+				cancel()
+				done()
+				if err != nil {
+					failed.Add(1)
+					emit("error", "op", op, "name", name, "err", err.Error())
+				} else {
+					ok.Add(1)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+			}
+		})
+	}
+	wg.Wait()
+	emit("summary", "ok", ok.Load(), "failed", failed.Load())
+	return nil
+}
+
+func watches(ctx context.Context, cfg *rest.Config, namespace string, count int) error {
+	var wg sync.WaitGroup
+	for id := range count {
+		cs, err := kubernetes.NewForConfig(ownConnection(cfg))
+		if err != nil {
+			return err
+		}
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				w, err := cs.CoreV1().ConfigMaps(namespace).Watch(ctx, metav1.ListOptions{})
+				if err != nil {
+					emit("ended", "id", id, "err", err.Error())
+					sleep(ctx, 200*time.Millisecond)
+					continue
+				}
+				emit("watching", "id", id)
+				for range w.ResultChan() {
+				}
+				w.Stop()
+				emit("ended", "id", id, "err", "")
+				sleep(ctx, 200*time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
