@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,9 +31,9 @@ func Parse(file string, data []byte) (*Config, error) {
 	if _, err := toml.Decode(string(data), &root); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, Errors{{File: file, Line: syntaxErrorLine(data, pe.Position), Msg: "syntax error: " + pe.Message}}
+			return nil, Errors{{File: file, Line: syntaxErrorLine(data, pe.Position), Msg: "syntax error: " + hideQuoted(pe.Message)}}
 		}
-		return nil, Errors{{File: file, Msg: "syntax error: " + err.Error()}}
+		return nil, Errors{{File: file, Msg: "syntax error: " + hideQuoted(err.Error())}}
 	}
 	d := &decoder{file: file, lines: locate(string(data))}
 	cfg := d.config(&table{d: d, m: root})
@@ -41,6 +42,16 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 	cfg.Source = data
 	return cfg, nil
+}
+
+// quoted is text the TOML library quotes from the input in a message.
+var quoted = regexp.MustCompile(`"[^"]{4,}"|'[^']{4,}'`)
+
+// hideQuoted keeps a syntax error from quoting more of the file than a
+// character or three: a file that is no vrrplb.toml (a credentials file
+// given by mistake) is named by path and line only.
+func hideQuoted(msg string) string {
+	return quoted.ReplaceAllString(msg, notShown)
 }
 
 // syntaxErrorLine is the line the TOML library's error points into. An error

@@ -91,3 +91,10 @@ func TestSecretWarningsAndMaskingCoverBGPPasswords(t *testing.T) {
 		t.Errorf("RenderMasked changed the config itself")
 	}
 }
+
+func TestSyntaxErrorsDoNotQuoteAForeignFile(t *testing.T) {
+	_, err := Parse("aws-credentials", []byte("aws_secret_access_key = wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY\n"))
+	if err == nil || !strings.HasPrefix(err.Error(), "aws-credentials:1: syntax error:") || strings.Contains(err.Error(), "wJalr") {
+		t.Fatalf("err = %v, want a syntax error at line 1 without the file's text", err)
+	}
+}
