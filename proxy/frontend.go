@@ -408,6 +408,7 @@ func (f *Frontend) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("frontend %q: listen on %s: %w", f.name, cfg.Listen, err)
 	}
+	f.deriveMaxConnections(cfg.MaxConnections) // before the first client
 	loops, err := f.startLoops(runtime.GOMAXPROCS(0), lfd)
 	if err != nil {
 		unix.Close(lfd)
@@ -418,7 +419,6 @@ func (f *Frontend) Run(ctx context.Context) error {
 	f.loops = loops
 	f.mu.Unlock()
 	f.log.Info("frontend listening", "listen", addr.String())
-	f.deriveMaxConnections(cfg.MaxConnections)
 	cancel := f.health.Subscribe(f.onHealth)
 	defer cancel()
 	f.checkFailOpen(false)

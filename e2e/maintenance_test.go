@@ -1,0 +1,178 @@
+package e2e
+
+import (
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// advertTimes reads a capture's VRRP adverts: when from sent one with
+// priority prio, in order.
+func advertTimes(t *testing.T, file string, from netip.Addr, prio int) []time.Time {
+	t.Helper()
+	out, err := exec.Command("tcpdump", "-n", "-tt", "-r", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tcpdump -r: %v\n%s", err, out)
+	}
+	var ts []time.Time
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[2] != from.String() || !strings.Contains(line, fmt.Sprintf(", prio %d,", prio)) {
+			continue
+		}
+		sec, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		ts = append(ts, time.Unix(0, int64(sec*1e9)))
+	}
+	return ts
+}
+
+// instanceStatus is h's only instance in /status.
+func instanceStatus(t *testing.T, h *Host) InstanceStatus {
+	t.Helper()
+	ins, err := h.Instances()
+	if err != nil || len(ins) != 1 {
+		t.Fatalf("%s /status instances %+v: %v", h.Name, ins, err)
+	}
+	return ins[0]
+}
+
+// Maintenance: the master hands its VIP to the backup within the backup's
+// skew time (plus 20 ms of scheduling), a stream through its own proxy goes
+// on, a new connection to it still works, a reload keeps the maintenance;
+// off takes the VIP back (preempt); alone, a host in maintenance keeps it.
+//
+// h1 and h2 are the LB hosts (priorities 100 and 90), h3 an apiserver, h4
+// the client.
+func TestMaintenanceHandsTheVIPOverAndKeepsLiveConnections(t *testing.T) {
+	requireRoot(t)
+	requireCommand(t, "tcpdump", "tcpdump")
+	lab := NewLab(t, 4)
+	h1, h2, h3, h4 := lab.Host(1), lab.Host(2), lab.Host(3), lab.Host(4)
+	vip := VIP4.Addr()
+	api := netip.AddrPortFrom(h3.Addr4.Addr(), 6443)
+	h3.Start("apiserver", Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver"), "-listen", api.String(), "-name", "A")
+
+	const advert = 100 * time.Millisecond
+	lbConfig := func(prio int, socket string) string {
+		return withAdminSocket(t, Config(VRRPConf{
+			Priority: prio, Interval: advert, VIPs: []netip.Prefix{VIP4},
+			Extra: "\n  [[instance.track_frontend]]\n  name = \"apiserver\"\n  weight = 0\n",
+		}), socket) + fmt.Sprintf(`
+[[frontend]]
+name = "apiserver"
+listen = ":8443"
+backends = [%q]
+drain_timeout = "2s"
+
+  [frontend.health]
+  type = "https"
+  interval = "200ms"
+  timeout = "150ms"
+  rise = 1
+`, api.String())
+	}
+	sock1, sock2 := adminSocket(t), adminSocket(t)
+	p1 := h1.StartVRRPLB(lbConfig(100, sock1))
+	p2 := h2.StartVRRPLB(lbConfig(90, sock2))
+	lab.WaitMaster(t, h1, vip, 10*time.Second)
+	Eventually(t, 5*time.Second, func() (bool, string) { return h2.State() == "backup", "h2 not backup" })
+
+	// A watch-like stream through h1's proxy, reached at h1's own address.
+	direct := netip.AddrPortFrom(h1.Addr4.Addr(), 8443)
+	stream := openStream(t, h4, direct)
+	stream.next(t)
+
+	// Immediate mode: the capture stops right after the handover, before
+	// libpcap's buffer timeout would have handed its packets over.
+	file, stopCapture := lab.Capture("--immediate-mode", "ip", "proto", "112")
+	start := time.Now()
+	out := mustVRRPLBCommand(t, "maintenance", "on", "--socket", sock1)
+	returned := time.Since(start)
+	moved := lab.WaitMaster(t, h2, vip, 5*time.Second)
+	stopCapture()
+	t.Logf("vrrplb maintenance on (returned after %v): %s", returned, strings.TrimSpace(out))
+
+	// On the wire: h1's priority-0 advert, then h2's first advert as master.
+	skew := time.Duration(256-90) * advert / 256 // h2's Skew_Time, RFC 5798 §6.1
+	leaving := advertTimes(t, file, h1.Addr4.Addr(), 0)
+	taking := advertTimes(t, file, h2.Addr4.Addr(), 90)
+	if len(leaving) == 0 || len(taking) == 0 {
+		t.Fatalf("the capture lacks h1's priority-0 advert (%d) or h2's adverts as master (%d)", len(leaving), len(taking))
+	}
+	handover := taking[0].Sub(leaving[0])
+	t.Logf("maintenance on → h1's priority-0 advert → h2 master after %v on the wire (skew %v); VIP on h2 seen %v after the command started",
+		handover, skew, moved)
+	if handover < 0 || handover > skew+20*time.Millisecond {
+		t.Errorf("h2 took over %v after h1's priority-0 advert, want ≤ skew %v + 20ms", handover, skew)
+	}
+	// h1 stays in the election at the lowest priority, and says so.
+	if got := advertTimes(t, file, h1.Addr4.Addr(), 100); len(got) > 0 && got[len(got)-1].After(leaving[0]) {
+		t.Errorf("h1 advertised priority 100 after its priority-0 advert")
+	}
+	Eventually(t, 5*time.Second, func() (bool, string) {
+		in := instanceStatus(t, h1)
+		return in.State == "backup" && in.Maintenance && in.EffectivePriority == 1,
+			fmt.Sprintf("h1 /status %+v, want backup, maintenance, effective priority 1", in)
+	})
+	if in := instanceStatus(t, h2); in.Maintenance {
+		t.Errorf("h2 says maintenance: %+v", in)
+	}
+	if out := h1.MustExec(Binary(t), "status"); !strings.Contains(out, "BACKUP (maintenance)") {
+		t.Errorf("vrrplb status on h1 does not show the maintenance:\n%s", out)
+	}
+
+	// The live stream through h1 goes on; a new connection to h1 works.
+	for range 3 {
+		stream.next(t)
+	}
+	fresh := openStream(t, h4, direct)
+	fresh.next(t)
+	fresh.close()
+
+	// A reload keeps the maintenance.
+	p1.Signal(syscall.SIGHUP)
+	waitMetric(t, h1, 1, "vrrplb_config_last_reload_successful")
+	lab.StaysMaster(t, h2, vip, time.Second)
+	if in := instanceStatus(t, h1); !in.Maintenance {
+		t.Errorf("after SIGHUP h1 left maintenance: %+v", in)
+	}
+	stream.next(t)
+
+	// off: h1 takes its priority back and preempts.
+	mustVRRPLBCommand(t, "maintenance", "off", "--socket", sock1)
+	lab.WaitMaster(t, h1, vip, 5*time.Second)
+	if in := instanceStatus(t, h1); in.Maintenance || in.EffectivePriority != 100 {
+		t.Errorf("after off h1 /status %+v, want no maintenance, priority 100", in)
+	}
+	stream.next(t)
+
+	// Alone, a host in maintenance keeps the VIP: no peer can hold it.
+	p2.Signal(syscall.SIGTERM)
+	if err := p2.WaitExit(10 * time.Second); err != nil {
+		t.Fatalf("vrrplb on h2: %v", err)
+	}
+	mustVRRPLBCommand(t, "maintenance", "on", "--socket", sock1)
+	lab.WaitMaster(t, h1, vip, 5*time.Second)
+	lab.StaysMaster(t, h1, vip, 2*time.Second)
+	if in := instanceStatus(t, h1); !in.Maintenance || in.State != "master" {
+		t.Errorf("alone in maintenance, h1 /status %+v, want master in maintenance", in)
+	}
+	stream.next(t)
+
+	// A wrong instance name is refused and changes nothing.
+	if out, err := vrrplbCommand(t, "maintenance", "off", "--instance", "nope", "--socket", sock1); err == nil ||
+		!strings.Contains(out, `no instance "nope"`) {
+		t.Errorf("maintenance off --instance nope: %v\n%s", err, out)
+	}
+	if in := instanceStatus(t, h1); !in.Maintenance {
+		t.Errorf("a refused command took h1 out of maintenance: %+v", in)
+	}
+}
