@@ -105,6 +105,9 @@ type Tree[N any] struct {
 	Base string
 	// File returns the file n was read from.
 	File func(n N) string
+	// Included, when set, is told of the nodes an include line brought in
+	// (keepalived: a conditional include makes them conditional).
+	Included func(include N, kids []N)
 }
 
 // IncludeReader reads one configuration and the files it includes, within
@@ -185,6 +188,9 @@ func (r *IncludeReader[N]) expand(nodes []N, depth int) ([]N, error) {
 			}
 			if r.bytes > MaxIncludedBytes {
 				return nil, r.Tree.Errorf(n, "include %q: more than %d bytes read in all", pattern, MaxIncludedBytes)
+			}
+			if r.Tree.Included != nil {
+				r.Tree.Included(n, kids)
 			}
 			out = append(out, kids...)
 		}

@@ -90,6 +90,17 @@ var tree = config.Tree[*Node]{
 	SetChildren: func(n *Node, kids []*Node) { n.Children = kids },
 	Errorf:      func(n *Node, format string, args ...any) error { return n.Errorf(format, args...) },
 	File:        func(n *Node) string { return n.File },
+	// "@ID include FILE" includes FILE's lines only under config id ID.
+	Included: func(inc *Node, kids []*Node) {
+		if inc.Cond == "" {
+			return
+		}
+		for _, k := range kids {
+			if k.Cond == "" {
+				k.Cond = inc.Cond
+			}
+		}
+	},
 }
 
 // token is one word or brace of a line.

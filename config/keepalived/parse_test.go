@@ -286,3 +286,20 @@ func TestLoadBoundsWhatIncludesRead(t *testing.T) {
 		})
 	}
 }
+
+func TestAConditionalIncludeMakesItsLinesConditional(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"keepalived.conf": "@main include main.conf\n",
+		"main.conf":       "vrrp_script s {\n  script /x\n}\n",
+	})
+	nodes, err := Load(filepath.Join(dir, "keepalived.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(Select(nodes, "backup")); n != 0 {
+		t.Errorf("config id backup keeps %d lines of main.conf, want none", n)
+	}
+	if n := len(Select(nodes, "main")); n != 1 {
+		t.Errorf("config id main keeps %d lines of main.conf, want 1", n)
+	}
+}
