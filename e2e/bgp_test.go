@@ -108,19 +108,11 @@ func waitHops(t *testing.T, b *BGPLab, timeout time.Duration, want []string) tim
 	return time.Since(start)
 }
 
-// TestBGPModeWithFRR runs three LB hosts in BGP mode against FRR: ECMP over
-// the healthy ones, depreference when one loses its backends, fail open
-// when all do, graceful stop, and a dead host's route gone by hold time.
-func TestBGPModeWithFRR(t *testing.T) {
-	b := NewBGPLab(t, 3)
-	backends, ready := b.StartBackends()
+// checkBGPSessionsAndRoute waits for the sessions and the multipath route
+// of TestBGPModeWithFRR and checks the hosts' side of them.
+func checkBGPSessionsAndRoute(t *testing.T, b *BGPLab) {
+	t.Helper()
 	lb1, lb2, lb3 := b.LBs[0], b.LBs[1], b.LBs[2]
-	procs := make([]*Proc, 3)
-	for i, h := range b.LBs {
-		procs[i] = h.StartVRRPLB(b.BGPConf(h, backends[i], ""))
-	}
-	vip := netip.AddrPortFrom(BGPVIP, 8443).String()
-
 	// Sessions and the multipath route.
 	Eventually(t, 20*time.Second, func() (bool, string) {
 		up, err := b.Established()
@@ -154,6 +146,22 @@ func TestBGPModeWithFRR(t *testing.T) {
 	if err != nil || !strings.Contains(out, "ESTABLISHED") || !strings.Contains(out, "ANNOUNCED") {
 		t.Errorf("vrrplb status on lb1 shows no established peer or announced VIP: %v\n%s", err, out)
 	}
+}
+
+// TestBGPModeWithFRR runs three LB hosts in BGP mode against FRR: ECMP over
+// the healthy ones, depreference when one loses its backends, fail open
+// when all do, graceful stop, and a dead host's route gone by hold time.
+func TestBGPModeWithFRR(t *testing.T) {
+	b := NewBGPLab(t, 3)
+	backends, ready := b.StartBackends()
+	lb1, lb2, lb3 := b.LBs[0], b.LBs[1], b.LBs[2]
+	procs := make([]*Proc, 3)
+	for i, h := range b.LBs {
+		procs[i] = h.StartVRRPLB(b.BGPConf(h, backends[i], ""))
+	}
+	vip := netip.AddrPortFrom(BGPVIP, 8443).String()
+
+	checkBGPSessionsAndRoute(t, b)
 
 	// Client connections land on every LB host.
 	before := make([]float64, 3)
