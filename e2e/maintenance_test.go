@@ -175,4 +175,15 @@ drain_timeout = "2s"
 	if in := instanceStatus(t, h1); !in.Maintenance {
 		t.Errorf("a refused command took h1 out of maintenance: %+v", in)
 	}
+
+	// A restart forgets it: h1 is back at its own priority.
+	p1.Signal(syscall.SIGTERM)
+	if err := p1.WaitExit(10 * time.Second); err != nil {
+		t.Fatalf("vrrplb on h1: %v", err)
+	}
+	h1.StartVRRPLB(lbConfig(100, sock1))
+	lab.WaitMaster(t, h1, vip, 10*time.Second)
+	if in := instanceStatus(t, h1); in.Maintenance || in.EffectivePriority != 100 {
+		t.Errorf("after a restart h1 /status %+v, want no maintenance, priority 100", in)
+	}
 }
