@@ -276,3 +276,79 @@ max_connections = %d
 		t.Error("max_connections = 0 refused nothing with more clients than descriptors")
 	}
 }
+
+// TestFailSafeSharedRecoveryMovesTheVIPOnce: every /readyz fails, h1 (the
+// higher priority) holds the VIP at priority 1; the apiservers come back,
+// h2 sees it first and takes the VIP, and h1 a second later. Measured
+// before recovery settled: h1 preempted h2 at once, a second move that broke
+// the connections made through h2 in between. Now the VIP stays on h2.
+func TestFailSafeSharedRecoveryMovesTheVIPOnce(t *testing.T) {
+	requireRoot(t)
+	lab := NewLab(t, 3)
+	h1, h2, h3 := lab.Host(1), lab.Host(2), lab.Host(3)
+	vip := VIP4.Addr()
+	fake := Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver")
+	readyFile := lab.WriteFile("ready", "")
+	if err := os.Remove(readyFile); err != nil {
+		t.Fatal(err)
+	}
+	api := netip.AddrPortFrom(h3.Addr4.Addr(), 6443)
+	h3.Start("apiserver", fake, "-listen", api.String(), "-name", "A", "-ready-file", readyFile)
+
+	const (
+		interval = 200 * time.Millisecond
+		advert   = 100 * time.Millisecond
+	)
+	lbConfig := func(prio int) string {
+		return Config(VRRPConf{
+			Priority: prio, Interval: advert, VIPs: []netip.Prefix{VIP4},
+			Extra: "\n  [[instance.track_frontend]]\n  name = \"apiserver\"\n  weight = 0\n",
+		}) + fmt.Sprintf(`
+[[frontend]]
+name = "apiserver"
+listen = ":8443"
+backends = [%q]
+
+  [frontend.health]
+  type = "https"
+  path = "/readyz"
+  interval = %q
+  timeout = "150ms"
+  rise = 1
+  fall = 1
+`, api.String(), interval.String())
+	}
+	h1.StartVRRPLB(lbConfig(100))
+	lab.WaitMaster(t, h1, vip, 5*time.Second)
+	h2.StartVRRPLB(lbConfig(90))
+	Eventually(t, 5*time.Second, func() (bool, string) { return h2.State() == "backup", "h2 not backup" })
+	lab.StaysMaster(t, h1, vip, time.Second)
+
+	// The apiserver comes back; h1's view of it a second after h2's.
+	h1.MustExec("ip", "route", "add", "unreachable", h3.Addr4.Addr().String()+"/32")
+	time.Sleep(2 * interval) // h1's checks fail for the route now
+	if err := os.WriteFile(readyFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var holders []string
+	note := func() {
+		m := fmt.Sprint(lab.Masters(vip))
+		if len(holders) == 0 || holders[len(holders)-1] != m {
+			holders = append(holders, m)
+		}
+	}
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		note()
+	}
+	h1.MustExec("ip", "route", "del", "unreachable", h3.Addr4.Addr().String()+"/32")
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		note()
+	}
+	t.Logf("VIP holders from the apiserver's return on: %v", holders)
+	if want := []string{"[h1]", "[h2]"}; fmt.Sprint(holders) != fmt.Sprint(want) {
+		t.Errorf("holders %v, want %v: one move", holders, want)
+	}
+	if st, err := h1.Status(); err != nil || st.Frontends[0].Backends[0].Healthy != true {
+		t.Errorf("h1 does not see the apiserver ready in the end: %+v %v", st, err)
+	}
+}

@@ -37,8 +37,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err := config.RenderMasked(stdout, cfg); err != nil {
 		return fmt.Errorf("print config: %w", err)
 	}
-	fmt.Fprintf(stderr, "%s: configuration is valid (%d instances, %d frontends); secrets are printed as %q\n",
-		*path, len(cfg.Instances), len(cfg.Frontends), config.MaskedSecret)
+	counts := fmt.Sprintf("%d instances, %d frontends", len(cfg.Instances), len(cfg.Frontends))
+	if len(cfg.Announces) > 0 {
+		counts += fmt.Sprintf(", %d BGP announcements to %d peers", len(cfg.Announces), len(cfg.BGP.Peers))
+	}
+	fmt.Fprintf(stderr, "%s: configuration is valid (%s); secrets are printed as %q\n",
+		*path, counts, config.MaskedSecret)
 	return nil
 }
 
