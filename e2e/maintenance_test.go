@@ -146,6 +146,33 @@ drain_timeout = "2s"
 	}
 	stream.next(t)
 
+	// So does a restart of the VRRP engine: the daemon tells the new one
+	// before its instances run, so they never advertise priority 100.
+	file, stopCapture = lab.Capture("--immediate-mode", "ip", "proto", "112")
+	var kids []int
+	Eventually(t, 5*time.Second, func() (bool, string) {
+		kids = p1.Children()
+		return len(kids) == 1, fmt.Sprintf("h1's daemon has children %v, want its VRRP engine", kids)
+	})
+	if err := syscall.Kill(kids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 10*time.Second, func() (bool, string) {
+		n, _ := h1.Metric("vrrplb_vrrp_engine_restarts_total")
+		return n == 1, fmt.Sprintf("h1's engine restarts: %v", n)
+	})
+	Eventually(t, 5*time.Second, func() (bool, string) {
+		ins, err := h1.Instances()
+		return err == nil && len(ins) == 1 && ins[0].State == "backup" && ins[0].Maintenance,
+			fmt.Sprintf("after its engine restarted, h1 /status %+v (%v)", ins, err)
+	})
+	lab.StaysMaster(t, h2, vip, time.Second)
+	stopCapture()
+	if got := advertTimes(t, file, h1.Addr4.Addr(), 100); len(got) > 0 {
+		t.Errorf("h1's restarted engine advertised priority 100 %d times while in maintenance", len(got))
+	}
+	stream.next(t)
+
 	// off: h1 takes its priority back and preempts.
 	mustVRRPLBCommand(t, "maintenance", "off", "--socket", sock1)
 	lab.WaitMaster(t, h1, vip, 5*time.Second)

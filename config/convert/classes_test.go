@@ -340,3 +340,19 @@ func TestShortDurationsAreRaisedToWhatCheckTakes(t *testing.T) {
 		t.Errorf("the raise is not said:\n%s", out)
 	}
 }
+
+// keepalived's parameters ($NAME=TEXT, then $NAME or ${NAME}) are expanded
+// as keepalived expands them.
+func TestParametersAreExpanded(t *testing.T) {
+	ka := "$VIP=192.0.2.10/24\n$IF = eth1\n$PRIO=110\n" +
+		"vrrp_instance VI_1 {\n    interface ${IF}\n    virtual_router_id 51\n    priority $PRIO\n    virtual_ipaddress {\n        $VIP\n    }\n}\n"
+	cfg, out, err := convertText(t, ka, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := cfg.Instances[0]
+	got := []any{in.Interface, int(in.Priority), in.VirtualIPs[0].String()}
+	if diff := cmp.Diff([]any{"eth1", 110, "192.0.2.10/24"}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s\n%s", diff, out)
+	}
+}

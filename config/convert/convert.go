@@ -77,9 +77,6 @@ func Convert(opts Options) ([]byte, error) {
 		}
 		proxyKind = "haproxy"
 	}
-	if px != nil {
-		dropOverlappingListens(px)
-	}
 	return render(opts, ka, px, proxyKind), nil
 }
 
@@ -310,6 +307,9 @@ func weightMeaning(w int, what string) string {
 }
 
 func render(opts Options, ka *keepalivedResult, px *proxyResult, proxyKind string) []byte {
+	if px != nil {
+		dropOverlappingListens(px) // before link, which tracks frontends by name
+	}
 	var b strings.Builder
 	b.WriteString("# vrrplb.toml converted by `vrrplb convert` from:\n")
 	if opts.Keepalived != "" {
