@@ -493,7 +493,8 @@ func (c *Checker) Healthy(backend string) bool {
 }
 
 // AnyHealthy reports whether at least one backend is Up; VRRP's
-// track_frontend puts an instance into FAULT while it is false.
+// track_frontend makes an instance yield (or lowers its priority) while it
+// is false.
 func (c *Checker) AnyHealthy() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -543,7 +544,7 @@ func (c *Checker) Subscribe(fn func(backend string, healthy bool)) (cancel func(
 
 // Track calls report with AnyHealthy until ctx ends, then returns nil. The
 // first call waits until every backend has its first result or one is
-// healthy, so a starting daemon does not go to FAULT before its checks have
+// healthy, so a starting daemon does not yield before its checks have
 // run; after that it calls report on every change of AnyHealthy, including
 // one caused by Update. Its signature fits vrrp.Tracker's Run.
 func (c *Checker) Track(ctx context.Context, report func(ok bool)) error {

@@ -2,7 +2,9 @@
 // packet codec for IPv4 and IPv6, the state machine, the raw-socket transport
 // (multicast and unicast), virtual address management through netlink,
 // gratuitous ARP and unsolicited neighbour advertisements, and the trackers
-// (scripts, interfaces, frontends) that move an instance to FAULT or change its
+// (scripts, interfaces, frontends) that move an instance to FAULT, make it
+// yield (hand the VIP over and stay in the election at priority 1: a
+// frontend without a healthy backend, or maintenance) or change its
 // priority.
 //
 // The state machine is pure: it is driven by events and an injected clock and
