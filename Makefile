@@ -6,6 +6,9 @@ COMMIT      ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown
 LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOBIN       ?= $(shell $(GO) env GOPATH)/bin
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# gocyclo: no function over cyclomatic complexity 30 (issue 17). A tool run
+# by lint, pinned, never linked into vrrplb.
+GOCYCLO := github.com/fzipp/gocyclo/cmd/gocyclo@v0.6.0
 # Each fuzz target as package:Target. FUZZTIME is a duration (60s) or a count
 # of inputs (200000x). `make test` counts: on Go 1.26 a duration run can fail
 # at its deadline with a bare "context deadline exceeded" and no input written,
@@ -55,6 +58,7 @@ lint:
 	 if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(GOCYCLO) -over 30 .
 
 fuzz:
 	@set -e; for t in $(FUZZ); do \

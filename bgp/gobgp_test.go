@@ -32,12 +32,16 @@ func freePort(t *testing.T) int {
 }
 
 func newRouter(t *testing.T, speakerAddr string, holdTime uint64) *router {
+	return newRouterOn(t, "127.0.0.1", speakerAddr, holdTime)
+}
+
+func newRouterOn(t *testing.T, listen, speakerAddr string, holdTime uint64) *router {
 	t.Helper()
 	r := &router{s: server.NewBgpServer(), port: freePort(t)}
 	go r.s.Serve()
 	ctx := context.Background()
 	if err := r.s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
-		Asn: 64512, RouterId: "10.90.0.1", ListenPort: int32(r.port), ListenAddresses: []string{"127.0.0.1"},
+		Asn: 64512, RouterId: "10.90.0.1", ListenPort: int32(r.port), ListenAddresses: []string{listen},
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +60,11 @@ func newRouter(t *testing.T, speakerAddr string, holdTime uint64) *router {
 func (r *router) path(t *testing.T, p netip.Prefix) *apiutil.Path {
 	t.Helper()
 	var best *apiutil.Path
-	err := r.s.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: gbgp.RF_IPv4_UC},
+	fam := gbgp.RF_IPv4_UC
+	if p.Addr().Is6() {
+		fam = gbgp.RF_IPv6_UC
+	}
+	err := r.s.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: fam},
 		func(prefix gbgp.NLRI, paths []*apiutil.Path) {
 			if prefix.String() == p.String() && len(paths) > 0 {
 				best = paths[0]
@@ -181,4 +189,42 @@ func TestGoBGPSpeakerAgainstARouter(t *testing.T) {
 	if n := ups(); n < 3 {
 		t.Errorf("%d updates sent, want at least 3", n)
 	}
+}
+
+// TestGoBGPSpeakerAnnouncesIPv6 runs an IPv6 session over ::1: a /128 goes
+// out in MP_REACH_NLRI with the session's address as next hop.
+func TestGoBGPSpeakerAnnouncesIPv6(t *testing.T) {
+	l, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	l.Close()
+	rt := newRouterOn(t, "::1", "::1", 9)
+	sp := NewGoBGP(slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	if err := sp.Start(ctx, Global{ASN: 64601, RouterID: netip.MustParseAddr("10.90.0.2")}); err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Stop(ctx)
+	if err := sp.AddPeer(ctx, Peer{Address: netip.MustParseAddr("::1"), ASN: 64512, Port: uint16(rt.port),
+		HoldTime: 3 * time.Second, ConnectRetry: 2 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the session is established", func() bool {
+		ps, err := sp.Peers(ctx)
+		return err == nil && len(ps) == 1 && ps[0].State == Established
+	})
+	vip := netip.MustParsePrefix("2001:db8::100/128")
+	if err := sp.Announce(ctx, Route{Prefix: vip}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the router has the IPv6 prefix", func() bool { return rt.path(t, vip) != nil })
+	mp, ok := attr[*gbgp.PathAttributeMpReachNLRI](rt.path(t, vip))
+	if !ok || mp.Nexthop.String() != "::1" {
+		t.Errorf("MP_REACH_NLRI %v, want next hop ::1", mp)
+	}
+	if err := sp.Withdraw(ctx, vip); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the router has no IPv6 route", func() bool { return rt.path(t, vip) == nil })
 }

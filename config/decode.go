@@ -224,9 +224,9 @@ const (
 	nonNegative                    // ≥ 0: zero means "off" or "none"
 )
 
-// minDuration is the shortest duration any key takes (0 aside, where it
+// MinDuration is the shortest duration any key takes (0 aside, where it
 // means "off"): nothing vrrplb times is finer, and "1ns" is a typo.
-const minDuration = time.Millisecond
+const MinDuration = time.Millisecond
 
 func (t *table) duration(key string, def time.Duration, min durationMin) time.Duration {
 	v, ok := t.get(key)
@@ -250,8 +250,8 @@ func (t *table) duration(key string, def time.Duration, min durationMin) time.Du
 	case d < 0:
 		t.errf(key, "%q: must not be negative", s)
 		return def
-	case d > 0 && d < minDuration:
-		t.errf(key, "%q: below %v, the shortest duration vrrplb takes", s, minDuration)
+	case d > 0 && d < MinDuration:
+		t.errf(key, "%q: below %v, the shortest duration vrrplb takes", s, MinDuration)
 		return def
 	}
 	return d

@@ -46,17 +46,21 @@ const (
 	DefaultHealthFall     = 2
 )
 
+// The shortest intervals vrrplb takes (`vrrplb convert` raises shorter ones).
+const (
+	MinScriptInterval = 100 * time.Millisecond // a process started per interval
+	MinHealthInterval = 10 * time.Millisecond  // a connection per backend per interval
+)
+
 // Protocol limits.
 const (
-	maxV2Interval     = 255 * time.Second            // RFC 3768 §5.3.7: 8-bit seconds
-	maxV3Interval     = 4095 * 10 * time.Millisecond // RFC 5798 §5.2.7: 12-bit centiseconds
-	v3Tick            = 10 * time.Millisecond        // RFC 5798 §5.2.7
-	maxAuthPass       = 8                            // RFC 3768 §5.3.6.1: 8 octets of text
-	minScriptInterval = 100 * time.Millisecond       // a process started per interval
-	minHealthInterval = 10 * time.Millisecond        // a connection per backend per interval
-	maxWeight         = 254                          // a weight may move any priority to any other
-	unlimited         = math.MaxInt32                // upper bound for "at least" checks
-	maxUnixPath       = 107                          // sun_path is 108 bytes with its NUL (unix(7))
+	maxV2Interval = 255 * time.Second            // RFC 3768 §5.3.7: 8-bit seconds
+	maxV3Interval = 4095 * 10 * time.Millisecond // RFC 5798 §5.2.7: 12-bit centiseconds
+	v3Tick        = 10 * time.Millisecond        // RFC 5798 §5.2.7
+	maxAuthPass   = 8                            // RFC 3768 §5.3.6.1: 8 octets of text
+	maxWeight     = 254                          // a weight may move any priority to any other
+	unlimited     = math.MaxInt32                // upper bound for "at least" checks
+	maxUnixPath   = 107                          // sun_path is 108 bytes with its NUL (unix(7))
 )
 
 func (d *decoder) config(root *table) *Config {
@@ -260,7 +264,7 @@ func trackScripts(t *table, in *Instance) {
 			}
 		}
 		ts.Interval = st.duration(KeyTrackScriptInterval, DefaultScriptInterval, positive)
-		st.atLeast(KeyTrackScriptInterval, ts.Interval, minScriptInterval, "the script is started once per interval")
+		st.atLeast(KeyTrackScriptInterval, ts.Interval, MinScriptInterval, "the script is started once per interval")
 		ts.Timeout = st.duration(KeyTrackScriptTimeout, DefaultScriptTimeout, positive)
 		ts.Fall = st.integer(KeyTrackScriptFall, DefaultScriptFall, 1, unlimited)
 		ts.Rise = st.integer(KeyTrackScriptRise, DefaultScriptRise, 1, unlimited)
@@ -374,7 +378,7 @@ func (d *decoder) frontend(t *table) Frontend {
 		}
 	}
 	fe.Health.Interval = h.duration(KeyHealthInterval, DefaultHealthInterval, positive)
-	h.atLeast(KeyHealthInterval, fe.Health.Interval, minHealthInterval, "every backend is checked once per interval")
+	h.atLeast(KeyHealthInterval, fe.Health.Interval, MinHealthInterval, "every backend is checked once per interval")
 	fe.Health.Timeout = h.duration(KeyHealthTimeout, DefaultHealthTimeout, positive)
 	fe.Health.Rise = h.integer(KeyHealthRise, DefaultHealthRise, 1, unlimited)
 	fe.Health.Fall = h.integer(KeyHealthFall, DefaultHealthFall, 1, unlimited)

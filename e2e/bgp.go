@@ -301,3 +301,28 @@ close_on_backend_down = false
   fall = 1
 %s`, adminAddr, BGPLocalASN, router, BGPRouterASN, BGPVIP, strings.Join(be, ", "), extra)
 }
+
+// OnLoopback reports whether h's lo holds ip: where BGP mode keeps the
+// announced VIPs.
+func OnLoopback(h *Host, ip netip.Addr) bool {
+	out, err := sh("ip", "-n", h.NS, "-j", "addr", "show", "dev", "lo")
+	if err != nil {
+		return false
+	}
+	var links []struct {
+		AddrInfo []struct {
+			Local string `json:"local"`
+		} `json:"addr_info"`
+	}
+	if json.Unmarshal([]byte(out), &links) != nil {
+		return false
+	}
+	for _, l := range links {
+		for _, a := range l.AddrInfo {
+			if a.Local == ip.String() {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -108,19 +108,11 @@ func waitHops(t *testing.T, b *BGPLab, timeout time.Duration, want []string) tim
 	return time.Since(start)
 }
 
-// TestBGPModeWithFRR runs three LB hosts in BGP mode against FRR: ECMP over
-// the healthy ones, depreference when one loses its backends, fail open
-// when all do, graceful stop, and a dead host's route gone by hold time.
-func TestBGPModeWithFRR(t *testing.T) {
-	b := NewBGPLab(t, 3)
-	backends, ready := b.StartBackends()
+// checkBGPSessionsAndRoute waits for the sessions and the multipath route
+// of TestBGPModeWithFRR and checks the hosts' side of them.
+func checkBGPSessionsAndRoute(t *testing.T, b *BGPLab) {
+	t.Helper()
 	lb1, lb2, lb3 := b.LBs[0], b.LBs[1], b.LBs[2]
-	procs := make([]*Proc, 3)
-	for i, h := range b.LBs {
-		procs[i] = h.StartVRRPLB(b.BGPConf(h, backends[i], ""))
-	}
-	vip := netip.AddrPortFrom(BGPVIP, 8443).String()
-
 	// Sessions and the multipath route.
 	Eventually(t, 20*time.Second, func() (bool, string) {
 		up, err := b.Established()
@@ -138,6 +130,11 @@ func TestBGPModeWithFRR(t *testing.T) {
 			t.Errorf("%s: vrrplb_bgp_announced %v (%v), want 1", h.Name, v, err)
 		}
 	}
+	for _, h := range b.LBs {
+		if !OnLoopback(h, BGPVIP) {
+			t.Errorf("%s does not hold %v on lo: the proxy would not answer on it", h.Name, BGPVIP)
+		}
+	}
 	nb, _ := b.Vtysh("show bgp neighbors 10.90.1.2 json")
 	if !strings.Contains(nb, `"bgpTimerHoldTimeMsecs":3000`) {
 		t.Errorf("FRR's session with lb1 does not run on vrrplb's 3s hold time (the router offers %ds):\n%s", BGPRouterHoldTime, nb)
@@ -149,6 +146,22 @@ func TestBGPModeWithFRR(t *testing.T) {
 	if err != nil || !strings.Contains(out, "ESTABLISHED") || !strings.Contains(out, "ANNOUNCED") {
 		t.Errorf("vrrplb status on lb1 shows no established peer or announced VIP: %v\n%s", err, out)
 	}
+}
+
+// TestBGPModeWithFRR runs three LB hosts in BGP mode against FRR: ECMP over
+// the healthy ones, depreference when one loses its backends, fail open
+// when all do, graceful stop, and a dead host's route gone by hold time.
+func TestBGPModeWithFRR(t *testing.T) {
+	b := NewBGPLab(t, 3)
+	backends, ready := b.StartBackends()
+	lb1, lb2, lb3 := b.LBs[0], b.LBs[1], b.LBs[2]
+	procs := make([]*Proc, 3)
+	for i, h := range b.LBs {
+		procs[i] = h.StartVRRPLB(b.BGPConf(h, backends[i], ""))
+	}
+	vip := netip.AddrPortFrom(BGPVIP, 8443).String()
+
+	checkBGPSessionsAndRoute(t, b)
 
 	// Client connections land on every LB host.
 	before := make([]float64, 3)
@@ -248,7 +261,7 @@ func TestBGPModeWithFRR(t *testing.T) {
 	if !strings.Contains(procs[1].Output(), "graceful_shutdown=true") {
 		t.Error("lb2's log does not show the GRACEFUL_SHUTDOWN announcement")
 	}
-	if lb2.HasAddr(BGPVIP) {
+	if OnLoopback(lb2, BGPVIP) {
 		t.Error("lb2 stopped with the VIP still on lo")
 	}
 	time.Sleep(500 * time.Millisecond)
@@ -371,4 +384,42 @@ asn = %d
 	if !strings.Contains(out, "10.90.1.99") || !strings.Contains(out, "second") {
 		t.Errorf("vrrplb status after the reload lacks the new peer or announcement:\n%s", out)
 	}
+}
+
+// TestBGPMaintenanceWithdraws puts one of two LB hosts in maintenance over
+// its admin socket: the router's route leaves it while the other keeps
+// serving, and `maintenance off` brings it back.
+func TestBGPMaintenanceWithdraws(t *testing.T) {
+	b := NewBGPLab(t, 2)
+	backends, _ := b.StartBackends()
+	lb1, lb2 := b.LBs[0], b.LBs[1]
+	sock := adminSocket(t)
+	lb1.StartVRRPLB(withAdminSocket(t, b.BGPConf(lb1, backends[0], ""), sock))
+	lb2.StartVRRPLB(b.BGPConf(lb2, backends[1], ""))
+	waitHops(t, b, 20*time.Second, Gateways(lb1, lb2))
+
+	out := mustVRRPLBCommand(t, "maintenance", "on", "--socket", sock)
+	if !strings.Contains(out, "announce apiserver-vip: maintenance on") {
+		t.Errorf("maintenance on says:\n%s", out)
+	}
+	d := waitHops(t, b, 5*time.Second, Gateways(lb2))
+	t.Logf("maintenance on: lb1 out of the route after %v", d)
+	if !OnLoopback(lb1, BGPVIP) {
+		t.Error("maintenance took the VIP off lb1's lo: flows still arriving would be refused")
+	}
+	st, _ := lb1.Exec(Binary(t), "status")
+	if !strings.Contains(st, "WITHDRAWN  maintenance") {
+		t.Errorf("vrrplb status on lb1 does not show the withdrawal:\n%s", st)
+	}
+	var l load
+	for range 20 {
+		l.one(b.Client, netip.AddrPortFrom(BGPVIP, 8443).String())
+	}
+	if l.ok.Load() != 20 {
+		t.Errorf("with lb1 in maintenance: %s", &l)
+	}
+
+	mustVRRPLBCommand(t, "maintenance", "off", "--socket", sock)
+	d = waitHops(t, b, 5*time.Second, Gateways(lb1, lb2))
+	t.Logf("maintenance off: lb1 back in the route after %v", d)
 }

@@ -146,6 +146,33 @@ drain_timeout = "2s"
 	}
 	stream.next(t)
 
+	// So does a restart of the VRRP engine: the daemon tells the new one
+	// before its instances run, so they never advertise priority 100.
+	file, stopCapture = lab.Capture("--immediate-mode", "ip", "proto", "112")
+	var kids []int
+	Eventually(t, 5*time.Second, func() (bool, string) {
+		kids = p1.Children()
+		return len(kids) == 1, fmt.Sprintf("h1's daemon has children %v, want its VRRP engine", kids)
+	})
+	if err := syscall.Kill(kids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 10*time.Second, func() (bool, string) {
+		n, _ := h1.Metric("vrrplb_vrrp_engine_restarts_total")
+		return n == 1, fmt.Sprintf("h1's engine restarts: %v", n)
+	})
+	Eventually(t, 5*time.Second, func() (bool, string) {
+		ins, err := h1.Instances()
+		return err == nil && len(ins) == 1 && ins[0].State == "backup" && ins[0].Maintenance,
+			fmt.Sprintf("after its engine restarted, h1 /status %+v (%v)", ins, err)
+	})
+	lab.StaysMaster(t, h2, vip, time.Second)
+	stopCapture()
+	if got := advertTimes(t, file, h1.Addr4.Addr(), 100); len(got) > 0 {
+		t.Errorf("h1's restarted engine advertised priority 100 %d times while in maintenance", len(got))
+	}
+	stream.next(t)
+
 	// off: h1 takes its priority back and preempts.
 	mustVRRPLBCommand(t, "maintenance", "off", "--socket", sock1)
 	lab.WaitMaster(t, h1, vip, 5*time.Second)
@@ -159,9 +186,23 @@ drain_timeout = "2s"
 	if err := p2.WaitExit(10 * time.Second); err != nil {
 		t.Fatalf("vrrplb on h2: %v", err)
 	}
+	file, stopCapture = lab.Capture("--immediate-mode", "ip", "proto", "112")
 	mustVRRPLBCommand(t, "maintenance", "on", "--socket", sock1)
 	lab.WaitMaster(t, h1, vip, 5*time.Second)
 	lab.StaysMaster(t, h1, vip, 2*time.Second)
+	stopCapture()
+	// It hands over as ever, hears no one, and takes the VIP back at
+	// priority 1 after Master_Down_Interval (RFC 5798 §6.1).
+	leaving, back := advertTimes(t, file, h1.Addr4.Addr(), 0), advertTimes(t, file, h1.Addr4.Addr(), 1)
+	if len(leaving) == 0 || len(back) == 0 {
+		t.Fatalf("the capture lacks h1's priority-0 advert (%d) or its adverts at priority 1 (%d)", len(leaving), len(back))
+	}
+	down := 3*advert + time.Duration(256-1)*advert/256
+	gap := back[0].Sub(leaving[0])
+	t.Logf("alone: h1's priority-0 advert → h1 master again at priority 1 after %v (Master_Down_Interval at priority 1: %v)", gap, down)
+	if gap < 0 || gap > down+20*time.Millisecond {
+		t.Errorf("alone, h1 was without the VIP for %v, want ≤ Master_Down_Interval %v + 20ms", gap, down)
+	}
 	if in := instanceStatus(t, h1); !in.Maintenance || in.State != "master" {
 		t.Errorf("alone in maintenance, h1 /status %+v, want master in maintenance", in)
 	}
@@ -174,5 +215,16 @@ drain_timeout = "2s"
 	}
 	if in := instanceStatus(t, h1); !in.Maintenance {
 		t.Errorf("a refused command took h1 out of maintenance: %+v", in)
+	}
+
+	// A restart forgets it: h1 is back at its own priority.
+	p1.Signal(syscall.SIGTERM)
+	if err := p1.WaitExit(10 * time.Second); err != nil {
+		t.Fatalf("vrrplb on h1: %v", err)
+	}
+	h1.StartVRRPLB(lbConfig(100, sock1))
+	lab.WaitMaster(t, h1, vip, 10*time.Second)
+	if in := instanceStatus(t, h1); in.Maintenance || in.EffectivePriority != 100 {
+		t.Errorf("after a restart h1 /status %+v, want no maintenance, priority 100", in)
 	}
 }

@@ -44,8 +44,8 @@ type Options struct {
 
 // Checker checks the backends of one frontend and holds their state. Its
 // methods are safe for concurrent use. The proxy reads it through Healthy,
-// ReportFault and Subscribe; VRRP's track_frontend through AnyHealthy and
-// Track; the admin server through Status.
+// ReportFault and Subscribe; VRRP's track_frontend and BGP through Track
+// (Tracker); the admin server through Status.
 type Checker struct {
 	frontend string
 	log      *slog.Logger
@@ -187,7 +187,7 @@ func (c *Checker) Run(ctx context.Context) error {
 // New backends start Unknown (Up with type "none") and are checked at once.
 // Removed backends stop being checked and their metric series are deleted;
 // their removal is not an event for subscribers (the proxy drains them on its
-// own reload), so a caller that tracks AnyHealthy re-reads it, which Track
+// own reload), so a caller that tracks anyHealthyLocked re-reads it, which Track
 // does. A backend kept while the type changes from "none" to a real check
 
 // CheckUpdate reports whether Update(cfg, backends) would be refused (an
@@ -492,15 +492,6 @@ func (c *Checker) Healthy(backend string) bool {
 	return ok && b.streak.state == Up
 }
 
-// AnyHealthy reports whether at least one backend is Up; VRRP's
-// track_frontend makes an instance yield (or lowers its priority) while it
-// is false.
-func (c *Checker) AnyHealthy() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.anyHealthyLocked()
-}
-
 func (c *Checker) anyHealthyLocked() bool {
 	for _, b := range c.backends {
 		if b.streak.state == Up {
@@ -542,10 +533,10 @@ func (c *Checker) Subscribe(fn func(backend string, healthy bool)) (cancel func(
 	}
 }
 
-// Track calls report with AnyHealthy until ctx ends, then returns nil. The
+// Track calls report with whether any backend is Up until ctx ends, then returns nil. The
 // first call waits until every backend has its first result or one is
 // healthy, so a starting daemon does not yield before its checks have
-// run; after that it calls report on every change of AnyHealthy, including
+// run; after that it calls report on every change of it, including
 // one caused by Update. Its signature fits vrrp.Tracker's Run.
 func (c *Checker) Track(ctx context.Context, report func(ok bool)) error {
 	wake := make(chan struct{}, 1)

@@ -192,7 +192,7 @@ func TestRiseAndFallThroughSubscribeHealthyAndMetrics(t *testing.T) {
 		if got := h.c.Healthy(b); got != st.wantHealthy {
 			t.Fatalf("after check %d: Healthy = %v, want %v", i+1, got, st.wantHealthy)
 		}
-		if got := h.c.AnyHealthy(); got != st.wantHealthy {
+		if got := h.c.anyHealthy(); got != st.wantHealthy {
 			t.Fatalf("after check %d: AnyHealthy = %v, want %v", i+1, got, st.wantHealthy)
 		}
 		want := map[bool]float64{true: 1, false: 0}[st.wantHealthy]
@@ -474,9 +474,9 @@ func TestTypeNone(t *testing.T) {
 	h := newHarness(t, none, []string{srv.addr(), refused})
 	h.run()
 	h.c.ReportFault(refused)
-	if !h.c.Healthy(srv.addr()) || !h.c.Healthy(refused) || !h.c.AnyHealthy() {
+	if !h.c.Healthy(srv.addr()) || !h.c.Healthy(refused) || !h.c.anyHealthy() {
 		t.Errorf("type none: Healthy = %v, %v, AnyHealthy = %v, want all true",
-			h.c.Healthy(srv.addr()), h.c.Healthy(refused), h.c.AnyHealthy())
+			h.c.Healthy(srv.addr()), h.c.Healthy(refused), h.c.anyHealthy())
 	}
 	if diff := cmp.Diff(map[string]float64{srv.addr(): 1, refused: 1}, h.series(MetricBackendUp)); diff != "" {
 		t.Errorf("%s (-want +got):\n%s", MetricBackendUp, diff)
@@ -730,4 +730,11 @@ func TestRunStopsAHangingCheckAtOnce(t *testing.T) {
 	if got := h.series(MetricChecks)[srv.addr()+" "+ResultTimeout]; got != 0 {
 		t.Errorf("a check cut short by shutdown was counted as a timeout")
 	}
+}
+
+// anyHealthy reports whether at least one backend is Up: what Track reports.
+func (c *Checker) anyHealthy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.anyHealthyLocked()
 }

@@ -252,12 +252,6 @@ func (f *Frontend) Status() Status {
 	return s
 }
 
-// HasHealthyBackend reports whether at least one backend may take
-// connections now (what track_frontend watches).
-func (f *Frontend) HasHealthyBackend() bool {
-	return f.anyHealthy(f.state.Load())
-}
-
 // Update applies a reloaded config of the same frontend. New connections
 // use it at once; live connections keep going, except those to a removed
 // backend, which are closed after drain_timeout. The listen address cannot
@@ -304,16 +298,6 @@ func NeedsNewFrontend(a, b config.Frontend) string {
 		return fmt.Sprintf("listen changes from %s to %s", a.Listen, b.Listen)
 	}
 	return ""
-}
-
-// SetBackends replaces the backend set, keeping the rest of the config:
-// new connections use the new set at once, connections to a backend that
-// stays are untouched, those to a removed backend close after drain_timeout.
-func (f *Frontend) SetBackends(addrs []string) {
-	st := f.state.Load()
-	fe := st.cfg
-	fe.Backends = slices.Clone(addrs)
-	f.replace(fe, st.bal)
 }
 
 func (f *Frontend) replace(fe config.Frontend, bal balancer) {

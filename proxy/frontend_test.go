@@ -357,7 +357,11 @@ func TestReloadRemovingABackendDrainsItsConnections(t *testing.T) {
 		on[name] = c
 	}
 
-	r.f.SetBackends([]string{b.Addr})
+	fe = r.f.state.Load().cfg
+	fe.Backends = []string{b.Addr}
+	if err := r.f.Update(fe); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := on[a.Addr].ask("right after reload"); err != nil {
 		t.Fatalf("connection to the removed backend, before drain_timeout: %v", err)
 	}
@@ -434,8 +438,8 @@ func TestStatusReportsBackends(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Status() (-want +got):\n%s", diff)
 	}
-	if !r.f.HasHealthyBackend() {
-		t.Error("HasHealthyBackend() = false with one healthy backend")
+	if !r.f.anyHealthy(r.f.state.Load()) {
+		t.Error("anyHealthy = false with one healthy backend")
 	}
 }
 

@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// slowServer answers "slow" with ten lines 150 ms apart and then "end";
-// "think" with one line after 600 ms; any other line with itself.
+// slowServer answers "slow" with ten lines 100 ms apart and then "end";
+// "think" with one line after 300 ms; any other line with itself.
 func slowServer(c *net.TCPConn, name string) {
 	r := bufio.NewReader(c)
 	for {
@@ -22,11 +22,11 @@ func slowServer(c *net.TCPConn, name string) {
 		case "slow\n":
 			for i := range 10 {
 				fmt.Fprintf(c, "%s part %d\n", name, i)
-				time.Sleep(150 * time.Millisecond)
+				time.Sleep(100 * time.Millisecond)
 			}
 			fmt.Fprintf(c, "%s end\n", name)
 		case "think\n":
-			time.Sleep(600 * time.Millisecond)
+			time.Sleep(300 * time.Millisecond)
 			fmt.Fprintf(c, "%s thought\n", name)
 		default:
 			fmt.Fprintf(c, "%s %s", name, line)

@@ -1,11 +1,13 @@
 // Package vrrp is vrrplb's VRRP engine: the RFC 3768 (v2) and RFC 5798 (v3)
 // packet codec for IPv4 and IPv6, the state machine, the raw-socket transport
 // (multicast and unicast), virtual address management through netlink,
-// gratuitous ARP and unsolicited neighbour advertisements, and the trackers
-// (scripts, interfaces, frontends) that move an instance to FAULT, make it
-// yield (hand the VIP over and stay in the election at priority 1: a
-// frontend without a healthy backend, or maintenance) or change its
-// priority.
+// gratuitous ARP and unsolicited neighbour advertisements, the trackers of
+// scripts and interfaces that move an instance to FAULT or change its
+// priority (a frontend's verdict comes in as a Tracker from outside: a
+// frontend without a healthy backend makes the instance yield, handing the
+// VIP over and staying in the election at priority 1, as maintenance does),
+// and Set, which runs the instances of a config by key and applies a reload
+// by diff (NeedsNewInstance is its one rule of what a reload replaces).
 //
 // The state machine is pure: it is driven by events and an injected clock and
 // emits actions, so every protocol rule is tested without root. The operating

@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/vrrplb/vrrplb/config"
 )
 
@@ -223,7 +221,7 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 	in.log = in.log.With("instance", cfg.Name, "vrid", cfg.VirtualRouterID)
 	m := opts.Metrics
 	if m == nil {
-		m = NewMetrics(prometheus.NewRegistry())
+		m, _ = NewMetrics(nil) // cannot fail without a registerer
 	}
 	if in.clock == nil {
 		in.clock = SystemClock

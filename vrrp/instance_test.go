@@ -65,7 +65,11 @@ func (s *syncBuffer) String() string {
 
 func newHarness(t *testing.T) *harness {
 	reg := prometheus.NewRegistry()
-	return &harness{t: t, clock: newFakeClock(t0), seg: &segment{}, reg: reg, metrics: NewMetrics(reg)}
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, clock: newFakeClock(t0), seg: &segment{}, reg: reg, metrics: m}
 }
 
 func instanceConfig(name string, prio uint8) config.Instance {
@@ -563,7 +567,10 @@ vrrplb_adverts_sent_total{vrrp_instance="a"} 2
 
 func TestDeleteInstanceRemovesItsSeriesOnly(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	m.forInstance("a")
 	m.forInstance("b")
 	m.DeleteInstance("a")
@@ -598,7 +605,11 @@ func TestDeleteInstanceRemovesItsSeriesOnly(t *testing.T) {
 // vrrp_instance, and none says instance.
 func TestVRRPSeriesLabelTheInstanceVrrpInstance(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	NewMetrics(reg).forInstance("vip")
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.forInstance("vip")
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -619,12 +630,16 @@ func TestVRRPSeriesLabelTheInstanceVrrpInstance(t *testing.T) {
 	}
 }
 
-func TestNewMetricsTwiceOnOneRegistryShares(t *testing.T) {
+// One contract for the three packages' metrics: a second NewMetrics on one
+// registry is an error, as in proxy and health (it used to share silently).
+func TestNewMetricsTwiceOnOneRegistryFails(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m1, m2 := NewMetrics(reg), NewMetrics(reg)
-	m1.forInstance("a").advertsSent.Inc()
-	if got := testutil.ToFloat64(m2.advertsSent.WithLabelValues("a")); got != 1 {
-		t.Fatalf("second Metrics sees %v, want the first's 1", got)
+	if _, err := NewMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	_, err := NewMetrics(reg)
+	if err == nil || !strings.HasPrefix(err.Error(), "register vrrp metrics: ") {
+		t.Errorf("second NewMetrics = %v, want a registration error", err)
 	}
 }
 

@@ -266,9 +266,6 @@ func (m *Machine) Priority() uint8 { return m.priority }
 // Master returns the current master's address, or the zero Addr when unknown.
 func (m *Machine) Master() netip.Addr { return m.masterAddr }
 
-// MasterAdverInterval returns the advert interval the machine times the master by.
-func (m *Machine) MasterAdverInterval() time.Duration { return m.masterAdverInterval }
-
 // SetLocalAddr changes this router's primary address (the interface's
 // address changed). It takes effect without any action.
 func (m *Machine) SetLocalAddr(a netip.Addr) {

@@ -1,7 +1,7 @@
 package vrrp
 
 import (
-	"errors"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -34,56 +34,49 @@ type Metrics struct {
 	garpSent        *prometheus.CounterVec
 }
 
-// NewMetrics creates the VRRP metrics and registers them with reg. If reg
-// already holds them (a second NewMetrics on one registry), the registered
-// collectors are shared.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
-	return &Metrics{
-		state: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+// NewMetrics creates the VRRP metrics and registers them with reg, like
+// proxy.NewMetrics and health.NewMetrics: a clash with what reg already
+// holds (a second NewMetrics on one registry) is an error. A nil reg
+// registers nothing.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: MetricInstanceState,
 			Help: "VRRP instance state: 1 for the current state (init, backup, master, fault), 0 for the others.",
-		}, []string{LabelInstance, "state"})),
-		priority: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		}, []string{LabelInstance, "state"}),
+		priority: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: MetricInstancePriority,
 			Help: "VRRP instance effective priority: configured priority with tracker weights applied.",
-		}, []string{LabelInstance})),
-		transitions: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, []string{LabelInstance}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricInstanceTransitions,
 			Help: "VRRP state transitions, by new state.",
-		}, []string{LabelInstance, "to"})),
-		advertsSent: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, []string{LabelInstance, "to"}),
+		advertsSent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricAdvertsSent,
 			Help: "VRRP advertisements sent (one per destination).",
-		}, []string{LabelInstance})),
-		advertsReceived: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, []string{LabelInstance}),
+		advertsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricAdvertsReceived,
 			Help: "VRRP advertisements received that passed every check.",
-		}, []string{LabelInstance})),
-		dropped: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, []string{LabelInstance}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricPacketsDropped,
 			Help: "VRRP packets dropped by the receive checks, by reason.",
-		}, []string{LabelInstance, "reason"})),
-		garpSent: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, []string{LabelInstance, "reason"}),
+		garpSent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricGARPSent,
 			Help: "Gratuitous ARP / unsolicited neighbour advertisement rounds sent for the virtual IPs.",
-		}, []string{LabelInstance})),
+		}, []string{LabelInstance}),
 	}
-}
-
-// register registers c with reg and returns the collector to use: c, or the
-// equal one reg already holds.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.state, m.priority, m.transitions, m.advertsSent, m.advertsReceived, m.dropped, m.garpSent} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register vrrp metrics: %w", err)
 			}
 		}
-		// Any other error means a name clash with a different metric: keep
-		// counting in c so the instance still works, unexported.
 	}
-	return c
+	return m, nil
 }
 
 // DeleteInstance removes every series of the instance called name, for an

@@ -143,7 +143,7 @@ func (n *CommandNotifier) drain(ctx, cmdCtx context.Context) {
 
 		argv := append(append([]string(nil), n.argv...), next.instance, next.state)
 		if err := runCommand(cmdCtx, argv, n.cred, n.timeout, false); err != nil {
-			n.log.Warn("notify command failed", "instance", next.instance, "state", next.state, "command", n.argv[0], "error", err)
+			n.log.Warn("notify command failed", "instance", next.instance, "state", next.state, "command", n.argv[0], "err", err)
 		}
 	}
 }

@@ -58,7 +58,7 @@ func (t *InterfaceTracker) Run(ctx context.Context, report func(ok bool)) error 
 	opts := netlink.LinkSubscribeOptions{
 		ErrorCallback: func(err error) {
 			if ctx.Err() == nil { // closing the subscription at the end is no error
-				t.log.Warn("track_interface link updates", "interface", t.name, "error", err)
+				t.log.Warn("track_interface link updates", "interface", t.name, "err", err)
 			}
 		},
 	}

@@ -127,7 +127,7 @@ func (s *ScriptTracker) check(ctx context.Context) bool {
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) {
 		// Could not start, or timed out: worth a line each time.
-		s.log.Warn("track script failed", "script", s.name, "error", err)
+		s.log.Warn("track script failed", "script", s.name, "err", err)
 	}
 	return false
 }

@@ -187,7 +187,7 @@ func (t *RawTransport) watch(ns netns.NsHandle, w *watcher) {
 	runtime.LockOSThread()
 	if !threadInNetns(ns) {
 		if err := netns.Set(ns); err != nil {
-			t.log.Error("vrrp transport cannot follow its interface", "error", err)
+			t.log.Error("vrrp transport cannot follow its interface", "err", err)
 		}
 	}
 	links, addrs := w.links, w.addrs
@@ -215,7 +215,7 @@ func (t *RawTransport) watch(ns netns.NsHandle, w *watcher) {
 			}
 		}
 		if err := t.refresh(); err != nil && !errors.Is(err, ErrTransportClosed) {
-			t.log.Warn("vrrp transport could not follow its interface", "error", err)
+			t.log.Warn("vrrp transport could not follow its interface", "err", err)
 		}
 	}
 }

@@ -152,7 +152,7 @@ func (ps *proxies) build(fe config.Frontend, old *frontendParts) (*frontendParts
 	} else {
 		c, err := health.New(fe.Name, fe.Health, fe.Backends, health.Options{Logger: ps.d.log, Metrics: ps.hm})
 		if err != nil {
-			return nil, fmt.Errorf("frontend %q: health: %w", fe.Name, err)
+			return nil, err // health names the frontend
 		}
 		parts.checker, parts.checkerKey, parts.startChecker = c, fmt.Sprintf("health/%s#%d", fe.Name, gen), true
 	}
@@ -222,7 +222,7 @@ func (ps *proxies) prepare(cfg *config.Config) (reloadPlan, error) {
 		old, ok := current[fe.Name]
 		if ok && proxy.NeedsNewFrontend(old.cfg, fe) == "" {
 			if err := old.checker.CheckUpdate(fe.Health, fe.Backends); err != nil {
-				return nil, fmt.Errorf("frontend %q: health: %w", fe.Name, err)
+				return nil, err // health names the frontend
 			}
 			if err := old.frontend.CheckUpdate(fe); err != nil {
 				return nil, err
@@ -264,7 +264,7 @@ func (p *proxyPlan) Commit() error {
 		old, kept := p.current[fe.Name]
 		if kept {
 			if err := old.checker.Update(fe.Health, fe.Backends); err != nil {
-				errs = append(errs, fmt.Errorf("frontend %q: health: %w", fe.Name, err))
+				errs = append(errs, err)
 			}
 		}
 		if parts := p.fresh[fe.Name]; parts != nil {

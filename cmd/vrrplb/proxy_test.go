@@ -255,3 +255,19 @@ func TestDaemonDrainsAndEnablesBackendsOverTheAdminSocket(t *testing.T) {
 		t.Errorf("after enable (-want +got):\n%s", diff)
 	}
 }
+
+// An error of a frontend's health checker names the frontend once:
+// `frontend "api": health ca_file: …`, not `frontend "api": health: frontend "api": …`.
+func TestHealthErrorsNameTheFrontendOnce(t *testing.T) {
+	fe := config.Frontend{Name: "api", Listen: "127.0.0.1:0", Balance: config.RoundRobin, Backends: []string{"127.0.0.1:1"},
+		Health: config.Health{Type: config.CheckHTTPS, Path: "/readyz", Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1,
+			CAFile: filepath.Join(t.TempDir(), "missing.crt")}}
+	d := newDaemon(&config.Config{Frontends: []config.Frontend{fe}}, io.Discard)
+	err := wireProxy(d, d.config())
+	if err == nil {
+		t.Fatal("a frontend with a missing ca_file was wired")
+	}
+	if n := strings.Count(err.Error(), `frontend "api"`); n != 1 || !strings.HasPrefix(err.Error(), `frontend "api": health`) {
+		t.Errorf("error %q names the frontend %d times, want once, first", err, n)
+	}
+}

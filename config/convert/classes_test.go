@@ -319,3 +319,40 @@ func TestSyncGroupPartsAreCarriedOverOrMarked(t *testing.T) {
 		}
 	}
 }
+
+// What is shorter than vrrplb takes is raised to its shortest, with a
+// comment, so that the output passes check (found by FuzzConvert once check
+// refused "1ns" durations and health intervals under 10ms).
+func TestShortDurationsAreRaisedToWhatCheckTakes(t *testing.T) {
+	ka := "vrrp_script chk {\n    script \"/usr/local/bin/check_api\"\n    interval 0.01\n    timeout 0.0001\n}\n" + instanceText("    track_script {\n        chk\n    }\n")
+	hap := "listen a\n  bind :8443\n  timeout connect 500us\n  server s 10.0.0.1:8443 check inter 2\n"
+	cfg, out, err := convertText(t, ka, "haproxy.cfg", hap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, fe := cfg.Instances[0].TrackScripts[0], cfg.Frontends[0]
+	got := []time.Duration{ts.Interval, ts.Timeout, fe.Health.Interval, fe.ConnectTimeout}
+	want := []time.Duration{100 * time.Millisecond, time.Millisecond, 10 * time.Millisecond, time.Millisecond}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("script interval, timeout, health interval, connect timeout (-want +got):\n%s\n%s", diff, out)
+	}
+	if !strings.Contains(out, "2ms raised to 10ms, the shortest vrrplb takes here") {
+		t.Errorf("the raise is not said:\n%s", out)
+	}
+}
+
+// keepalived's parameters ($NAME=TEXT, then $NAME or ${NAME}) are expanded
+// as keepalived expands them.
+func TestParametersAreExpanded(t *testing.T) {
+	ka := "$VIP=192.0.2.10/24\n$IF = eth1\n$PRIO=110\n" +
+		"vrrp_instance VI_1 {\n    interface ${IF}\n    virtual_router_id 51\n    priority $PRIO\n    virtual_ipaddress {\n        $VIP\n    }\n}\n"
+	cfg, out, err := convertText(t, ka, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := cfg.Instances[0]
+	got := []any{in.Interface, int(in.Priority), in.VirtualIPs[0].String()}
+	if diff := cmp.Diff([]any{"eth1", 110, "192.0.2.10/24"}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s\n%s", diff, out)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vrrplb/vrrplb/config"
 	"github.com/vrrplb/vrrplb/config/haproxy"
@@ -75,9 +76,6 @@ func Convert(opts Options) ([]byte, error) {
 			return nil, err
 		}
 		proxyKind = "haproxy"
-	}
-	if px != nil {
-		dropOverlappingListens(px)
 	}
 	return render(opts, ka, px, proxyKind), nil
 }
@@ -309,6 +307,9 @@ func weightMeaning(w int, what string) string {
 }
 
 func render(opts Options, ka *keepalivedResult, px *proxyResult, proxyKind string) []byte {
+	if px != nil {
+		dropOverlappingListens(px) // before link, which tracks frontends by name
+	}
 	var b strings.Builder
 	b.WriteString("# vrrplb.toml converted by `vrrplb convert` from:\n")
 	if opts.Keepalived != "" {
@@ -379,7 +380,7 @@ func instanceTable(in *instance) *table {
 	t.set(config.KeyInstanceAdvertInterval, in.advert, kn(config.KeyInstanceAdvertInterval)...)
 	t.set(config.KeyInstancePreempt, in.preempt, kn(config.KeyInstancePreempt)...)
 	if in.preemptDelay > 0 || len(kn(config.KeyInstancePreemptDelay)) > 0 {
-		t.set(config.KeyInstancePreemptDelay, in.preemptDelay, kn(config.KeyInstancePreemptDelay)...)
+		t.set(config.KeyInstancePreemptDelay, floor(in.preemptDelay, config.MinDuration), append(kn(config.KeyInstancePreemptDelay), floorNote(in.preemptDelay, config.MinDuration)...)...)
 	}
 	vips := make([]string, len(in.vips))
 	for i, v := range in.vips {
@@ -411,10 +412,10 @@ func instanceTable(in *instance) *table {
 	case *in.garpInterval == 0:
 		t.notes = append(t.notes, "keepalived's garp_interval 0 sent the gratuitous ARPs back to back; vrrplb spaces them by garp_interval (default 100ms)")
 	default:
-		t.set(config.KeyInstanceGARPInterval, *in.garpInterval, kn(config.KeyInstanceGARPInterval)...)
+		t.set(config.KeyInstanceGARPInterval, floor(*in.garpInterval, config.MinDuration), append(kn(config.KeyInstanceGARPInterval), floorNote(*in.garpInterval, config.MinDuration)...)...)
 	}
 	if in.garpRefresh != nil {
-		t.set(config.KeyInstanceGARPRefresh, *in.garpRefresh, kn(config.KeyInstanceGARPRefresh)...)
+		t.set(config.KeyInstanceGARPRefresh, floor(*in.garpRefresh, config.MinDuration), append(kn(config.KeyInstanceGARPRefresh), floorNote(*in.garpRefresh, config.MinDuration)...)...)
 	}
 	if in.notify != nil {
 		t.set(config.KeyInstanceNotify, in.notify, kn(config.KeyInstanceNotify)...)
@@ -428,9 +429,9 @@ func instanceTable(in *instance) *table {
 	for _, ts := range in.scripts {
 		c := &table{name: config.Dotted(config.TableInstance, config.TableTrackScript), array: true, notes: ts.notes}
 		c.set(config.KeyTrackScriptCommand, ts.command)
-		c.set(config.KeyTrackScriptInterval, ts.interval)
+		c.set(config.KeyTrackScriptInterval, floor(ts.interval, config.MinScriptInterval), floorNote(ts.interval, config.MinScriptInterval)...)
 		if ts.timeout > 0 {
-			c.set(config.KeyTrackScriptTimeout, ts.timeout)
+			c.set(config.KeyTrackScriptTimeout, floor(ts.timeout, config.MinDuration), floorNote(ts.timeout, config.MinDuration)...)
 		}
 		c.set(config.KeyTrackScriptFall, ts.fall)
 		c.set(config.KeyTrackScriptRise, ts.rise)
@@ -454,7 +455,7 @@ func frontendTable(f *frontend) *table {
 	t.set(config.KeyFrontendBalance, f.balance, kn(config.KeyFrontendBalance)...)
 	t.set(config.KeyFrontendBackends, f.backends, kn(config.KeyFrontendBackends)...)
 	if f.connectTimeout != nil {
-		t.set(config.KeyFrontendConnectTimeout, *f.connectTimeout, kn(config.KeyFrontendConnectTimeout)...)
+		t.set(config.KeyFrontendConnectTimeout, floor(*f.connectTimeout, config.MinDuration), append(kn(config.KeyFrontendConnectTimeout), floorNote(*f.connectTimeout, config.MinDuration)...)...)
 	}
 	if f.retries != nil {
 		t.set(config.KeyFrontendRetries, *f.retries, kn(config.KeyFrontendRetries)...)
@@ -475,10 +476,10 @@ func frontendTable(f *frontend) *table {
 		c.set(config.KeyHealthExpectStatus, h.expectStatus)
 	}
 	if h.interval > 0 {
-		c.set(config.KeyHealthInterval, h.interval)
+		c.set(config.KeyHealthInterval, floor(h.interval, config.MinHealthInterval), floorNote(h.interval, config.MinHealthInterval)...)
 	}
 	if h.timeout > 0 {
-		c.set(config.KeyHealthTimeout, h.timeout)
+		c.set(config.KeyHealthTimeout, floor(h.timeout, config.MinDuration), floorNote(h.timeout, config.MinDuration)...)
 	}
 	if h.rise > 0 {
 		c.set(config.KeyHealthRise, h.rise)
@@ -494,4 +495,20 @@ func frontendTable(f *frontend) *table {
 	}
 	t.children = append(t.children, c)
 	return t
+}
+
+// floor raises a duration shorter than vrrplb takes to the shortest it takes
+// (0, "off", stays 0); floorNote says so.
+func floor(d, min time.Duration) time.Duration {
+	if d > 0 && d < min {
+		return min
+	}
+	return d
+}
+
+func floorNote(d, min time.Duration) []string {
+	if d > 0 && d < min {
+		return []string{fmt.Sprintf("%v raised to %v, the shortest vrrplb takes here", d, config.FormatDuration(min))}
+	}
+	return nil
 }

@@ -728,7 +728,7 @@ func hapHealth(f *frontend, be *hapProxy, srv []hapServer) error {
 		if be.checkExpect != nil {
 			w := be.checkExpect.Words
 			if len(w) == 4 && w[2] == "status" {
-				if n, err := strconv.Atoi(w[3]); err == nil {
+				if n, err := strconv.Atoi(w[3]); err == nil && n >= 100 && n <= 599 {
 					h.expectStatus = []int{n}
 				} else {
 					h.notes = append(h.notes, notCarried(hloc(be.checkExpect), hline(be.checkExpect), "vrrplb expects exact status codes"))

@@ -370,7 +370,7 @@ func kaScript(n *keepalived.Node, defined map[string]*vrrpScript) (*vrrpScript, 
 func (s *vrrpScript) setCommand(c *keepalived.Node) error {
 	s.line = commandLine(c.Raw)
 	argv, err := splitCommand(s.line)
-	if err == nil && len(argv) == 0 {
+	if err == nil && (len(argv) == 0 || argv[0] == "") {
 		err = fmt.Errorf("empty command")
 	}
 	if err != nil {

@@ -505,6 +505,9 @@ func kaFinishNotify(b *kaBuild, _ *keepalived.Node) error {
 	var generic []string
 	if c := b.notifyLine; c != nil {
 		argv, err := splitCommand(commandLine(c.Raw))
+		if err == nil && (len(argv) == 0 || argv[0] == "") {
+			err = fmt.Errorf("empty command")
+		}
 		if err != nil {
 			return c.Errorf("notify: %v", err)
 		}
@@ -523,7 +526,7 @@ func kaFinishNotify(b *kaBuild, _ *keepalived.Node) error {
 			continue
 		}
 		argv, err := splitCommand(commandLine(c.Raw))
-		if err != nil || len(argv) == 0 {
+		if err != nil || len(argv) == 0 || argv[0] == "" {
 			return c.Errorf("%s: not a command", c.Keyword())
 		}
 		fmt.Fprintf(&script, " %s) %s ;;", state, shellQuote(argv))

@@ -2,6 +2,7 @@ package keepalived
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -57,7 +58,10 @@ func Parse(file string, src []byte) ([]*Node, error) {
 
 // Load reads the keepalived.conf at path and every file it includes.
 func Load(path string) ([]*Node, error) {
-	r := config.IncludeReader[*Node]{Tree: tree}
+	t := tree
+	ps := params{}
+	t.Parse = func(file string, src []byte) ([]*Node, error) { return parseTreeDefs(file, src, ps) }
+	r := config.IncludeReader[*Node]{Tree: t}
 	nodes, err := r.Load(path)
 	if err != nil {
 		return nil, config.Unlocated("keepalived", err)
@@ -152,11 +156,53 @@ func lexLine(file string, lineNo int, line string) ([]token, error) {
 
 // parseTree builds the block tree of one file without checking keywords.
 func parseTree(file string, src []byte) ([]*Node, error) {
+	return parseTreeDefs(file, src, params{})
+}
+
+// params are keepalived's parameter definitions ("$NAME=TEXT"), which later
+// lines use as $NAME or ${NAME}, in this file and the files it includes.
+type params map[string]string
+
+var (
+	paramDef = regexp.MustCompile(`^\$([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*(.*)$`)
+	paramUse = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
+)
+
+// expand records a definition line (true: the line is used up) or replaces
+// the defined parameters in it; undefined ones are left as they are.
+func (ps params) expand(file string, lineNo int, line string) (string, bool, error) {
+	if m := paramDef.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
+		if strings.HasSuffix(m[2], "\\") {
+			return "", true, &Error{File: file, Line: lineNo, Msg: fmt.Sprintf("$%s: multi-line parameter definitions are not read; write the lines out", m[1])}
+		}
+		ps[m[1]] = m[2]
+		return "", true, nil
+	}
+	if len(ps) == 0 || !strings.Contains(line, "$") {
+		return line, false, nil
+	}
+	return paramUse.ReplaceAllStringFunc(line, func(use string) string {
+		name := strings.Trim(use, "${}")
+		if v, ok := ps[name]; ok {
+			return v
+		}
+		return use
+	}), false, nil
+}
+
+func parseTreeDefs(file string, src []byte, ps params) ([]*Node, error) {
 	root := &Node{File: file, IsBlock: true}
 	stack := []*Node{root}
 	top := func() *Node { return stack[len(stack)-1] }
 	for idx, line := range strings.Split(string(src), "\n") {
 		lineNo := idx + 1
+		line, isDef, err := ps.expand(file, lineNo, line)
+		if err != nil {
+			return nil, err
+		}
+		if isDef {
+			continue
+		}
 		toks, err := lexLine(file, lineNo, line)
 		if err != nil {
 			return nil, err

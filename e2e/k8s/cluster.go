@@ -354,6 +354,24 @@ func (c *Cluster) BackendsUp(lb int) (int, []e2e.BackendStatus) {
 	return n, st.Frontends[0].Backends
 }
 
+// HeldIPs is what LB host lb's /status says it holds of its VIPs.
+func (c *Cluster) HeldIPs(lb int) []string {
+	c.t.Helper()
+	_, body, err := c.Host(lb).HTTPGet("http://" + e2e.AdminAddr + "/status")
+	if err != nil {
+		c.t.Fatalf("/status of h%d: %v", lb, err)
+	}
+	var doc struct {
+		Instances []struct {
+			HeldIPs []string `json:"held_ips"`
+		} `json:"instances"`
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil || len(doc.Instances) != 1 {
+		c.t.Fatalf("/status of h%d: %v\n%s", lb, err, body)
+	}
+	return doc.Instances[0].HeldIPs
+}
+
 // Connections is LB host lb's active connections per apiserver address.
 func (c *Cluster) Connections(lb int) map[string]int {
 	st, err := c.Host(lb).Status()

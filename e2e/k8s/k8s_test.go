@@ -17,6 +17,55 @@ import (
 func TestKubectlThroughTheVIP(t *testing.T) {
 	c := NewCluster(t, Options{})
 	kubectlWorks(t, c)
+	if held := c.HeldIPs(lb1); len(held) != 1 || held[0] != e2e.VIP4.String() {
+		t.Errorf("h1, the master, says it holds %v, want [%s]", held, e2e.VIP4)
+	}
+	if held := c.HeldIPs(lb2); len(held) != 0 {
+		t.Errorf("h2, a backup, says it holds %v, want none", held)
+	}
+}
+
+// A reload that changes only the tracker's weight applies in place: the
+// master keeps the VIP without a transition, and kubectl's connections
+// through it go on.
+func TestReloadOfTrackerWeightKeepsTheVIP(t *testing.T) {
+	c := NewCluster(t, Options{})
+	h1 := c.Host(lb1)
+	// A restarted instance goes through backup again.
+	transitions := func() float64 {
+		t.Helper()
+		n, err := h1.Metric("vrrplb_instance_transitions_total", `to="backup"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := transitions()
+	inf := c.Client("informer", "informer")
+	inf.Wait(t, 60*time.Second, "synced", func(e Event) bool { return e.Event == "synced" })
+	cfg := c.LBConfig(lbPrio1, false)
+	reweighted := strings.Replace(cfg, "weight = 0", "weight = -20", 1)
+	if reweighted == cfg {
+		t.Fatal("the LB config has no tracker weight to change")
+	}
+	h1.WriteConfig(reweighted)
+	c.LBs[0].Signal(syscall.SIGHUP)
+	e2e.Eventually(t, 10*time.Second, func() (bool, string) {
+		ts, _ := h1.Metric("vrrplb_config_last_reload_success_timestamp_seconds")
+		return ts > 0 && time.Since(time.Unix(int64(ts), 0)) < time.Minute, "h1 did not reload"
+	})
+	c.Lab.StaysMaster(t, h1, VIP(), 2*time.Second)
+	if after := transitions(); after != before {
+		t.Errorf("h1 went to backup %v times across the reweighting reload, want none", after-before)
+	}
+	// The informer's watch through the VIP was not disturbed: an object
+	// made now reaches it at once.
+	if out, err := c.Kubectl("create", "configmap", "after-reload"); err != nil {
+		t.Fatalf("kubectl create after the reload: %v %s", err, out)
+	}
+	inf.Wait(t, 5*time.Second, "the object made after the reload", func(e Event) bool {
+		return e.Event == "add" && e.Name == "after-reload"
+	})
 }
 
 func kubectlWorks(t *testing.T, c *Cluster) {

@@ -188,6 +188,14 @@ func (pl *Plan) Commit() error {
 	c.mu.Lock()
 	c.cfg = configFile{Path: pl.cfg.Path, TOML: pl.cfg.Source}
 	c.mu.Unlock()
+	// A new engine learns the maintenance before its instances run, so
+	// none of them advertises its own priority first.
+	if pl.spawns {
+		if err := c.resendMaintenance(pl.p); err != nil {
+			pl.p.kill()
+			return fmt.Errorf("VRRP engine: %w", err)
+		}
+	}
 	if err := pl.p.configRequest(request{Commit: true}, commitTimeout); err != nil {
 		pl.p.kill()
 		return fmt.Errorf("VRRP engine: %w", err)
@@ -197,9 +205,6 @@ func (pl *Plan) Commit() error {
 		c.proc, c.running = pl.p, true
 		c.mu.Unlock()
 		pl.p.sendVerdicts(c.verdictsNow())
-		if err := c.resendMaintenance(pl.p); err != nil {
-			return fmt.Errorf("VRRP engine: %w", err)
-		}
 		select {
 		case c.wake <- struct{}{}:
 		default:
@@ -266,9 +271,10 @@ func (c *Client) respawn(ctx context.Context) error {
 		c.mu.Unlock()
 		p, err := c.spawn(file)
 		if err == nil {
-			err = p.configRequest(request{Commit: true}, commitTimeout)
+			// The maintenance first: the instances start with it.
+			err = c.resendMaintenance(p)
 			if err == nil {
-				err = c.resendMaintenance(p)
+				err = p.configRequest(request{Commit: true}, commitTimeout)
 			}
 			if err != nil {
 				p.kill()

@@ -74,7 +74,10 @@ func Main(logOut io.Writer) error {
 		_ = enc.Encode(reply{ID: first.ID, Error: err.Error()})
 		return errors.New("the daemon's config does not parse")
 	}
-	p := newProcess(cfg, logOut, rtErr == nil)
+	p, err := newProcess(cfg, logOut, rtErr == nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", Command, err)
+	}
 	if rtErr != nil {
 		p.log.Warn("VRRP engine runs at normal priority: proxy load on this host can delay advertisements; grant CAP_SYS_NICE for real-time priority",
 			"err", rtErr)
@@ -105,7 +108,7 @@ func Main(logOut io.Writer) error {
 	return errors.Join(ierr, readErr, werr)
 }
 
-func newProcess(cfg *config.Config, logOut io.Writer, realtime bool) *process {
+func newProcess(cfg *config.Config, logOut io.Writer, realtime bool) (*process, error) {
 	level := new(slog.LevelVar)
 	level.Set(cfg.Log.Level)
 	opts := &slog.HandlerOptions{Level: level}
@@ -120,8 +123,11 @@ func newProcess(cfg *config.Config, logOut io.Writer, realtime bool) *process {
 		verdicts: newVerdictHub(),
 	}
 	registerMetrics(p.reg, realtime)
-	metrics := vrrp.NewMetrics(p.reg)
-	p.instances, _ = vrrp.NewSet(vrrp.SetOptions{
+	metrics, err := vrrp.NewMetrics(p.reg)
+	if err != nil {
+		return nil, err
+	}
+	p.instances, err = vrrp.NewSet(vrrp.SetOptions{
 		Logger:  p.log,
 		Metrics: metrics,
 		New: vrrp.NewMembers(vrrp.MemberOptions{
@@ -130,7 +136,7 @@ func newProcess(cfg *config.Config, logOut io.Writer, realtime bool) *process {
 			FrontendTracker: p.verdicts.tracker,
 		}),
 	})
-	return p
+	return p, err
 }
 
 // read hands the daemon's requests to the worker, and applies verdicts at
