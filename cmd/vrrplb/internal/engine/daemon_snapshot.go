@@ -38,6 +38,7 @@ type snapshots struct {
 
 	mu         sync.Mutex
 	last       Snapshot
+	outdated   bool // a reload changed what last shows
 	lastErr    error
 	refreshing chan struct{} // closed when the refresh in flight ends
 	requests   int           // snapshot requests sent, for tests
@@ -53,7 +54,7 @@ func (s *snapshots) init(c *Client, interval time.Duration) {
 // invalidate makes the next ask go to the engine (after a reload).
 func (s *snapshots) invalidate() {
 	s.mu.Lock()
-	s.last.At = time.Time{}.Add(1) // not zero: it still counts as an answer
+	s.outdated = true
 	s.mu.Unlock()
 }
 
@@ -61,7 +62,7 @@ func (s *snapshots) invalidate() {
 // needed, or the last one when ctx ends first (fresh is then false).
 func (s *snapshots) get(ctx context.Context) (snap Snapshot, fresh bool, err error) {
 	s.mu.Lock()
-	if !s.last.At.IsZero() && time.Since(s.last.At) < s.interval {
+	if !s.outdated && !s.last.At.IsZero() && time.Since(s.last.At) < s.interval {
 		snap = s.last
 		s.mu.Unlock()
 		return snap, true, nil
@@ -103,7 +104,7 @@ func (s *snapshots) refresh(done chan struct{}) {
 	s.refreshing = nil
 	s.lastErr = err
 	if err == nil {
-		s.last = Snapshot{At: time.Now(), Instances: r.Instances, metrics: r.Metrics}
+		s.last, s.outdated = Snapshot{At: time.Now(), Instances: r.Instances, metrics: r.Metrics}, false
 	}
 }
 
