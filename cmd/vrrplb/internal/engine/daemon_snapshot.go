@@ -18,8 +18,11 @@ import (
 
 // DefaultSnapshotInterval is the shortest time between two requests for the
 // engine's figures: however many scrapers ask, the real-time engine
-// answers at most this often, and everyone in between gets the last answer.
-const DefaultSnapshotInterval = 500 * time.Millisecond
+// answers at most this often (50 times a second, about 3% of a core at
+// the 0.7 ms a snapshot costs), and everyone in between gets the last
+// answer, never older than this. Short, so that a state change shows in
+// /status and /metrics at once.
+const DefaultSnapshotInterval = 20 * time.Millisecond
 
 // Snapshot is the engine's figures at one moment.
 type Snapshot struct {
