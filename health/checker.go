@@ -535,7 +535,7 @@ func (c *Checker) Subscribe(fn func(backend string, healthy bool)) (cancel func(
 
 // Track calls report with whether any backend is Up until ctx ends, then returns nil. The
 // first call waits until every backend has its first result or one is
-// healthy, so a starting daemon does not go to FAULT before its checks have
+// healthy, so a starting daemon does not yield before its checks have
 // run; after that it calls report on every change of it, including
 // one caused by Update. Its signature fits vrrp.Tracker's Run.
 func (c *Checker) Track(ctx context.Context, report func(ok bool)) error {

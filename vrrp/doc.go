@@ -3,9 +3,11 @@
 // (multicast and unicast), virtual address management through netlink,
 // gratuitous ARP and unsolicited neighbour advertisements, the trackers of
 // scripts and interfaces that move an instance to FAULT or change its
-// priority (a frontend's verdict comes in as a Tracker from outside), and
-// Set, which runs the instances of a config by key and applies a reload by
-// diff (NeedsNewInstance is its one rule of what a reload replaces).
+// priority (a frontend's verdict comes in as a Tracker from outside: a
+// frontend without a healthy backend makes the instance yield, handing the
+// VIP over and staying in the election at priority 1, as maintenance does),
+// and Set, which runs the instances of a config by key and applies a reload
+// by diff (NeedsNewInstance is its one rule of what a reload replaces).
 //
 // The state machine is pure: it is driven by events and an injected clock and
 // emits actions, so every protocol rule is tested without root. The operating

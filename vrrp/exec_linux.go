@@ -19,7 +19,7 @@ func scriptEnv() []string { return []string{"PATH=" + ScriptPATH} }
 // starts: at SCHED_OTHER whatever the engine's real-time policy,
 // with no capability in any set (effective, permitted, inheritable,
 // ambient, bounding), so that neither it nor anything it execs gets one
-// back, and with the minimal environment. setID keeps CAP_SETUID and
+// back, with no signal ignored, and with the minimal environment. setID keeps CAP_SETUID and
 // CAP_SETGID for the child to switch to cmd's credential ([scripts] user);
 // the switch to a non-root user clears them.
 //
@@ -31,6 +31,9 @@ func scriptEnv() []string { return []string{"PATH=" + ScriptPATH} }
 // engine's other threads stay real-time.)
 func startUnprivileged(cmd *exec.Cmd, setID bool) error {
 	cmd.Env = scriptEnv()
+	if err := resetIgnoredSignals(); err != nil {
+		return err
+	}
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
