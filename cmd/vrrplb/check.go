@@ -15,15 +15,9 @@ const defaultConfigPath = config.DefaultPath
 // cmdCheck validates a config file like `nginx -t`: the effective config on
 // stdout and exit 0, or every located error on stderr and exit 1.
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", stderr)
-	path := fs.String("config", defaultConfigPath, "config `FILE` to validate")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*path)
+	cfg, path, err := loadConfigFlag("check", "config `FILE` to validate", args, stderr)
 	if err != nil {
-		printConfigError(stderr, err)
-		return exitError{code: 1}
+		return err
 	}
 	// Scripts that would run as root but that another user can change are
 	// refused at start: say so now.
@@ -44,6 +38,22 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "%s: configuration is valid (%s); secrets are printed as %q\n",
 		*path, counts, config.MaskedSecret)
 	return nil
+}
+
+// loadConfigFlag parses a command's --config flag (and no other) and loads
+// the file, printing its errors one a line; a bad file is exit status 1.
+func loadConfigFlag(command, usage string, args []string, stderr io.Writer) (cfg *config.Config, path *string, err error) {
+	fs := newFlags(command, stderr)
+	path = fs.String("config", defaultConfigPath, usage)
+	if err := parseFlags(fs, args); err != nil {
+		return nil, nil, err
+	}
+	cfg, err = config.Load(*path)
+	if err != nil {
+		printConfigError(stderr, err)
+		return nil, nil, exitError{code: 1}
+	}
+	return cfg, path, nil
 }
 
 // configProblems splits a config error into its problems, each with its

@@ -169,6 +169,21 @@ func TestStatusTableSaysWhichVIPsTheHostHolds(t *testing.T) {
 	}
 }
 
+// When the engine did not answer in time, the table says its instances are
+// its last answer.
+func TestStatusTableSaysWhenTheInstancesAreStale(t *testing.T) {
+	var b strings.Builder
+	doc := statusDoc{InstancesStale: true, InstancesAsOf: "2026-12-01T21:00:00Z", Instances: []instanceStatus{
+		{Name: "vip", State: "master", Priority: 100, EffectivePriority: 100, VirtualIPs: []string{"192.0.2.150/24"}},
+	}}
+	if err := printStatus(&b, doc); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "did not answer in time (busy or restarting): instances as of 2026-12-01T21:00:00Z") {
+		t.Errorf("table does not say the instances are stale:\n%s", b.String())
+	}
+}
+
 func TestStatusPrintsATableAndTheRawDocument(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/status" {

@@ -92,15 +92,9 @@ var wirings = []func(d *daemon, cfg *config.Config) error{
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("run", stderr)
-	path := fs.String("config", defaultConfigPath, "config `FILE`")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*path)
+	cfg, _, err := loadConfigFlag("run", "config `FILE`", args, stderr)
 	if err != nil {
-		printConfigError(stderr, err)
-		return exitError{code: 1}
+		return err
 	}
 	d := newDaemon(cfg, stderr)
 	for _, w := range config.SecretWarnings(cfg) {

@@ -138,6 +138,13 @@ func printStatus(w io.Writer, doc statusDoc) error {
 			fmt.Fprintf(tw, "\nfrontend %s: no healthy backend, failing open: new connections go to every backend\n", fe.Name)
 		}
 	}
+	if doc.InstancesStale {
+		asOf := doc.InstancesAsOf
+		if asOf == "" {
+			asOf = "never"
+		}
+		fmt.Fprintf(tw, "\nthe VRRP engine did not answer in time (busy or restarting): instances as of %s\n", asOf)
+	}
 	if doc.BGP != nil {
 		if len(doc.Instances) > 0 || len(doc.Frontends) > 0 {
 			fmt.Fprintln(tw)
