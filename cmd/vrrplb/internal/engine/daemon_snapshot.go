@@ -18,8 +18,11 @@ import (
 
 // DefaultSnapshotInterval is the shortest time between two requests for the
 // engine's figures: however many scrapers ask, the real-time engine
-// answers at most this often, and everyone in between gets the last answer.
-const DefaultSnapshotInterval = 500 * time.Millisecond
+// answers at most this often (50 times a second, about 3% of a core at
+// the 0.7 ms a snapshot costs), and everyone in between gets the last
+// answer, never older than this. Short, so that a state change shows in
+// /status and /metrics at once.
+const DefaultSnapshotInterval = 20 * time.Millisecond
 
 // Snapshot is the engine's figures at one moment.
 type Snapshot struct {
@@ -38,6 +41,7 @@ type snapshots struct {
 
 	mu         sync.Mutex
 	last       Snapshot
+	outdated   bool // a reload changed what last shows
 	lastErr    error
 	refreshing chan struct{} // closed when the refresh in flight ends
 	requests   int           // snapshot requests sent, for tests
@@ -53,7 +57,7 @@ func (s *snapshots) init(c *Client, interval time.Duration) {
 // invalidate makes the next ask go to the engine (after a reload).
 func (s *snapshots) invalidate() {
 	s.mu.Lock()
-	s.last.At = time.Time{}.Add(1) // not zero: it still counts as an answer
+	s.outdated = true
 	s.mu.Unlock()
 }
 
@@ -61,7 +65,7 @@ func (s *snapshots) invalidate() {
 // needed, or the last one when ctx ends first (fresh is then false).
 func (s *snapshots) get(ctx context.Context) (snap Snapshot, fresh bool, err error) {
 	s.mu.Lock()
-	if !s.last.At.IsZero() && time.Since(s.last.At) < s.interval {
+	if !s.outdated && !s.last.At.IsZero() && time.Since(s.last.At) < s.interval {
 		snap = s.last
 		s.mu.Unlock()
 		return snap, true, nil
@@ -103,7 +107,7 @@ func (s *snapshots) refresh(done chan struct{}) {
 	s.refreshing = nil
 	s.lastErr = err
 	if err == nil {
-		s.last = Snapshot{At: time.Now(), Instances: r.Instances, metrics: r.Metrics}
+		s.last, s.outdated = Snapshot{At: time.Now(), Instances: r.Instances, metrics: r.Metrics}, false
 	}
 }
 
