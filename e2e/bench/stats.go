@@ -46,7 +46,7 @@ func meanSD(vs []float64) (mean, sd float64) {
 // two-sided 95% confidence interval, from Student's t on the logarithms of
 // the rounds' ratios (a ratio's noise is multiplicative, and 0.9× and 1.11×
 // are the same distance from 1). Each round pairs two runs made back to
-// back, so the pairing cancels what drifts slowly on the host.
+// back or close to it, so the pairing cancels what drifts slowly on the host.
 type ratioCI struct {
 	n            int
 	mean, lo, hi float64 // geometric mean and the interval's ends
