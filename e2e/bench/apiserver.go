@@ -13,6 +13,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -89,6 +91,7 @@ func serveAPIServer(ctx context.Context, addr, dir string) error {
 		TLSConfig:    &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}, // HTTP/1.1: one request at a time per connection
 		IdleTimeout:  time.Hour,
+		ErrorLog:     log.New(io.Discard, "", 0), // the bench's "is it listening" probes end in handshake errors
 	}
 	go func() { <-ctx.Done(); srv.Close() }()
 	if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {

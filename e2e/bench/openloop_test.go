@@ -129,3 +129,57 @@ func TestPaceWithNothingToDo(t *testing.T) {
 		t.Errorf("released %d at rate 0", n)
 	}
 }
+
+// TestOpenLoopAgainstTheBackends offers a short load to the bench's own
+// backends on loopback and checks every request is answered once.
+func TestOpenLoopAgainstTheBackends(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	clientTLS, err := writeBenchCert(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr, apiAddr := freeAddr(), freeAddr()
+	errs := make(chan error, 2)
+	go func() { errs <- serveHTTP(ctx, httpAddr) }()
+	go func() { errs <- serveAPIServer(ctx, apiAddr, dir) }()
+	for _, a := range []string{httpAddr, apiAddr} {
+		if err := waitListening(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		spec loadSpec
+	}{
+		{"a new connection per request", loadSpec{addr: httpAddr, rate: 500, duration: 200 * time.Millisecond, conns: 8}},
+		{"keep-alive", loadSpec{addr: httpAddr, rate: 1000, duration: 200 * time.Millisecond, keepAlive: true, conns: 4}},
+		{"keep-alive HTTPS to the stand-in apiserver", loadSpec{addr: apiAddr, rate: 200, duration: 200 * time.Millisecond, keepAlive: true, conns: 4, tls: clientTLS}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			readyCalls := 0
+			res, err := openLoop(ctx, tt.spec, func() { readyCalls++ })
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := int64(tt.spec.rate * tt.spec.duration.Seconds())
+			if res.done != want || res.failed != 0 || res.dropped != 0 {
+				t.Errorf("done %d, failed %d, dropped %d; want %d answered", res.done, res.failed, res.dropped, want)
+			}
+			if readyCalls != 1 {
+				t.Errorf("ready called %d times, want once", readyCalls)
+			}
+			if int64(len(res.latencies)) != res.done || res.quantile(0.99) <= 0 {
+				t.Errorf("%d latencies for %d answers, p99 %v", len(res.latencies), res.done, res.quantile(0.99))
+			}
+		})
+	}
+	cancel()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("backend: %v", err)
+		}
+	}
+}
