@@ -199,8 +199,8 @@ func (b *bench) run(ctx context.Context, proxies, tests []string) (missed bool, 
 	before, _ := readHostCPU()
 	time.Sleep(time.Second)
 	after, _ := readHostCPU()
-	fmt.Printf("%s, %d CPUs; before the runs: load average %s, %.0f%% of all CPUs busy over 1 s with no load offered.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), loadAverage(), 100*busyShare(before, after))
+	fmt.Printf("%s, %d CPUs (%s); before the runs: load average %s, %.0f%% of all CPUs busy over 1 s with no load offered.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), cpuModel(), loadAverage(), 100*busyShare(before, after))
 	defer func() { fmt.Printf("\nAfter the runs: load average %s.\n", loadAverage()) }()
 	for _, test := range tests {
 		m := measures[test]
@@ -407,6 +407,20 @@ func loadAverage() string {
 		return strings.Join(f[:3], ", ")
 	}
 	return "unknown"
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo.
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown model"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown model"
 }
 
 // freeAddr returns a 127.0.0.1 address with a port free right now.
