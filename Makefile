@@ -18,7 +18,7 @@ FUZZCOUNT   := 200000x
 FUZZ        := ./config:FuzzParse ./vrrp:FuzzDecode ./config/keepalived:FuzzKeepalived \
                ./config/nginx:FuzzNginx ./config/haproxy:FuzzHaproxy ./config/convert:FuzzConvert
 
-.PHONY: all build deb test test-k8s lint fuzz clean bench bench-deps bench-failover soak
+.PHONY: all build deb test test-k8s lint fuzz clean bench bench-quick bench-deps bench-failover soak
 
 all: build
 
@@ -71,10 +71,17 @@ fuzz:
 BENCH_PKGS  := haproxy nginx-light libnginx-mod-stream wrk iperf3 keepalived iproute2 tcpdump
 
 # Both benchmark tables: the proxy against haproxy and nginx stream on
-# loopback, then failover against keepalived in the e2e lab (root).
+# loopback (saturated rows over 10 interleaved rounds with a confidence
+# interval, fixed-load rows with the whole host's CPU per request; about
+# 20 minutes), then failover against keepalived in the e2e lab (root).
 bench: bench-deps build
 	$(GO) run ./e2e/bench -vrrplb bin/vrrplb -no-check
 	$(GO) run ./e2e/failbench
+
+# The proxy table in a short mode (2 rounds of 1 s): checks the tooling,
+# its figures are not for comparing.
+bench-quick: bench-deps build
+	$(GO) run ./e2e/bench -vrrplb bin/vrrplb -no-check -quick
 
 bench-deps:
 	@missing=""; for p in $(BENCH_PKGS); do \

@@ -100,23 +100,7 @@ drain_timeout = "2s"
 	stopCapture()
 	t.Logf("vrrplb maintenance on (returned after %v): %s", returned, strings.TrimSpace(out))
 
-	// On the wire: h1's priority-0 advert, then h2's first advert as master.
-	skew := time.Duration(256-90) * advert / 256 // h2's Skew_Time, RFC 5798 §6.1
-	leaving := advertTimes(t, file, h1.Addr4.Addr(), 0)
-	taking := advertTimes(t, file, h2.Addr4.Addr(), 90)
-	if len(leaving) == 0 || len(taking) == 0 {
-		t.Fatalf("the capture lacks h1's priority-0 advert (%d) or h2's adverts as master (%d)", len(leaving), len(taking))
-	}
-	handover := taking[0].Sub(leaving[0])
-	t.Logf("maintenance on → h1's priority-0 advert → h2 master after %v on the wire (skew %v); VIP on h2 seen %v after the command started",
-		handover, skew, moved)
-	if handover < 0 || handover > skew+20*time.Millisecond {
-		t.Errorf("h2 took over %v after h1's priority-0 advert, want ≤ skew %v + 20ms", handover, skew)
-	}
-	// h1 stays in the election at the lowest priority, and says so.
-	if got := advertTimes(t, file, h1.Addr4.Addr(), 100); len(got) > 0 && got[len(got)-1].After(leaving[0]) {
-		t.Errorf("h1 advertised priority 100 after its priority-0 advert")
-	}
+	checkHandoverOnTheWire(t, file, h1, h2, advert, moved)
 	Eventually(t, 5*time.Second, func() (bool, string) {
 		in := instanceStatus(t, h1)
 		return in.State == "backup" && in.Maintenance && in.EffectivePriority == 1,
@@ -146,31 +130,8 @@ drain_timeout = "2s"
 	}
 	stream.next(t)
 
-	// So does a restart of the VRRP engine: the daemon tells the new one
-	// before its instances run, so they never advertise priority 100.
-	file, stopCapture = lab.Capture("--immediate-mode", "ip", "proto", "112")
-	var kids []int
-	Eventually(t, 5*time.Second, func() (bool, string) {
-		kids = p1.Children()
-		return len(kids) == 1, fmt.Sprintf("h1's daemon has children %v, want its VRRP engine", kids)
-	})
-	if err := syscall.Kill(kids[0], syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	Eventually(t, 10*time.Second, func() (bool, string) {
-		n, _ := h1.Metric("vrrplb_vrrp_engine_restarts_total")
-		return n == 1, fmt.Sprintf("h1's engine restarts: %v", n)
-	})
-	Eventually(t, 5*time.Second, func() (bool, string) {
-		ins, err := h1.Instances()
-		return err == nil && len(ins) == 1 && ins[0].State == "backup" && ins[0].Maintenance,
-			fmt.Sprintf("after its engine restarted, h1 /status %+v (%v)", ins, err)
-	})
-	lab.StaysMaster(t, h2, vip, time.Second)
-	stopCapture()
-	if got := advertTimes(t, file, h1.Addr4.Addr(), 100); len(got) > 0 {
-		t.Errorf("h1's restarted engine advertised priority 100 %d times while in maintenance", len(got))
-	}
+	// So does a restart of the VRRP engine.
+	checkEngineRestartKeepsMaintenance(t, lab, h1, h2, p1, vip)
 	stream.next(t)
 
 	// off: h1 takes its priority back and preempts.
@@ -191,18 +152,7 @@ drain_timeout = "2s"
 	lab.WaitMaster(t, h1, vip, 5*time.Second)
 	lab.StaysMaster(t, h1, vip, 2*time.Second)
 	stopCapture()
-	// It hands over as ever, hears no one, and takes the VIP back at
-	// priority 1 after Master_Down_Interval (RFC 5798 §6.1).
-	leaving, back := advertTimes(t, file, h1.Addr4.Addr(), 0), advertTimes(t, file, h1.Addr4.Addr(), 1)
-	if len(leaving) == 0 || len(back) == 0 {
-		t.Fatalf("the capture lacks h1's priority-0 advert (%d) or its adverts at priority 1 (%d)", len(leaving), len(back))
-	}
-	down := 3*advert + time.Duration(256-1)*advert/256
-	gap := back[0].Sub(leaving[0])
-	t.Logf("alone: h1's priority-0 advert → h1 master again at priority 1 after %v (Master_Down_Interval at priority 1: %v)", gap, down)
-	if gap < 0 || gap > down+20*time.Millisecond {
-		t.Errorf("alone, h1 was without the VIP for %v, want ≤ Master_Down_Interval %v + 20ms", gap, down)
-	}
+	checkAloneTakesTheVIPBack(t, file, h1, advert)
 	if in := instanceStatus(t, h1); !in.Maintenance || in.State != "master" {
 		t.Errorf("alone in maintenance, h1 /status %+v, want master in maintenance", in)
 	}
@@ -226,5 +176,77 @@ drain_timeout = "2s"
 	lab.WaitMaster(t, h1, vip, 10*time.Second)
 	if in := instanceStatus(t, h1); in.Maintenance || in.EffectivePriority != 100 {
 		t.Errorf("after a restart h1 /status %+v, want no maintenance, priority 100", in)
+	}
+}
+
+// checkHandoverOnTheWire checks a maintenance handover in a capture: h1's
+// priority-0 advert, then h2's (priority 90) first advert as master within
+// h2's skew time plus 20 ms, and no priority-100 advert from h1 after it.
+// moved is when the VIP was seen on h2, for the log.
+func checkHandoverOnTheWire(t *testing.T, file string, h1, h2 *Host, advert, moved time.Duration) {
+	t.Helper()
+	skew := time.Duration(256-90) * advert / 256 // h2's Skew_Time, RFC 5798 §6.1
+	leaving := advertTimes(t, file, h1.Addr4.Addr(), 0)
+	taking := advertTimes(t, file, h2.Addr4.Addr(), 90)
+	if len(leaving) == 0 || len(taking) == 0 {
+		t.Fatalf("the capture lacks h1's priority-0 advert (%d) or h2's adverts as master (%d)", len(leaving), len(taking))
+	}
+	handover := taking[0].Sub(leaving[0])
+	t.Logf("maintenance on → h1's priority-0 advert → h2 master after %v on the wire (skew %v); VIP on h2 seen %v after the command started",
+		handover, skew, moved)
+	if handover < 0 || handover > skew+20*time.Millisecond {
+		t.Errorf("h2 took over %v after h1's priority-0 advert, want ≤ skew %v + 20ms", handover, skew)
+	}
+	// h1 stays in the election at the lowest priority, and says so.
+	if got := advertTimes(t, file, h1.Addr4.Addr(), 100); len(got) > 0 && got[len(got)-1].After(leaving[0]) {
+		t.Errorf("h1 advertised priority 100 after its priority-0 advert")
+	}
+}
+
+// checkEngineRestartKeepsMaintenance kills h1's VRRP engine while h1 is in
+// maintenance and h2 holds the VIP: the daemon tells the new engine before
+// its instances run, so they never advertise priority 100 and h2 stays
+// master.
+func checkEngineRestartKeepsMaintenance(t *testing.T, lab *Lab, h1, h2 *Host, p1 *Proc, vip netip.Addr) {
+	t.Helper()
+	file, stopCapture := lab.Capture("--immediate-mode", "ip", "proto", "112")
+	var kids []int
+	Eventually(t, 5*time.Second, func() (bool, string) {
+		kids = p1.Children()
+		return len(kids) == 1, fmt.Sprintf("h1's daemon has children %v, want its VRRP engine", kids)
+	})
+	if err := syscall.Kill(kids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 10*time.Second, func() (bool, string) {
+		n, _ := h1.Metric("vrrplb_vrrp_engine_restarts_total")
+		return n == 1, fmt.Sprintf("h1's engine restarts: %v", n)
+	})
+	Eventually(t, 5*time.Second, func() (bool, string) {
+		ins, err := h1.Instances()
+		return err == nil && len(ins) == 1 && ins[0].State == "backup" && ins[0].Maintenance,
+			fmt.Sprintf("after its engine restarted, h1 /status %+v (%v)", ins, err)
+	})
+	lab.StaysMaster(t, h2, vip, time.Second)
+	stopCapture()
+	if got := advertTimes(t, file, h1.Addr4.Addr(), 100); len(got) > 0 {
+		t.Errorf("h1's restarted engine advertised priority 100 %d times while in maintenance", len(got))
+	}
+}
+
+// checkAloneTakesTheVIPBack checks in a capture that h1, alone and put in
+// maintenance, hands over as ever, hears no one, and takes the VIP back at
+// priority 1 after Master_Down_Interval (RFC 5798 §6.1) plus 20 ms.
+func checkAloneTakesTheVIPBack(t *testing.T, file string, h1 *Host, advert time.Duration) {
+	t.Helper()
+	leaving, back := advertTimes(t, file, h1.Addr4.Addr(), 0), advertTimes(t, file, h1.Addr4.Addr(), 1)
+	if len(leaving) == 0 || len(back) == 0 {
+		t.Fatalf("the capture lacks h1's priority-0 advert (%d) or its adverts at priority 1 (%d)", len(leaving), len(back))
+	}
+	down := 3*advert + time.Duration(256-1)*advert/256
+	gap := back[0].Sub(leaving[0])
+	t.Logf("alone: h1's priority-0 advert → h1 master again at priority 1 after %v (Master_Down_Interval at priority 1: %v)", gap, down)
+	if gap < 0 || gap > down+20*time.Millisecond {
+		t.Errorf("alone, h1 was without the VIP for %v, want ≤ Master_Down_Interval %v + 20ms", gap, down)
 	}
 }

@@ -26,12 +26,11 @@ var (
 func (f *Frontend) Drain(addr string, force bool) (changed bool, err error) {
 	f.mu.Lock()
 	st := f.state.Load()
-	i := slices.IndexFunc(st.backends, func(b *backend) bool { return b.addr == addr })
-	if i < 0 {
+	b, err := f.lookupBackend(st, addr)
+	if err != nil {
 		f.mu.Unlock()
-		return false, fmt.Errorf("frontend %q: backend %s: %w", f.name, addr, ErrUnknownBackend)
+		return false, err
 	}
-	b := st.backends[i]
 	if b.draining.Load() {
 		f.mu.Unlock()
 		return false, nil
@@ -58,13 +57,11 @@ func (f *Frontend) Drain(addr string, force bool) (changed bool, err error) {
 // healthy. It reports whether anything changed.
 func (f *Frontend) Enable(addr string) (changed bool, err error) {
 	f.mu.Lock()
-	st := f.state.Load()
-	i := slices.IndexFunc(st.backends, func(b *backend) bool { return b.addr == addr })
-	if i < 0 {
+	b, err := f.lookupBackend(f.state.Load(), addr)
+	if err != nil {
 		f.mu.Unlock()
-		return false, fmt.Errorf("frontend %q: backend %s: %w", f.name, addr, ErrUnknownBackend)
+		return false, err
 	}
-	b := st.backends[i]
 	changed = b.draining.Swap(false)
 	if changed {
 		b.metrics.draining.Set(0)
@@ -75,6 +72,16 @@ func (f *Frontend) Enable(addr string) (changed bool, err error) {
 		f.checkFailOpen(false)
 	}
 	return changed, nil
+}
+
+// lookupBackend is the backend addr of st, or ErrUnknownBackend with the
+// frontend and the address.
+func (f *Frontend) lookupBackend(st *state, addr string) (*backend, error) {
+	i := slices.IndexFunc(st.backends, func(b *backend) bool { return b.addr == addr })
+	if i < 0 {
+		return nil, fmt.Errorf("frontend %q: backend %s: %w", f.name, addr, ErrUnknownBackend)
+	}
+	return st.backends[i], nil
 }
 
 // HasBackend reports whether addr is one of the frontend's backends.

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/group"
 )
 
 // Checker is a frontend's health checker as a Set runs it (health.Checker).
@@ -41,12 +42,10 @@ type Set[C Checker] struct {
 	metrics    *Metrics
 	newChecker func(fe config.Frontend) (C, error)
 
-	mu      sync.Mutex
-	ctx     context.Context // from Run; nil before
-	order   []string
-	byName  map[string]*setFrontend[C]
-	failure chan error
-	wg      sync.WaitGroup
+	mu     sync.Mutex
+	tasks  *group.Group // runs the frontends and checkers
+	order  []string
+	byName map[string]*setFrontend[C]
 }
 
 // setFrontend is one frontend of a Set and its checker.
@@ -54,14 +53,8 @@ type setFrontend[C Checker] struct {
 	cfg     config.Frontend
 	f       *Frontend
 	c       C
-	checker *runner // shared with the frontend this one replaced
-	front   *runner
-}
-
-// runner is one running component of a Set.
-type runner struct {
-	cancel context.CancelFunc // nil until started
-	done   chan struct{}
+	checker *group.Task // shared with the frontend this one replaced
+	front   *group.Task
 }
 
 // NewSet returns an empty set; Apply gives it frontends, Run runs them.
@@ -73,7 +66,7 @@ func NewSet[C Checker](opts SetOptions[C]) (*Set[C], error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Set[C]{log: opts.Logger, metrics: opts.Metrics, newChecker: opts.NewChecker,
-		byName: map[string]*setFrontend[C]{}, failure: make(chan error, 1)}, nil
+		byName: map[string]*setFrontend[C]{}, tasks: group.New("proxy set")}, nil
 }
 
 // SetPlan is a new config with its new frontends built, not yet running.
@@ -118,7 +111,7 @@ func (s *Set[C]) Prepare(next *config.Config) (*SetPlan[C], error) {
 // build makes the frontend of fe; when it replaces old, it keeps old's
 // checker and the backends old drains.
 func (s *Set[C]) build(fe config.Frontend, old *setFrontend[C]) (*setFrontend[C], error) {
-	sf := &setFrontend[C]{cfg: fe, front: &runner{}}
+	sf := &setFrontend[C]{cfg: fe, front: &group.Task{}}
 	if old != nil {
 		sf.c, sf.checker = old.c, old.checker
 	} else {
@@ -126,7 +119,7 @@ func (s *Set[C]) build(fe config.Frontend, old *setFrontend[C]) (*setFrontend[C]
 		if err != nil {
 			return nil, err
 		}
-		sf.c, sf.checker = c, &runner{}
+		sf.c, sf.checker = c, &group.Task{}
 	}
 	f, err := New(fe, Options{Logger: s.log, Metrics: s.metrics, Health: sf.c})
 	if err != nil {
@@ -204,86 +197,40 @@ func (s *Set[C]) start(sf *setFrontend[C]) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.byName[sf.cfg.Name] = sf
-	if s.ctx != nil {
+	if s.tasks.Running() {
 		s.launchLocked(sf)
 	}
 }
 
+// launchLocked runs sf's checker, unless it runs already, then its
+// frontend; a failure of either before it was asked to stop ends Run.
 func (s *Set[C]) launchLocked(sf *setFrontend[C]) {
-	if sf.checker.cancel == nil {
-		s.runLocked(sf.checker, fmt.Sprintf("frontend %q: health", sf.cfg.Name), sf.c.Run)
+	if !sf.checker.Started() {
+		s.tasks.Go(sf.checker, fmt.Sprintf("frontend %q: health", sf.cfg.Name), sf.c.Run)
 	}
-	s.runLocked(sf.front, fmt.Sprintf("frontend %q", sf.cfg.Name), sf.f.Run)
-}
-
-// runLocked runs fn under r; a failure before it was asked to stop ends
-// Run with the error.
-func (s *Set[C]) runLocked(r *runner, what string, fn func(context.Context) error) {
-	ctx, cancel := context.WithCancel(s.ctx)
-	r.cancel, r.done = cancel, make(chan struct{})
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer close(r.done)
-		err := fn(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if err == nil {
-			err = errors.New("stopped on its own")
-		}
-		select {
-		case s.failure <- fmt.Errorf("%s: %w", what, err):
-		default:
-		}
-	}()
+	s.tasks.Go(sf.front, fmt.Sprintf("frontend %q", sf.cfg.Name), sf.f.Run)
 }
 
 // stopInBackground drains a frontend (up to its drain_timeout) and then,
 // if checker is not nil, stops its checker; a reload does not wait for it.
-func (s *Set[C]) stopInBackground(front, checker *runner) {
+func (s *Set[C]) stopInBackground(front, checker *group.Task) {
 	go func() {
-		stop(front)
-		if checker != nil {
-			stop(checker)
-		}
+		front.Stop()
+		checker.Stop()
 	}()
-}
-
-func stop(r *runner) {
-	if r == nil || r.cancel == nil {
-		return
-	}
-	r.cancel()
-	<-r.done
 }
 
 // Run runs the frontends, and those later commits add, until ctx ends or
 // one fails (its error); then it stops them all, each frontend draining,
 // and waits for them.
 func (s *Set[C]) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	s.mu.Lock()
-	if s.ctx != nil {
-		s.mu.Unlock()
-		return errors.New("proxy set: Run called twice")
-	}
-	s.ctx = ctx
-	for _, name := range s.order {
-		if sf := s.byName[name]; sf != nil {
-			s.launchLocked(sf)
+	return s.tasks.Run(ctx, &s.mu, func() {
+		for _, name := range s.order {
+			if sf := s.byName[name]; sf != nil {
+				s.launchLocked(sf)
+			}
 		}
-	}
-	s.mu.Unlock()
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-s.failure:
-	}
-	cancel()
-	s.wg.Wait()
-	return err
+	})
 }
 
 // SetMember is one frontend of a Set and its checker, for status and

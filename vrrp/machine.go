@@ -49,13 +49,6 @@ const (
 	PriorityLowest = 1
 )
 
-// Settling of a recovery that every router shares: a router that becomes
-// eligible again (leaves FAULT or stops yielding) within settleWindow of
-// another master coming up, at least settleMin, does not preempt that
-// master. Without it, whichever router recovered first became master and a
-// higher priority took the VIP from it a fraction of a second later.
-const settleMin = 3 * time.Second
-
 // Why says why a transition happened. It is logged with the transition.
 type Why string
 
@@ -88,110 +81,6 @@ type MachineConfig struct {
 	PreemptDelay time.Duration
 	// LocalAddr is this router's primary address: it breaks priority ties.
 	LocalAddr netip.Addr
-}
-
-// EventKind is what happened.
-type EventKind int
-
-// Events that drive the machine.
-const (
-	// EventStartup starts the machine (RFC 5798 §6.4.1).
-	EventStartup EventKind = iota + 1
-	// EventShutdown stops it (RFC 5798 §6.4.2, §6.4.3).
-	EventShutdown
-	// EventAdvert is a received advertisement that passed the receive checks.
-	EventAdvert
-	// EventTimer is the timer armed by the last ActionSetTimer reaching its deadline.
-	EventTimer
-	// EventTrack is a new verdict of the trackers.
-	EventTrack
-	// EventReconfigure carries a new configuration (a reload) and the
-	// trackers' verdict under it.
-	EventReconfigure
-)
-
-// Event is one input to the machine.
-type Event struct {
-	Kind EventKind
-
-	// From, Priority and Interval describe an EventAdvert.
-	From     netip.Addr
-	Priority uint8
-	Interval time.Duration
-
-	// Fault, Yield and EffectivePriority describe an EventTrack or
-	// EventReconfigure: whether a weight-0 tracker with FAULT semantics
-	// fails (track_script, track_interface); whether the instance yields (a
-	// weight-0 track_frontend has no healthy backend, or maintenance is on):
-	// a master hands over as for FAULT, but the instance stays in the
-	// election at PriorityLowest; and the priority with the other trackers'
-	// weights applied. Fault wins over Yield.
-	Fault             bool
-	Yield             bool
-	EffectivePriority uint8
-
-	// Config is the new configuration of an EventReconfigure.
-	Config MachineConfig
-}
-
-// ActionKind is what the runner must do.
-type ActionKind int
-
-// Actions the machine asks of its runner, in the order it must perform them.
-const (
-	// ActionSendAdvert sends an advertisement with Action.Priority.
-	ActionSendAdvert ActionKind = iota + 1
-	// ActionAddVIPs adds the virtual addresses to the interface.
-	ActionAddVIPs
-	// ActionRemoveVIPs removes them.
-	ActionRemoveVIPs
-	// ActionRemoveStaleVIPs removes virtual addresses found on the interface
-	// at start, left by a previous run that did not stop cleanly.
-	ActionRemoveStaleVIPs
-	// ActionAnnounce starts a burst of gratuitous ARPs / unsolicited NAs.
-	ActionAnnounce
-	// ActionSetTimer (re)arms the single timer at Action.Deadline: the
-	// Master_Down_Timer in Backup, the Adver_Timer in Master.
-	ActionSetTimer
-	// ActionStopTimer disarms it.
-	ActionStopTimer
-	// ActionTransition reports the state change From → To because of Why: one
-	// log line, the metrics and the notify command.
-	ActionTransition
-)
-
-func (k ActionKind) String() string {
-	switch k {
-	case ActionSendAdvert:
-		return "send_advert"
-	case ActionAddVIPs:
-		return "add_vips"
-	case ActionRemoveVIPs:
-		return "remove_vips"
-	case ActionRemoveStaleVIPs:
-		return "remove_stale_vips"
-	case ActionAnnounce:
-		return "announce"
-	case ActionSetTimer:
-		return "set_timer"
-	case ActionStopTimer:
-		return "stop_timer"
-	case ActionTransition:
-		return "transition"
-	}
-	return "unknown"
-}
-
-// Action is one output of the machine.
-type Action struct {
-	Kind ActionKind
-	// Priority is the priority of an ActionSendAdvert.
-	Priority uint8
-	// Deadline is the expiry of an ActionSetTimer.
-	Deadline time.Time
-	// From, To and Why describe an ActionTransition.
-	From, To State
-	Why      Why
 }
 
 // Machine is the VRRP state machine of one virtual router (RFC 5798 §6.4,
@@ -529,97 +418,6 @@ func (m *Machine) transition(now time.Time, next State, why Why) {
 	m.emit(Action{Kind: ActionTransition, From: from, To: next, Why: why})
 }
 
-// noteMaster remembers, from an advert, what settling a recovery needs: when
-// the master left, and when the one advertising came up.
-func (m *Machine) noteMaster(now time.Time, ev Event) {
-	if ev.Priority == PriorityLeaving {
-		m.goneAt, m.lastPrio = now, 0
-		return
-	}
-	prev := m.lastPrio
-	if m.state == StateMaster {
-		prev = m.priority
-	}
-	switch {
-	case !m.goneAt.IsZero() && now.Sub(m.goneAt) > 2*m.masterAdverInterval:
-		// Longer than a backup's takeover (Skew_Time, under one interval)
-		// takes: it came back from FAULT, from yielding or from a start.
-		m.noteUp(now, ev.From)
-	case prev == PriorityLowest && ev.Priority > PriorityLowest:
-		m.noteUp(now, ev.From)
-	case ev.From != m.upAddr:
-		m.upAddr, m.upAt = netip.Addr{}, time.Time{}
-	}
-	m.goneAt, m.lastPrio = time.Time{}, ev.Priority
-}
-
-// noteUp records that addr came up as master at now.
-func (m *Machine) noteUp(now time.Time, addr netip.Addr) {
-	m.upAddr, m.upAt = addr, now
-}
-
-// settling reports whether the master of ev came up within the settle
-// window of this router becoming eligible: a recovery they shared, which
-// the VIP has already followed once. The address owner and a master that
-// yields are preempted all the same.
-func (m *Machine) settling(ev Event) bool {
-	if m.priority == PriorityOwner || ev.Priority == PriorityLowest ||
-		m.eligibleAt.IsZero() || m.upAt.IsZero() || ev.From != m.upAddr {
-		return false
-	}
-	d := m.upAt.Sub(m.eligibleAt)
-	return d.Abs() <= max(m.masterDownInterval(), settleMin)
-}
-
-// learnInterval takes the master's advert interval as Master_Adver_Interval
-// (RFC 5798 §6.4.2); version 2 routers share one configured interval. What
-// it learns is bounded by maxLearnedInterval.
-func (m *Machine) learnInterval(d time.Duration) {
-	if m.cfg.Version == 3 && d > 0 {
-		m.masterAdverInterval = min(d, m.maxLearnedInterval())
-	}
-}
-
-// maxLearnedInterval is the longest Master_Adver_Interval a backup learns:
-// the one whose Master_Down_Interval is the configured one plus a second, so
-// that one advert, forged or broken, holds a backup back no longer than
-// that. Solving 3×L + w×L/256 = 3×I + w×I/256 + 1s (w = 256 − priority)
-// gives L = I + 256 s / (768 + w). A master advertising up to
-// MaxIntervalRatio times slower is still heard before that timer runs out.
-func (m *Machine) maxLearnedInterval() time.Duration {
-	w := time.Duration(256 - int(m.priority))
-	return m.cfg.AdvertInterval + 256*time.Second/(768+w)
-}
-
-// MaxIntervalRatio bounds the advert interval a version 3 instance accepts:
-// an advert announcing an interval more than this many times its own
-// configured one is dropped (reason "interval"). Up to it, the bounded
-// Master_Down_Interval (maxLearnedInterval) still spans a whole interval
-// of the master; beyond, only a broken or forged advert would ask for it.
-const MaxIntervalRatio = 3
-
-// assertEvery is how often at most a master answers lower-priority adverts
-// with an advert and a gratuitous-ARP burst: once per advert interval, and
-// not more than once a second.
-func (m *Machine) assertEvery() time.Duration {
-	return max(m.cfg.AdvertInterval, time.Second)
-}
-
-// skewTime is Skew_Time (RFC 5798 §6.1, RFC 3768 §6.1), in nanoseconds: whole
-// centiseconds would give every backup the same timer at 10 ms adverts.
-func (m *Machine) skewTime() time.Duration {
-	weight := time.Duration(256 - int(m.priority))
-	if m.cfg.Version == 2 {
-		return weight * time.Second / 256
-	}
-	return weight * m.masterAdverInterval / 256
-}
-
-// masterDownInterval is Master_Down_Interval (RFC 5798 §6.1, RFC 3768 §6.1).
-func (m *Machine) masterDownInterval() time.Duration {
-	return 3*m.masterAdverInterval + m.skewTime()
-}
-
 func (m *Machine) emit(a Action) { m.out = append(m.out, a) }
 
 func (m *Machine) sendAdvert(priority uint8) {
@@ -634,34 +432,4 @@ func (m *Machine) setTimer(deadline time.Time) {
 func (m *Machine) stopTimer() {
 	m.deadline = time.Time{}
 	m.emit(Action{Kind: ActionStopTimer})
-}
-
-// EffectivePriority applies tracker weights to a configured priority. A
-// failing weight-0 tracker means fault, unless it yields instead (Yield).
-// Otherwise a failing tracker with a
-// negative weight subtracts it and a passing one with a positive weight adds
-// it; the result stays within 1..254. The address owner (255) keeps 255.
-func EffectivePriority(priority uint8, trackers []TrackerState) (prio uint8, fault bool) {
-	p := int(priority)
-	for _, t := range trackers {
-		switch {
-		case t.Weight == 0 && !t.OK && !t.Yield:
-			fault = true
-		case t.Weight < 0 && !t.OK, t.Weight > 0 && t.OK:
-			p += t.Weight
-		}
-	}
-	if priority == PriorityOwner {
-		return PriorityOwner, fault
-	}
-	return uint8(min(max(p, 1), PriorityOwner-1)), fault
-}
-
-// TrackerState is a tracker's last verdict and its configured weight.
-type TrackerState struct {
-	Weight int
-	OK     bool
-	// Yield: with weight 0, failing makes the instance yield rather than
-	// fault (track_frontend).
-	Yield bool
 }

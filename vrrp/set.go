@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/group"
 )
 
 // Member is one instance of a Set: an *Instance with what runs beside it
@@ -54,22 +55,19 @@ type Set struct {
 	build   NewMemberFunc
 
 	mu      sync.Mutex
-	ctx     context.Context // from Run; nil before
+	tasks   *group.Group // runs the members
 	order   []config.InstanceKey
 	members map[config.InstanceKey]*setMember
 	// yields are the causes SetYield set, each with the instances it
 	// covers by name; members a reload adds get them before they run.
-	yields  map[string]func(name string) bool
-	failure chan error // the first member that failed
-	wg      sync.WaitGroup
+	yields map[string]func(name string) bool
 }
 
 type setMember struct {
 	cfg     config.Instance
 	scripts config.Scripts
 	m       Member
-	cancel  context.CancelFunc // nil until started
-	done    chan struct{}
+	task    group.Task
 }
 
 // NewSet returns an empty set; Apply gives it instances, Run runs them.
@@ -87,7 +85,7 @@ func NewSet(opts SetOptions) (*Set, error) {
 		build:   opts.New,
 		members: map[config.InstanceKey]*setMember{},
 		yields:  map[string]func(string) bool{},
-		failure: make(chan error, 1),
+		tasks:   group.New("vrrp set"),
 	}, nil
 }
 
@@ -259,30 +257,13 @@ func (s *Set) start(k config.InstanceKey, sm *setMember) {
 		_ = sm.m.SetYield(cause, covers(sm.cfg.Name))
 	}
 	s.members[k] = sm
-	if s.ctx != nil {
+	if s.tasks.Running() {
 		s.launchLocked(sm)
 	}
 }
 
 func (s *Set) launchLocked(sm *setMember) {
-	ctx, cancel := context.WithCancel(s.ctx)
-	sm.cancel, sm.done = cancel, make(chan struct{})
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer close(sm.done)
-		err := sm.m.Run(ctx)
-		if ctx.Err() != nil {
-			return // asked to stop
-		}
-		if err == nil {
-			err = errors.New("stopped on its own")
-		}
-		select {
-		case s.failure <- fmt.Errorf("instance %q: %w", sm.cfg.Name, err):
-		default:
-		}
-	}()
+	s.tasks.Go(&sm.task, fmt.Sprintf("instance %q", sm.cfg.Name), sm.m.Run)
 }
 
 // stop stops the member under k and waits for it (a master hands over and
@@ -295,9 +276,8 @@ func (s *Set) stop(k config.InstanceKey, names map[string]bool) {
 	if sm == nil {
 		return
 	}
-	if sm.cancel != nil {
-		sm.cancel()
-		<-sm.done
+	if sm.task.Started() {
+		sm.task.Stop()
 	} else {
 		discard(sm.m)
 	}
@@ -309,28 +289,13 @@ func (s *Set) stop(k config.InstanceKey, names map[string]bool) {
 // Run runs the members, and those later commits add, until ctx ends or one
 // fails (its error); then it stops them all and waits for them.
 func (s *Set) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	s.mu.Lock()
-	if s.ctx != nil {
-		s.mu.Unlock()
-		return errors.New("vrrp set: Run called twice")
-	}
-	s.ctx = ctx
-	for _, k := range s.order {
-		if sm := s.members[k]; sm != nil && sm.cancel == nil {
-			s.launchLocked(sm)
+	return s.tasks.Run(ctx, &s.mu, func() {
+		for _, k := range s.order {
+			if sm := s.members[k]; sm != nil && !sm.task.Started() {
+				s.launchLocked(sm)
+			}
 		}
-	}
-	s.mu.Unlock()
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-s.failure:
-	}
-	cancel()
-	s.wg.Wait()
-	return err
+	})
 }
 
 // SetYield makes the instances that covers names yield for cause, and the

@@ -237,33 +237,26 @@ func ownerIgnoresWeights(in *instance) {
 	why := func(what, name, at string, w int) {
 		in.note(config.KeyInstancePriority, notCarried(at, fmt.Sprintf("%s %s weight %d", what, name, w), "priority 255 is the address owner, whose priority never moves: keepalived logs \"ignoring tracked ... due to address owner\" and drops the tracker, and so does this"))
 	}
-	var pcs []procCheck
-	for _, pc := range in.procChecks {
-		if pc.weight != 0 {
-			why(pc.kind, pc.name, pc.at, pc.weight)
+	in.procChecks = weightZeroOnly(in.procChecks, func(pc procCheck) int { return pc.weight },
+		func(pc procCheck) { why(pc.kind, pc.name, pc.at, pc.weight) })
+	in.scripts = weightZeroOnly(in.scripts, func(ts trackScript) int { return ts.weight },
+		func(ts trackScript) { why("track_script", ts.name, ts.at, ts.weight) })
+	in.ifaces = weightZeroOnly(in.ifaces, func(ti trackIface) int { return ti.weight },
+		func(ti trackIface) { why("track_interface", ti.name, ti.at, ti.weight) })
+}
+
+// weightZeroOnly returns the trackers of ts whose weight is 0, in order
+// (nil when none), and calls dropped with each of the others.
+func weightZeroOnly[T any](ts []T, weight func(T) int, dropped func(T)) []T {
+	var keep []T
+	for _, t := range ts {
+		if weight(t) != 0 {
+			dropped(t)
 			continue
 		}
-		pcs = append(pcs, pc)
+		keep = append(keep, t)
 	}
-	in.procChecks = pcs
-	var scripts []trackScript
-	for _, ts := range in.scripts {
-		if ts.weight != 0 {
-			why("track_script", ts.name, ts.at, ts.weight)
-			continue
-		}
-		scripts = append(scripts, ts)
-	}
-	in.scripts = scripts
-	var ifaces []trackIface
-	for _, ti := range in.ifaces {
-		if ti.weight != 0 {
-			why("track_interface", ti.name, ti.at, ti.weight)
-			continue
-		}
-		ifaces = append(ifaces, ti)
-	}
-	in.ifaces = ifaces
+	return keep
 }
 
 // shiftPositiveWeights rewrites positive track_frontend and track_interface

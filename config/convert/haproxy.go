@@ -719,27 +719,9 @@ func hapHealth(f *frontend, be *hapProxy, srv []hapServer) error {
 		if ssl {
 			h.typ = "https"
 		}
-		path, err := hapCheckPath(be)
-		if err != nil {
+		if err := hapHTTPHealth(h, be, ssl); err != nil {
 			return err
 		}
-		h.path = path
-		h.expectStatus = []int{200}
-		if be.checkExpect != nil {
-			w := be.checkExpect.Words
-			if len(w) == 4 && w[2] == "status" {
-				if n, err := strconv.Atoi(w[3]); err == nil && n >= 100 && n <= 599 {
-					h.expectStatus = []int{n}
-				} else {
-					h.notes = append(h.notes, notCarried(hloc(be.checkExpect), hline(be.checkExpect), "vrrplb expects exact status codes"))
-				}
-			} else {
-				h.notes = append(h.notes, notCarried(hloc(be.checkExpect), hline(be.checkExpect), "vrrplb checks the status code only"))
-			}
-		} else {
-			h.notes = append(h.notes, "haproxy took any 2xx or 3xx; vrrplb expects 200, what /readyz answers when ready")
-		}
-		h.notes = append(h.notes, fmt.Sprintf("option httpchk (%s)%s", hloc(be.httpchk), map[bool]string{true: " over TLS (check-ssl or http-check connect ssl)", false: ""}[ssl]))
 	case be.sslHello != nil || ssl:
 		desc = "haproxy's check was a TLS handshake"
 		h.typ = "tls"
@@ -756,30 +738,69 @@ func hapHealth(f *frontend, be *hapProxy, srv []hapServer) error {
 		}
 	}
 	if h.typ == "https" || h.typ == "tls" {
-		if first.verify == "required" && first.caFile != "" {
-			h.caFile = first.caFile
-		} else if first.verify == "required" {
-			h.notes = append(h.notes, "verify required without ca-file: set ca_file to verify the backends' certificates")
-		}
-		h.serverName = first.sni
+		hapTLSHealth(h, first)
 	}
 	if anyCheck {
-		h.interval, h.rise, h.fall = hapDefaultInter, hapDefaultRise, hapDefaultFall
-		if first.inter > 0 {
-			h.interval = first.inter
-		}
-		if first.rise > 0 {
-			h.rise = first.rise
-		}
-		if first.fall > 0 {
-			h.fall = first.fall
-		}
-		if d, ok := be.timeouts["check"]; ok {
-			h.timeout = min(d, h.interval)
-		}
-		h.notes = append(h.notes, fmt.Sprintf("interval, rise and fall from the server lines (haproxy's defaults: inter %s, rise %d, fall %d)", config.FormatDuration(hapDefaultInter), hapDefaultRise, hapDefaultFall))
+		hapHealthTiming(h, be, first)
 	}
 	return nil
+}
+
+// hapHTTPHealth carries option httpchk: the path, and the status expected
+// from http-check expect status (200 when there is none).
+func hapHTTPHealth(h *health, be *hapProxy, ssl bool) error {
+	path, err := hapCheckPath(be)
+	if err != nil {
+		return err
+	}
+	h.path = path
+	h.expectStatus = []int{200}
+	if be.checkExpect != nil {
+		w := be.checkExpect.Words
+		if len(w) == 4 && w[2] == "status" {
+			if n, err := strconv.Atoi(w[3]); err == nil && n >= 100 && n <= 599 {
+				h.expectStatus = []int{n}
+			} else {
+				h.notes = append(h.notes, notCarried(hloc(be.checkExpect), hline(be.checkExpect), "vrrplb expects exact status codes"))
+			}
+		} else {
+			h.notes = append(h.notes, notCarried(hloc(be.checkExpect), hline(be.checkExpect), "vrrplb checks the status code only"))
+		}
+	} else {
+		h.notes = append(h.notes, "haproxy took any 2xx or 3xx; vrrplb expects 200, what /readyz answers when ready")
+	}
+	h.notes = append(h.notes, fmt.Sprintf("option httpchk (%s)%s", hloc(be.httpchk), map[bool]string{true: " over TLS (check-ssl or http-check connect ssl)", false: ""}[ssl]))
+	return nil
+}
+
+// hapTLSHealth carries the first checked server's verify, ca-file and sni
+// into a TLS or HTTPS check.
+func hapTLSHealth(h *health, first hapServer) {
+	if first.verify == "required" && first.caFile != "" {
+		h.caFile = first.caFile
+	} else if first.verify == "required" {
+		h.notes = append(h.notes, "verify required without ca-file: set ca_file to verify the backends' certificates")
+	}
+	h.serverName = first.sni
+}
+
+// hapHealthTiming carries inter, rise and fall of the first checked server
+// (haproxy's defaults where it has none) and timeout check.
+func hapHealthTiming(h *health, be *hapProxy, first hapServer) {
+	h.interval, h.rise, h.fall = hapDefaultInter, hapDefaultRise, hapDefaultFall
+	if first.inter > 0 {
+		h.interval = first.inter
+	}
+	if first.rise > 0 {
+		h.rise = first.rise
+	}
+	if first.fall > 0 {
+		h.fall = first.fall
+	}
+	if d, ok := be.timeouts["check"]; ok {
+		h.timeout = min(d, h.interval)
+	}
+	h.notes = append(h.notes, fmt.Sprintf("interval, rise and fall from the server lines (haproxy's defaults: inter %s, rise %d, fall %d)", config.FormatDuration(hapDefaultInter), hapDefaultRise, hapDefaultFall))
 }
 
 // hapCheckPath finds the path of an HTTP check: http-check send uri, or

@@ -1,15 +1,23 @@
 // Command bench measures vrrplb's proxy against haproxy and nginx stream on
-// loopback: one-stream bulk throughput (iperf3), new connections per second
-// (wrk with Connection: close), keep-alive small request/response (wrk), and
-// RSS per idle proxied connection. Every proxy runs as its own process in
-// front of the same backends; runs alternate between proxies and the table
-// shows medians with ratios against haproxy. It exits 1 when vrrplb misses a
-// target. Run it with `go run ./e2e/bench`; it needs haproxy, nginx (with the
-// stream module), wrk and iperf3, and sends traffic only to 127.0.0.1.
+// loopback. Saturated rows: one-stream bulk throughput (iperf3), new
+// connections per second (wrk with Connection: close), keep-alive small
+// request/response (wrk). Fixed-load rows: an open-loop generator in this
+// program offers a set request rate well below saturation (a new
+// connection per request, keep-alive, and keep-alive HTTPS to a CPU-hungry
+// stand-in apiserver on the same cores) and the figure is the whole host's
+// busy CPU per request from /proc/stat, every process counted. Then RSS per
+// idle proxied connection. Every proxy runs as its own process in front of
+// the same backends; rounds interleave the proxies (each round starts with
+// a different one) and the table shows medians, ratios against haproxy and
+// a 95% confidence interval of vrrplb/haproxy paired by round. It exits 1
+// when vrrplb misses a target. Run it with `go run ./e2e/bench` (-quick for
+// a short check of the tooling); it needs haproxy, nginx (with the stream
+// module), wrk and iperf3, and sends traffic only to 127.0.0.1.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"net"
@@ -17,6 +25,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -25,20 +34,26 @@ import (
 
 func main() {
 	var (
-		role      = flag.String("role", "", "internal: run as a child process of the bench (backend, vrrplb, naive)")
+		role      = flag.String("role", "", "internal: run as a child process of the bench (backend, apiserver, vrrplb, naive)")
+		certDir   = flag.String("cert-dir", "", "internal: directory of the apiserver role's certificate")
 		listen    = flag.String("listen", "", "internal: comma-separated listen addresses of a child")
 		backend   = flag.String("backend", "", "internal: comma-separated backend addresses of a child")
-		rounds    = flag.Int("rounds", 3, "runs of each test per proxy; the table shows medians")
-		duration  = flag.Duration("duration", 3*time.Second, "length of each throughput run")
+		rounds    = flag.Int("rounds", 10, "interleaved rounds of each test (the RSS test runs at most 3); the table shows medians and a 95% confidence interval of vrrplb/haproxy")
+		duration  = flag.Duration("duration", 3*time.Second, "length of each saturated run")
+		fixedDur  = flag.Duration("fixed-duration", 3*time.Second, "length of each fixed-load run")
+		rateClose = flag.Float64("rate-close", 1500, "requests per second offered in the fixed-load new-connection row")
+		rateKeep  = flag.Float64("rate-keepalive", 6000, "requests per second offered in the fixed-load keep-alive row")
+		rateAPI   = flag.Float64("rate-colocated", 1000, "requests per second offered in the co-located HTTPS row")
 		idleConns = flag.Int("idle-conns", 4000, "idle connections for the RSS test")
+		quick     = flag.Bool("quick", false, "a short run to check the tooling: 2 rounds of 1 s, 500 idle connections (flags given explicitly win)")
 		only      = flag.String("proxies", "direct,vrrplb,naive,haproxy,nginx", "comma-separated proxies to measure")
-		tests     = flag.String("tests", "bulk,connclose,keepalive,rss", "comma-separated tests to run")
+		tests     = flag.String("tests", "bulk,connclose,keepalive,fixed-close,fixed-keepalive,colocated,rss", "comma-separated tests to run")
 		vrrplbBin = flag.String("vrrplb", "", "vrrplb binary to measure (`vrrplb run` with a generated config); \"\" builds ./cmd/vrrplb, \"inproc\" runs proxy.Frontend inside this program instead")
 		noCheck   = flag.Bool("no-check", false, "do not exit 1 when vrrplb misses a target")
 	)
 	flag.Parse()
 	if *role != "" {
-		if err := runRole(*role, strings.Split(*listen, ","), strings.Split(*backend, ",")); err != nil {
+		if err := runRole(*role, strings.Split(*listen, ","), strings.Split(*backend, ","), *certDir); err != nil {
 			fmt.Fprintf(os.Stderr, "bench %s: %v\n", *role, err)
 			os.Exit(1)
 		}
@@ -46,11 +61,34 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if *quick {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		quickDefault := func(name string, p any, v any) {
+			if set[name] {
+				return
+			}
+			switch p := p.(type) {
+			case *int:
+				*p = v.(int)
+			case *time.Duration:
+				*p = v.(time.Duration)
+			}
+		}
+		quickDefault("rounds", rounds, 2)
+		quickDefault("duration", duration, time.Second)
+		quickDefault("fixed-duration", fixedDur, time.Second)
+		quickDefault("idle-conns", idleConns, 500)
+	}
 	b := &bench{
-		rounds:    *rounds,
-		duration:  *duration,
-		idleConns: *idleConns,
-		vrrplbBin: *vrrplbBin,
+		rounds:        *rounds,
+		duration:      *duration,
+		fixedDuration: *fixedDur,
+		rateClose:     *rateClose,
+		rateKeepAlive: *rateKeep,
+		rateColocated: *rateAPI,
+		idleConns:     *idleConns,
+		vrrplbBin:     *vrrplbBin,
 	}
 	missed, err := b.run(ctx, strings.Split(*only, ","), strings.Split(*tests, ","))
 	b.stopAll()
@@ -68,19 +106,28 @@ type target struct {
 	name     string
 	httpAddr string // in front of the HTTP backend
 	bulkAddr string // in front of iperf3 -s
+	apiAddr  string // in front of the HTTPS stand-in apiserver
 	cmd      *exec.Cmd
 }
 
+func (t *target) addrs() []string { return []string{t.httpAddr, t.bulkAddr, t.apiAddr} }
+
 type bench struct {
-	rounds    int
-	duration  time.Duration
-	idleConns int
-	vrrplbBin string
+	rounds        int
+	duration      time.Duration
+	fixedDuration time.Duration
+	rateClose     float64 // req/s offered, fixed-load rows
+	rateKeepAlive float64
+	rateColocated float64
+	idleConns     int
+	vrrplbBin     string
 
 	dir      string
 	procs    []*exec.Cmd
 	httpAddr string
 	bulkAddr string
+	apiAddr  string
+	apiTLS   *tls.Config // trusts the stand-in apiserver's certificate
 }
 
 func (b *bench) run(ctx context.Context, proxies, tests []string) (missed bool, err error) {
@@ -103,8 +150,14 @@ func (b *bench) run(ctx context.Context, proxies, tests []string) (missed bool, 
 		}
 		b.vrrplbBin = bin
 	}
-	b.httpAddr, b.bulkAddr = freeAddr(), freeAddr()
+	b.httpAddr, b.bulkAddr, b.apiAddr = freeAddr(), freeAddr(), freeAddr()
 	if _, err := b.start("backend", os.Args[0], "-role=backend", "-listen="+b.httpAddr); err != nil {
+		return false, err
+	}
+	if b.apiTLS, err = writeBenchCert(b.dir); err != nil {
+		return false, err
+	}
+	if _, err := b.start("apiserver", os.Args[0], "-role=apiserver", "-listen="+b.apiAddr, "-cert-dir="+b.dir); err != nil {
 		return false, err
 	}
 	_, port, _ := net.SplitHostPort(b.bulkAddr)
@@ -119,13 +172,13 @@ func (b *bench) run(ctx context.Context, proxies, tests []string) (missed bool, 
 		}
 		targets = append(targets, t)
 	}
-	for _, a := range []string{b.httpAddr, b.bulkAddr} {
+	for _, a := range []string{b.httpAddr, b.bulkAddr, b.apiAddr} {
 		if err := waitListening(a); err != nil {
 			return false, err
 		}
 	}
 	for _, t := range targets {
-		for _, a := range []string{t.httpAddr, t.bulkAddr} {
+		for _, a := range t.addrs() {
 			if err := waitListening(a); err != nil {
 				return false, fmt.Errorf("%s: %w", t.name, err)
 			}
@@ -138,7 +191,24 @@ func (b *bench) run(ctx context.Context, proxies, tests []string) (missed bool, 
 		if !ok {
 			return false, fmt.Errorf("unknown test %q", test)
 		}
-		for r := range b.rounds {
+		if m.rate != nil {
+			res.offered[test] = m.rate(b)
+		}
+	}
+	// Whole-host figures count every process: say what else ran.
+	before, _ := readHostCPU()
+	time.Sleep(time.Second)
+	after, _ := readHostCPU()
+	fmt.Printf("%s, %d CPUs (%s); before the runs: load average %s, %.0f%% of all CPUs busy over 1 s with no load offered.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), cpuModel(), loadAverage(), 100*busyShare(before, after))
+	defer func() { fmt.Printf("\nAfter the runs: load average %s.\n", loadAverage()) }()
+	for _, test := range tests {
+		m := measures[test]
+		rounds := b.rounds
+		if m.maxRounds > 0 {
+			rounds = min(rounds, m.maxRounds)
+		}
+		for r := range rounds {
 			// Alternate: each round starts with a different proxy.
 			for i := range targets {
 				t := targets[(i+r)%len(targets)]
@@ -148,17 +218,20 @@ func (b *bench) run(ctx context.Context, proxies, tests []string) (missed bool, 
 				if ctx.Err() != nil {
 					return false, ctx.Err()
 				}
-				v, note, err := m.run(ctx, b, t)
+				v, aux, note, err := m.run(ctx, b, t)
 				if err != nil {
 					// A proxy that cannot do the test is a result, not
 					// the end of the bench (the naive proxy runs out of
 					// descriptors holding 4,000 connections).
 					fmt.Fprintf(os.Stderr, "%-9s %-8s round %d: failed: %v\n", test, t.name, r+1, err)
-					res.fail(test, t.name, err.Error())
+					res.fail(test, t.name, r, err.Error())
 					continue
 				}
 				fmt.Fprintf(os.Stderr, "%-9s %-8s round %d: %s %s\n", test, t.name, r+1, m.format(v), note)
-				res.add(test, t.name, v, note)
+				res.add(test, t.name, r, v, note)
+				if m.aux != "" && aux > 0 {
+					res.add(m.aux, t.name, r, aux, "")
+				}
 			}
 		}
 	}
@@ -188,7 +261,7 @@ func (b *bench) restart(t *target) error {
 	old.Wait()
 	b.procs = slices.DeleteFunc(b.procs, func(c *exec.Cmd) bool { return c == old })
 	// Until the old process's sockets are gone the new one cannot bind.
-	for _, a := range []string{t.httpAddr, t.bulkAddr} {
+	for _, a := range t.addrs() {
 		if err := waitClosed(a); err != nil {
 			return fmt.Errorf("%s before restart: %w", t.name, err)
 		}
@@ -198,7 +271,7 @@ func (b *bench) restart(t *target) error {
 		return err
 	}
 	t.cmd = cmd
-	for _, a := range []string{t.httpAddr, t.bulkAddr} {
+	for _, a := range t.addrs() {
 		if err := waitListening(a); err != nil {
 			return fmt.Errorf("%s after restart: %w", t.name, err)
 		}
@@ -218,12 +291,12 @@ func (b *bench) stopAll() {
 func (b *bench) startProxy(name string) (*target, error) {
 	t := &target{name: name}
 	if name == "direct" {
-		t.httpAddr, t.bulkAddr = b.httpAddr, b.bulkAddr
+		t.httpAddr, t.bulkAddr, t.apiAddr = b.httpAddr, b.bulkAddr, b.apiAddr
 		return t, nil
 	}
-	t.httpAddr, t.bulkAddr = freeAddr(), freeAddr()
-	listens := t.httpAddr + "," + t.bulkAddr
-	backends := b.httpAddr + "," + b.bulkAddr
+	t.httpAddr, t.bulkAddr, t.apiAddr = freeAddr(), freeAddr(), freeAddr()
+	listens := strings.Join(t.addrs(), ",")
+	backends := b.httpAddr + "," + b.bulkAddr + "," + b.apiAddr
 	var err error
 	switch name {
 	case "vrrplb":
@@ -275,7 +348,10 @@ listen http
 listen bulk
     bind %s
     server s1 %s
-`, t.httpAddr, b.httpAddr, t.bulkAddr, b.bulkAddr)
+listen api
+    bind %s
+    server s1 %s
+`, t.httpAddr, b.httpAddr, t.bulkAddr, b.bulkAddr, t.apiAddr, b.apiAddr)
 }
 
 func nginxConfig(t *target, b *bench) string {
@@ -289,8 +365,9 @@ events { worker_connections 10000; }
 stream {
     server { listen %s; proxy_pass %s; proxy_connect_timeout 1s; proxy_timeout 1h; }
     server { listen %s; proxy_pass %s; proxy_connect_timeout 1s; proxy_timeout 1h; }
+    server { listen %s; proxy_pass %s; proxy_connect_timeout 1s; proxy_timeout 1h; }
 }
-`, filepath.Join(b.dir, "nginx.pid"), t.httpAddr, b.httpAddr, t.bulkAddr, b.bulkAddr)
+`, filepath.Join(b.dir, "nginx.pid"), t.httpAddr, b.httpAddr, t.bulkAddr, b.bulkAddr, t.apiAddr, b.apiAddr)
 }
 
 func vrrplbConfig(t *target, b *bench) string {
@@ -311,7 +388,39 @@ listen = %q
 backends = [%q]
   [frontend.health]
   type = "none"
-`, t.httpAddr, b.httpAddr, t.bulkAddr, b.bulkAddr)
+[[frontend]]
+name = "api"
+listen = %q
+backends = [%q]
+  [frontend.health]
+  type = "none"
+`, t.httpAddr, b.httpAddr, t.bulkAddr, b.bulkAddr, t.apiAddr, b.apiAddr)
+}
+
+// loadAverage is /proc/loadavg's 1, 5 and 15 minute figures.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	if f := strings.Fields(string(b)); len(f) >= 3 {
+		return strings.Join(f[:3], ", ")
+	}
+	return "unknown"
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo.
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown model"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown model"
 }
 
 // freeAddr returns a 127.0.0.1 address with a port free right now.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,17 +18,25 @@ import (
 )
 
 // measure is one test: run returns a figure (higher is better unless lower
-// says otherwise) and a note (errors seen).
+// or maxRatio says otherwise), an auxiliary figure recorded under the test
+// named aux (0: none), and a note (errors seen).
 type measure struct {
-	title  string
-	unit   string
-	lower  bool    // lower is better
-	target float64 // vrrplb / haproxy must be >= target (or <= target bytes when lower)
-	goal   string
-	skip   func(t *target) bool
-	run    func(ctx context.Context, b *bench, t *target) (float64, string, error)
-	format func(v float64) string
+	title     string
+	unit      string
+	lower     bool    // lower is better, and target is an absolute bound
+	maxRatio  bool    // lower is better, and vrrplb / haproxy must be <= target
+	target    float64 // vrrplb / haproxy must be >= target (or see lower, maxRatio); 0: none
+	ciMin     float64 // and the 95% interval of vrrplb / haproxy must start at or above this; 0: no such goal
+	goal      string
+	maxRounds int                    // 0: as many as -rounds
+	aux       string                 // the test the auxiliary figure is recorded under
+	rate      func(b *bench) float64 // the fixed-load rows' offered rate, stated in the table
+	skip      func(t *target) bool
+	run       func(ctx context.Context, b *bench, t *target) (v, aux float64, note string, err error)
+	format    func(v float64) string
 }
+
+func perRequest(v float64) string { return fmt.Sprintf("%.1f µs/req", v) }
 
 var measures = map[string]*measure{
 	"bulk": {
@@ -35,28 +44,127 @@ var measures = map[string]*measure{
 		run: runBulk, format: func(v float64) string { return fmt.Sprintf("%.1f Gbit/s", v) },
 	},
 	"connclose": {
-		title: "new connection per request (wrk, Connection: close)", unit: "req/s", target: 1.0, goal: "≥ 1.0× haproxy",
-		run: func(ctx context.Context, b *bench, t *target) (float64, string, error) {
+		title: "saturated: new connection per request (wrk, Connection: close)", unit: "req/s", target: 1.0, ciMin: 0.97,
+		goal: "≥ 1.0× haproxy, 95% CI above 0.97",
+		run: func(ctx context.Context, b *bench, t *target) (float64, float64, string, error) {
 			return runWrk(ctx, b, t, true)
 		},
 		format: func(v float64) string { return fmt.Sprintf("%.0f req/s", v) },
 	},
 	"keepalive": {
-		title: "keep-alive small request/response (wrk -c100)", unit: "req/s", target: 1.0, goal: "≥ 1.0× haproxy",
-		run: func(ctx context.Context, b *bench, t *target) (float64, string, error) {
+		title: "saturated: keep-alive small request/response (wrk -c100)", unit: "req/s", target: 1.0, ciMin: 0.97,
+		goal: "≥ 1.0× haproxy, 95% CI above 0.97",
+		run: func(ctx context.Context, b *bench, t *target) (float64, float64, string, error) {
 			return runWrk(ctx, b, t, false)
 		},
 		format: func(v float64) string { return fmt.Sprintf("%.0f req/s", v) },
 	},
+	"fixed-close": {
+		title: "fixed load: new connection per request, host CPU per request", unit: "µs/req", maxRatio: true, target: 0.9,
+		goal: "≤ 0.9× haproxy", aux: "fixed-close/proxy",
+		rate: func(b *bench) float64 { return b.rateClose },
+		run: func(ctx context.Context, b *bench, t *target) (float64, float64, string, error) {
+			return runFixed(ctx, b, t, loadSpec{addr: t.httpAddr, rate: b.rateClose, duration: b.fixedDuration, conns: 64})
+		},
+		format: perRequest,
+	},
+	"fixed-keepalive": {
+		title: "fixed load: keep-alive, host CPU per request", unit: "µs/req", maxRatio: true, target: 0.9,
+		goal: "≤ 0.9× haproxy", aux: "fixed-keepalive/proxy",
+		rate: func(b *bench) float64 { return b.rateKeepAlive },
+		run: func(ctx context.Context, b *bench, t *target) (float64, float64, string, error) {
+			return runFixed(ctx, b, t, loadSpec{addr: t.httpAddr, rate: b.rateKeepAlive, duration: b.fixedDuration, keepAlive: true, conns: 32})
+		},
+		format: perRequest,
+	},
+	"colocated": {
+		title: "fixed load, co-located CPU-hungry HTTPS apiserver: keep-alive, host CPU per request", unit: "µs/req", maxRatio: true, target: 0.9,
+		goal: "≤ 0.9× haproxy", aux: "colocated/proxy",
+		rate: func(b *bench) float64 { return b.rateColocated },
+		run: func(ctx context.Context, b *bench, t *target) (float64, float64, string, error) {
+			return runFixed(ctx, b, t, loadSpec{addr: t.apiAddr, rate: b.rateColocated, duration: b.fixedDuration, keepAlive: true, conns: 32, tls: b.apiTLS})
+		},
+		format: perRequest,
+	},
 	"rss": {
-		title: "RSS per idle proxied connection", unit: "bytes", lower: true, target: 4096, goal: "≤ 4 KB",
+		title: "RSS per idle proxied connection", unit: "bytes", lower: true, target: 4096, goal: "≤ 4 KB", maxRounds: 3,
 		skip:   func(t *target) bool { return t.cmd == nil },
 		run:    runRSS,
 		format: func(v float64) string { return fmt.Sprintf("%.0f B/conn", v) },
 	},
 }
 
-func runBulk(ctx context.Context, b *bench, t *target) (float64, string, error) {
+// auxMeasures are the proxy process's own share of the fixed-load rows,
+// shown under them without a target.
+var auxMeasures = map[string]*measure{
+	"fixed-close/proxy":     {title: "… of it the proxy process's own CPU", unit: "µs/req", format: perRequest},
+	"fixed-keepalive/proxy": {title: "… of it the proxy process's own CPU", unit: "µs/req", format: perRequest},
+	"colocated/proxy":       {title: "… of it the proxy process's own CPU", unit: "µs/req", format: perRequest},
+}
+
+func measureOf(test string) *measure {
+	if m, ok := measures[test]; ok {
+		return m
+	}
+	return auxMeasures[test]
+}
+
+// hostSaturated is the busy share of all CPUs above which a fixed-load
+// figure says more about the other processes than about the proxy.
+const hostSaturated = 0.9
+
+const saturatedMark = "HOST SATURATED"
+
+// runFixed offers spec's load through t and returns the whole host's busy
+// CPU per answered request (every process: load generator, proxy, backend,
+// anything else running) and the proxy process tree's own, in µs. A run
+// that could not carry the offered rate (more than 1% of the requests
+// dropped or failed) is an error: its figure would not be at a fixed load.
+func runFixed(ctx context.Context, b *bench, t *target, spec loadSpec) (float64, float64, string, error) {
+	var (
+		hostBefore cpuTimes
+		procBefore uint64
+		hostErr    error
+	)
+	res, err := openLoop(ctx, spec, func() {
+		hostBefore, hostErr = readHostCPU()
+		if t.cmd != nil {
+			procBefore, _ = treeCPU(t.cmd.Process.Pid)
+		}
+	})
+	hostAfter, herr := readHostCPU()
+	var procAfter uint64
+	if t.cmd != nil {
+		procAfter, _ = treeCPU(t.cmd.Process.Pid)
+	}
+	if err != nil {
+		return 0, 0, "", err
+	}
+	if hostErr != nil || herr != nil {
+		return 0, 0, "", errors.Join(hostErr, herr)
+	}
+	offered := int64(spec.rate * spec.duration.Seconds())
+	if lost := res.dropped + res.failed; lost*100 > offered {
+		return 0, 0, "", fmt.Errorf("%d of %d requests dropped and %d failed at %.0f/s offered: above what this path carries, lower the rate", res.dropped, offered, res.failed, spec.rate)
+	}
+	host := perRequestMicros(busySeconds(hostBefore, hostAfter), res.done)
+	var proxy float64
+	if t.cmd != nil && procAfter >= procBefore {
+		proxy = perRequestMicros(float64(procAfter-procBefore)/userHZ, res.done)
+	}
+	share := busyShare(hostBefore, hostAfter)
+	note := fmt.Sprintf("(%.0f/s offered, %.0f/s answered, host %.0f%% busy, p50 %v, p99 %v)",
+		spec.rate, float64(res.done)/res.elapsed.Seconds(), 100*share,
+		res.quantile(0.5).Round(time.Microsecond), res.quantile(0.99).Round(time.Microsecond))
+	if share >= hostSaturated {
+		// Every CPU was busy, so the figure is the run's length over its
+		// requests, whatever the proxy cost: something else wanted the host.
+		note += fmt.Sprintf(" %s (≥ %.0f%% busy): this figure is not a cost", saturatedMark, 100*hostSaturated)
+	}
+	return host, proxy, note, nil
+}
+
+func runBulk(ctx context.Context, b *bench, t *target) (float64, float64, string, error) {
 	host, port, _ := net.SplitHostPort(t.bulkAddr)
 	secs := fmt.Sprint(max(1, int(b.duration.Seconds())))
 	out, err := exec.CommandContext(ctx, "iperf3", "-c", host, "-p", port, "-t", secs, "-J").Output()
@@ -69,12 +177,12 @@ func runBulk(ctx context.Context, b *bench, t *target) (float64, string, error) 
 		Error string `json:"error"`
 	}
 	if jerr := json.Unmarshal(out, &r); jerr != nil {
-		return 0, "", fmt.Errorf("iperf3: %v, %v", err, jerr)
+		return 0, 0, "", fmt.Errorf("iperf3: %v, %v", err, jerr)
 	}
 	if r.Error != "" {
-		return 0, "", fmt.Errorf("iperf3: %s", r.Error)
+		return 0, 0, "", fmt.Errorf("iperf3: %s", r.Error)
 	}
-	return r.End.SumReceived.BitsPerSecond / 1e9, "", nil
+	return r.End.SumReceived.BitsPerSecond / 1e9, 0, "", nil
 }
 
 var (
@@ -83,7 +191,7 @@ var (
 	non2xx     = regexp.MustCompile(`Non-2xx or 3xx responses: \d+`)
 )
 
-func runWrk(ctx context.Context, b *bench, t *target, closeEach bool) (float64, string, error) {
+func runWrk(ctx context.Context, b *bench, t *target, closeEach bool) (float64, float64, string, error) {
 	args := []string{"-t2", "-c100", "-d" + b.duration.String()}
 	if closeEach {
 		args = []string{"-t2", "-c50", "-d" + b.duration.String(), "-H", "Connection: close"}
@@ -91,11 +199,11 @@ func runWrk(ctx context.Context, b *bench, t *target, closeEach bool) (float64, 
 	args = append(args, "http://"+t.httpAddr+"/")
 	out, err := exec.CommandContext(ctx, "wrk", args...).CombinedOutput()
 	if err != nil {
-		return 0, "", fmt.Errorf("wrk: %v: %s", err, out)
+		return 0, 0, "", fmt.Errorf("wrk: %v: %s", err, out)
 	}
 	m := reqPerSec.FindSubmatch(out)
 	if m == nil {
-		return 0, "", fmt.Errorf("wrk printed no Requests/sec: %s", out)
+		return 0, 0, "", fmt.Errorf("wrk printed no Requests/sec: %s", out)
 	}
 	v, _ := strconv.ParseFloat(string(m[1]), 64)
 	var notes []string
@@ -104,25 +212,25 @@ func runWrk(ctx context.Context, b *bench, t *target, closeEach bool) (float64, 
 			notes = append(notes, string(e))
 		}
 	}
-	return v, strings.Join(notes, "; "), nil
+	return v, 0, strings.Join(notes, "; "), nil
 }
 
 // runRSS opens idle connections through the proxy, each used for one
 // request first (so both sides are established and any lazily allocated
 // buffer is allocated and released), and divides the growth of the proxy's
 // resident memory by their number.
-func runRSS(ctx context.Context, b *bench, t *target) (float64, string, error) {
+func runRSS(ctx context.Context, b *bench, t *target) (float64, float64, string, error) {
 	if err := b.restart(t); err != nil {
-		return 0, "", err
+		return 0, 0, "", err
 	}
 	// Warm up the proxy and let its memory settle.
-	if _, _, err := runWrk(ctx, &bench{duration: time.Second}, t, false); err != nil {
-		return 0, "", err
+	if _, _, _, err := runWrk(ctx, &bench{duration: time.Second}, t, false); err != nil {
+		return 0, 0, "", err
 	}
 	time.Sleep(500 * time.Millisecond) // let the proxy close the warm-up connections
 	before, err := treeRSS(t.cmd.Process.Pid)
 	if err != nil {
-		return 0, "", err
+		return 0, 0, "", err
 	}
 	conns := make([]net.Conn, 0, b.idleConns)
 	defer func() {
@@ -135,15 +243,15 @@ func runRSS(ctx context.Context, b *bench, t *target) (float64, string, error) {
 	for range b.idleConns {
 		c, err := net.DialTimeout("tcp", t.httpAddr, 5*time.Second)
 		if err != nil {
-			return 0, "", fmt.Errorf("idle connection %d: %w", len(conns), err)
+			return 0, 0, "", fmt.Errorf("idle connection %d: %w", len(conns), err)
 		}
 		conns = append(conns, c)
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		if _, err := c.Write(req); err != nil {
-			return 0, "", err
+			return 0, 0, "", err
 		}
 		if _, err := c.Read(buf); err != nil {
-			return 0, "", fmt.Errorf("idle connection %d: no answer: %w", len(conns), err)
+			return 0, 0, "", fmt.Errorf("idle connection %d: no answer: %w", len(conns), err)
 		}
 	}
 	// Idle watches last minutes: give every proxy a few seconds to settle
@@ -151,9 +259,9 @@ func runRSS(ctx context.Context, b *bench, t *target) (float64, string, error) {
 	time.Sleep(5 * time.Second)
 	after, err := treeRSS(t.cmd.Process.Pid)
 	if err != nil {
-		return 0, "", err
+		return 0, 0, "", err
 	}
-	return float64(after-before) / float64(len(conns)), fmt.Sprintf("(%d → %d KiB)", before>>10, after>>10), nil
+	return float64(after-before) / float64(len(conns)), 0, fmt.Sprintf("(%d → %d KiB)", before>>10, after>>10), nil
 }
 
 // treeRSS is the resident memory of pid and its children, in bytes.
@@ -204,39 +312,53 @@ func ppid(pid int) int {
 	return p
 }
 
-// results holds every run's figure.
+// results holds every run's figure, by test, target and round.
 type results struct {
 	targets []string
 	vals    map[string]map[string][]float64
+	byRound map[string]map[string]map[int]float64
 	notes   map[string]map[string][]string
-	failed  map[string]bool // test/target that failed at least once
+	failed  map[string]bool    // test/target that failed at least once
+	offered map[string]float64 // req/s offered in a fixed-load row
 }
 
 func newResults(ts []*target) *results {
-	r := &results{vals: map[string]map[string][]float64{}, notes: map[string]map[string][]string{}}
+	r := &results{
+		vals:    map[string]map[string][]float64{},
+		byRound: map[string]map[string]map[int]float64{},
+		notes:   map[string]map[string][]string{},
+		failed:  map[string]bool{},
+		offered: map[string]float64{},
+	}
 	for _, t := range ts {
 		r.targets = append(r.targets, t.name)
 	}
 	return r
 }
 
-func (r *results) add(test, target string, v float64, note string) {
+func (r *results) init(test, target string) {
 	if r.vals[test] == nil {
 		r.vals[test] = map[string][]float64{}
+		r.byRound[test] = map[string]map[int]float64{}
 		r.notes[test] = map[string][]string{}
 	}
+	if r.byRound[test][target] == nil {
+		r.byRound[test][target] = map[int]float64{}
+	}
+}
+
+func (r *results) add(test, target string, round int, v float64, note string) {
+	r.init(test, target)
 	r.vals[test][target] = append(r.vals[test][target], v)
+	r.byRound[test][target][round] = v
 	if note != "" {
 		r.notes[test][target] = append(r.notes[test][target], note)
 	}
 }
 
-func (r *results) fail(test, target, msg string) {
-	r.add(test, target, 0, "failed: "+msg)
-	r.vals[test][target] = r.vals[test][target][:len(r.vals[test][target])-1]
-	if r.failed == nil {
-		r.failed = map[string]bool{}
-	}
+func (r *results) fail(test, target string, round int, msg string) {
+	r.init(test, target)
+	r.notes[test][target] = append(r.notes[test][target], fmt.Sprintf("round %d failed: %s", round+1, msg))
 	r.failed[test+"/"+target] = true
 }
 
@@ -252,12 +374,35 @@ func median(vs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// rows lists the tests in table order, each fixed-load row followed by its
+// proxy-own row.
+func rows(tests []string) []string {
+	var out []string
+	for _, t := range tests {
+		out = append(out, t)
+		if m := measures[t]; m != nil && m.aux != "" {
+			out = append(out, m.aux)
+		}
+	}
+	return out
+}
+
+func fmtCI(ci ratioCI) string {
+	switch {
+	case ci.n == 0:
+		return "—"
+	case ci.n == 1:
+		return fmt.Sprintf("%.2f× (1 round)", ci.mean)
+	}
+	return fmt.Sprintf("%.2f× (%.2f–%.2f, %d rounds)", ci.mean, ci.lo, ci.hi, ci.n)
+}
+
 // print writes the markdown table and reports whether vrrplb missed a target.
 func (r *results) print(w io.Writer, tests []string) (missed bool) {
-	fmt.Fprintf(w, "| test | %s | vrrplb target | met |\n", strings.Join(r.targets, " | "))
-	fmt.Fprintf(w, "|---|%s---|---|\n", strings.Repeat("---|", len(r.targets)))
-	for _, test := range tests {
-		m := measures[test]
+	fmt.Fprintf(w, "| test | %s | vrrplb / haproxy by round: geometric mean (95%% CI) | vrrplb target | met |\n", strings.Join(r.targets, " | "))
+	fmt.Fprintf(w, "|---|%s---|---|---|\n", strings.Repeat("---|", len(r.targets)))
+	for _, test := range rows(tests) {
+		m := measureOf(test)
 		hap := r.vals[test]["haproxy"]
 		haveHap := len(hap) > 0 && median(hap) > 0
 		var cells []string
@@ -272,30 +417,94 @@ func (r *results) print(w io.Writer, tests []string) (missed bool) {
 				continue
 			}
 			cell := m.format(median(vs))
-			if haveHap && median(hap) > 0 {
+			if haveHap {
 				cell += fmt.Sprintf(" (%.2f×)", median(vs)/median(hap))
 			}
 			cells = append(cells, cell)
 		}
-		met := "?"
-		if r.failed[test+"/vrrplb"] {
+		ci := pairedRatioCI(r.byRound[test]["vrrplb"], r.byRound[test]["haproxy"])
+		met, goal := "—", m.goal
+		if goal == "" {
+			goal = "—"
+		}
+		if r.failed[test+"/vrrplb"] && m.target > 0 {
 			met, missed = "no", true
-		} else if vs, ok := r.vals[test]["vrrplb"]; ok {
+		} else if vs, ok := r.vals[test]["vrrplb"]; ok && len(vs) > 0 && m.target > 0 {
 			v := median(vs)
+			met = "?"
 			switch {
 			case m.lower:
 				met = yes(v <= m.target)
-			case haveHap:
-				met = yes(v/median(hap) >= m.target)
+			case !haveHap:
+			case m.maxRatio:
+				met = yes(v/median(hap) <= m.target)
+			default:
+				ok := v/median(hap) >= m.target
+				if m.ciMin > 0 && ci.n >= 2 {
+					ok = ok && ci.lo >= m.ciMin
+				}
+				met = yes(ok)
 			}
 			if met == "no" {
 				missed = true
 			}
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", m.title, strings.Join(cells, " | "), m.goal, met)
+		title := m.title
+		if rate, ok := r.offered[test]; ok {
+			title += fmt.Sprintf(" (%.0f req/s offered)", rate)
+		}
+		sat, runs := 0, 0
+		for _, name := range r.targets {
+			runs += len(r.vals[test][name])
+			for _, n := range r.notes[test][name] {
+				if strings.Contains(n, saturatedMark) {
+					sat++
+				}
+			}
+		}
+		if sat > 0 {
+			title += fmt.Sprintf(" — host saturated in %d of %d runs, figures not comparable", sat, runs)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", title, strings.Join(cells, " | "), fmtCI(ci), goal, met)
 	}
-	fmt.Fprintf(w, "\nMedians of each proxy's runs; ratios against haproxy. Runs:\n")
+	fmt.Fprintf(w, "\nMedians of each proxy's runs; ratios against haproxy's median. The interval pairs vrrplb's\n"+
+		"and haproxy's runs of the same round (rounds interleave the proxies) and is Student's t on the log ratios.\n")
+	var added []string
 	for _, test := range tests {
+		m := measures[test]
+		direct, hap, vl := r.vals[test]["direct"], r.vals[test]["haproxy"], r.vals[test]["vrrplb"]
+		if m == nil || m.rate == nil || len(direct) == 0 || len(hap) == 0 || len(vl) == 0 {
+			continue
+		}
+		d, h, v := median(direct), median(hap), median(vl)
+		line := fmt.Sprintf("- %s: vrrplb %s, haproxy %s", test, m.format(v-d), m.format(h-d))
+		if h-d > 0 {
+			line += fmt.Sprintf(" (%.2f×)", (v-d)/(h-d))
+		}
+		added = append(added, line)
+	}
+	if len(added) > 0 {
+		fmt.Fprintf(w, "\nHost CPU per request added by the proxy (median minus direct's median; the\n"+
+			"load generator and the backend's work are in both):\n%s\n", strings.Join(added, "\n"))
+	}
+	fmt.Fprintf(w, "\nSpread of the runs (min–max, coefficient of variation):\n")
+	for _, test := range rows(tests) {
+		m := measureOf(test)
+		var parts []string
+		for _, name := range r.targets {
+			vs := r.vals[test][name]
+			if len(vs) < 2 {
+				continue
+			}
+			sp := spreadOf(vs)
+			parts = append(parts, fmt.Sprintf("%s %s–%s (%.1f%%)", name, m.format(sp.lo), m.format(sp.hi), 100*sp.cv))
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(w, "- %s: %s\n", test, strings.Join(parts, "; "))
+		}
+	}
+	fmt.Fprintf(w, "\nRuns:\n")
+	for _, test := range rows(tests) {
 		for _, name := range r.targets {
 			vs := r.vals[test][name]
 			if len(vs) == 0 && !r.failed[test+"/"+name] {
@@ -303,7 +512,7 @@ func (r *results) print(w io.Writer, tests []string) (missed bool) {
 			}
 			var s []string
 			for _, v := range vs {
-				s = append(s, measures[test].format(v))
+				s = append(s, measureOf(test).format(v))
 			}
 			note := ""
 			if n := r.notes[test][name]; len(n) > 0 {

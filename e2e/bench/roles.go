@@ -23,17 +23,21 @@ import (
 )
 
 // The bench binary re-executes itself for the processes it measures, so
-// each one is its own process with its own RSS: the HTTP backend, vrrplb's
+// each one is its own process with its own RSS: the HTTP backend, the
+// stand-in apiserver (HTTPS, CPU-hungry) of the co-located row, vrrplb's
 // proxy (proxy.Frontend, as `vrrplb run` drives it) and a naive io.Copy
 // proxy that shows what the data path work bought.
 
-// runRole runs the child role and returns its error.
-func runRole(role string, listens, backends []string) error {
+// runRole runs the child role and returns its error. certDir holds the
+// apiserver role's certificate.
+func runRole(role string, listens, backends []string, certDir string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	switch role {
 	case "backend":
 		return serveHTTP(ctx, listens[0])
+	case "apiserver":
+		return serveAPIServer(ctx, listens[0], certDir)
 	case "vrrplb":
 		if addr := os.Getenv("VRRPLB_BENCH_PPROF"); addr != "" {
 			go http.ListenAndServe(addr, nil) // profiling the proxy under load
