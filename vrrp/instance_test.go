@@ -1,7 +1,6 @@
 package vrrp
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/syncbuf"
 )
 
 // harness runs instances on one segment with one fake clock.
@@ -46,22 +46,8 @@ type host struct {
 	stopped   bool
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log sink that tests read while the code under test writes.
+type syncBuffer = syncbuf.Buffer
 
 func newHarness(t *testing.T) *harness {
 	reg := prometheus.NewRegistry()

@@ -1,24 +1,6 @@
 package main
 
-import (
-	"bytes"
-	"sync"
-)
+import "github.com/vrrplb/vrrplb/internal/syncbuf"
 
-// syncBuffer is a bytes.Buffer that a logger and a test may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log sink that tests read while the code under test writes.
+type syncBuffer = syncbuf.Buffer
