@@ -64,21 +64,18 @@ func main() {
 	if *quick {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		quickDefault := func(name string, p any, v any) {
-			if set[name] {
-				return
-			}
-			switch p := p.(type) {
-			case *int:
-				*p = v.(int)
-			case *time.Duration:
-				*p = v.(time.Duration)
-			}
+		if !set["rounds"] {
+			*rounds = 2
 		}
-		quickDefault("rounds", rounds, 2)
-		quickDefault("duration", duration, time.Second)
-		quickDefault("fixed-duration", fixedDur, time.Second)
-		quickDefault("idle-conns", idleConns, 500)
+		if !set["duration"] {
+			*duration = time.Second
+		}
+		if !set["fixed-duration"] {
+			*fixedDur = time.Second
+		}
+		if !set["idle-conns"] {
+			*idleConns = 500
+		}
 	}
 	b := &bench{
 		rounds:        *rounds,

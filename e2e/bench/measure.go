@@ -109,6 +109,12 @@ func measureOf(test string) *measure {
 	return auxMeasures[test]
 }
 
+// hostSaturated is the busy share of all CPUs above which a fixed-load
+// figure says more about the other processes than about the proxy.
+const hostSaturated = 0.9
+
+const saturatedMark = "HOST SATURATED"
+
 // runFixed offers spec's load through t and returns the whole host's busy
 // CPU per answered request (every process: load generator, proxy, backend,
 // anything else running) and the proxy process tree's own, in µs. A run
@@ -146,9 +152,15 @@ func runFixed(ctx context.Context, b *bench, t *target, spec loadSpec) (float64,
 	if t.cmd != nil && procAfter >= procBefore {
 		proxy = perRequestMicros(float64(procAfter-procBefore)/userHZ, res.done)
 	}
+	share := busyShare(hostBefore, hostAfter)
 	note := fmt.Sprintf("(%.0f/s offered, %.0f/s answered, host %.0f%% busy, p50 %v, p99 %v)",
-		spec.rate, float64(res.done)/res.elapsed.Seconds(), 100*busyShare(hostBefore, hostAfter),
+		spec.rate, float64(res.done)/res.elapsed.Seconds(), 100*share,
 		res.quantile(0.5).Round(time.Microsecond), res.quantile(0.99).Round(time.Microsecond))
+	if share >= hostSaturated {
+		// Every CPU was busy, so the figure is the run's length over its
+		// requests, whatever the proxy cost: something else wanted the host.
+		note += fmt.Sprintf(" %s (≥ %.0f%% busy): this figure is not a cost", saturatedMark, 100*hostSaturated)
+	}
 	return host, proxy, note, nil
 }
 
@@ -440,6 +452,18 @@ func (r *results) print(w io.Writer, tests []string) (missed bool) {
 		title := m.title
 		if rate, ok := r.offered[test]; ok {
 			title += fmt.Sprintf(" (%.0f req/s offered)", rate)
+		}
+		sat, runs := 0, 0
+		for _, name := range r.targets {
+			runs += len(r.vals[test][name])
+			for _, n := range r.notes[test][name] {
+				if strings.Contains(n, saturatedMark) {
+					sat++
+				}
+			}
+		}
+		if sat > 0 {
+			title += fmt.Sprintf(" — host saturated in %d of %d runs, figures not comparable", sat, runs)
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", title, strings.Join(cells, " | "), fmtCI(ci), goal, met)
 	}

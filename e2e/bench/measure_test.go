@@ -95,3 +95,14 @@ func TestPrintFixedLoadRows(t *testing.T) {
 		t.Errorf("proxy-own row %q, want 20.0 µs/req (0.80×) and no target", own)
 	}
 }
+
+func TestPrintFlagsRowsWhereTheHostWasSaturated(t *testing.T) {
+	r := newResults([]*target{{name: "vrrplb"}, {name: "haproxy"}})
+	r.add("fixed-close", "vrrplb", 0, 1300, "(host 100% busy) "+saturatedMark)
+	r.add("fixed-close", "haproxy", 0, 1200, "(host 60% busy)")
+	var out bytes.Buffer
+	r.print(&out, []string{"fixed-close"})
+	if line := row(t, out.String(), "fixed load: new connection"); !strings.Contains(line, "host saturated in 1 of 2 runs") {
+		t.Errorf("row %q does not say the host was saturated in 1 of 2 runs", line)
+	}
+}

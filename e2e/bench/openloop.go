@@ -90,6 +90,7 @@ const paceTick = time.Millisecond
 // once the keep-alive connections are up, just before the first request,
 // so the caller can start its CPU accounting there.
 func openLoop(ctx context.Context, spec loadSpec, ready func()) (loadResult, error) {
+	spec.conns = max(spec.conns, 1)
 	total := int64(spec.rate * spec.duration.Seconds())
 	queue := make(chan time.Time, 4096)
 	type worker struct {
