@@ -291,16 +291,9 @@ func TestDaemonServesAdminAndReloadsOnlyGoodConfigs(t *testing.T) {
 	admin := freeAddr(t)
 	good := "[admin]\nlisten = \"" + admin + "\"\nsocket = \"\"\n"
 	path := writeFile(t, dir, "vrrplb.toml", good)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs syncBuffer
-	d := newDaemon(cfg, &logs)
-	sig := make(chan os.Signal, 1)
-	d.signals = sig
-	done := make(chan error, 1)
-	go func() { done <- d.run(context.Background()) }()
+	d, sig := newTestDaemon(t, path, &logs)
+	done := runDaemon(d)
 
 	base := "http://" + admin
 	eventually(t, "/healthz", func() bool { code, _ := get(t, base+"/healthz"); return code == 200 })
