@@ -318,10 +318,7 @@ func TestDaemonServesAdminAndReloadsOnlyGoodConfigs(t *testing.T) {
 	// A bad file is rejected: the metric says so and the daemon keeps serving.
 	writeFile(t, dir, "vrrplb.toml", good+"[log]\nlevl = \"debug\"\n")
 	sig <- syscall.SIGHUP
-	eventually(t, "reload failure in the metric", func() bool {
-		_, body := get(t, base+"/metrics")
-		return metricLine(body, metricReloadSuccessful) == metricReloadSuccessful+" 0"
-	})
+	waitReloadSuccessful(t, base, "0")
 	if !strings.Contains(logs.String(), "levl: unknown key") {
 		t.Errorf("the log does not name the rejected key:\n%s", logs.String())
 	}
@@ -332,23 +329,12 @@ func TestDaemonServesAdminAndReloadsOnlyGoodConfigs(t *testing.T) {
 	// A good file is taken.
 	writeFile(t, dir, "vrrplb.toml", good+"[log]\nlevel = \"debug\"\n")
 	sig <- syscall.SIGHUP
-	eventually(t, "reload success in the metric", func() bool {
-		_, body := get(t, base+"/metrics")
-		return metricLine(body, metricReloadSuccessful) == metricReloadSuccessful+" 1"
-	})
+	waitReloadSuccessful(t, base, "1")
 	if got := d.config().Log.Level.String(); got != "DEBUG" {
 		t.Errorf("log level after reload = %s, want DEBUG", got)
 	}
 
-	sig <- syscall.SIGTERM
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run returned %v after SIGTERM, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after SIGTERM")
-	}
+	stopDaemon(t, sig, done)
 	if code, _ := get(t, base+"/healthz"); code != 0 {
 		t.Errorf("admin server still answers after stop")
 	}

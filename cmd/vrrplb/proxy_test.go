@@ -139,15 +139,7 @@ func TestDaemonProxiesToHealthyBackendsAndReloadsThem(t *testing.T) {
 		return err != nil
 	})
 
-	sig <- syscall.SIGTERM
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run returned %v after SIGTERM, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after SIGTERM")
-	}
+	stopDaemon(t, sig, done)
 	if c, err := net.Dial("tcp", listen); err == nil {
 		c.Close()
 		t.Error("the frontend still accepts after stop")

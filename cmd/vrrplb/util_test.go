@@ -4,7 +4,9 @@ import (
 	"context"
 	"io"
 	"os"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vrrplb/vrrplb/config"
 	"github.com/vrrplb/vrrplb/internal/syncbuf"
@@ -32,4 +34,29 @@ func runDaemon(d *daemon) (done chan error) {
 	done = make(chan error, 1)
 	go func() { done <- d.run(context.Background()) }()
 	return done
+}
+
+// stopDaemon sends SIGTERM to a daemon runDaemon runs and waits up to 10s
+// for run to return nil.
+func stopDaemon(t *testing.T, sig chan<- os.Signal, done <-chan error) {
+	t.Helper()
+	sig <- syscall.SIGTERM
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run returned %v after SIGTERM, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after SIGTERM")
+	}
+}
+
+// waitReloadSuccessful waits until the admin server at base shows the
+// last-reload-successful metric at v ("0" or "1").
+func waitReloadSuccessful(t *testing.T, base, v string) {
+	t.Helper()
+	eventually(t, "the last reload's metric at "+v, func() bool {
+		_, body := get(t, base+"/metrics")
+		return metricLine(body, metricReloadSuccessful) == metricReloadSuccessful+" "+v
+	})
 }
