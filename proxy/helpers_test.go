@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -254,4 +256,30 @@ func newTestMetrics(t *testing.T) (*Metrics, *prometheus.Registry) {
 		t.Fatal(err)
 	}
 	return m, reg
+}
+
+// startChildTest runs the test named name of this binary in a child process
+// with env added to its environment, its stderr on ours; the test kills it
+// at cleanup. The child reads commands on stdin and prints on stdout.
+func startChildTest(t *testing.T, name, env string) (cmd *exec.Cmd, stdin io.WriteCloser, stdout io.ReadCloser) {
+	t.Helper()
+	cmd = exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err = cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd, stdin, stdout
 }
