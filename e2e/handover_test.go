@@ -283,6 +283,15 @@ drain_timeout = "10s"
 		t.Errorf("%s: 1s after losing the VIP h1 still holds %d sockets on it:\n%s", how, len(socks), strings.Join(socks, "\n"))
 	}
 
+	// Their apiserver sides are closed too: h1's proxy holds nothing for
+	// them (every client of this test went through the VIP).
+	if how != "stop" {
+		Eventually(t, time.Second, func() (bool, string) {
+			n, err := h1.Metric("vrrplb_frontend_active_connections", `frontend="apiserver"`)
+			return err == nil && n == 0, fmt.Sprintf("h1's proxy still counts %v live connections (%v)", n, err)
+		})
+	}
+
 	requests.close()
 	byServer, failed := requests.since(start)
 	t.Logf("%s: GETs on new connections since the trigger: %v, %d failed, %d retried after a reset",
