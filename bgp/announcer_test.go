@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 var (
@@ -116,17 +118,10 @@ func TestAnnouncerShutdownIsGraceful(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- h.a.Shutdown(context.Background()) }()
 
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, 5*time.Second, "the re-announcement with GRACEFUL_SHUTDOWN", func() bool {
 		r, _ := s.route(vip1)
-		if slices.Contains(r.Communities, CommunityGracefulShutdown) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("not re-announced with GRACEFUL_SHUTDOWN")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return slices.Contains(r.Communities, CommunityGracefulShutdown)
+	})
 	select {
 	case <-done:
 		t.Fatal("Shutdown returned before graceful_shutdown ran out")

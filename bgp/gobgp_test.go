@@ -12,6 +12,8 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	gbgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/server"
+
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 // router is a second GoBGP on loopback standing in for the router: it
@@ -76,15 +78,10 @@ func (r *router) path(t *testing.T, p netip.Prefix) *apiutil.Path {
 	return best
 }
 
+// waitFor polls cond until it holds or 20s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, what, cond)
 }
 
 func attr[T gbgp.PathAttributeInterface](p *apiutil.Path) (T, bool) {

@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 // Modes of a fake apiserver's /readyz.
@@ -299,16 +301,10 @@ func (c *fakeClock) lastDuration() time.Duration {
 	return c.durations[len(c.durations)-1]
 }
 
-// waitFor polls cond until it holds, failing the test after a deadline.
+// waitFor polls cond until it holds, failing the test after 5s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, what, cond)
 }
 
 // waitPending waits until n check timers are armed: every backend loop has

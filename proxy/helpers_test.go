@@ -7,13 +7,17 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 // fakeHealth is a Health whose verdicts the test sets.
@@ -200,13 +204,7 @@ func startFrontend(t *testing.T, fe config.Frontend, opts Options) *running {
 // waitFor polls cond until it holds or 10s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, what, cond)
 }
 
 // lineClient is a client connection to a line-server backend.
@@ -258,4 +256,30 @@ func newTestMetrics(t *testing.T) (*Metrics, *prometheus.Registry) {
 		t.Fatal(err)
 	}
 	return m, reg
+}
+
+// startChildTest runs the test named name of this binary in a child process
+// with env added to its environment, its stderr on ours; the test kills it
+// at cleanup. The child reads commands on stdin and prints on stdout.
+func startChildTest(t *testing.T, name, env string) (cmd *exec.Cmd, stdin io.WriteCloser, stdout io.ReadCloser) {
+	t.Helper()
+	cmd = exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err = cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd, stdin, stdout
 }

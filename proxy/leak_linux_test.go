@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -156,24 +155,7 @@ func TestEMFILEChild(t *testing.T) {
 
 func TestAcceptSurvivesRunningOutOfDescriptors(t *testing.T) {
 	be := startBackend(t, nil)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestEMFILEChild$", "-test.v")
-	cmd.Env = append(os.Environ(), emfileChildEnv+"="+be.Addr)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	cmd, stdin, stdout := startChildTest(t, "TestEMFILEChild", emfileChildEnv+"="+be.Addr)
 	out := bufio.NewScanner(stdout)
 	// readLine returns the value after prefix on the child's next such line.
 	readLine := func(prefix string) string {

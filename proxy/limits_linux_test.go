@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -101,24 +100,7 @@ func TestLowNofileChild(t *testing.T) {
 func TestMaxConnectionsZeroStaysBelowTheOpenFileLimit(t *testing.T) {
 	const clients = 150
 	be := startBackend(t, nil)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLowNofileChild$", "-test.v")
-	cmd.Env = append(os.Environ(), lowNofileChildEnv+"="+be.Addr)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	_, stdin, stdout := startChildTest(t, "TestLowNofileChild", lowNofileChildEnv+"="+be.Addr)
 	lines := make(chan string, 16)
 	go func() {
 		defer close(lines)

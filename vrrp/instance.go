@@ -76,6 +76,10 @@ type InstanceOptions struct {
 	Addrs AddrManager
 	// Announcer sends gratuitous ARPs / unsolicited NAs; nil sends none.
 	Announcer Announcer
+	// Resetter, when set, hands the virtual IPs over before it removes
+	// them (see Instance.holdForHandover): it ends the connections on
+	// them once the new master announced itself. Nil removes them at once.
+	Resetter ConnResetter
 	// Trackers move the instance to FAULT or change its priority. Run waits
 	// in init for each one's first report, at most 2 s plus the longest
 	// track_script timeout; a tracker still silent then counts as passing.
@@ -128,6 +132,7 @@ type Instance struct {
 	transport Transport
 	addrs     AddrManager
 	announcer Announcer
+	resetter  ConnResetter
 	notifier  Notifier
 	clock     Clock
 	trackers  []WeightedTracker
@@ -145,11 +150,16 @@ type Instance struct {
 	current config.Instance
 
 	// The rest belongs to the Run goroutine.
-	timer         Timer
-	timerC        <-chan time.Time
-	garpTimer     Timer
-	garpC         <-chan time.Time
-	garpLeft      int // announcements left in the current burst
+	timer     Timer
+	timerC    <-chan time.Time
+	garpTimer Timer
+	garpC     <-chan time.Time
+	garpLeft  int // announcements left in the current burst
+	// handover holds the virtual IPs of a master that left until the new
+	// master announces itself (holdForHandover); nil when none is held.
+	handover      Timer
+	handoverC     <-chan time.Time
+	handoverUntil time.Time
 	trackerStates []TrackerState
 	trackerRuns   []*trackerRun // parallel to trackers and trackerStates
 	trackC        chan trackerReport
@@ -209,6 +219,7 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 		transport: opts.Transport,
 		addrs:     opts.Addrs,
 		announcer: opts.Announcer,
+		resetter:  opts.Resetter,
 		notifier:  opts.Notifier,
 		clock:     opts.Clock,
 		trackers:  slices.Clone(opts.Trackers),
@@ -420,11 +431,13 @@ func (in *Instance) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			in.handle(Event{Kind: EventShutdown})
 			in.stopGARP()
+			in.finishHandover(rxC, free)
 			return nil
 		case err := <-rxErr:
 			in.log.Error("receiving adverts failed, leaving", "err", err)
 			in.handle(Event{Kind: EventShutdown})
 			in.stopGARP()
+			in.releaseVIPs()
 			return fmt.Errorf("instance %q: receive: %w", in.cfg.Name, err)
 		case p := <-rxC:
 			in.receivePacket(p.buf[:p.n], p.info)
@@ -435,6 +448,8 @@ func (in *Instance) Run(ctx context.Context) error {
 		case <-in.garpC:
 			in.garpTimer, in.garpC = nil, nil
 			in.garpTick()
+		case <-in.handoverC:
+			in.releaseVIPs()
 		case r := <-trackC:
 			in.trackerReport(r)
 		case u := <-in.updates:

@@ -10,8 +10,13 @@ import (
 func (in *Instance) handle(ev Event) {
 	now := in.clock.Now()
 	in.actions = in.machine.Handle(now, ev, in.actions)
+	// A master that leaves with a priority-0 advert has no successor yet:
+	// one takes over within Skew_Time (RFC 5798 §6.4.2).
+	leaving := slices.ContainsFunc(in.actions, func(a Action) bool {
+		return a.Kind == ActionSendAdvert && a.Priority == PriorityLeaving
+	})
 	for _, a := range in.actions {
-		in.perform(now, a)
+		in.perform(now, a, leaving)
 	}
 	in.mu.Lock()
 	in.status.State = in.machine.State().String()
@@ -21,18 +26,17 @@ func (in *Instance) handle(ev Event) {
 	in.metrics.priority.Set(float64(in.machine.Priority()))
 }
 
-func (in *Instance) perform(now time.Time, a Action) {
+func (in *Instance) perform(now time.Time, a Action, leaving bool) {
 	switch a.Kind {
 	case ActionSendAdvert:
 		in.sendAdvert(now, a.Priority)
 	case ActionAddVIPs:
+		in.stopHandover()
 		for _, p := range in.cfg.VirtualIPs {
 			in.addVIP(p)
 		}
 	case ActionRemoveVIPs:
-		for _, p := range in.cfg.VirtualIPs {
-			in.removeVIP(p)
-		}
+		in.holdForHandover(now, leaving)
 	case ActionRemoveStaleVIPs:
 		in.removeStale()
 	case ActionAnnounce:
@@ -92,6 +96,13 @@ func (in *Instance) addVIP(p netip.Prefix) {
 		in.status.HeldIPs = append(in.status.HeldIPs, p)
 	}
 	in.mu.Unlock()
+}
+
+// holds reports whether p is on the interface as far as the instance knows.
+func (in *Instance) holds(p netip.Prefix) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return slices.Contains(in.status.HeldIPs, p)
 }
 
 // removeVIP removes a virtual IP from the interface and no longer counts

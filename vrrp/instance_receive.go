@@ -83,6 +83,9 @@ func (in *Instance) receivePacket(msg []byte, info PacketInfo) {
 		}
 	}
 	in.handle(Event{Kind: EventAdvert, From: src, Priority: a.Priority, Interval: a.Interval})
+	if a.Priority != PriorityLeaving {
+		in.heardMaster()
+	}
 	// Counted last: once it shows, the advert's effects are done.
 	in.metrics.advertsReceived.Inc()
 }

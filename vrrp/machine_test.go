@@ -612,7 +612,10 @@ func TestLateHigherPriorityStarterTakesOverOnlyWithPreempt(t *testing.T) {
 	}
 }
 
-func TestMasterShutdownHandsOverWithinSkewTime(t *testing.T) {
+// startedPair is two version 3 routers at 1 s adverts with preempt, 200
+// µs apart: node 0 at priority 200, node 1 at 100, run for their first 10 s.
+func startedPair(t *testing.T) *simNet {
+	t.Helper()
 	n := newSimNet(t, 200*time.Microsecond,
 		MachineConfig{Version: 3, Priority: 200, AdvertInterval: time.Second, Preempt: true, LocalAddr: addrLow},
 		MachineConfig{Version: 3, Priority: 100, AdvertInterval: time.Second, Preempt: true, LocalAddr: addrHigh},
@@ -620,6 +623,11 @@ func TestMasterShutdownHandsOverWithinSkewTime(t *testing.T) {
 	n.schedule(t0, 0, startup())
 	n.schedule(t0, 1, startup())
 	n.runUntil(at(10 * time.Second))
+	return n
+}
+
+func TestMasterShutdownHandsOverWithinSkewTime(t *testing.T) {
+	n := startedPair(t)
 	if diff := cmp.Diff([]State{StateMaster, StateBackup}, n.states()); diff != "" {
 		t.Fatalf("states before shutdown (-want +got):\n%s", diff)
 	}
@@ -636,13 +644,7 @@ func TestMasterShutdownHandsOverWithinSkewTime(t *testing.T) {
 }
 
 func TestPausedMasterSettlesWithinOneAdvertIntervalOfResuming(t *testing.T) {
-	n := newSimNet(t, 200*time.Microsecond,
-		MachineConfig{Version: 3, Priority: 200, AdvertInterval: time.Second, Preempt: true, LocalAddr: addrLow},
-		MachineConfig{Version: 3, Priority: 100, AdvertInterval: time.Second, Preempt: true, LocalAddr: addrHigh},
-	)
-	n.schedule(t0, 0, startup())
-	n.schedule(t0, 1, startup())
-	n.runUntil(at(10 * time.Second))
+	n := startedPair(t)
 	n.down[0] = true // paused: its events are lost, like a stopped process's timers
 	n.runUntil(at(20 * time.Second))
 	if diff := cmp.Diff([]State{StateMaster, StateMaster}, n.states()); diff != "" {

@@ -86,6 +86,7 @@ func newInstanceMember(ic config.Instance, scripts config.Scripts, opts MemberOp
 		Transport: tr,
 		Addrs:     addrs,
 		Announcer: NewAnnouncer(ic.Interface),
+		Resetter:  SockDiagResetter{},
 		Trackers:  trackers,
 		Notifier:  notifier.notifier(),
 	}

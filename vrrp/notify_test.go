@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 // runNotifier runs n until the test ends.
@@ -76,19 +78,7 @@ func TestNotifierNeverBlocksAndKeepsTheLatestTransitions(t *testing.T) {
 	runNotifier(t, n)
 	n.Notify("vip", "first")
 	// Wait until the first run has taken "first" off the queue.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n.mu.Lock()
-		empty := len(n.queue) == 0
-		n.mu.Unlock()
-		if empty {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first notification was not taken within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueueBelow(t, n, 1)
 	start := time.Now()
 	for i := range 100 {
 		n.Notify("vip", fmt.Sprintf("s%d", i))
@@ -151,19 +141,7 @@ func TestNotifierFinishesWhatIsQueuedWhenStopped(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
 	// Stop while the first command runs.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n.mu.Lock()
-		taken := len(n.queue) < 2
-		n.mu.Unlock()
-		if taken {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first notification was not taken within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueueBelow(t, n, 2)
 	cancel()
 	select {
 	case err := <-done:
@@ -177,4 +155,15 @@ func TestNotifierFinishesWhatIsQueuedWhenStopped(t *testing.T) {
 	if diff := cmp.Diff("vip master\nvip init\n", string(b)); diff != "" {
 		t.Errorf("commands run (-want +got):\n%s", diff)
 	}
+}
+
+// waitQueueBelow waits up to 5s until n's queue holds fewer than k
+// notifications: its runner has taken the first.
+func waitQueueBelow(t *testing.T, n *CommandNotifier, k int) {
+	t.Helper()
+	poll.Until(t, 5*time.Second, "the first notification to be taken", func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return len(n.queue) < k
+	})
 }

@@ -40,6 +40,16 @@ type AddrManager interface {
 	Has(p netip.Prefix) (bool, error)
 }
 
+// ConnResetter ends the TCP connections on an address this host is giving
+// up, before it is removed (while the kernel can still send from it): each
+// peer gets an RST it acts on at once, and the socket's owner (the proxy)
+// an error that makes it close the other side.
+type ConnResetter interface {
+	// Reset ends the connections whose local address is addr and returns
+	// how many it ended.
+	Reset(addr netip.Addr) (int, error)
+}
+
 // Announcer tells the segment that this host now answers for addrs:
 // a gratuitous ARP for IPv4, an unsolicited neighbour advertisement for IPv6.
 type Announcer interface {

@@ -74,6 +74,21 @@ func (m *fakeMember) SetYield(cause string, on bool) error {
 	return nil
 }
 
+// newRunningAB is a fake set running instances a (VRID 1) and b (VRID 2),
+// both started, its log emptied.
+func newRunningAB(t *testing.T) (s *Set, log *setLog, members map[string]*fakeMember, a, b config.Instance) {
+	t.Helper()
+	s, log, members = newFakeSet(t)
+	a, b = withVRID(instanceConfig("a", 100), 1), withVRID(instanceConfig("b", 100), 2)
+	if err := s.Apply(setConfig(a, b)); err != nil {
+		t.Fatal(err)
+	}
+	<-members["a#1"].started
+	<-members["b#1"].started
+	log.take()
+	return s, log, members, a, b
+}
+
 // newFakeSet returns a running Set of fake members; a config whose
 // instance's interface is "missing" fails to build, as a real one would.
 func newFakeSet(t *testing.T) (*Set, *setLog, map[string]*fakeMember) {
@@ -163,14 +178,7 @@ func TestSetAppliesAReloadByDiff(t *testing.T) {
 }
 
 func TestSetRejectedReloadChangesNothing(t *testing.T) {
-	s, log, members := newFakeSet(t)
-	a, b := withVRID(instanceConfig("a", 100), 1), withVRID(instanceConfig("b", 100), 2)
-	if err := s.Apply(setConfig(a, b)); err != nil {
-		t.Fatal(err)
-	}
-	<-members["a#1"].started
-	<-members["b#1"].started
-	log.take()
+	s, log, _, a, b := newRunningAB(t)
 
 	tests := []struct {
 		name string
@@ -236,14 +244,7 @@ func TestNeedsNewInstanceIsTheOneReplaceRule(t *testing.T) {
 }
 
 func TestSetYieldCoversTheNamedInstancesAndThoseAReloadAdds(t *testing.T) {
-	s, log, members := newFakeSet(t)
-	a, b := withVRID(instanceConfig("a", 100), 1), withVRID(instanceConfig("b", 100), 2)
-	if err := s.Apply(setConfig(a, b)); err != nil {
-		t.Fatal(err)
-	}
-	<-members["a#1"].started
-	<-members["b#1"].started
-	log.take()
+	s, log, members, a, b := newRunningAB(t)
 	if err := s.SetYield("maintenance", func(name string) bool { return name != "b" }); err != nil {
 		t.Fatal(err)
 	}

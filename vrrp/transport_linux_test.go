@@ -165,19 +165,27 @@ func TestTransportSendsFromTheConfiguredSource(t *testing.T) {
 	}
 }
 
+// warmTransports opens transports at both ends of a new link, a sending to
+// group and b receiving, and sees one message through.
+func warmTransports(t *testing.T, family config.Family, group netip.Addr) (a, b *RawTransport) {
+	t.Helper()
+	l := newTestLink(t)
+	a = openTransport(t, l.NSA, l.IfA, family, netip.Addr{}, nil)
+	b = openTransport(t, l.NSB, l.IfB, family, netip.Addr{}, nil)
+	if r := receiveOne(t, a, b, group, []byte("warm up")); r.err != nil {
+		t.Fatal(r.err)
+	}
+	return a, b
+}
+
 func TestTransportReceiveDoesNotAllocate(t *testing.T) {
 	for _, tt := range []struct {
 		family config.Family
 		group  netip.Addr
 	}{{config.IPv4, GroupIPv4}, {config.IPv6, GroupIPv6}} {
 		t.Run(tt.family.String(), func(t *testing.T) {
-			l := newTestLink(t)
-			a := openTransport(t, l.NSA, l.IfA, tt.family, netip.Addr{}, nil)
-			b := openTransport(t, l.NSB, l.IfB, tt.family, netip.Addr{}, nil)
 			// Make sure the path works, then queue the messages AllocsPerRun reads.
-			if r := receiveOne(t, a, b, tt.group, []byte("warm up")); r.err != nil {
-				t.Fatal(r.err)
-			}
+			a, b := warmTransports(t, tt.family, tt.group)
 			const runs = 20
 			msg := []byte("counted")
 			for range runs + 1 {
@@ -215,12 +223,7 @@ func TestTransportSendDoesNotAllocate(t *testing.T) {
 		group  netip.Addr
 	}{{config.IPv4, GroupIPv4}, {config.IPv6, GroupIPv6}} {
 		t.Run(tt.family.String(), func(t *testing.T) {
-			l := newTestLink(t)
-			a := openTransport(t, l.NSA, l.IfA, tt.family, netip.Addr{}, nil)
-			b := openTransport(t, l.NSB, l.IfB, tt.family, netip.Addr{}, nil)
-			if r := receiveOne(t, a, b, tt.group, []byte("warm up")); r.err != nil {
-				t.Fatal(r.err)
-			}
+			a, b := warmTransports(t, tt.family, tt.group)
 			const runs = 20
 			msg := []byte("counted")
 			allocs := testing.AllocsPerRun(runs, func() {

@@ -42,6 +42,9 @@ func wireVRRPEngine(d *daemon, cfg *config.Config) error {
 	if err := c.Start(cfg); err != nil {
 		return err
 	}
+	// On stop a master hands its VIPs over and resets the connections on
+	// them while the proxy still accepts (vrrp.Instance.holdForHandover).
+	d.beforeStop = append(d.beforeStop, func(context.Context) { c.Stop() })
 	return d.sup.Start("VRRP engine", c)
 }
 

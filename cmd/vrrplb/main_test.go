@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -270,16 +271,10 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// eventually polls cond until it holds, failing the test after 10s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, what, cond)
 }
 
 func metricLine(body, name string) string {
@@ -296,16 +291,9 @@ func TestDaemonServesAdminAndReloadsOnlyGoodConfigs(t *testing.T) {
 	admin := freeAddr(t)
 	good := "[admin]\nlisten = \"" + admin + "\"\nsocket = \"\"\n"
 	path := writeFile(t, dir, "vrrplb.toml", good)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs syncBuffer
-	d := newDaemon(cfg, &logs)
-	sig := make(chan os.Signal, 1)
-	d.signals = sig
-	done := make(chan error, 1)
-	go func() { done <- d.run(context.Background()) }()
+	d, sig := newTestDaemon(t, path, &logs)
+	done := runDaemon(d)
 
 	base := "http://" + admin
 	eventually(t, "/healthz", func() bool { code, _ := get(t, base+"/healthz"); return code == 200 })
@@ -330,10 +318,7 @@ func TestDaemonServesAdminAndReloadsOnlyGoodConfigs(t *testing.T) {
 	// A bad file is rejected: the metric says so and the daemon keeps serving.
 	writeFile(t, dir, "vrrplb.toml", good+"[log]\nlevl = \"debug\"\n")
 	sig <- syscall.SIGHUP
-	eventually(t, "reload failure in the metric", func() bool {
-		_, body := get(t, base+"/metrics")
-		return metricLine(body, metricReloadSuccessful) == metricReloadSuccessful+" 0"
-	})
+	waitReloadSuccessful(t, base, "0")
 	if !strings.Contains(logs.String(), "levl: unknown key") {
 		t.Errorf("the log does not name the rejected key:\n%s", logs.String())
 	}
@@ -344,23 +329,12 @@ func TestDaemonServesAdminAndReloadsOnlyGoodConfigs(t *testing.T) {
 	// A good file is taken.
 	writeFile(t, dir, "vrrplb.toml", good+"[log]\nlevel = \"debug\"\n")
 	sig <- syscall.SIGHUP
-	eventually(t, "reload success in the metric", func() bool {
-		_, body := get(t, base+"/metrics")
-		return metricLine(body, metricReloadSuccessful) == metricReloadSuccessful+" 1"
-	})
+	waitReloadSuccessful(t, base, "1")
 	if got := d.config().Log.Level.String(); got != "DEBUG" {
 		t.Errorf("log level after reload = %s, want DEBUG", got)
 	}
 
-	sig <- syscall.SIGTERM
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run returned %v after SIGTERM, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after SIGTERM")
-	}
+	stopDaemon(t, sig, done)
 	if code, _ := get(t, base+"/healthz"); code != 0 {
 		t.Errorf("admin server still answers after stop")
 	}

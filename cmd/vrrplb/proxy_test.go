@@ -3,12 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -67,16 +65,9 @@ func TestDaemonProxiesToHealthyBackendsAndReloadsThem(t *testing.T) {
 	admin, listen := freeAddr(t), freeAddr(t)
 	be1, be2 := echoBackend(t), echoBackend(t)
 	path := writeFile(t, dir, "vrrplb.toml", frontendConfig(admin, listen, be1))
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs syncBuffer
-	d := newDaemon(cfg, &logs)
-	sig := make(chan os.Signal, 1)
-	d.signals = sig
-	done := make(chan error, 1)
-	go func() { done <- d.run(context.Background()) }()
+	d, sig := newTestDaemon(t, path, &logs)
+	done := runDaemon(d)
 	base := "http://" + admin
 
 	healthyStatus := func(backends ...string) string {
@@ -148,15 +139,7 @@ func TestDaemonProxiesToHealthyBackendsAndReloadsThem(t *testing.T) {
 		return err != nil
 	})
 
-	sig <- syscall.SIGTERM
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run returned %v after SIGTERM, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after SIGTERM")
-	}
+	stopDaemon(t, sig, done)
 	if c, err := net.Dial("tcp", listen); err == nil {
 		c.Close()
 		t.Error("the frontend still accepts after stop")
@@ -175,16 +158,9 @@ func TestDaemonDrainsAndEnablesBackendsOverTheAdminSocket(t *testing.T) {
 		return strings.Replace(cfg, "socket = \"\"\n", fmt.Sprintf("socket = %q\n", sock), 1)
 	}
 	path := writeFile(t, dir, "vrrplb.toml", withSocket(frontendConfig(admin, listen, be1, be2)))
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs syncBuffer
-	d := newDaemon(cfg, &logs)
-	sig := make(chan os.Signal, 1)
-	d.signals = sig
-	done := make(chan error, 1)
-	go func() { done <- d.run(context.Background()) }()
+	d, sig := newTestDaemon(t, path, &logs)
+	done := runDaemon(d)
 	t.Cleanup(func() {
 		sig <- syscall.SIGTERM
 		<-done

@@ -20,13 +20,7 @@ func startProxyDaemon(t *testing.T, logs *syncBuffer, be1 string, wire func(*dae
 	dir = t.TempDir()
 	admin, listen = freeAddr(t), freeAddr(t)
 	path := writeFile(t, dir, "vrrplb.toml", frontendConfig(admin, listen, be1))
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d = newDaemon(cfg, logs)
-	sig = make(chan os.Signal, 1)
-	d.signals = sig
+	d, sig = newTestDaemon(t, path, logs)
 	if wire != nil {
 		wire(d)
 	}

@@ -2,6 +2,7 @@
 // end-to-end tests, benchmarks and demo: HTTPS with a throwaway self-signed
 // certificate, GET /readyz (200 "ok" while ready, 500 otherwise), GET
 // /version naming the server, and /stream, which writes a line per interval
+// (100 ms, or ?every=DURATION)
 // until the client goes away — a stand-in for a watch.
 //
 // Readiness is a file: the server is ready while --ready-file exists (or
@@ -77,7 +78,11 @@ func serve(listen, name, readyFile, certOut string) error {
 	})
 	mux.HandleFunc("GET /stream", func(w http.ResponseWriter, r *http.Request) {
 		flusher, _ := w.(http.Flusher)
-		t := time.NewTicker(100 * time.Millisecond)
+		every := 100 * time.Millisecond
+		if d, err := time.ParseDuration(r.URL.Query().Get("every")); err == nil && d > 0 {
+			every = d // ?every=2s: a quiet watch
+		}
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for i := 0; ; i++ {
 			if _, err := fmt.Fprintf(w, "%s %d\n", name, i); err != nil {

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 // run starts g.Run in the background with start as its startLocked.
@@ -18,17 +20,11 @@ func run(ctx context.Context, g *Group, mu *sync.Mutex, start func()) chan error
 // waitRunning polls until g's Run has begun.
 func waitRunning(t *testing.T, g *Group, mu *sync.Mutex) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+	poll.Until(t, 10*time.Second, "Run to start", func() bool {
 		mu.Lock()
-		running := g.Running()
-		mu.Unlock()
-		if running {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not start")
-		}
-	}
+		defer mu.Unlock()
+		return g.Running()
+	})
 }
 
 func waitEnd(t *testing.T, ended chan error) error {

@@ -222,8 +222,13 @@ func (c *Client) Run(ctx context.Context) error {
 	defer c.stopForwarders()
 	for {
 		c.mu.Lock()
-		p, running := c.proc, c.running
+		p, running, stopping := c.proc, c.running, c.stopping
 		c.mu.Unlock()
+		if stopping {
+			// Stop ran: the engine has handed over and exited.
+			<-ctx.Done()
+			return nil
+		}
 		var done <-chan struct{}
 		switch {
 		case p != nil:
@@ -236,6 +241,9 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		select {
 		case <-done:
+			if c.stopped() {
+				continue
+			}
 			c.log.Error("VRRP engine exited; starting it again", "err", exitReason(p.err), "after", restartDelay.String())
 			c.restarts.Inc()
 			c.mu.Lock()
@@ -245,16 +253,35 @@ func (c *Client) Run(ctx context.Context) error {
 			c.mu.Unlock()
 		case <-c.wake:
 		case <-ctx.Done():
-			c.mu.Lock()
-			c.stopping = true
-			p := c.proc
-			c.mu.Unlock()
-			if p != nil {
-				c.stop(p)
-			}
+			c.Stop()
 			return nil
 		}
 	}
+}
+
+// Stop has the engine hand its VIPs over and waits for it to exit, at most
+// stopTimeout: the daemon calls it on a stop signal while the proxy still
+// accepts, so that connections reaching this host until the new master
+// announced itself are answered, then reset with the others. Run then
+// returns when its context ends; a second Stop does nothing.
+func (c *Client) Stop() {
+	c.mu.Lock()
+	p := c.proc
+	if c.stopping {
+		p = nil
+	}
+	c.stopping = true
+	c.mu.Unlock()
+	if p != nil {
+		c.stop(p)
+	}
+}
+
+// stopped reports whether Stop ran.
+func (c *Client) stopped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopping
 }
 
 // respawn starts the engine again after restartDelay, retrying until it
