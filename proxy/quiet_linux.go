@@ -25,10 +25,10 @@ import (
 //     same, so such a watch moves within quietOwed and a sweep tick.
 //
 // A connection that keeps moving bytes stays until the backend closes it,
-// which a stopping apiserver does, or refuses it; so does a request whose
-// answer takes longer than quietOwed with no byte (kube-apiserver's own
-// request timeout is 60 s). While the frontend fails open (no backend is
-// healthy) nothing is cut: there is no better backend to move to.
+// which a stopping apiserver does, or refuses it. A request that waits
+// longer than quietOwed with no byte is cut (kube-apiserver's own request
+// timeout is 60 s). While the frontend fails open (no backend is healthy)
+// nothing is cut: there is no better backend to move to.
 
 // quietCut is how long a down backend's connection whose last bytes went
 // to the client must move no byte before it is closed.
