@@ -92,5 +92,6 @@ func (in *Instance) finishHandover(rxC <-chan received, free chan<- []byte) {
 		case <-in.handoverC:
 			in.releaseVIPs()
 		}
+		in.eventDone()
 	}
 }
