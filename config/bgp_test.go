@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -157,33 +156,13 @@ func TestParseCommunity(t *testing.T) {
 
 func TestRenderWritesEveryBGPKeyTheSchemaReads(t *testing.T) {
 	src := frontendHead + bgpHead + announceHead + "prefixes = [\"10.77.0.100\"]\n  [[announce.track_frontend]]\n  name = \"apiserver\"\n"
-	cfg, err := Parse("vrrplb.toml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := Render(&buf, cfg); err != nil {
-		t.Fatal(err)
-	}
-	d := &decoder{file: "rendered.toml", lines: locate(buf.String()), asked: map[string]bool{}}
-	var root map[string]any
-	if err := toml.Unmarshal(buf.Bytes(), &root); err != nil {
-		t.Fatal(err)
-	}
-	d.config(&table{d: d, m: root})
-	if len(d.errs) > 0 {
-		t.Fatal(d.errs)
-	}
-	written := map[string]bool{}
-	for path := range d.lines.at {
-		written[stripIndexes(path)] = true
-	}
+	asked, written := renderAndDecode(t, src)
 	for _, key := range []string{"bgp.hold_time", "bgp.peer.ebgp_multihop", "announce.communities", "announce.track_frontend.name"} {
-		if !d.asked[key] {
+		if !asked[key] {
 			t.Errorf("the decoder does not read %s", key)
 		}
 	}
-	for key := range d.asked {
+	for key := range asked {
 		bgpKey := strings.HasPrefix(key, TableBGP) || strings.HasPrefix(key, TableAnnounce)
 		if bgpKey && !written[key] {
 			t.Errorf("the decoder reads %s but Render does not write it", key)

@@ -411,6 +411,19 @@ func TestRenderWritesEveryKeyTheSchemaReads(t *testing.T) {
   [[instance.track_interface]]
   name = "eth1"
 ` + frontendHead
+	asked, written := renderAndDecode(t, src)
+	for key := range asked {
+		if !written[key] {
+			t.Errorf("the decoder reads %s but Render does not write it", key)
+		}
+	}
+}
+
+// renderAndDecode parses src, renders it and decodes what Render wrote: the
+// keys the decoder asked for and the keys the rendered file has (without
+// array indexes).
+func renderAndDecode(t *testing.T, src string) (asked, written map[string]bool) {
+	t.Helper()
 	cfg, err := Parse("vrrplb.toml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
@@ -428,13 +441,9 @@ func TestRenderWritesEveryKeyTheSchemaReads(t *testing.T) {
 	if len(d.errs) > 0 {
 		t.Fatal(d.errs)
 	}
-	written := map[string]bool{}
+	written = map[string]bool{}
 	for path := range d.lines.at {
 		written[stripIndexes(path)] = true
 	}
-	for key := range d.asked {
-		if !written[key] {
-			t.Errorf("the decoder reads %s but Render does not write it", key)
-		}
-	}
+	return d.asked, written
 }

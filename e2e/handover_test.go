@@ -169,22 +169,7 @@ func handoverResets(t *testing.T, how string) {
 
 	const advert = 100 * time.Millisecond
 	lbConfig := func(prio int, socket string) string {
-		return withAdminSocket(t, Config(VRRPConf{
-			Priority: prio, Interval: advert, VIPs: []netip.Prefix{VIP4},
-			Extra: "\n  [[instance.track_frontend]]\n  name = \"apiserver\"\n  weight = 0\n",
-		}), socket) + fmt.Sprintf(`
-[[frontend]]
-name = "apiserver"
-listen = ":8443"
-backends = [%q]
-drain_timeout = "10s"
-
-  [frontend.health]
-  type = "https"
-  interval = "200ms"
-  timeout = "150ms"
-  rise = 1
-`, api.String())
+		return yieldingLBConfig(t, prio, advert, socket, api, "10s")
 	}
 	// The old master is h1, the new one h2. For preemption h1 starts alone
 	// with the lower priority and h2 comes up with a higher one.

@@ -44,6 +44,29 @@ func instanceStatus(t *testing.T, h *Host) InstanceStatus {
 	return ins[0]
 }
 
+// yieldingLBConfig is an LB host's config: one VRRP instance at prio,
+// advertising every advert, that yields while frontend "apiserver" (":8443"
+// to api, checked over https every 200ms, rise 1) has no healthy backend,
+// and its admin socket at socket.
+func yieldingLBConfig(t *testing.T, prio int, advert time.Duration, socket string, api netip.AddrPort, drainTimeout string) string {
+	return withAdminSocket(t, Config(VRRPConf{
+		Priority: prio, Interval: advert, VIPs: []netip.Prefix{VIP4},
+		Extra: "\n  [[instance.track_frontend]]\n  name = \"apiserver\"\n  weight = 0\n",
+	}), socket) + fmt.Sprintf(`
+[[frontend]]
+name = "apiserver"
+listen = ":8443"
+backends = [%q]
+drain_timeout = %q
+
+  [frontend.health]
+  type = "https"
+  interval = "200ms"
+  timeout = "150ms"
+  rise = 1
+`, api.String(), drainTimeout)
+}
+
 // Maintenance: the master hands its VIP to the backup within the backup's
 // skew time (plus 20 ms of scheduling), a stream through its own proxy goes
 // on, a new connection to it still works, a reload keeps the maintenance;
@@ -62,22 +85,7 @@ func TestMaintenanceHandsTheVIPOverAndKeepsLiveConnections(t *testing.T) {
 
 	const advert = 100 * time.Millisecond
 	lbConfig := func(prio int, socket string) string {
-		return withAdminSocket(t, Config(VRRPConf{
-			Priority: prio, Interval: advert, VIPs: []netip.Prefix{VIP4},
-			Extra: "\n  [[instance.track_frontend]]\n  name = \"apiserver\"\n  weight = 0\n",
-		}), socket) + fmt.Sprintf(`
-[[frontend]]
-name = "apiserver"
-listen = ":8443"
-backends = [%q]
-drain_timeout = "2s"
-
-  [frontend.health]
-  type = "https"
-  interval = "200ms"
-  timeout = "150ms"
-  rise = 1
-`, api.String())
+		return yieldingLBConfig(t, prio, advert, socket, api, "2s")
 	}
 	sock1, sock2 := adminSocket(t), adminSocket(t)
 	p1 := h1.StartVRRPLB(lbConfig(100, sock1))

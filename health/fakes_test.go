@@ -2,9 +2,6 @@ package health
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -24,6 +21,7 @@ import (
 	"time"
 
 	"github.com/vrrplb/vrrplb/internal/poll"
+	"github.com/vrrplb/vrrplb/internal/testcert"
 )
 
 // Modes of a fake apiserver's /readyz.
@@ -150,11 +148,8 @@ func (f *fakeAPIServer) caFile(t *testing.T) string {
 // otherCAFile writes a freshly made CA that signed nothing the servers use.
 func otherCAFile(t *testing.T) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
+	path := filepath.Join(t.TempDir(), "other-ca.pem")
+	testcert.WriteSelfSigned(t, &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "some other CA"},
 		NotBefore:             time.Now().Add(-time.Hour),
@@ -162,12 +157,8 @@ func otherCAFile(t *testing.T) string {
 		IsCA:                  true,
 		KeyUsage:              x509.KeyUsageCertSign,
 		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writePEM(t, "other-ca.pem", der)
+	}, path, "")
+	return path
 }
 
 func writePEM(t *testing.T, name string, der []byte) string {

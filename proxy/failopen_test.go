@@ -186,6 +186,8 @@ func TestFailOpenIsAnnouncedOnlyOnceHealthHasVerdicts(t *testing.T) {
 	}
 	close(h.settled)
 	waitFor(t, "fail_open is announced", func() bool { return r.f.Status().FailOpen })
+	// The state is set before the line is written: wait for the line too.
+	waitFor(t, "fail_open is logged", func() bool { return logs.count(logFailOpenBegins) > 0 })
 	if n := logs.count(logFailOpenBegins); n != 1 {
 		t.Errorf("%d log lines %q, want 1", n, logFailOpenBegins)
 	}

@@ -381,7 +381,7 @@ func (f *Frontend) onHealth(addr string, healthy bool) {
 		return
 	}
 	f.log.Info("backend down: closing its connections as each goes quiet", "backend", addr,
-		"connections", b.active.Load(), "quiet", quietCut)
+		"connections", b.active.Load(), "quiet", quietCut, "quiet_after_request", quietOwed)
 }
 
 // Run listens and proxies until ctx ends, then stops accepting, lets live

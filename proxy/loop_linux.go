@@ -104,6 +104,7 @@ type evConn struct {
 
 	up, down     evDir // client → backend, backend → client
 	lastActive   int64
+	owed         bool  // the last bytes read went client → backend
 	since        int64 // connected at
 	keepAliveSet bool
 }

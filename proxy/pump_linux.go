@@ -138,7 +138,7 @@ func (l *loop) spliceIn(c *evConn, d *evDir) step {
 	default:
 		d.pipe.n += int(m)
 		d.count(float64(m))
-		c.lastActive = l.now
+		l.moved(c, d)
 	}
 	return stepOn
 }
@@ -162,7 +162,7 @@ func (l *loop) copyIn(c *evConn, d *evDir) step {
 		return stepOn
 	}
 	d.count(float64(n))
-	c.lastActive = l.now
+	l.moved(c, d)
 	full := n == len(l.scratch)
 	if !full && !d.hup {
 		// A short read took all there was, and no end had come with the

@@ -10,7 +10,10 @@ import (
 )
 
 // slowServer answers "slow" with ten lines 100 ms apart and then "end";
-// "think" with one line after 300 ms; any other line with itself.
+// "think" with one line after 300 ms; "stall" with ten lines and "end"
+// after 2.5 s (an apiserver waiting on a stalled etcd); "ack" not at all
+// (like an HTTP/2 WINDOW_UPDATE from the client); any other line with
+// itself.
 func slowServer(c *net.TCPConn, name string) {
 	r := bufio.NewReader(c)
 	for {
@@ -28,6 +31,13 @@ func slowServer(c *net.TCPConn, name string) {
 		case "think\n":
 			time.Sleep(300 * time.Millisecond)
 			fmt.Fprintf(c, "%s thought\n", name)
+		case "stall\n":
+			time.Sleep(2500 * time.Millisecond)
+			for i := range 10 {
+				fmt.Fprintf(c, "%s stalled %d\n", name, i)
+			}
+			fmt.Fprintf(c, "%s end\n", name)
+		case "ack\n":
 		default:
 			fmt.Fprintf(c, "%s %s", name, line)
 		}
@@ -114,5 +124,71 @@ func TestBackendBackUpBeforeQuietKeepsItsConnections(t *testing.T) {
 	}
 	if closedByPeer(c.c, 2*time.Second) {
 		t.Fatal("a connection to a backend that came back up was closed")
+	}
+}
+
+// A request the down backend is still working on gets its whole answer,
+// however long it waits with no byte moving (within quietOwed): here
+// 2.5 s, as when an apiserver that is shutting down waits on a stalled
+// etcd. Once answered, the connection goes within quietCut. Measured
+// before: cut 1 s after the request, the client got EOF and no answer
+// (the real-Kubernetes suite saw creates fail with "unexpected EOF").
+func TestBackendGoingDownAnswersARequestAwaitingIt(t *testing.T) {
+	a := startBackend(t, slowServer)
+	h := newFakeHealth()
+	fe := testFrontend(a.Addr)
+	fe.CloseOnBackendDown = true
+	r := startFrontend(t, fe, Options{Health: h})
+	c := dialLine(t, r.addr)
+	if _, err := c.ask("hello"); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c.c, "stall\n")
+	down := time.Now()
+	h.Set(a.Addr, false)
+	c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	lines := 0
+	for {
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("a request awaiting its answer when the backend went down was cut %v later, after %d of 11 lines: %v", time.Since(down).Round(time.Millisecond), lines, err)
+		}
+		lines++
+		if strings.HasSuffix(line, " end\n") {
+			break
+		}
+	}
+	answered := time.Now()
+	t.Logf("answered %v after the backend went down", answered.Sub(down).Round(time.Millisecond))
+	if !closedByPeer(c.c, quietCut+2*time.Second) {
+		t.Fatalf("an answered connection to the down backend stayed open %v", quietCut+2*time.Second)
+	}
+	t.Logf("closed %v after its answer", time.Since(answered).Round(time.Millisecond))
+}
+
+// A connection whose client spoke last and got no answer, such as an
+// HTTP/2 watch whose last frame was the client's WINDOW_UPDATE, is not
+// quiet for quietCut but for quietOwed: it still moves, within quietOwed
+// and a sweep tick, not later.
+func TestBackendGoingDownMovesAConnectionWhoseClientSpokeLast(t *testing.T) {
+	a := startBackend(t, slowServer)
+	h := newFakeHealth()
+	fe := testFrontend(a.Addr)
+	fe.CloseOnBackendDown = true
+	r := startFrontend(t, fe, Options{Health: h})
+	c := dialLine(t, r.addr)
+	if _, err := c.ask("hello"); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c.c, "ack\n")
+	sent := time.Now()
+	h.Set(a.Addr, false)
+	if !closedByPeer(c.c, quietOwed+2*time.Second) {
+		t.Fatalf("a connection to the down backend whose client spoke last stayed open %v", quietOwed+2*time.Second)
+	}
+	took := time.Since(sent)
+	t.Logf("closed %v after the client's last bytes", took.Round(time.Millisecond))
+	if took < quietOwed-50*time.Millisecond {
+		t.Errorf("closed %v after the client's last bytes, before quietOwed (%v): an answer could still have been on its way", took.Round(time.Millisecond), quietOwed)
 	}
 }

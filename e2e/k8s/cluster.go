@@ -56,6 +56,8 @@ type Options struct {
 	LBExtra string
 	// InstanceExtra is added to the [[instance]] table of both LB hosts.
 	InstanceExtra string
+	// HealthFall is the checks' fall on both LB hosts; 0 is 2.
+	HealthFall int
 }
 
 // Cluster is one etcd, three kube-apiservers, two vrrplb LB hosts holding
@@ -303,6 +305,10 @@ func (c *Cluster) LBConfig(prio int, healthCert bool) string {
 	for n := range 3 {
 		backends = append(backends, fmt.Sprintf("%q", APIAddr(n).String()))
 	}
+	fall := c.opts.HealthFall
+	if fall == 0 {
+		fall = 2
+	}
 	cert := ""
 	if healthCert {
 		cert = fmt.Sprintf("  cert_file = %q\n  key_file = %q\n", c.health.CertFile, c.health.KeyFile)
@@ -325,9 +331,9 @@ drain_timeout = "5s"
   interval = "500ms"
   timeout = "1s"
   rise = 2
-  fall = 2
+  fall = %d
   ca_file = %q
-%s`, vipPort, strings.Join(backends, ", "), c.opts.LBExtra, c.pki.CAFile, cert)
+%s`, vipPort, strings.Join(backends, ", "), c.opts.LBExtra, fall, c.pki.CAFile, cert)
 }
 
 // WaitBackendsUp waits until LB host lb counts want healthy backends.

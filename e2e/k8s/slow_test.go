@@ -24,10 +24,16 @@ func pending(t *testing.T, missing string) {
 // /readyz fail, so every request in flight waits for its answer with no
 // byte moving either way. close_on_backend_down must not take such a
 // connection for a quiet one and cut it: client-go never retries a create,
-// so a cut one fails with "unexpected EOF".
+// so a cut one fails with "unexpected EOF". Measured before the fix (a
+// connection with no byte for 1 s was quiet): 4 of 145 requests failed.
+//
+// The checks' fall is 6 here, so the other two apiservers' /readyz, which
+// fails while etcd is stalled, does not take them down on either LB host:
+// with every backend down on the master first, it hands the VIP over and
+// the handover resets every connection on it (issue 21), a fault of its own
+// that this test is not about (it failed 3 runs in 6 that way with fall 2).
 func TestSlowAnswerOfAStoppingAPIServerIsNotCut(t *testing.T) {
-	pending(t, "close_on_backend_down that tells a request waiting for its answer from a quiet connection (proxy/quiet_linux.go cuts any connection with no byte for 1 s)")
-	c := NewCluster(t, Options{})
+	c := NewCluster(t, Options{HealthFall: 6})
 	load := c.Client("load", "load", "--rate", "20", "--workers", "12", "--prefix", "slow")
 	load.Wait(t, 30*time.Second, "a create", func(e Event) bool { return e.Event == "created" })
 	var conns map[string]int
