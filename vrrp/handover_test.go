@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -133,22 +134,34 @@ func waitRunReturned(t *testing.T, a *host) {
 }
 
 // Alone, a stopping master hears no new master: it resets and removes its
-// VIP two advert intervals (plus handoverGrace) after its priority-0 advert.
+// VIP two advert intervals, at most maxHandoverHold, (plus handoverGrace)
+// after its priority-0 advert.
 func TestAStoppingMasterAloneReleasesItsVIPAfterTwoAdvertIntervals(t *testing.T) {
-	h := newHarness(t)
-	a := h.add(instanceConfig("a", 200), addrLow, nil)
-	a.in.resetter = fakeResetter{a.addrs}
-	h.start(a)
-	h.advance(5 * time.Second)
-	before := opCount(a)
-	stopAndWaitLeft(t, a)
-	h.clock.set(h.clock.Now().Add(2*time.Second + handoverGrace - time.Millisecond))
-	if got := opsSince(a, before); len(got) != 0 {
-		t.Fatalf("a touched its VIP before two advert intervals: %v", got)
-	}
-	h.clock.set(h.clock.Now().Add(time.Millisecond))
-	waitRunReturned(t, a)
-	if diff := cmp.Diff([]string{"reset 192.0.2.100", "remove 192.0.2.100/24"}, opsSince(a, before)); diff != "" {
-		t.Errorf("a's VIP operations (-want +got):\n%s", diff)
+	for _, tc := range []struct {
+		interval, hold time.Duration
+	}{
+		{time.Second, 2 * time.Second},
+		{10 * time.Second, maxHandoverHold},
+	} {
+		t.Run(fmt.Sprintf("at %v adverts it holds %v", tc.interval, tc.hold), func(t *testing.T) {
+			h := newHarness(t)
+			cfg := instanceConfig("a", 200)
+			cfg.AdvertInterval = tc.interval
+			a := h.add(cfg, addrLow, nil)
+			a.in.resetter = fakeResetter{a.addrs}
+			h.start(a)
+			h.advance(5 * tc.interval)
+			before := opCount(a)
+			stopAndWaitLeft(t, a)
+			h.clock.set(h.clock.Now().Add(tc.hold + handoverGrace - time.Millisecond))
+			if got := opsSince(a, before); len(got) != 0 {
+				t.Fatalf("a touched its VIP before the hold ended: %v", got)
+			}
+			h.clock.set(h.clock.Now().Add(time.Millisecond))
+			waitRunReturned(t, a)
+			if diff := cmp.Diff([]string{"reset 192.0.2.100", "remove 192.0.2.100/24"}, opsSince(a, before)); diff != "" {
+				t.Errorf("a's VIP operations (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -15,12 +15,17 @@ import "time"
 // reach the clients first, so that they reconnect to the new master.
 const handoverGrace = 20 * time.Millisecond
 
+// maxHandoverHold bounds the hold after a priority-0 advert when no new
+// master is heard: with long advert intervals (up to 40.95 s), a stop must
+// still end well within the daemon's wait for the engine.
+const maxHandoverHold = 5 * time.Second
+
 // holdForHandover removes the virtual IPs the machine gave up, after ending
 // the connections on them; with a resetter it first holds them for the new
 // master. leaving says this master left with a priority-0 advert: a backup
 // takes over within its Skew_Time, under one advert interval (RFC 5798
 // §6.4.2), so the hold ends at its advert plus handoverGrace, or after two
-// intervals at most. Otherwise a master already advertised: handoverGrace
+// intervals (maxHandoverHold) at most. Otherwise a master already advertised: handoverGrace
 // only.
 func (in *Instance) holdForHandover(now time.Time, leaving bool) {
 	in.mu.Lock()
@@ -32,7 +37,7 @@ func (in *Instance) holdForHandover(now time.Time, leaving bool) {
 	}
 	until := now.Add(handoverGrace)
 	if leaving {
-		until = now.Add(2*in.cfg.AdvertInterval + handoverGrace)
+		until = now.Add(min(2*in.cfg.AdvertInterval, maxHandoverHold) + handoverGrace)
 	}
 	in.armHandover(now, until)
 }
