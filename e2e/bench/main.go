@@ -139,47 +139,9 @@ func (b *bench) run(ctx context.Context, proxies, tests []string) (missed bool, 
 	}
 	defer os.RemoveAll(b.dir)
 
-	if b.vrrplbBin == "" && slices.Contains(proxies, "vrrplb") {
-		bin := filepath.Join(b.dir, "vrrplb")
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/vrrplb").CombinedOutput()
-		if err != nil {
-			return false, fmt.Errorf("build ./cmd/vrrplb (run from the module root, or pass -vrrplb): %v: %s", err, out)
-		}
-		b.vrrplbBin = bin
-	}
-	b.httpAddr, b.bulkAddr, b.apiAddr = freeAddr(), freeAddr(), freeAddr()
-	if _, err := b.start("backend", os.Args[0], "-role=backend", "-listen="+b.httpAddr); err != nil {
+	targets, err := b.startAll(ctx, proxies)
+	if err != nil {
 		return false, err
-	}
-	if b.apiTLS, err = writeBenchCert(b.dir); err != nil {
-		return false, err
-	}
-	if _, err := b.start("apiserver", os.Args[0], "-role=apiserver", "-listen="+b.apiAddr, "-cert-dir="+b.dir); err != nil {
-		return false, err
-	}
-	_, port, _ := net.SplitHostPort(b.bulkAddr)
-	if _, err := b.start("iperf3", "iperf3", "-s", "-B", "127.0.0.1", "-p", port); err != nil {
-		return false, err
-	}
-	var targets []*target
-	for _, name := range proxies {
-		t, err := b.startProxy(name)
-		if err != nil {
-			return false, fmt.Errorf("start %s: %w", name, err)
-		}
-		targets = append(targets, t)
-	}
-	for _, a := range []string{b.httpAddr, b.bulkAddr, b.apiAddr} {
-		if err := waitListening(a); err != nil {
-			return false, err
-		}
-	}
-	for _, t := range targets {
-		for _, a := range t.addrs() {
-			if err := waitListening(a); err != nil {
-				return false, fmt.Errorf("%s: %w", t.name, err)
-			}
-		}
 	}
 
 	res := newResults(targets)
@@ -199,6 +161,65 @@ func (b *bench) run(ctx context.Context, proxies, tests []string) (missed bool, 
 	fmt.Printf("%s, %d CPUs (%s); before the runs: load average %s, %.0f%% of all CPUs busy over 1 s with no load offered.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), cpuModel(), loadAverage(), 100*busyShare(before, after))
 	defer func() { fmt.Printf("\nAfter the runs: load average %s.\n", loadAverage()) }()
+	if err := b.runTests(ctx, res, tests, targets); err != nil {
+		return false, err
+	}
+	return res.print(os.Stdout, tests), nil
+}
+
+// startAll builds vrrplb if needed, starts the backends and the proxies,
+// and waits until each listens.
+func (b *bench) startAll(ctx context.Context, proxies []string) ([]*target, error) {
+	var err error
+	if b.vrrplbBin == "" && slices.Contains(proxies, "vrrplb") {
+		bin := filepath.Join(b.dir, "vrrplb")
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/vrrplb").CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("build ./cmd/vrrplb (run from the module root, or pass -vrrplb): %v: %s", err, out)
+		}
+		b.vrrplbBin = bin
+	}
+	b.httpAddr, b.bulkAddr, b.apiAddr = freeAddr(), freeAddr(), freeAddr()
+	if _, err := b.start("backend", os.Args[0], "-role=backend", "-listen="+b.httpAddr); err != nil {
+		return nil, err
+	}
+	if b.apiTLS, err = writeBenchCert(b.dir); err != nil {
+		return nil, err
+	}
+	if _, err := b.start("apiserver", os.Args[0], "-role=apiserver", "-listen="+b.apiAddr, "-cert-dir="+b.dir); err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(b.bulkAddr)
+	if _, err := b.start("iperf3", "iperf3", "-s", "-B", "127.0.0.1", "-p", port); err != nil {
+		return nil, err
+	}
+	var targets []*target
+	for _, name := range proxies {
+		t, err := b.startProxy(name)
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", name, err)
+		}
+		targets = append(targets, t)
+	}
+	for _, a := range []string{b.httpAddr, b.bulkAddr, b.apiAddr} {
+		if err := waitListening(a); err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range targets {
+		for _, a := range t.addrs() {
+			if err := waitListening(a); err != nil {
+				return nil, fmt.Errorf("%s: %w", t.name, err)
+			}
+		}
+	}
+
+	return targets, nil
+}
+
+// runTests runs every test's rounds, each round starting with a different
+// proxy, and adds the figures to res.
+func (b *bench) runTests(ctx context.Context, res *results, tests []string, targets []*target) error {
 	for _, test := range tests {
 		m := measures[test]
 		rounds := b.rounds
@@ -213,7 +234,7 @@ func (b *bench) run(ctx context.Context, proxies, tests []string) (missed bool, 
 					continue
 				}
 				if ctx.Err() != nil {
-					return false, ctx.Err()
+					return ctx.Err()
 				}
 				v, aux, note, err := m.run(ctx, b, t)
 				if err != nil {
@@ -232,7 +253,7 @@ func (b *bench) run(ctx context.Context, proxies, tests []string) (missed bool, 
 			}
 		}
 	}
-	return res.print(os.Stdout, tests), nil
+	return nil
 }
 
 func (b *bench) start(name, bin string, args ...string) (*exec.Cmd, error) {

@@ -402,73 +402,104 @@ func (r *results) print(w io.Writer, tests []string) (missed bool) {
 	fmt.Fprintf(w, "| test | %s | vrrplb / haproxy by round: geometric mean (95%% CI) | vrrplb target | met |\n", strings.Join(r.targets, " | "))
 	fmt.Fprintf(w, "|---|%s---|---|---|\n", strings.Repeat("---|", len(r.targets)))
 	for _, test := range rows(tests) {
-		m := measureOf(test)
-		hap := r.vals[test]["haproxy"]
-		haveHap := len(hap) > 0 && median(hap) > 0
-		var cells []string
-		for _, name := range r.targets {
-			vs := r.vals[test][name]
-			if len(vs) == 0 {
-				if r.failed[test+"/"+name] {
-					cells = append(cells, "failed")
-				} else {
-					cells = append(cells, "—")
-				}
-				continue
-			}
-			cell := m.format(median(vs))
-			if haveHap {
-				cell += fmt.Sprintf(" (%.2f×)", median(vs)/median(hap))
-			}
-			cells = append(cells, cell)
+		if r.printRow(w, test) {
+			missed = true
 		}
-		ci := pairedRatioCI(r.byRound[test]["vrrplb"], r.byRound[test]["haproxy"])
-		met, goal := "—", m.goal
-		if goal == "" {
-			goal = "—"
-		}
-		if r.failed[test+"/vrrplb"] && m.target > 0 {
-			met, missed = "no", true
-		} else if vs, ok := r.vals[test]["vrrplb"]; ok && len(vs) > 0 && m.target > 0 {
-			v := median(vs)
-			met = "?"
-			switch {
-			case m.lower:
-				met = yes(v <= m.target)
-			case !haveHap:
-			case m.maxRatio:
-				met = yes(v/median(hap) <= m.target)
-			default:
-				ok := v/median(hap) >= m.target
-				if m.ciMin > 0 && ci.n >= 2 {
-					ok = ok && ci.lo >= m.ciMin
-				}
-				met = yes(ok)
-			}
-			if met == "no" {
-				missed = true
-			}
-		}
-		title := m.title
-		if rate, ok := r.offered[test]; ok {
-			title += fmt.Sprintf(" (%.0f req/s offered)", rate)
-		}
-		sat, runs := 0, 0
-		for _, name := range r.targets {
-			runs += len(r.vals[test][name])
-			for _, n := range r.notes[test][name] {
-				if strings.Contains(n, saturatedMark) {
-					sat++
-				}
-			}
-		}
-		if sat > 0 {
-			title += fmt.Sprintf(" — host saturated in %d of %d runs, figures not comparable", sat, runs)
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", title, strings.Join(cells, " | "), fmtCI(ci), goal, met)
 	}
 	fmt.Fprintf(w, "\nMedians of each proxy's runs; ratios against haproxy's median. The interval pairs vrrplb's\n"+
 		"and haproxy's runs of the same round (rounds interleave the proxies) and is Student's t on the log ratios.\n")
+	r.printAdded(w, tests)
+	r.printSpread(w, tests)
+	r.printRuns(w, tests)
+	return missed
+}
+
+// printRow writes one test's row and reports whether vrrplb missed its target.
+func (r *results) printRow(w io.Writer, test string) (missed bool) {
+	m := measureOf(test)
+	hap := r.vals[test]["haproxy"]
+	haveHap := len(hap) > 0 && median(hap) > 0
+	var cells []string
+	for _, name := range r.targets {
+		cells = append(cells, r.cell(test, name, m, hap, haveHap))
+	}
+	ci := pairedRatioCI(r.byRound[test]["vrrplb"], r.byRound[test]["haproxy"])
+	goal := m.goal
+	if goal == "" {
+		goal = "—"
+	}
+	met := r.met(test, m, hap, haveHap, ci)
+	fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", r.title(test, m), strings.Join(cells, " | "), fmtCI(ci), goal, met)
+	return met == "no"
+}
+
+// cell is one proxy's median in a row, with its ratio to haproxy's.
+func (r *results) cell(test, name string, m *measure, hap []float64, haveHap bool) string {
+	vs := r.vals[test][name]
+	if len(vs) == 0 {
+		if r.failed[test+"/"+name] {
+			return "failed"
+		}
+		return "—"
+	}
+	cell := m.format(median(vs))
+	if haveHap {
+		cell += fmt.Sprintf(" (%.2f×)", median(vs)/median(hap))
+	}
+	return cell
+}
+
+// met says whether vrrplb met the row's target: yes, no, ? (no haproxy
+// figure to compare with) or — (no target).
+func (r *results) met(test string, m *measure, hap []float64, haveHap bool, ci ratioCI) string {
+	if r.failed[test+"/vrrplb"] && m.target > 0 {
+		return "no"
+	}
+	vs, ok := r.vals[test]["vrrplb"]
+	if !ok || len(vs) == 0 || m.target <= 0 {
+		return "—"
+	}
+	v := median(vs)
+	switch {
+	case m.lower:
+		return yes(v <= m.target)
+	case !haveHap:
+		return "?"
+	case m.maxRatio:
+		return yes(v/median(hap) <= m.target)
+	}
+	ok = v/median(hap) >= m.target
+	if m.ciMin > 0 && ci.n >= 2 {
+		ok = ok && ci.lo >= m.ciMin
+	}
+	return yes(ok)
+}
+
+// title is a row's title, with the offered rate and how many runs
+// saturated the host.
+func (r *results) title(test string, m *measure) string {
+	title := m.title
+	if rate, ok := r.offered[test]; ok {
+		title += fmt.Sprintf(" (%.0f req/s offered)", rate)
+	}
+	sat, runs := 0, 0
+	for _, name := range r.targets {
+		runs += len(r.vals[test][name])
+		for _, n := range r.notes[test][name] {
+			if strings.Contains(n, saturatedMark) {
+				sat++
+			}
+		}
+	}
+	if sat > 0 {
+		title += fmt.Sprintf(" — host saturated in %d of %d runs, figures not comparable", sat, runs)
+	}
+	return title
+}
+
+// printAdded writes what each proxy adds to the host's CPU per request
+// over direct's.
+func (r *results) printAdded(w io.Writer, tests []string) {
 	var added []string
 	for _, test := range tests {
 		m := measures[test]
@@ -487,6 +518,10 @@ func (r *results) print(w io.Writer, tests []string) (missed bool) {
 		fmt.Fprintf(w, "\nHost CPU per request added by the proxy (median minus direct's median; the\n"+
 			"load generator and the backend's work are in both):\n%s\n", strings.Join(added, "\n"))
 	}
+}
+
+// printSpread writes each row's spread of runs.
+func (r *results) printSpread(w io.Writer, tests []string) {
 	fmt.Fprintf(w, "\nSpread of the runs (min–max, coefficient of variation):\n")
 	for _, test := range rows(tests) {
 		m := measureOf(test)
@@ -503,6 +538,10 @@ func (r *results) print(w io.Writer, tests []string) (missed bool) {
 			fmt.Fprintf(w, "- %s: %s\n", test, strings.Join(parts, "; "))
 		}
 	}
+}
+
+// printRuns writes every run's figure and notes.
+func (r *results) printRuns(w io.Writer, tests []string) {
 	fmt.Fprintf(w, "\nRuns:\n")
 	for _, test := range rows(tests) {
 		for _, name := range r.targets {
@@ -521,7 +560,6 @@ func (r *results) print(w io.Writer, tests []string) (missed bool) {
 			fmt.Fprintf(w, "- %s / %s: %s%s\n", test, name, strings.Join(s, ", "), note)
 		}
 	}
-	return missed
 }
 
 func yes(b bool) string {
