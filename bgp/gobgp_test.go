@@ -115,8 +115,13 @@ func TestGoBGPSpeakerAgainstARouter(t *testing.T) {
 		ps, err := sp.Peers(ctx)
 		return err == nil && len(ps) == 1 && ps[0].State == Established && !ps[0].Since.IsZero()
 	})
+	// The router's side may reach Established a moment after ours: its
+	// negotiated hold time reads 0 until then.
 	var hold uint64
-	_ = rt.s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) { hold = p.Timers.State.NegotiatedHoldTime })
+	waitFor(t, "the router has the session's hold time", func() bool {
+		_ = rt.s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) { hold = p.Timers.State.NegotiatedHoldTime })
+		return hold != 0
+	})
 	if hold != 3 {
 		t.Errorf("negotiated hold time %ds, want 3s (the smaller offer)", hold)
 	}
