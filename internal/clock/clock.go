@@ -1,14 +1,18 @@
 // Package clock is the time source of the daemon's timed logic: VRRP's
-// protocol timers, the health checks' schedule, the proxy's drain timeouts
-// and settle waits. Each takes a Clock so that a test drives time with
-// clocktest.Clock instead of sleeping; the daemon passes System. It is not
+// protocol timers and track_script interval, the health checks' schedule,
+// the proxy's drain timeouts and settle wait, BGP's graceful_shutdown wait.
+// Each takes a Clock so that a test drives time with clocktest.Clock instead
+// of sleeping; the daemon passes System. It is not
 // for measuring real I/O (a check's duration, a socket deadline): those stay
 // on the time package. The proxy's event loops keep their own timer heap on
 // the epoll wait's deadline (proxy/timer_linux.go), which the Go runtime
 // poller runs and a Clock cannot.
 package clock
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Clock tells the time and makes timers.
 type Clock interface {
@@ -61,4 +65,16 @@ func Or(c Clock) Clock {
 		return System
 	}
 	return c
+}
+
+// Sleep waits d on c, or until ctx ends. It reports whether d passed.
+func Sleep(ctx context.Context, c Clock, d time.Duration) bool {
+	t := c.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C():
+		return true
+	}
 }

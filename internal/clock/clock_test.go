@@ -1,6 +1,7 @@
 package clock
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -33,5 +34,16 @@ func TestSystemTimersFire(t *testing.T) {
 	case <-ran:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a 1ms AfterFunc did not run")
+	}
+}
+
+func TestSleepEndsWithTheContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if Sleep(ctx, System, time.Hour) {
+		t.Error("Sleep with an ended context = true, want false")
+	}
+	if !Sleep(context.Background(), System, time.Millisecond) {
+		t.Error("Sleep for 1ms = false, want true")
 	}
 }
