@@ -2,9 +2,8 @@
 // protocol timers and track_script interval, the health checks' schedule,
 // the proxy's drain timeouts and settle wait, BGP's graceful_shutdown wait.
 // Each takes a Clock so that a test drives time with clocktest.Clock instead
-// of sleeping; the daemon passes System. It is not
-// for measuring real I/O (a check's duration, a socket deadline): those stay
-// on the time package. The proxy's event loops keep their own timer heap on
+// of sleeping; the daemon passes System. It is not for measuring real I/O
+// (a check's duration, a socket deadline): those stay on the time package. The proxy's event loops keep their own timer heap on
 // the epoll wait's deadline (proxy/timer_linux.go), which the Go runtime
 // poller runs and a Clock cannot.
 package clock
