@@ -1,7 +1,6 @@
 package vrrp
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -18,28 +17,12 @@ import (
 	"github.com/vrrplb/vrrplb/internal/clock"
 	"github.com/vrrplb/vrrplb/internal/clock/clocktest"
 	"github.com/vrrplb/vrrplb/internal/poll"
+	"github.com/vrrplb/vrrplb/internal/runtest"
+	"github.com/vrrplb/vrrplb/internal/syncbuf"
 )
 
-// logBuffer is a log sink that goroutines may write to while a test reads.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func testLogger() (*slog.Logger, *logBuffer) {
-	var b logBuffer
+func testLogger() (*slog.Logger, *syncbuf.Buffer) {
+	var b syncbuf.Buffer
 	return slog.New(slog.NewTextHandler(&b, nil)), &b
 }
 
@@ -49,16 +32,10 @@ func never() clock.Clock { return clocktest.New(t0) }
 // firstReport runs a tracker until its first report.
 func firstReport(t *testing.T, tr *ScriptTracker) bool {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan bool, 1)
-	done := make(chan error, 1)
-	go func() { done <- tr.Run(ctx, func(ok bool) { got <- ok }) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	defer runtest.Start(t, func(ctx context.Context) error {
+		return tr.Run(ctx, func(ok bool) { got <- ok })
+	})()
 	select {
 	case ok := <-got:
 		return ok
@@ -164,15 +141,13 @@ func TestScriptTrackerAppliesFallAndRise(t *testing.T) {
 		mu      sync.Mutex
 		reports []bool
 	)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- tr.Run(ctx, func(ok bool) {
+	stop := runtest.Start(t, func(ctx context.Context) error {
+		return tr.Run(ctx, func(ok bool) {
 			mu.Lock()
 			reports = append(reports, ok)
 			mu.Unlock()
 		})
-	}()
+	})
 	// The tracker arms its wait for the next check after each check and its
 	// report.
 	armed := func() bool { return clk.Pending() == 1 }
@@ -182,10 +157,7 @@ func TestScriptTrackerAppliesFallAndRise(t *testing.T) {
 		clk.Advance(2 * time.Second)
 		poll.Until(t, 5*time.Second, "the wait for the next check", armed)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	stop()
 	// pass; fail once (fall 2: no change); pass; fail twice: down; pass
 	// twice, fail (rise 3: no change); pass three times: up.
 	if diff := cmp.Diff([]bool{true, false, true}, reports); diff != "" {
