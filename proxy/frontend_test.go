@@ -292,16 +292,23 @@ func TestMaxConnectionsRefusesTheExtraClient(t *testing.T) {
 }
 
 func TestStopDrainsLiveConnections(t *testing.T) {
-	t.Run("a connection that ends within drain_timeout ends on its own", func(t *testing.T) {
+	// stopWithALiveConnection runs a frontend with drainTimeout, carries a
+	// line over a connection through it and, the connection still open,
+	// stops the frontend.
+	stopWithALiveConnection := func(t *testing.T, drainTimeout time.Duration) (*running, *lineClient) {
 		be := startBackend(t, nil)
 		fe := testFrontend(be.Addr)
-		fe.DrainTimeout = 10 * time.Second
+		fe.DrainTimeout = drainTimeout
 		r := startFrontend(t, fe, Options{})
 		c := dialLine(t, r.addr)
 		if _, err := c.ask("before"); err != nil {
 			t.Fatal(err)
 		}
 		r.cancel()
+		return r, c
+	}
+	t.Run("a connection that ends within drain_timeout ends on its own", func(t *testing.T) {
+		r, c := stopWithALiveConnection(t, 10*time.Second)
 		waitFor(t, "the listener closes", func() bool {
 			nc, err := net.Dial("tcp", r.addr)
 			if err == nil {
@@ -326,15 +333,7 @@ func TestStopDrainsLiveConnections(t *testing.T) {
 		}
 	})
 	t.Run("a connection still open at drain_timeout is closed", func(t *testing.T) {
-		be := startBackend(t, nil)
-		fe := testFrontend(be.Addr)
-		fe.DrainTimeout = 100 * time.Millisecond
-		r := startFrontend(t, fe, Options{})
-		c := dialLine(t, r.addr)
-		if _, err := c.ask("before"); err != nil {
-			t.Fatal(err)
-		}
-		r.cancel()
+		_, c := stopWithALiveConnection(t, 100*time.Millisecond)
 		if !closedByPeer(c.c, 5*time.Second) {
 			t.Fatal("connection still open after drain_timeout")
 		}
@@ -347,15 +346,7 @@ func TestReloadRemovingABackendDrainsItsConnections(t *testing.T) {
 	fe.DrainTimeout = 300 * time.Millisecond
 	m, reg := newTestMetrics(t)
 	r := startFrontend(t, fe, Options{Metrics: m})
-	on := map[string]*lineClient{}
-	for len(on) < 2 {
-		c := dialLine(t, r.addr)
-		name, err := c.ask("hi")
-		if err != nil {
-			t.Fatal(err)
-		}
-		on[name] = c
-	}
+	on := oneToEach(t, r.addr, 2)
 
 	fe = r.f.state.Load().cfg
 	fe.Backends = []string{b.Addr}
@@ -397,15 +388,7 @@ func TestBackendGoingDownCutsItsConnections(t *testing.T) {
 			fe.CloseOnBackendDown = cut
 			h := newFakeHealth()
 			r := startFrontend(t, fe, Options{Health: h})
-			on := map[string]*lineClient{}
-			for len(on) < 2 {
-				c := dialLine(t, r.addr)
-				name, err := c.ask("hi")
-				if err != nil {
-					t.Fatal(err)
-				}
-				on[name] = c
-			}
+			on := oneToEach(t, r.addr, 2)
 			h.Set(a.Addr, false)
 			if cut {
 				if !closedByPeer(on[a.Addr].c, 5*time.Second) {

@@ -240,6 +240,22 @@ func (lc *lineClient) ask(msg string) (string, error) {
 	return name, nil
 }
 
+// oneToEach dials addr until it holds a connection to each of n backends,
+// and returns them by the name of their backend.
+func oneToEach(t *testing.T, addr string, n int) map[string]*lineClient {
+	t.Helper()
+	on := map[string]*lineClient{}
+	for len(on) < n {
+		c := dialLine(t, addr)
+		name, err := c.ask("hi")
+		if err != nil {
+			t.Fatal(err)
+		}
+		on[name] = c
+	}
+	return on
+}
+
 // closedByPeer reports whether the proxy closed c: a read ends in EOF or reset.
 func closedByPeer(c net.Conn, within time.Duration) bool {
 	c.SetReadDeadline(time.Now().Add(within))
