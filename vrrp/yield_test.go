@@ -280,11 +280,7 @@ func TestAFrontendWithoutHealthyBackendHandsTheVIPOverButNeverFaults(t *testing.
 }
 
 func TestSetYieldHandsOverAndClearingItTakesTheVIPBack(t *testing.T) {
-	h := newHarness(t)
-	a := h.add(instanceConfig("a", 200), addrLow, nil)
-	b := h.add(instanceConfig("b", 100), addrMid, nil)
-	h.start(a, b)
-	h.advance(5 * time.Second)
+	h, a, _ := electedPair(t)
 
 	setYield := func(on bool) {
 		t.Helper()
