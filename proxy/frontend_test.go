@@ -19,18 +19,14 @@ func TestProxyCarriesBytesBothWaysAndCountsThem(t *testing.T) {
 
 	for _, size := range []int{5, 100 << 10, 3 << 20} {
 		t.Run(fmt.Sprintf("%d bytes come back unchanged", size), func(t *testing.T) {
-			c, err := net.Dial("tcp", r.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dialTCP(t, r.addr, 0)
 			want := make([]byte, size)
 			for i := range want {
 				want[i] = byte(i * 7)
 			}
 			go func() {
 				c.Write(want)
-				c.(*net.TCPConn).CloseWrite()
+				c.CloseWrite()
 			}()
 			c.SetDeadline(time.Now().Add(10 * time.Second))
 			got, err := io.ReadAll(c)
@@ -173,14 +169,9 @@ func TestHalfCloseIsPassedThrough(t *testing.T) {
 			c.CloseWrite()
 		})
 		r := startFrontend(t, testFrontend(be.Addr), Options{})
-		c, err := net.Dial("tcp", r.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := dialTCP(t, r.addr, 5*time.Second)
 		io.WriteString(c, "hello")
-		c.(*net.TCPConn).CloseWrite()
+		c.CloseWrite()
 		got, err := io.ReadAll(c)
 		if err != nil {
 			t.Fatal(err)
@@ -198,18 +189,13 @@ func TestHalfCloseIsPassedThrough(t *testing.T) {
 			got <- string(req)
 		})
 		r := startFrontend(t, testFrontend(be.Addr), Options{})
-		c, err := net.Dial("tcp", r.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := dialTCP(t, r.addr, 5*time.Second)
 		banner, err := io.ReadAll(c) // ends at the backend's FIN
 		if err != nil || string(banner) != "banner" {
 			t.Fatalf("read %q, %v; want banner then EOF", banner, err)
 		}
 		io.WriteString(c, "after")
-		c.(*net.TCPConn).CloseWrite()
+		c.CloseWrite()
 		select {
 		case s := <-got:
 			if s != "after" {

@@ -215,12 +215,23 @@ type lineClient struct {
 
 func dialLine(t *testing.T, addr string) *lineClient {
 	t.Helper()
+	c := dialTCP(t, addr, 0)
+	return &lineClient{c: c, r: bufio.NewReader(c)}
+}
+
+// dialTCP connects to addr, with a deadline d from now unless d is 0, and
+// closes the connection at cleanup.
+func dialTCP(t *testing.T, addr string, d time.Duration) *net.TCPConn {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &lineClient{c: c, r: bufio.NewReader(c)}
+	if d != 0 {
+		c.SetDeadline(time.Now().Add(d))
+	}
+	return c.(*net.TCPConn)
 }
 
 // ask sends a line and returns the name of the backend that answered.
