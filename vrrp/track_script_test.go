@@ -14,6 +14,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/clock"
+	"github.com/vrrplb/vrrplb/internal/clock/clocktest"
+	"github.com/vrrplb/vrrplb/internal/poll"
 	"github.com/vrrplb/vrrplb/internal/runtest"
 	"github.com/vrrplb/vrrplb/internal/syncbuf"
 )
@@ -23,8 +26,8 @@ func testLogger() (*slog.Logger, *syncbuf.Buffer) {
 	return slog.New(slog.NewTextHandler(&b, nil)), &b
 }
 
-// never is an After that never fires: the tracker runs its first check only.
-func never(time.Duration) <-chan time.Time { return nil }
+// never is a clock that never moves: the tracker runs its first check only.
+func never() clock.Clock { return clocktest.New(t0) }
 
 // firstReport runs a tracker until its first report.
 func firstReport(t *testing.T, tr *ScriptTracker) bool {
@@ -60,7 +63,7 @@ func TestScriptTrackerReportsTheFirstResult(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			log, buf := testLogger()
 			tr, err := NewScriptTracker(config.TrackScript{Command: tt.command, Interval: time.Second, Timeout: tt.timeout, Fall: 1, Rise: 1},
-				ScriptOptions{Logger: log, After: never})
+				ScriptOptions{Logger: log, Clock: never()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,7 +97,7 @@ func TestScriptTrackerTimeoutKillsTheWholeProcessGroup(t *testing.T) {
 	// The script forks a sleeping child, records its pid and waits.
 	script := []string{"/bin/sh", "-c", `sleep 60 & echo $! > "$0"; wait`, pidFile}
 	tr, err := NewScriptTracker(config.TrackScript{Command: script, Interval: time.Second, Timeout: 300 * time.Millisecond},
-		ScriptOptions{After: never})
+		ScriptOptions{Clock: never()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,18 +129,11 @@ func TestScriptTrackerAppliesFallAndRise(t *testing.T) {
 		}
 	}
 	set(0)
-	waits := make(chan chan time.Time)
-	var intervals []time.Duration
-	after := func(d time.Duration) <-chan time.Time {
-		intervals = append(intervals, d) // only the Run goroutine calls After
-		c := make(chan time.Time, 1)
-		waits <- c
-		return c
-	}
+	clk := clocktest.New(t0)
 	tr, err := NewScriptTracker(config.TrackScript{
 		Command:  []string{"/bin/sh", "-c", `exit $(cat "$0")`, result},
 		Interval: 2 * time.Second, Timeout: 5 * time.Second, Fall: 2, Rise: 3,
-	}, ScriptOptions{After: after})
+	}, ScriptOptions{Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,12 +148,14 @@ func TestScriptTrackerAppliesFallAndRise(t *testing.T) {
 			mu.Unlock()
 		})
 	})
-	// The tracker asks for its next tick after each check and its report.
-	next := <-waits
+	// The tracker arms its wait for the next check after each check and its
+	// report.
+	armed := func() bool { return clk.Pending() == 1 }
+	poll.Until(t, 5*time.Second, "the wait for the second check", armed)
 	for _, code := range []int{1, 0, 1, 1, 0, 0, 1, 0, 0, 0} {
 		set(code)
-		next <- time.Now()
-		next = <-waits
+		clk.Advance(2 * time.Second)
+		poll.Until(t, 5*time.Second, "the wait for the next check", armed)
 	}
 	stop()
 	// pass; fail once (fall 2: no change); pass; fail twice: down; pass
@@ -165,7 +163,7 @@ func TestScriptTrackerAppliesFallAndRise(t *testing.T) {
 	if diff := cmp.Diff([]bool{true, false, true}, reports); diff != "" {
 		t.Errorf("reports (-want +got):\n%s", diff)
 	}
-	for _, d := range intervals {
+	for _, d := range clk.Durations() {
 		if d != 2*time.Second {
 			t.Fatalf("waited %s between checks, want the 2s interval", d)
 		}
