@@ -4,15 +4,11 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -161,15 +157,9 @@ func TestHandoverResetsClientConnectionsOnTheVIP(t *testing.T) {
 
 func handoverResets(t *testing.T, how string) {
 	requireRoot(t)
-	lab := NewLab(t, 4)
-	h1, h2, h3, h4 := lab.Host(1), lab.Host(2), lab.Host(3), lab.Host(4)
+	lab, api, lbConfig := yieldingLab(t, "10s")
+	h1, h2, h4 := lab.Host(1), lab.Host(2), lab.Host(4)
 	vip := VIP4.Addr()
-	api := fakeAPIServer(t, h3, 6443, "A", "")
-
-	const advert = 100 * time.Millisecond
-	lbConfig := func(prio int, socket string) string {
-		return yieldingLBConfig(t, prio, advert, socket, api, "10s")
-	}
 	// The old master is h1, the new one h2. For preemption h1 starts alone
 	// with the lower priority and h2 comes up with a higher one.
 	sock1, sock2 := adminSocket(t), adminSocket(t)
@@ -292,58 +282,4 @@ func handoverResets(t *testing.T, how string) {
 		}
 	}
 	_ = p2
-}
-
-// gets is a client that GETs /version on a new connection each time until
-// stopped, retrying a GET once when its connection was reset, as client-go
-// does for a GET.
-type gets struct {
-	*newConnections
-	retried atomic.Int64
-}
-
-func startGets(t *testing.T, from *Host, to netip.AddrPort) *gets {
-	g := &gets{newConnections: &newConnections{stop: make(chan struct{}), done: make(chan struct{})}}
-	client := &http.Client{
-		Timeout: 3 * time.Second,
-		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				return from.DialContext(ctx, network, addr)
-			},
-			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true, ServerName: "kubernetes"},
-			DisableKeepAlives: true,
-		},
-	}
-	get := func() (string, error) {
-		resp, err := client.Get("https://" + to.String() + "/version")
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		var v struct{ Server string }
-		err = json.NewDecoder(resp.Body).Decode(&v)
-		return v.Server, err
-	}
-	go func() {
-		c := g.newConnections
-		defer close(c.done)
-		for {
-			select {
-			case <-c.stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			r := versionRequest{start: time.Now()}
-			r.server, r.err = get()
-			if errors.Is(r.err, syscall.ECONNRESET) {
-				g.retried.Add(1)
-				r.server, r.err = get()
-			}
-			c.mu.Lock()
-			c.reqs = append(c.reqs, r)
-			c.mu.Unlock()
-		}
-	}()
-	t.Cleanup(g.close)
-	return g
 }
