@@ -49,10 +49,18 @@ func instanceStatus(t *testing.T, h *Host) InstanceStatus {
 // to api, checked over https every 200ms, rise 1) has no healthy backend,
 // and its admin socket at socket.
 func yieldingLBConfig(t *testing.T, prio int, advert time.Duration, socket string, api netip.AddrPort, drainTimeout string) string {
-	return withAdminSocket(t, Config(VRRPConf{
-		Priority: prio, Interval: advert, VIPs: []netip.Prefix{VIP4},
-		Extra: "\n  [[instance.track_frontend]]\n  name = \"apiserver\"\n  weight = 0\n",
-	}), socket) + fmt.Sprintf(`
+	return frontendLBConfig(t, VRRPConf{Priority: prio, Interval: advert}, socket, api, drainTimeout)
+}
+
+// frontendLBConfig is the config of an LB host with instance c (on VIP4
+// unless c says otherwise), tracking the frontend "apiserver" with weight
+// 0, which proxies to api.
+func frontendLBConfig(t *testing.T, c VRRPConf, socket string, api netip.AddrPort, drainTimeout string) string {
+	if len(c.VIPs) == 0 {
+		c.VIPs = []netip.Prefix{VIP4}
+	}
+	c.Extra += "\n  [[instance.track_frontend]]\n  name = \"apiserver\"\n  weight = 0\n"
+	return withAdminSocket(t, Config(c), socket) + fmt.Sprintf(`
 [[frontend]]
 name = "apiserver"
 listen = ":8443"
