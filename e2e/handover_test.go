@@ -165,8 +165,7 @@ func watchLab(t *testing.T) (lab *Lab, h1, h2, h4 *Host, vip netip.Addr, api net
 	requireRoot(t)
 	lab = NewLab(t, 4)
 	h1, h2, h3, h4 := lab.Host(1), lab.Host(2), lab.Host(3), lab.Host(4)
-	api = netip.AddrPortFrom(h3.Addr4.Addr(), 6443)
-	h3.Start("apiserver", Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver"), "-listen", api.String(), "-name", "A")
+	api = fakeAPIServer(t, h3, 6443, "A", "")
 	return lab, h1, h2, h4, VIP4.Addr(), api
 }
 

@@ -54,11 +54,14 @@ func crashTakeover(t *testing.T, unicast bool) {
 
 	const advert = 100 * time.Millisecond
 	lbConfig := func(prio int, peer *Host) string {
-		c := VRRPConf{Priority: prio, Interval: advert, Extra: fmt.Sprintf("takeover_key_file = %q\n", key)}
+		c := VRRPConf{Priority: prio, Interval: advert, VIPs: []netip.Prefix{VIP4}, Extra: fmt.Sprintf("takeover_key_file = %q\n", key)}
 		if unicast {
 			c.UnicastPeers = []netip.Addr{peer.Addr4.Addr()}
 		}
-		return frontendLBConfig(t, c, "", api, "10s")
+		return lbConf{
+			VRRPConf: c, Backends: []netip.AddrPort{api}, Frontend: "drain_timeout = \"10s\"\n",
+			Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 1,
+		}.config(t)
 	}
 	p1 := h1.StartVRRPLB(lbConfig(100, h2))
 	lab.WaitMaster(t, h1, vip, 10*time.Second)
