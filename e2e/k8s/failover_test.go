@@ -11,6 +11,9 @@ import (
 	"github.com/vrrplb/vrrplb/e2e"
 )
 
+// failoverWatches is how many client-go watches TestWatchesAcrossLBFailover holds.
+const failoverWatches = 6
+
 // Watches through the VIP across each way the VIP moves between the LB
 // hosts (issue 21): a graceful stop of the master, its return
 // (preemption), `vrrplb maintenance on` and `off` (a preemption again),
@@ -33,7 +36,7 @@ import (
 // tuple stream; goal ≤ 1.5 s).
 func TestWatchesAcrossLBFailover(t *testing.T) {
 	c := NewCluster(t, Options{})
-	const nWatches = 6
+	const nWatches = failoverWatches
 	watches := c.Client("watches", "watches", "--count", fmt.Sprint(nWatches), "--events")
 	inf := c.Client("informer", "informer")
 	inf.Wait(t, 60*time.Second, "synced", func(e Event) bool { return e.Event == "synced" })
