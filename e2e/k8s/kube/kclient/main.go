@@ -17,9 +17,16 @@
 //	                  opened): "watching" (id)
 //	                  each time one is open, "ended" (id, err), and with
 //	                  --events "got" (id, name) for each event received
+//	kclient repeat    -- COMMAND ARGS...: --count copies of a command (kubectl
+//	                  get -w), each started again at once when it exits (after
+//	                  200 ms when it ran under 1 s): "watching" (id) at each
+//	                  start, "got" (id, name: the line) for each line it
+//	                  prints, "ended" (id, err) when it exits
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,7 +34,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -59,7 +68,7 @@ func emit(event string, kv ...any) {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: kclient informer|load|watches [flags]")
+		fmt.Fprintln(os.Stderr, "usage: kclient informer|load|watches|repeat [flags]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
@@ -71,7 +80,7 @@ func main() {
 	duration := fs.Duration("duration", 0, "load: stop after this long; 0: at SIGTERM")
 	timeout := fs.Duration("timeout", 10*time.Second, "load: a request's timeout")
 	fresh := fs.Bool("fresh", false, "load: a new connection for every request")
-	count := fs.Int("count", 30, "watches: how many")
+	count := fs.Int("count", 30, "watches, repeat: how many")
 	events := fs.Bool("events", false, "watches: report each event received")
 	reads := fs.Bool("reads", false, "load: only list, no creates")
 	_ = fs.Parse(os.Args[2:])
@@ -97,6 +106,8 @@ func main() {
 		err = load(ctx, cfg, *namespace, *prefix, *rate, *workers, *timeout, *fresh, *reads)
 	case "watches":
 		err = watches(ctx, cfg, *namespace, *count, *events)
+	case "repeat":
+		err = repeat(ctx, *count, fs.Args())
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -275,6 +286,55 @@ func watches(ctx context.Context, cfg *rest.Config, namespace string, count int,
 		})
 	}
 	wg.Wait()
+	return nil
+}
+
+func repeat(ctx context.Context, count int, argv []string) error {
+	if len(argv) == 0 {
+		return errors.New("repeat: no command after --")
+	}
+	var wg sync.WaitGroup
+	for id := range count {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				started := time.Now()
+				err := runLines(ctx, argv, func(line string) { emit("got", "id", id, "name", line) }, func() { emit("watching", "id", id) })
+				msg := ""
+				if err != nil {
+					msg = err.Error()
+				}
+				emit("ended", "id", id, "err", msg)
+				if time.Since(started) < time.Second {
+					sleep(ctx, 200*time.Millisecond)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+// runLines runs argv until it exits or ctx ends, calling started once it
+// runs and line for each line of its output.
+func runLines(ctx context.Context, argv []string, line func(string), started func()) error {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	started()
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line(sc.Text())
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	}
 	return nil
 }
 
