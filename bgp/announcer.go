@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/vrrplb/vrrplb/internal/clock"
 )
 
 // Speaker is the BGP speaker as the announcer uses it. NewGoBGP is the real
@@ -65,8 +67,8 @@ type Options struct {
 	Addresses Addresses
 	// Tracker returns the verdicts of the frontend called name.
 	Tracker func(name string) (Tracker, error)
-	// After is time.After; tests replace it to end the graceful wait.
-	After func(d time.Duration) <-chan time.Time
+	// Clock times the graceful_shutdown wait; nil is clock.System.
+	Clock clock.Clock
 }
 
 // AnnouncementStatus is one [[announce]] as status shows it.
@@ -130,9 +132,7 @@ func New(cfg Config, opts Options) (*Announcer, error) {
 	if opts.Addresses == nil {
 		opts.Addresses = loopback{}
 	}
-	if opts.After == nil {
-		opts.After = time.After
-	}
+	opts.Clock = clock.Or(opts.Clock)
 	if opts.Tracker == nil {
 		opts.Tracker = func(name string) (Tracker, error) { return nil, fmt.Errorf("no frontend %q", name) }
 	}
@@ -433,10 +433,7 @@ func (a *Announcer) Shutdown(ctx context.Context) error {
 	}
 	if wait > 0 {
 		a.log.Info("bgp graceful shutdown: announced with GRACEFUL_SHUTDOWN; withdrawing after", "wait", wait.String())
-		select {
-		case <-a.opts.After(wait):
-		case <-ctx.Done():
-		}
+		clock.Sleep(ctx, a.opts.Clock, wait)
 	}
 	return a.do(context.Background(), func() error {
 		a.phase = PhaseStopped

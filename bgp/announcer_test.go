@@ -127,7 +127,8 @@ func TestAnnouncerShutdownIsGraceful(t *testing.T) {
 		t.Fatal("Shutdown returned before graceful_shutdown ran out")
 	default:
 	}
-	h.graceful <- time.Now()
+	poll.Until(t, 5*time.Second, "the graceful_shutdown wait", func() bool { return h.clock.Pending() == 1 })
+	h.clock.Advance(testConfig().GracefulShutdown)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vrrplb/vrrplb/internal/clock/clocktest"
 )
 
 // fakeSpeaker records what the announcer asks of it.
@@ -157,7 +159,7 @@ type harness struct {
 	speakers []*fakeSpeaker
 	addrs    *fakeAddresses
 	trackers map[string]*fakeTracker
-	graceful chan time.Time
+	clock    *clocktest.Clock
 	cancel   context.CancelFunc
 	runErr   chan error
 	mu       sync.Mutex
@@ -166,7 +168,7 @@ type harness struct {
 func newHarness(t *testing.T, cfg Config, frontends ...string) *harness {
 	t.Helper()
 	h := &harness{t: t, addrs: &fakeAddresses{on: map[netip.Prefix]bool{}}, trackers: map[string]*fakeTracker{},
-		graceful: make(chan time.Time, 1), runErr: make(chan error, 1)}
+		clock: clocktest.New(time.Now()), runErr: make(chan error, 1)}
 	for _, name := range frontends {
 		h.trackers[name] = &fakeTracker{ch: make(chan verdict)}
 	}
@@ -186,7 +188,7 @@ func newHarness(t *testing.T, cfg Config, frontends ...string) *harness {
 			}
 			return tr, nil
 		},
-		After: func(time.Duration) <-chan time.Time { return h.graceful },
+		Clock: h.clock,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -175,10 +175,8 @@ func TestChaosSpoofedAndFloodedAdvertsChangeNothingAndLeakNothing(t *testing.T) 
 	l := NewLab(t, 3)
 	vip := VIP4.Addr()
 	h1, h2, attacker := l.Host(1), l.Host(2), l.Host(3)
-	p1 := h1.StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}}.TOML())
-	l.WaitMaster(t, h1, vip, 5*time.Second)
-	p2 := h2.StartVRRPLB(VRRPConf{Priority: 150, VIPs: []netip.Prefix{VIP4}}.TOML())
-	Eventually(t, 5*time.Second, func() (bool, string) { return h2.State() == "backup", "h2 not backup" })
+	p1 := l.StartMaster(t, h1, VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}})
+	p2 := l.StartBackup(t, h2, VRRPConf{Priority: 150, VIPs: []netip.Prefix{VIP4}})
 
 	// What h2 holds as a settled backup, before any of it.
 	base, err := usageOf(h2, p2)
@@ -281,8 +279,7 @@ func TestChaosSpoofedAndFloodedAdvertsChangeNothingAndLeakNothing(t *testing.T) 
 	// holds no more than it did then.
 	h1.SetLink(true)
 	h1.crashed = false
-	h1.StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}}.TOML())
-	l.WaitMaster(t, h1, vip, 5*time.Second)
+	l.StartMaster(t, h1, VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}})
 	Eventually(t, 3*time.Second, func() (bool, string) { return h2.State() == "backup", "h2 did not yield to h1" })
 	var now usage
 	Eventually(t, 10*time.Second, func() (bool, string) {
@@ -402,8 +399,7 @@ func TestChaosMasterLinkFlapsSettleAndPreemptBack(t *testing.T) {
 	l := NewLab(t, 3)
 	vip := VIP4.Addr()
 	h1, h2, h3 := l.Host(1), l.Host(2), l.Host(3)
-	h1.StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}}.TOML())
-	l.WaitMaster(t, h1, vip, 5*time.Second)
+	l.StartMaster(t, h1, VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}})
 	h2.StartVRRPLB(VRRPConf{Priority: 150, VIPs: []netip.Prefix{VIP4}}.TOML())
 	h3.StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}}.TOML())
 	Eventually(t, 5*time.Second, func() (bool, string) {

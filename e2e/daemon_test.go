@@ -26,14 +26,9 @@ func TestDaemonVIPFollowsBackendHealthAndReloads(t *testing.T) {
 	lab := NewLab(t, 4)
 	h1, h2, h3, h4 := lab.Host(1), lab.Host(2), lab.Host(3), lab.Host(4)
 	vip := VIP4.Addr()
-	apiA := netip.AddrPortFrom(h3.Addr4.Addr(), 6443)
-	apiB := netip.AddrPortFrom(h3.Addr4.Addr(), 6444)
-
-	fake := Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver")
 	readyA := lab.WriteFile("ready-a", "")
-	readyB := lab.WriteFile("ready-b", "")
-	h3.Start("apiserver-a", fake, "-listen", apiA.String(), "-name", "A", "-ready-file", readyA)
-	h3.Start("apiserver-b", fake, "-listen", apiB.String(), "-name", "B", "-ready-file", readyB)
+	apiA := fakeAPIServer(t, h3, 6443, "A", readyA)
+	apiB := fakeAPIServer(t, h3, 6444, "B", lab.WriteFile("ready-b", ""))
 
 	const (
 		interval = 200 * time.Millisecond // health check interval
@@ -42,25 +37,12 @@ func TestDaemonVIPFollowsBackendHealthAndReloads(t *testing.T) {
 		slack    = 500 * time.Millisecond // scheduling on a loaded 2-core machine
 	)
 	lbConfig := func(prio int, backend netip.AddrPort, extra string) string {
-		return Config(VRRPConf{
-			Priority: prio, Interval: advert, VIPs: []netip.Prefix{VIP4},
-			Extra: "\n  [[instance.track_frontend]]\n  name = \"apiserver\"\n  weight = 0\n",
-		}) + fmt.Sprintf(`
-[[frontend]]
-name = "apiserver"
-listen = ":8443"
-backends = [%q]
-connect_timeout = "1s"
-drain_timeout = "2s"
-%s
-  [frontend.health]
-  type = "https"
-  path = "/readyz"
-  interval = %q
-  timeout = "150ms"
-  rise = 1
-  fall = %d
-`, backend.String(), extra, interval.String(), fall)
+		return lbConf{
+			VRRPConf: VRRPConf{Priority: prio, Interval: advert, VIPs: []netip.Prefix{VIP4}},
+			Backends: []netip.AddrPort{backend},
+			Frontend: "connect_timeout = \"1s\"\ndrain_timeout = \"2s\"\n" + extra + "\n",
+			Interval: interval, Timeout: 150 * time.Millisecond, Rise: 1, Fall: fall,
+		}.config(t)
 	}
 	// skew of h2 (priority 90), RFC 5798 §6.1
 	skew := time.Duration(256-90) * advert / 256

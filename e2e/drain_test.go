@@ -123,11 +123,8 @@ func TestBackendDrainStopsNewConnectionsAndKeepsLiveOnes(t *testing.T) {
 	requireRoot(t)
 	lab := NewLab(t, 3)
 	h1, h2, h3 := lab.Host(1), lab.Host(2), lab.Host(3)
-	apiA := netip.AddrPortFrom(h2.Addr4.Addr(), 6443)
-	apiB := netip.AddrPortFrom(h2.Addr4.Addr(), 6444)
-	fake := Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver")
-	h2.Start("apiserver-a", fake, "-listen", apiA.String(), "-name", "A")
-	h2.Start("apiserver-b", fake, "-listen", apiB.String(), "-name", "B")
+	apiA := fakeAPIServer(t, h2, 6443, "A", "")
+	apiB := fakeAPIServer(t, h2, 6444, "B", "")
 
 	sock := adminSocket(t)
 	config := withAdminSocket(t, Config(), sock) + fmt.Sprintf(`

@@ -20,25 +20,14 @@ func TestEngineRunsAtRealtimePriorityAndRestartsWithoutTouchingTheProxy(t *testi
 	lab := NewLab(t, 3)
 	h1, h2, h3 := lab.Host(1), lab.Host(2), lab.Host(3)
 	vip := VIP4.Addr()
-	api := netip.AddrPortFrom(h3.Addr4.Addr(), 6443)
-	fake := Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver")
-	h3.Start("apiserver", fake, "-listen", api.String(), "-name", "A", "-ready-file", lab.WriteFile("ready", ""))
+	api := fakeAPIServer(t, h3, 6443, "A", lab.WriteFile("ready", ""))
 
 	cfg := func(prio int) string {
-		return Config(VRRPConf{
-			Priority: prio, VIPs: []netip.Prefix{VIP4},
-			Extra: "\n  [[instance.track_frontend]]\n  name = \"apiserver\"\n  weight = 0\n",
-		}) + fmt.Sprintf(`
-[[frontend]]
-name = "apiserver"
-listen = ":8443"
-backends = [%q]
-
-  [frontend.health]
-  type = "https"
-  path = "/readyz"
-  interval = "200ms"
-`, api.String())
+		return lbConf{
+			VRRPConf: VRRPConf{Priority: prio, VIPs: []netip.Prefix{VIP4}},
+			Backends: []netip.AddrPort{api},
+			Interval: 200 * time.Millisecond,
+		}.config(t)
 	}
 	p1 := h1.StartVRRPLB(cfg(200))
 	lab.WaitMaster(t, h1, vip, 10*time.Second)

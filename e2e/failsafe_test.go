@@ -33,17 +33,11 @@ func failSafeAllUnready(t *testing.T, preempt bool) {
 	lab := NewLab(t, 4)
 	h1, h2, h3, h4 := lab.Host(1), lab.Host(2), lab.Host(3), lab.Host(4)
 	vip := VIP4.Addr()
-	fake := Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver")
-	var backends []string
+	var backends []netip.AddrPort
 	ready := map[string]string{} // name → its ready file, absent for now
 	for i, name := range []string{"A", "B", "C"} {
-		addr := netip.AddrPortFrom(h3.Addr4.Addr(), uint16(6443+i))
-		backends = append(backends, fmt.Sprintf("%q", addr.String()))
-		ready[name] = lab.WriteFile("ready-"+name, "")
-		if err := os.Remove(ready[name]); err != nil {
-			t.Fatal(err)
-		}
-		h3.Start("apiserver-"+name, fake, "-listen", addr.String(), "-name", name, "-ready-file", ready[name])
+		ready[name] = lab.Path("ready-" + name)
+		backends = append(backends, fakeAPIServer(t, h3, uint16(6443+i), name, ready[name]))
 	}
 
 	const (
@@ -52,24 +46,12 @@ func failSafeAllUnready(t *testing.T, preempt bool) {
 		slack    = time.Second // scheduling on a loaded 2-core machine
 	)
 	lbConfig := func(prio int) string {
-		return Config(VRRPConf{
-			Priority: prio, Interval: advert, NoPreempt: !preempt, VIPs: []netip.Prefix{VIP4},
-			Extra: "\n  [[instance.track_frontend]]\n  name = \"apiserver\"\n  weight = 0\n",
-		}) + fmt.Sprintf(`
-[[frontend]]
-name = "apiserver"
-listen = ":8443"
-backends = [%s]
-connect_timeout = "1s"
-
-  [frontend.health]
-  type = "https"
-  path = "/readyz"
-  interval = %q
-  timeout = "150ms"
-  rise = 1
-  fall = 2
-`, strings.Join(backends, ", "), interval.String())
+		return lbConf{
+			VRRPConf: VRRPConf{Priority: prio, Interval: advert, NoPreempt: !preempt, VIPs: []netip.Prefix{VIP4}},
+			Backends: backends,
+			Frontend: "connect_timeout = \"1s\"\n",
+			Interval: interval, Timeout: 150 * time.Millisecond, Rise: 1, Fall: 2,
+		}.config(t)
 	}
 
 	// Both LB hosts start with every /readyz failing: one of them holds
@@ -352,36 +334,19 @@ func TestFailSafeSharedRecoveryMovesTheVIPOnce(t *testing.T) {
 	lab := NewLab(t, 3)
 	h1, h2, h3 := lab.Host(1), lab.Host(2), lab.Host(3)
 	vip := VIP4.Addr()
-	fake := Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver")
-	readyFile := lab.WriteFile("ready", "")
-	if err := os.Remove(readyFile); err != nil {
-		t.Fatal(err)
-	}
-	api := netip.AddrPortFrom(h3.Addr4.Addr(), 6443)
-	h3.Start("apiserver", fake, "-listen", api.String(), "-name", "A", "-ready-file", readyFile)
+	readyFile := lab.Path("ready") // absent for now
+	api := fakeAPIServer(t, h3, 6443, "A", readyFile)
 
 	const (
 		interval = 200 * time.Millisecond
 		advert   = 100 * time.Millisecond
 	)
 	lbConfig := func(prio int) string {
-		return Config(VRRPConf{
-			Priority: prio, Interval: advert, VIPs: []netip.Prefix{VIP4},
-			Extra: "\n  [[instance.track_frontend]]\n  name = \"apiserver\"\n  weight = 0\n",
-		}) + fmt.Sprintf(`
-[[frontend]]
-name = "apiserver"
-listen = ":8443"
-backends = [%q]
-
-  [frontend.health]
-  type = "https"
-  path = "/readyz"
-  interval = %q
-  timeout = "150ms"
-  rise = 1
-  fall = 1
-`, api.String(), interval.String())
+		return lbConf{
+			VRRPConf: VRRPConf{Priority: prio, Interval: advert, VIPs: []netip.Prefix{VIP4}},
+			Backends: []netip.AddrPort{api},
+			Interval: interval, Timeout: 150 * time.Millisecond, Rise: 1, Fall: 1,
+		}.config(t)
 	}
 	h1.StartVRRPLB(lbConfig(100))
 	lab.WaitMaster(t, h1, vip, 5*time.Second)

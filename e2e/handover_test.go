@@ -164,8 +164,7 @@ func handoverResets(t *testing.T, how string) {
 	lab := NewLab(t, 4)
 	h1, h2, h3, h4 := lab.Host(1), lab.Host(2), lab.Host(3), lab.Host(4)
 	vip := VIP4.Addr()
-	api := netip.AddrPortFrom(h3.Addr4.Addr(), 6443)
-	h3.Start("apiserver", Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver"), "-listen", api.String(), "-name", "A")
+	api := fakeAPIServer(t, h3, 6443, "A", "")
 
 	const advert = 100 * time.Millisecond
 	lbConfig := func(prio int, socket string) string {

@@ -42,10 +42,8 @@ func TestHostileForgedUnicastAdvertsCannotTakeTheVIP(t *testing.T) {
 	l := NewLab(t, 3)
 	vip := VIP4.Addr()
 	h1, h2, attacker := l.Host(1), l.Host(2), l.Host(3)
-	h1.StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}, UnicastPeers: []netip.Addr{h2.Addr4.Addr()}}.TOML())
-	l.WaitMaster(t, h1, vip, 5*time.Second)
-	h2.StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}, UnicastPeers: []netip.Addr{h1.Addr4.Addr()}}.TOML())
-	Eventually(t, 5*time.Second, func() (bool, string) { return h2.State() == "backup", "h2 not backup" })
+	l.StartMaster(t, h1, VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}, UnicastPeers: []netip.Addr{h2.Addr4.Addr()}})
+	l.StartBackup(t, h2, VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}, UnicastPeers: []netip.Addr{h1.Addr4.Addr()}})
 	before := transitions(t, h1)
 
 	s := newSpoof(t, attacker, 255)
@@ -71,8 +69,7 @@ func TestHostileOneForgedLongIntervalCannotHoldTheVIPHostage(t *testing.T) {
 	l := NewLab(t, 2)
 	vip := VIP4.Addr()
 	h1, attacker := l.Host(1), l.Host(2)
-	h1.StartVRRPLB(VRRPConf{Priority: 150, VIPs: []netip.Prefix{VIP4}}.TOML())
-	l.WaitMaster(t, h1, vip, 5*time.Second)
+	l.StartMaster(t, h1, VRRPConf{Priority: 150, VIPs: []netip.Prefix{VIP4}})
 
 	// One higher-priority advert announcing the longest interval there is.
 	s := newSpoof(t, attacker, 255)
@@ -89,8 +86,7 @@ func TestHostileAFloodOfLowerPriorityAdvertsIsNotAmplified(t *testing.T) {
 	l := NewLab(t, 2)
 	vip := VIP4.Addr()
 	h1, attacker := l.Host(1), l.Host(2)
-	h1.StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}}.TOML())
-	l.WaitMaster(t, h1, vip, 5*time.Second)
+	l.StartMaster(t, h1, VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}})
 	time.Sleep(time.Second) // the start-up burst of gratuitous ARPs is over
 
 	metric := func(name string) float64 {

@@ -206,8 +206,7 @@ func TestKeepalivedNopreemptBackupLeavesVRRPLBMaster(t *testing.T) {
 	l := NewLab(t, 2)
 	vip := VIP4.Addr()
 	v, k := l.Host(1), l.Host(2)
-	v.StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}}.TOML())
-	l.WaitMaster(t, v, vip, 5*time.Second)
+	l.StartMaster(t, v, VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}})
 	pk := k.StartKeepalived(KeepalivedConf{VRID: 51, Priority: 200, Version: 3, Interval: advert, NoPreempt: true, VIPs: []netip.Prefix{VIP4}})
 	Eventually(t, 5*time.Second, func() (bool, string) {
 		return strings.Contains(pk.Output(), "Entering BACKUP STATE"), "keepalived did not enter BACKUP"

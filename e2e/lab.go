@@ -337,10 +337,13 @@ func (h *Host) Start(name string, args ...string) *Proc {
 	return h.lab.start(h.NS, h.Name+"-"+name, args...)
 }
 
+// Path is the path of the file name in the lab's directory.
+func (l *Lab) Path(name string) string { return filepath.Join(l.LogDir, name) }
+
 // WriteFile writes a file into the lab's directory and returns its path.
 func (l *Lab) WriteFile(name, content string) string {
 	l.t.Helper()
-	path := filepath.Join(l.LogDir, name)
+	path := l.Path(name)
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		l.t.Fatal(err)
 	}

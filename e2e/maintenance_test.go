@@ -49,22 +49,13 @@ func instanceStatus(t *testing.T, h *Host) InstanceStatus {
 // to api, checked over https every 200ms, rise 1) has no healthy backend,
 // and its admin socket at socket.
 func yieldingLBConfig(t *testing.T, prio int, advert time.Duration, socket string, api netip.AddrPort, drainTimeout string) string {
-	return withAdminSocket(t, Config(VRRPConf{
-		Priority: prio, Interval: advert, VIPs: []netip.Prefix{VIP4},
-		Extra: "\n  [[instance.track_frontend]]\n  name = \"apiserver\"\n  weight = 0\n",
-	}), socket) + fmt.Sprintf(`
-[[frontend]]
-name = "apiserver"
-listen = ":8443"
-backends = [%q]
-drain_timeout = %q
-
-  [frontend.health]
-  type = "https"
-  interval = "200ms"
-  timeout = "150ms"
-  rise = 1
-`, api.String(), drainTimeout)
+	return lbConf{
+		VRRPConf: VRRPConf{Priority: prio, Interval: advert, VIPs: []netip.Prefix{VIP4}},
+		Backends: []netip.AddrPort{api},
+		Frontend: fmt.Sprintf("drain_timeout = %q\n", drainTimeout),
+		Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 1,
+		Socket: socket,
+	}.config(t)
 }
 
 // Maintenance: the master hands its VIP to the backup within the backup's
@@ -80,8 +71,7 @@ func TestMaintenanceHandsTheVIPOverAndKeepsLiveConnections(t *testing.T) {
 	lab := NewLab(t, 4)
 	h1, h2, h3, h4 := lab.Host(1), lab.Host(2), lab.Host(3), lab.Host(4)
 	vip := VIP4.Addr()
-	api := netip.AddrPortFrom(h3.Addr4.Addr(), 6443)
-	h3.Start("apiserver", Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver"), "-listen", api.String(), "-name", "A")
+	api := fakeAPIServer(t, h3, 6443, "A", "")
 
 	const advert = 100 * time.Millisecond
 	lbConfig := func(prio int, socket string) string {

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,47 +45,16 @@ func runUnprivileged(t *testing.T, caps string, realtime bool) {
 
 	// Binary and config where nobody can read them: the lab's own
 	// directories are root's alone.
-	dir, err := os.MkdirTemp("", "vrrplb-nonroot-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "vrrplb")
-	b, err := os.ReadFile(Binary(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	backend := netip.AddrPortFrom(api.Addr4.Addr(), 6443)
+	dir := openDir(t, "vrrplb-nonroot-")
+	bin := copyOfBinary(t, dir)
+	backend := fakeAPIServer(t, api, 6443, "apiserver-behind-nobody", "")
 	// :443 needs net_bind_service: without it the listen fails.
-	config := VRRPConf{VIPs: []netip.Prefix{VIP4}}.TOML() + fmt.Sprintf(`
-  [[instance.track_frontend]]
-  name = "apiserver"
-
-[[frontend]]
-name = "apiserver"
-listen = ":443"
-backends = [%q]
-
-  [frontend.health]
-  type = "https"
-  path = "/readyz"
-  interval = "200ms"
-  timeout = "150ms"
-  rise = 1
-`, backend.String())
-	cfg := filepath.Join(dir, "vrrplb.toml")
-	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	api.Start("apiserver", Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver"),
-		"-listen", backend.String(), "-name", "apiserver-behind-nobody")
+	cfg := writeIn(t, dir, "vrrplb.toml", lbConf{
+		VRRPConf: VRRPConf{VIPs: []netip.Prefix{VIP4}},
+		Backends: []netip.AddrPort{backend},
+		Listen:   ":443",
+		Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 1,
+	}.config(t), 0o644)
 	p := lb.Start("vrrplb", setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
 		"--inh-caps=-all,+"+strings.ReplaceAll(caps, ",", ",+"),
 		"--ambient-caps=-all,+"+strings.ReplaceAll(caps, ",", ",+"),

@@ -29,10 +29,8 @@ func reload(t *testing.T, h *Host, p *Proc, config string) {
 func TestVRRPReloadKeepsTheMasterWhilePriorityStillWins(t *testing.T) {
 	l := NewLab(t, 2)
 	vip := VIP4.Addr()
-	p1 := l.Host(1).StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}}.TOML())
-	l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
-	l.Host(2).StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}}.TOML())
-	Eventually(t, 5*time.Second, func() (bool, string) { return l.Host(2).State() == "backup", "h2 not backup" })
+	p1 := l.StartMaster(t, l.Host(1), VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}})
+	l.StartBackup(t, l.Host(2), VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}})
 
 	reload(t, l.Host(1), p1, VRRPConf{Priority: 150, VIPs: []netip.Prefix{VIP4}}.TOML())
 	l.StaysMaster(t, l.Host(1), vip, 10*advert)
@@ -89,8 +87,7 @@ func TestVRRPReloadOfTrackersAndNotifyKeepsTheMaster(t *testing.T) {
 	h1 := VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}, Extra: script(-10)}
 	p1 := l.Host(1).StartVRRPLB(h1.TOML())
 	l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
-	l.Host(2).StartVRRPLB(VRRPConf{Priority: 150, VIPs: []netip.Prefix{VIP4}}.TOML())
-	Eventually(t, 5*time.Second, func() (bool, string) { return l.Host(2).State() == "backup", "h2 not backup" })
+	l.StartBackup(t, l.Host(2), VRRPConf{Priority: 150, VIPs: []netip.Prefix{VIP4}})
 	transitions := func(h *Host) float64 {
 		var sum float64
 		for _, to := range []string{"init", "backup", "master", "fault"} {

@@ -63,39 +63,23 @@ func TestScriptsRunWithoutTheEnginesPriorityCapabilitiesSignalsOrEnvironment(t *
 		t.Run(tt.name, func(t *testing.T) {
 			l := NewLab(t, 1)
 			h := l.Host(1)
-			dir, err := os.MkdirTemp("", "vrrplb-scripts-")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.RemoveAll(dir) })
+			dir := openDir(t, "vrrplb-scripts-")
 			out := filepath.Join(dir, "out")
 			if err := os.Mkdir(out, 0o755); err != nil {
 				t.Fatal(err)
 			}
 			// The scripts write here: as root without CAP_DAC_OVERRIDE too.
-			for d, mode := range map[string]os.FileMode{dir: 0o755, out: 0o777} {
-				if err := os.Chmod(d, mode); err != nil {
-					t.Fatal(err)
-				}
+			if err := os.Chmod(out, 0o777); err != nil {
+				t.Fatal(err)
 			}
 			script := dumpScript(t, dir, out)
-			bin := filepath.Join(dir, "vrrplb")
-			b, err := os.ReadFile(Binary(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(bin, b, 0o755); err != nil {
-				t.Fatal(err)
-			}
+			bin := copyOfBinary(t, dir)
 			conf := VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}, Notify: []string{script}}.TOML() + fmt.Sprintf(`
   [[instance.track_script]]
   command = [%q, "track"]
   interval = "200ms"
 `, script)
-			cfg := filepath.Join(dir, "vrrplb.toml")
-			if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			cfg := writeIn(t, dir, "vrrplb.toml", conf, 0o644)
 			args := append([]string{"/usr/bin/env", secretVar + "=hunter2"}, tt.prefix...)
 			p := h.Start("vrrplb", append(args, bin, "run", "--config", cfg)...)
 			// notify gets (instance, state) appended: its dump is out/vip.
@@ -162,30 +146,13 @@ func TestScriptsUserTheDaemonCannotSwitchToIsRefusedAtCheckAndAtStart(t *testing
 		"--inh-caps=-all," + caps, "--ambient-caps=-all," + caps, "--bounding-set=-all," + caps}
 	l := NewLab(t, 1)
 	h := l.Host(1)
-	dir, err := os.MkdirTemp("", "vrrplb-scripts-user-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "vrrplb")
-	b, err := os.ReadFile(Binary(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := openDir(t, "vrrplb-scripts-user-")
+	bin := copyOfBinary(t, dir)
 	conf := "[scripts]\nuser = \"daemon\"\n\n" + VRRPConf{VIPs: []netip.Prefix{VIP4}}.TOML() + `
   [[instance.track_script]]
   command = ["/bin/true"]
 `
-	cfg := filepath.Join(dir, "vrrplb.toml")
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := writeIn(t, dir, "vrrplb.toml", conf, 0o644)
 	const want = "vrrplb lacks CAP_SETUID and CAP_SETGID"
 
 	out, err := h.Exec(append(asNobody, bin, "check", "--config", cfg)...)
@@ -231,28 +198,15 @@ func TestAsPID1VrrplbReapsTheOrphansOfItsScripts(t *testing.T) {
 	unshare := requireCommand(t, "unshare", "util-linux")
 	l := NewLab(t, 1)
 	h := l.Host(1)
-	dir, err := os.MkdirTemp("", "vrrplb-pid1-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	script := filepath.Join(dir, "fork.sh")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\nsleep 0.05 &\nexit 0\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := openDir(t, "vrrplb-pid1-")
+	script := writeIn(t, dir, "fork.sh", "#!/bin/sh\nsleep 0.05 &\nexit 0\n", 0o755)
 	const interval, runFor = 500 * time.Millisecond, 5 * time.Second
 	conf := VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}, Notify: []string{script}}.TOML() + fmt.Sprintf(`
   [[instance.track_script]]
   command = [%q]
   interval = %q
 `, script, interval.String())
-	cfg := filepath.Join(dir, "vrrplb.toml")
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := writeIn(t, dir, "vrrplb.toml", conf, 0o644)
 	p := h.Start("vrrplb", unshare, "--pid", "--fork", "--mount-proc", Binary(t), "run", "--config", cfg)
 	var daemon int
 	Eventually(t, 10*time.Second, func() (bool, string) {
@@ -277,4 +231,40 @@ func TestAsPID1VrrplbReapsTheOrphansOfItsScripts(t *testing.T) {
 	if got := h.State(); got != "master" {
 		t.Errorf("state %s, want master: the track script passes", got)
 	}
+}
+
+// openDir makes a directory that every user may read, outside the lab's
+// own (only root may enter those), and removes it at cleanup: for the
+// programs, configs and scripts of a process that does not run as root.
+func openDir(t *testing.T, pattern string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// writeIn writes a file into dir and returns its path.
+func writeIn(t *testing.T, dir, name, content string, mode os.FileMode) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// copyOfBinary copies vrrplb into dir and returns the copy's path.
+func copyOfBinary(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeIn(t, dir, "vrrplb", string(b), 0o755)
 }

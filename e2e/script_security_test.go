@@ -54,8 +54,7 @@ func TestScriptsAnotherUserCanChangeAreRefusedAsRoot(t *testing.T) {
 	})
 
 	t.Run("a reload that brings one in is refused and changes nothing", func(t *testing.T) {
-		p := h.StartVRRPLB(VRRPConf{VIPs: []netip.Prefix{VIP4}}.TOML())
-		l.WaitMaster(t, h, VIP4.Addr(), 5*time.Second)
+		p := l.StartMaster(t, h, VRRPConf{VIPs: []netip.Prefix{VIP4}})
 		h.WriteConfig(VRRPConf{VIPs: []netip.Prefix{VIP4}, Extra: trackScript(path)}.TOML())
 		p.Signal(syscall.SIGHUP)
 		Eventually(t, 5*time.Second, func() (bool, string) {

@@ -20,12 +20,9 @@ func TestVRRPElectsTheHighestPriorityOfThree(t *testing.T) {
 	vip := VIP4.Addr()
 	prio := []int{100, 150, 120}
 	// Started one by one, lowest first: each better one takes over (preempt).
-	l.Host(1).StartVRRPLB(VRRPConf{Priority: prio[0], VIPs: []netip.Prefix{VIP4}}.TOML())
-	l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
-	l.Host(3).StartVRRPLB(VRRPConf{Priority: prio[2], VIPs: []netip.Prefix{VIP4}}.TOML())
-	l.WaitMaster(t, l.Host(3), vip, 5*time.Second)
-	l.Host(2).StartVRRPLB(VRRPConf{Priority: prio[1], VIPs: []netip.Prefix{VIP4}}.TOML())
-	l.WaitMaster(t, l.Host(2), vip, 5*time.Second)
+	l.StartMaster(t, l.Host(1), VRRPConf{Priority: prio[0], VIPs: []netip.Prefix{VIP4}})
+	l.StartMaster(t, l.Host(3), VRRPConf{Priority: prio[2], VIPs: []netip.Prefix{VIP4}})
+	l.StartMaster(t, l.Host(2), VRRPConf{Priority: prio[1], VIPs: []netip.Prefix{VIP4}})
 	l.StaysMaster(t, l.Host(2), vip, 10*advert)
 	for _, i := range []int{1, 3} {
 		if s := l.Host(i).State(); s != "backup" {
@@ -63,8 +60,7 @@ func TestVRRPSimultaneousStartOfThreeGivesOneMaster(t *testing.T) {
 func TestVRRPFailsOverWhenTheMasterCrashes(t *testing.T) {
 	l := NewLab(t, 3)
 	vip := VIP4.Addr()
-	p1 := l.Host(1).StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}}.TOML())
-	l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
+	p1 := l.StartMaster(t, l.Host(1), VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}})
 	l.Host(2).StartVRRPLB(VRRPConf{Priority: 150, VIPs: []netip.Prefix{VIP4}}.TOML())
 	l.Host(3).StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}}.TOML())
 	Eventually(t, 5*time.Second, func() (bool, string) {
@@ -92,10 +88,8 @@ func TestVRRPFailsOverWhenTheMasterCrashes(t *testing.T) {
 func TestVRRPHandsOverOnSIGTERMWithinSkewTime(t *testing.T) {
 	l := NewLab(t, 2)
 	vip := VIP4.Addr()
-	p1 := l.Host(1).StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}}.TOML())
-	l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
-	l.Host(2).StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}}.TOML())
-	Eventually(t, 5*time.Second, func() (bool, string) { return l.Host(2).State() == "backup", "h2 not backup" })
+	p1 := l.StartMaster(t, l.Host(1), VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}})
+	l.StartBackup(t, l.Host(2), VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}})
 
 	start := time.Now()
 	p1.Signal(syscall.SIGTERM)
@@ -119,17 +113,13 @@ func TestVRRPPreemptTakesOverAndNoPreemptDoesNot(t *testing.T) {
 	vip := VIP4.Addr()
 	t.Run("a better backup with preempt takes over", func(t *testing.T) {
 		l := NewLab(t, 2)
-		l.Host(1).StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}}.TOML())
-		l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
-		l.Host(2).StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}}.TOML())
-		l.WaitMaster(t, l.Host(2), vip, 5*time.Second)
+		l.StartMaster(t, l.Host(1), VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}})
+		l.StartMaster(t, l.Host(2), VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP4}})
 	})
 	t.Run("a better backup without preempt stays backup", func(t *testing.T) {
 		l := NewLab(t, 2)
-		l.Host(1).StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}}.TOML())
-		l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
-		l.Host(2).StartVRRPLB(VRRPConf{Priority: 200, NoPreempt: true, VIPs: []netip.Prefix{VIP4}}.TOML())
-		Eventually(t, 5*time.Second, func() (bool, string) { return l.Host(2).State() == "backup", "h2 not backup" })
+		l.StartMaster(t, l.Host(1), VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP4}})
+		l.StartBackup(t, l.Host(2), VRRPConf{Priority: 200, NoPreempt: true, VIPs: []netip.Prefix{VIP4}})
 		// Well past a down interval: h1 stays master.
 		l.StaysMaster(t, l.Host(1), vip, 10*advert)
 	})
@@ -137,9 +127,7 @@ func TestVRRPPreemptTakesOverAndNoPreemptDoesNot(t *testing.T) {
 
 func TestVRRPv2DropsAndCountsAdvertsWithTheWrongPassword(t *testing.T) {
 	l := NewLab(t, 2)
-	vip := VIP4.Addr()
-	l.Host(1).StartVRRPLB(VRRPConf{Version: 2, Priority: 200, AuthPass: "secret1", VIPs: []netip.Prefix{VIP4}}.TOML())
-	l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
+	l.StartMaster(t, l.Host(1), VRRPConf{Version: 2, Priority: 200, AuthPass: "secret1", VIPs: []netip.Prefix{VIP4}})
 	l.Host(2).StartVRRPLB(VRRPConf{Version: 2, Priority: 100, AuthPass: "other", VIPs: []netip.Prefix{VIP4}}.TOML())
 	// h2 ignores h1's adverts: it becomes master too after its down interval.
 	Eventually(t, 8*time.Second, func() (bool, string) {
@@ -158,10 +146,8 @@ func TestVRRPUnicastPeersElectAndFailOver(t *testing.T) {
 	l := NewLab(t, 2)
 	vip := VIP4.Addr()
 	a1, a2 := l.Host(1).Addr4.Addr(), l.Host(2).Addr4.Addr()
-	p1 := l.Host(1).StartVRRPLB(VRRPConf{Priority: 200, UnicastPeers: []netip.Addr{a2}, VIPs: []netip.Prefix{VIP4}}.TOML())
-	l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
-	l.Host(2).StartVRRPLB(VRRPConf{Priority: 100, UnicastPeers: []netip.Addr{a1}, VIPs: []netip.Prefix{VIP4}}.TOML())
-	Eventually(t, 5*time.Second, func() (bool, string) { return l.Host(2).State() == "backup", "h2 not backup" })
+	p1 := l.StartMaster(t, l.Host(1), VRRPConf{Priority: 200, UnicastPeers: []netip.Addr{a2}, VIPs: []netip.Prefix{VIP4}})
+	l.StartBackup(t, l.Host(2), VRRPConf{Priority: 100, UnicastPeers: []netip.Addr{a1}, VIPs: []netip.Prefix{VIP4}})
 	l.StaysMaster(t, l.Host(1), vip, 10*advert)
 	l.Crash(l.Host(1), p1)
 	l.WaitMaster(t, l.Host(2), vip, 3*advert+skew(100, advert)+slack)
@@ -170,10 +156,8 @@ func TestVRRPUnicastPeersElectAndFailOver(t *testing.T) {
 func TestVRRPv3MovesAnIPv6VIP(t *testing.T) {
 	l := NewLab(t, 2)
 	vip := VIP6.Addr()
-	p1 := l.Host(1).StartVRRPLB(VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP6}}.TOML())
-	l.WaitMaster(t, l.Host(1), vip, 5*time.Second)
-	l.Host(2).StartVRRPLB(VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP6}}.TOML())
-	Eventually(t, 5*time.Second, func() (bool, string) { return l.Host(2).State() == "backup", "h2 not backup" })
+	p1 := l.StartMaster(t, l.Host(1), VRRPConf{Priority: 200, VIPs: []netip.Prefix{VIP6}})
+	l.StartBackup(t, l.Host(2), VRRPConf{Priority: 100, VIPs: []netip.Prefix{VIP6}})
 	l.StaysMaster(t, l.Host(1), vip, 10*advert)
 	l.Crash(l.Host(1), p1)
 	l.WaitMaster(t, l.Host(2), vip, 3*advert+skew(100, advert)+slack)

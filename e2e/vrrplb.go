@@ -259,6 +259,27 @@ func (l *Lab) WaitMaster(t TB, want *Host, vip netip.Addr, timeout time.Duration
 	return time.Since(start)
 }
 
+// StartMaster runs vrrplb with the one instance c on h and waits until h
+// alone holds c's first VIP and says master.
+func (l *Lab) StartMaster(t TB, h *Host, c VRRPConf) *Proc {
+	t.Helper()
+	p := h.StartVRRPLB(c.TOML())
+	l.WaitMaster(t, h, c.VIPs[0].Addr(), 5*time.Second)
+	return p
+}
+
+// StartBackup runs vrrplb with the one instance c on h and waits until h
+// says backup.
+func (l *Lab) StartBackup(t TB, h *Host, c VRRPConf) *Proc {
+	t.Helper()
+	p := h.StartVRRPLB(c.TOML())
+	Eventually(t, 5*time.Second, func() (bool, string) {
+		s := h.State()
+		return s == "backup", fmt.Sprintf("%s is %q, want backup", h.Name, s)
+	})
+	return p
+}
+
 // StaysMaster checks for d that want alone holds vip the whole time.
 func (l *Lab) StaysMaster(t TB, want *Host, vip netip.Addr, d time.Duration) {
 	t.Helper()

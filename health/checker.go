@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/clock"
 )
 
 // msgLocalError is the log line of a check that could not run for a reason
@@ -34,7 +35,7 @@ type Options struct {
 	Metrics *Metrics
 	// Clock schedules checks; nil is the real clock. A check's timeout and
 	// its measured duration always use real time: the I/O they bound is real.
-	Clock Clock
+	Clock clock.Clock
 	// DialContext opens the checks' TCP connections; nil is a net.Dialer.
 	DialContext func(ctx context.Context, network, address string) (net.Conn, error)
 	// Jitter returns the wait until the next check for the configured
@@ -50,7 +51,7 @@ type Checker struct {
 	frontend string
 	log      *slog.Logger
 	metrics  *Metrics
-	clock    Clock
+	clock    clock.Clock
 	dial     dialFunc
 	jitter   func(time.Duration) time.Duration
 
@@ -128,7 +129,7 @@ func New(frontend string, cfg config.Health, backends []string, opts Options) (*
 		frontend: frontend,
 		log:      opts.Logger,
 		metrics:  opts.Metrics,
-		clock:    opts.Clock,
+		clock:    clock.Or(opts.Clock),
 		dial:     opts.DialContext,
 		jitter:   opts.Jitter,
 		backends: make(map[string]*backend),
@@ -136,9 +137,6 @@ func New(frontend string, cfg config.Health, backends []string, opts Options) (*
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
-	}
-	if c.clock == nil {
-		c.clock = realClock{}
 	}
 	if c.dial == nil {
 		c.dial = (&net.Dialer{}).DialContext

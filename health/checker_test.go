@@ -337,7 +337,7 @@ func TestReportFault(t *testing.T) {
 		h.clock.waitPending(t, 1)
 		h.c.ReportFault(srv.addr())
 		waitFor(t, "the check brought forward", func() bool {
-			return h.clock.lastDuration() == 250*time.Millisecond && h.clock.pending() == 1
+			return h.clock.lastDuration() == 250*time.Millisecond && h.clock.Pending() == 1
 		})
 		if got := srv.requests.Load(); got != 1 {
 			t.Fatalf("server saw %d requests before the quarter interval passed, want 1", got)
@@ -360,7 +360,7 @@ func TestReportFault(t *testing.T) {
 		// The hung check times out; the faults it could not answer bring
 		// the next check forward to a quarter interval after it.
 		waitFor(t, "the check brought forward", func() bool {
-			return h.clock.lastDuration() == 250*time.Millisecond && h.clock.pending() == 1
+			return h.clock.lastDuration() == 250*time.Millisecond && h.clock.Pending() == 1
 		})
 		h.clock.Advance(250 * time.Millisecond)
 		waitFor(t, "the fault's check", func() bool { return h.checks(b, ResultSuccess) == 1 })
@@ -441,7 +441,7 @@ func TestUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the changed check scheduled", func() bool {
-		return h.clock.lastDuration() == 250*time.Millisecond && h.clock.pending() == 2
+		return h.clock.lastDuration() == 250*time.Millisecond && h.clock.Pending() == 2
 	})
 	h.clock.Advance(250 * time.Millisecond)
 	h.clock.waitPending(t, 2)
@@ -482,7 +482,7 @@ func TestTypeNone(t *testing.T) {
 		t.Errorf("%s (-want +got):\n%s", MetricBackendUp, diff)
 	}
 	h.clock.Advance(time.Hour)
-	if got := []any{h.clock.pending(), srv.requests.Load()}; !cmp.Equal(got, []any{0, int32(0)}) {
+	if got := []any{h.clock.Pending(), srv.requests.Load()}; !cmp.Equal(got, []any{0, int32(0)}) {
 		t.Errorf("type none: armed timers, requests = %v, want no check at all", got)
 	}
 }
@@ -506,7 +506,7 @@ func TestUpdateChangesType(t *testing.T) {
 		t.Error("after switching to type none the backend is not healthy")
 	}
 	h.waitEvents(b + " up")
-	waitFor(t, "the check loop to stop", func() bool { return h.clock.pending() == 0 })
+	waitFor(t, "the check loop to stop", func() bool { return h.clock.Pending() == 0 })
 
 	// Back to a real check: the backend stays up until fall checks fail,
 	// and the first check runs at once.

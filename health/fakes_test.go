@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vrrplb/vrrplb/internal/clock/clocktest"
 	"github.com/vrrplb/vrrplb/internal/poll"
 	"github.com/vrrplb/vrrplb/internal/testcert"
 )
@@ -217,79 +218,20 @@ func refusedAddr(t *testing.T) string {
 	return addr
 }
 
-// fakeClock is a Clock that moves only when a test advances it.
-type fakeClock struct {
-	mu        sync.Mutex
-	now       time.Time
-	timers    map[*fakeTimer]struct{}
-	durations []time.Duration // of every timer made, in order
-}
-
-type fakeTimer struct {
-	clock *fakeClock
-	when  time.Time
-	ch    chan time.Time
-}
+// fakeClock is the tests' clock, with what they ask of it.
+type fakeClock struct{ *clocktest.Clock }
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), timers: make(map[*fakeTimer]struct{})}
+	return &fakeClock{clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
 }
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) NewTimer(d time.Duration) Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{clock: c, when: c.now.Add(d), ch: make(chan time.Time, 1)}
-	c.durations = append(c.durations, d)
-	if d <= 0 {
-		t.ch <- c.now
-	} else {
-		c.timers[t] = struct{}{}
-	}
-	return t
-}
-
-func (t *fakeTimer) C() <-chan time.Time { return t.ch }
-
-func (t *fakeTimer) Stop() bool {
-	t.clock.mu.Lock()
-	defer t.clock.mu.Unlock()
-	_, ok := t.clock.timers[t]
-	delete(t.clock.timers, t)
-	return ok
-}
-
-// Advance moves time forward and fires every timer now due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	for t := range c.timers {
-		if !t.when.After(c.now) {
-			t.ch <- c.now
-			delete(c.timers, t)
-		}
-	}
-}
-
-func (c *fakeClock) pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.timers)
-}
-
+// lastDuration is the d of the last timer the checker armed.
 func (c *fakeClock) lastDuration() time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.durations) == 0 {
+	d := c.Durations()
+	if len(d) == 0 {
 		return 0
 	}
-	return c.durations[len(c.durations)-1]
+	return d[len(d)-1]
 }
 
 // waitFor polls cond until it holds, failing the test after 5s.
@@ -302,7 +244,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // recorded its last check and is waiting for the next.
 func (c *fakeClock) waitPending(t *testing.T, n int) {
 	t.Helper()
-	waitFor(t, "armed check timers", func() bool { return c.pending() == n })
+	waitFor(t, "armed check timers", func() bool { return c.Pending() == n })
 }
 
 // logRecord is one captured log line.

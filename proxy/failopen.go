@@ -45,13 +45,14 @@ const settleEvery = 100 * time.Millisecond
 
 // watchSettle re-evaluates fail_open once health has settled, or ctx ends.
 func (f *Frontend) watchSettle(ctx context.Context) {
-	t := time.NewTicker(settleEvery)
+	t := f.clock.NewTimer(settleEvery)
 	defer t.Stop()
 	for !f.healthSettled() {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
+			t.Reset(settleEvery)
 		}
 	}
 	f.checkFailOpen(false)

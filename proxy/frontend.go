@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/clock"
 )
 
 // Options are what a Frontend takes besides its config. The zero value works.
@@ -30,6 +31,10 @@ type Options struct {
 	// Health says which backends may take connections; nil (or health type
 	// "none" in the config) means every backend is healthy.
 	Health Health
+	// Clock times drain_timeout and the wait for health's first verdicts;
+	// nil is clock.System. The event loops' own deadlines (connect_timeout,
+	// idle_timeout) run on the epoll wait and real time.
+	Clock clock.Clock
 }
 
 // Frontend is one [[frontend]]: a listener and the connections it proxies.
@@ -38,6 +43,7 @@ type Frontend struct {
 	log     *slog.Logger
 	metrics frontendMetrics
 	health  Health
+	clock   clock.Clock
 
 	// state is what a new connection reads, replaced whole on reload.
 	state  atomic.Pointer[state]
@@ -136,6 +142,7 @@ func New(fe config.Frontend, opts Options) (*Frontend, error) {
 		log:     opts.Logger,
 		metrics: m.frontend(fe.Name),
 		health:  opts.Health,
+		clock:   clock.Or(opts.Clock),
 	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
@@ -334,7 +341,7 @@ func (f *Frontend) replace(fe config.Frontend, bal balancer) {
 		f.metrics.deleteBackend(b.addr)
 		f.log.Info("backend removed, draining its connections", "backend", b.addr,
 			"connections", b.active.Load(), "drain_timeout", fe.DrainTimeout)
-		time.AfterFunc(fe.DrainTimeout, func() {
+		f.clock.AfterFunc(fe.DrainTimeout, func() {
 			n := f.closeBackend(b)
 			if n > 0 {
 				f.log.Info("drain of removed backend over, connections closed", "backend", b.addr, "connections", n)
@@ -445,12 +452,12 @@ func (f *Frontend) drain(timeout time.Duration) {
 	if n := f.active.Load(); n > 0 {
 		f.log.Info("draining connections", "connections", n, "drain_timeout", timeout)
 	}
-	t := time.NewTimer(timeout)
+	t := f.clock.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-done:
 		return
-	case <-t.C:
+	case <-t.C():
 	}
 	n := f.closeWhere(func(*evConn) bool { return true })
 	f.log.Info("drain timeout over, connections closed", "connections", n)

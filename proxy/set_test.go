@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/runtest"
 )
 
 // setChecker is a Checker that records what a Set does with it.
@@ -88,15 +89,7 @@ func newTestSet(t *testing.T) (*Set[*setChecker], func(name string) *setChecker)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	t.Cleanup(runtest.Start(t, s.Run))
 	return s, func(name string) *setChecker {
 		mu.Lock()
 		defer mu.Unlock()

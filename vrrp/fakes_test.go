@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vrrplb/vrrplb/internal/clock"
 )
 
 // The fakes below let instances run end to end without root: a fake clock
@@ -21,89 +23,6 @@ import (
 // node is the test's handle on one instance's pending work.
 type node struct {
 	pending atomic.Int64
-}
-
-// fakeClock is a Clock whose time moves only when the test says.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer
-}
-
-func newFakeClock(start time.Time) *fakeClock { return &fakeClock{now: start} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// forNode returns the Clock view of one instance: its timers count as its work.
-func (c *fakeClock) forNode(n *node) Clock { return nodeClock{c, n} }
-
-type nodeClock struct {
-	c *fakeClock
-	n *node
-}
-
-func (nc nodeClock) Now() time.Time { return nc.c.Now() }
-
-func (nc nodeClock) NewTimer(d time.Duration) Timer {
-	nc.c.mu.Lock()
-	defer nc.c.mu.Unlock()
-	t := &fakeTimer{c: nc.c, n: nc.n, when: nc.c.now.Add(d), ch: make(chan time.Time, 1)}
-	nc.c.timers = append(nc.c.timers, t)
-	return t
-}
-
-type fakeTimer struct {
-	c    *fakeClock
-	n    *node
-	when time.Time
-	ch   chan time.Time
-}
-
-func (t *fakeTimer) C() <-chan time.Time { return t.ch }
-
-// Stop removes the timer; a fire not yet received is taken back, as
-// time.Timer does since Go 1.23.
-func (t *fakeTimer) Stop() {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	t.c.timers = slices.DeleteFunc(t.c.timers, func(o *fakeTimer) bool { return o == t })
-	select {
-	case <-t.ch:
-		t.n.pending.Add(-1)
-	default:
-	}
-}
-
-// next returns the earliest deadline of the armed timers.
-func (c *fakeClock) next() (time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var first time.Time
-	for _, t := range c.timers {
-		if first.IsZero() || t.when.Before(first) {
-			first = t.when
-		}
-	}
-	return first, !first.IsZero()
-}
-
-// set moves the time to now and fires the timers due.
-func (c *fakeClock) set(now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = now
-	c.timers = slices.DeleteFunc(c.timers, func(t *fakeTimer) bool {
-		if t.when.After(now) {
-			return false
-		}
-		t.n.pending.Add(1)
-		t.ch <- t.when
-		return true
-	})
 }
 
 // segment is an in-memory link: multicast reaches every other transport,
@@ -123,7 +42,7 @@ type sentPacket struct {
 type fakeTransport struct {
 	seg    *segment
 	n      *node
-	clock  Clock
+	clock  clock.Clock
 	local  netip.Addr
 	queue  chan received
 	closed chan struct{}
@@ -134,8 +53,8 @@ type fakeTransport struct {
 	cut  bool // unplugged: sends and deliveries are lost
 }
 
-func (s *segment) join(n *node, clock Clock, local netip.Addr) *fakeTransport {
-	t := &fakeTransport{seg: s, n: n, clock: clock, local: local, queue: make(chan received, 256), closed: make(chan struct{})}
+func (s *segment) join(n *node, c clock.Clock, local netip.Addr) *fakeTransport {
+	t := &fakeTransport{seg: s, n: n, clock: c, local: local, queue: make(chan received, 256), closed: make(chan struct{})}
 	s.mu.Lock()
 	s.members = append(s.members, t)
 	s.mu.Unlock()
@@ -278,7 +197,7 @@ func (f *fakeAddrs) list() []netip.Prefix {
 
 // fakeAnnouncer records when it was asked to announce.
 type fakeAnnouncer struct {
-	clock Clock
+	clock clock.Clock
 	mu    sync.Mutex
 	at    []time.Time
 }

@@ -153,11 +153,11 @@ func TestAStoppingMasterAloneReleasesItsVIPAfterTwoAdvertIntervals(t *testing.T)
 			h.advance(5 * tc.interval)
 			before := opCount(a)
 			stopAndWaitLeft(t, a)
-			h.clock.set(h.clock.Now().Add(tc.hold + handoverGrace - time.Millisecond))
+			h.clock.Advance(tc.hold + handoverGrace - time.Millisecond)
 			if got := opsSince(a, before); len(got) != 0 {
 				t.Fatalf("a touched its VIP before the hold ended: %v", got)
 			}
-			h.clock.set(h.clock.Now().Add(time.Millisecond))
+			h.clock.Advance(time.Millisecond)
 			waitRunReturned(t, a)
 			if diff := cmp.Diff([]string{"reset 192.0.2.100", "remove 192.0.2.100/24"}, opsSince(a, before)); diff != "" {
 				t.Errorf("a's VIP operations (-want +got):\n%s", diff)

@@ -11,39 +11,8 @@ import (
 	"time"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/clock"
 )
-
-// Clock is the time source of an instance. Tests pass a fake one.
-type Clock interface {
-	Now() time.Time
-	// NewTimer returns a timer that fires once, d from now.
-	NewTimer(d time.Duration) Timer
-}
-
-// Timer is a one-shot timer made by a Clock.
-type Timer interface {
-	// C delivers the time the timer fired.
-	C() <-chan time.Time
-	// Stop prevents the timer from firing; once Stop returns, C delivers
-	// nothing (the time.Timer behaviour since Go 1.23).
-	Stop()
-}
-
-// SystemClock is the Clock of the time package.
-var SystemClock Clock = systemClock{}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time                 { return time.Now() }
-func (systemClock) NewTimer(d time.Duration) Timer { return systemTimer{time.NewTimer(d)} }
-
-type systemTimer struct{ t *time.Timer }
-
-func (t systemTimer) C() <-chan time.Time { return t.t.C }
-func (t systemTimer) Stop()               { t.t.Stop() }
-
-// Reset re-arms the timer d from now.
-func (t systemTimer) Reset(d time.Duration) bool { return t.t.Reset(d) }
 
 // Notifier is told of every state change. Notify must not block: the
 // instance calls it from its protocol loop.
@@ -86,8 +55,8 @@ type InstanceOptions struct {
 	Trackers []WeightedTracker
 	// Notifier is told of every transition; nil tells no one.
 	Notifier Notifier
-	// Clock times the protocol; nil means SystemClock.
-	Clock Clock
+	// Clock times the protocol; nil means clock.System.
+	Clock clock.Clock
 }
 
 // InstanceStatus is a snapshot of an instance for /status and `vrrplb status`.
@@ -134,7 +103,7 @@ type Instance struct {
 	announcer Announcer
 	resetter  ConnResetter
 	notifier  Notifier
-	clock     Clock
+	clock     clock.Clock
 	trackers  []WeightedTracker
 
 	local   netip.Addr    // advert source and tie-break address
@@ -150,14 +119,14 @@ type Instance struct {
 	current config.Instance
 
 	// The rest belongs to the Run goroutine.
-	timer     Timer
+	timer     clock.Timer
 	timerC    <-chan time.Time
-	garpTimer Timer
+	garpTimer clock.Timer
 	garpC     <-chan time.Time
 	garpLeft  int // announcements left in the current burst
 	// handover holds the virtual IPs of a master that left until the new
 	// master announces itself (holdForHandover); nil when none is held.
-	handover      Timer
+	handover      clock.Timer
 	handoverC     <-chan time.Time
 	handoverUntil time.Time
 	trackerStates []TrackerState
@@ -221,7 +190,7 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 		announcer: opts.Announcer,
 		resetter:  opts.Resetter,
 		notifier:  opts.Notifier,
-		clock:     opts.Clock,
+		clock:     clock.Or(opts.Clock),
 		trackers:  slices.Clone(opts.Trackers),
 	}
 	if in.log == nil {
@@ -231,9 +200,6 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 	m := opts.Metrics
 	if m == nil {
 		m, _ = NewMetrics(nil) // cannot fail without a registerer
-	}
-	if in.clock == nil {
-		in.clock = SystemClock
 	}
 	in.local = localAddr(opts.Transport)
 	if !in.local.IsValid() {

@@ -153,30 +153,23 @@ func (in *Instance) sendAdvert(now time.Time, prio uint8) {
 	}
 }
 
-// setTimer re-arms the machine's timer d from now; d < 0 disarms it. A
-// timer that can be reset is reused, so that the advert path allocates
-// nothing.
-func (in *Instance) setTimer(d time.Duration) {
-	if in.timer != nil {
-		if r, ok := in.timer.(resetter); ok && d >= 0 {
-			r.Reset(d)
-			in.timerC = in.timer.C()
-			return
-		}
-		in.timer.Stop()
-		in.timer, in.timerC = nil, nil
-	}
-	if d < 0 {
-		return
-	}
-	in.timer = in.clock.NewTimer(d)
-	in.timerC = in.timer.C()
-}
-
-// resetter is a Timer that can be re-armed (a system timer): since Go 1.23
+// setTimer re-arms the machine's timer d from now; d < 0 disarms it. The
+// timer is reused, so that the advert path allocates nothing: since Go 1.23
 // Reset leaves no stale expiry in the channel.
-type resetter interface {
-	Reset(d time.Duration) bool
+func (in *Instance) setTimer(d time.Duration) {
+	switch {
+	case d < 0:
+		if in.timer != nil {
+			in.timer.Stop()
+			in.timer, in.timerC = nil, nil
+		}
+		return
+	case in.timer == nil:
+		in.timer = in.clock.NewTimer(d)
+	default:
+		in.timer.Reset(d)
+	}
+	in.timerC = in.timer.C()
 }
 
 // startGARP starts a burst of cfg.GARPRepeat announcements, GARPInterval apart.

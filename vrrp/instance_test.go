@@ -17,13 +17,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/clock"
+	"github.com/vrrplb/vrrplb/internal/clock/clocktest"
 	"github.com/vrrplb/vrrplb/internal/syncbuf"
 )
 
 // harness runs instances on one segment with one fake clock.
 type harness struct {
 	t       *testing.T
-	clock   *fakeClock
+	clock   *clocktest.Clock
 	seg     *segment
 	reg     *prometheus.Registry
 	metrics *Metrics
@@ -55,7 +57,7 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, clock: newFakeClock(t0), seg: &segment{}, reg: reg, metrics: m}
+	return &harness{t: t, clock: clocktest.New(t0), seg: &segment{}, reg: reg, metrics: m}
 }
 
 func instanceConfig(name string, prio uint8) config.Instance {
@@ -95,13 +97,13 @@ type trackerSpec struct {
 func (h *harness) addTracked(cfg config.Instance, local netip.Addr, specs []trackerSpec, preset ...netip.Prefix) *host {
 	h.t.Helper()
 	n := &node{}
-	clock := h.clock.forNode(n)
+	clk := h.clock.Counting(&n.pending)
 	ho := &host{
 		name:      cfg.Name,
 		n:         n,
-		transport: h.seg.join(n, clock, local),
+		transport: h.seg.join(n, clk, local),
 		addrs:     &fakeAddrs{addrs: preset},
-		announcer: &fakeAnnouncer{clock: clock},
+		announcer: &fakeAnnouncer{clock: clk},
 		notifier:  &fakeNotifier{},
 		logs:      &syncBuffer{},
 	}
@@ -119,7 +121,7 @@ func (h *harness) addTracked(cfg config.Instance, local netip.Addr, specs []trac
 		Announcer: ho.announcer,
 		Trackers:  wts,
 		Notifier:  ho.notifier,
-		Clock:     clock,
+		Clock:     clk,
 	})
 	if err != nil {
 		h.t.Fatal(err)
@@ -192,13 +194,13 @@ func (h *harness) advance(d time.Duration) {
 	end := h.clock.Now().Add(d)
 	for range 100000 {
 		h.settle()
-		next, ok := h.clock.next()
+		next, ok := h.clock.Next()
 		if !ok || next.After(end) {
 			break
 		}
-		h.clock.set(next)
+		h.clock.Advance(next.Sub(h.clock.Now()))
 	}
-	h.clock.set(end)
+	h.clock.Advance(end.Sub(h.clock.Now()))
 	h.settle()
 }
 
@@ -631,7 +633,7 @@ func TestNewMetricsTwiceOnOneRegistryFails(t *testing.T) {
 
 func TestNewInstanceRejectsWhatTheEngineCannotRun(t *testing.T) {
 	opts := func() InstanceOptions {
-		return InstanceOptions{Transport: (&segment{}).join(&node{}, SystemClock, addrLow), Addrs: &fakeAddrs{}}
+		return InstanceOptions{Transport: (&segment{}).join(&node{}, clock.System, addrLow), Addrs: &fakeAddrs{}}
 	}
 	tests := []struct {
 		name string

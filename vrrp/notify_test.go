@@ -12,20 +12,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vrrplb/vrrplb/internal/poll"
+	"github.com/vrrplb/vrrplb/internal/runtest"
 )
 
 // runNotifier runs n until the test ends.
 func runNotifier(t *testing.T, n *CommandNotifier) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	t.Cleanup(runtest.Start(t, n.Run))
 }
 
 // waitLines polls file until it has want lines, for at most 10s.

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/runtest"
 )
 
 // setLog records what a Set does to its fake members.
@@ -113,15 +114,7 @@ func newFakeSet(t *testing.T) (*Set, *setLog, map[string]*fakeMember) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	t.Cleanup(runtest.Start(t, s.Run))
 	return s, log, members
 }
 

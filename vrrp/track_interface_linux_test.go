@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/vrrplb/vrrplb/internal/runtest"
 )
 
 func TestInterfaceTrackerFollowsTheLink(t *testing.T) {
@@ -17,15 +19,9 @@ func TestInterfaceTrackerFollowsTheLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	reports := make(chan bool, 16)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- tr.Run(ctx, func(ok bool) { reports <- ok }) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	defer runtest.Start(t, func(ctx context.Context) error {
+		return tr.Run(ctx, func(ok bool) { reports <- ok })
+	})()
 	expect := func(step string, want bool) {
 		t.Helper()
 		select {

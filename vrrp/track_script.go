@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/clock"
 )
 
 // ScriptOptions are the optional parts of a ScriptTracker.
@@ -22,8 +23,8 @@ type ScriptOptions struct {
 	User string
 	// Logger receives state changes and scripts that cannot run; nil discards.
 	Logger *slog.Logger
-	// After waits between checks; nil means time.After. Tests replace it.
-	After func(time.Duration) <-chan time.Time
+	// Clock times the interval between checks; nil is clock.System.
+	Clock clock.Clock
 }
 
 // ScriptTracker runs a track_script command every interval and reports its
@@ -38,7 +39,7 @@ type ScriptTracker struct {
 	cfg   config.TrackScript
 	cred  *syscall.Credential
 	log   *slog.Logger
-	after func(time.Duration) <-chan time.Time
+	clock clock.Clock
 }
 
 // NewScriptTracker returns the tracker of one track_script. It fails when the
@@ -59,12 +60,9 @@ func NewScriptTracker(cfg config.TrackScript, opts ScriptOptions) (*ScriptTracke
 	if err := CheckScriptSecurity(cfg.Command, opts.User); err != nil {
 		return nil, fmt.Errorf("track_script %q: %w", name, err)
 	}
-	s := &ScriptTracker{name: name, cfg: cfg, cred: cred, log: opts.Logger, after: opts.After}
+	s := &ScriptTracker{name: name, cfg: cfg, cred: cred, log: opts.Logger, clock: clock.Or(opts.Clock)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.after == nil {
-		s.after = time.After
 	}
 	if s.cfg.Fall < 1 {
 		s.cfg.Fall = 1
@@ -90,12 +88,7 @@ func (s *ScriptTracker) Run(ctx context.Context, report func(ok bool)) error {
 	}
 	report(ok)
 	streak := 0 // results in a row that disagree with ok
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-s.after(s.cfg.Interval):
-		}
+	for clock.Sleep(ctx, s.clock, s.cfg.Interval) {
 		passed := s.check(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -116,6 +109,7 @@ func (s *ScriptTracker) Run(ctx context.Context, report func(ok bool)) error {
 		s.log.Info("track script changed state", "script", s.name, "ok", ok)
 		report(ok)
 	}
+	return nil
 }
 
 // check runs the command once and tells whether it exited 0 in time.

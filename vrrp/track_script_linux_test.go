@@ -20,7 +20,7 @@ func TestScriptTrackerRunsAsTheScriptsUser(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tr, err := NewScriptTracker(config.TrackScript{Command: isNobody, Interval: time.Second, Timeout: 5 * time.Second},
-				ScriptOptions{User: tt.user, After: never})
+				ScriptOptions{User: tt.user, Clock: never()})
 			if err != nil {
 				t.Fatal(err)
 			}

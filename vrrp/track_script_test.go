@@ -1,7 +1,6 @@
 package vrrp
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -15,47 +14,28 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/clock"
+	"github.com/vrrplb/vrrplb/internal/clock/clocktest"
+	"github.com/vrrplb/vrrplb/internal/poll"
+	"github.com/vrrplb/vrrplb/internal/runtest"
+	"github.com/vrrplb/vrrplb/internal/syncbuf"
 )
 
-// logBuffer is a log sink that goroutines may write to while a test reads.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func testLogger() (*slog.Logger, *logBuffer) {
-	var b logBuffer
+func testLogger() (*slog.Logger, *syncbuf.Buffer) {
+	var b syncbuf.Buffer
 	return slog.New(slog.NewTextHandler(&b, nil)), &b
 }
 
-// never is an After that never fires: the tracker runs its first check only.
-func never(time.Duration) <-chan time.Time { return nil }
+// never is a clock that never moves: the tracker runs its first check only.
+func never() clock.Clock { return clocktest.New(t0) }
 
 // firstReport runs a tracker until its first report.
 func firstReport(t *testing.T, tr *ScriptTracker) bool {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan bool, 1)
-	done := make(chan error, 1)
-	go func() { done <- tr.Run(ctx, func(ok bool) { got <- ok }) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	defer runtest.Start(t, func(ctx context.Context) error {
+		return tr.Run(ctx, func(ok bool) { got <- ok })
+	})()
 	select {
 	case ok := <-got:
 		return ok
@@ -83,7 +63,7 @@ func TestScriptTrackerReportsTheFirstResult(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			log, buf := testLogger()
 			tr, err := NewScriptTracker(config.TrackScript{Command: tt.command, Interval: time.Second, Timeout: tt.timeout, Fall: 1, Rise: 1},
-				ScriptOptions{Logger: log, After: never})
+				ScriptOptions{Logger: log, Clock: never()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +97,7 @@ func TestScriptTrackerTimeoutKillsTheWholeProcessGroup(t *testing.T) {
 	// The script forks a sleeping child, records its pid and waits.
 	script := []string{"/bin/sh", "-c", `sleep 60 & echo $! > "$0"; wait`, pidFile}
 	tr, err := NewScriptTracker(config.TrackScript{Command: script, Interval: time.Second, Timeout: 300 * time.Millisecond},
-		ScriptOptions{After: never})
+		ScriptOptions{Clock: never()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,18 +129,11 @@ func TestScriptTrackerAppliesFallAndRise(t *testing.T) {
 		}
 	}
 	set(0)
-	waits := make(chan chan time.Time)
-	var intervals []time.Duration
-	after := func(d time.Duration) <-chan time.Time {
-		intervals = append(intervals, d) // only the Run goroutine calls After
-		c := make(chan time.Time, 1)
-		waits <- c
-		return c
-	}
+	clk := clocktest.New(t0)
 	tr, err := NewScriptTracker(config.TrackScript{
 		Command:  []string{"/bin/sh", "-c", `exit $(cat "$0")`, result},
 		Interval: 2 * time.Second, Timeout: 5 * time.Second, Fall: 2, Rise: 3,
-	}, ScriptOptions{After: after})
+	}, ScriptOptions{Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,32 +141,29 @@ func TestScriptTrackerAppliesFallAndRise(t *testing.T) {
 		mu      sync.Mutex
 		reports []bool
 	)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- tr.Run(ctx, func(ok bool) {
+	stop := runtest.Start(t, func(ctx context.Context) error {
+		return tr.Run(ctx, func(ok bool) {
 			mu.Lock()
 			reports = append(reports, ok)
 			mu.Unlock()
 		})
-	}()
-	// The tracker asks for its next tick after each check and its report.
-	next := <-waits
+	})
+	// The tracker arms its wait for the next check after each check and its
+	// report.
+	armed := func() bool { return clk.Pending() == 1 }
+	poll.Until(t, 5*time.Second, "the wait for the second check", armed)
 	for _, code := range []int{1, 0, 1, 1, 0, 0, 1, 0, 0, 0} {
 		set(code)
-		next <- time.Now()
-		next = <-waits
+		clk.Advance(2 * time.Second)
+		poll.Until(t, 5*time.Second, "the wait for the next check", armed)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	stop()
 	// pass; fail once (fall 2: no change); pass; fail twice: down; pass
 	// twice, fail (rise 3: no change); pass three times: up.
 	if diff := cmp.Diff([]bool{true, false, true}, reports); diff != "" {
 		t.Errorf("reports (-want +got):\n%s", diff)
 	}
-	for _, d := range intervals {
+	for _, d := range clk.Durations() {
 		if d != 2*time.Second {
 			t.Fatalf("waited %s between checks, want the 2s interval", d)
 		}

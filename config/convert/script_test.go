@@ -1,12 +1,12 @@
 package convert
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/vrrplb/vrrplb/config/internal/importtest"
 )
 
 func TestSplitCommandFollowsKeepalivedQuoting(t *testing.T) {
@@ -50,21 +50,11 @@ func TestCommandLineDropsTheOuterConfigQuotesOnly(t *testing.T) {
 }
 
 func TestProcessCheckTellsAProcessCheckFromAnActiveOne(t *testing.T) {
-	root := t.TempDir()
-	scripts := map[string]string{
+	root := importtest.WriteFiles(t, 0o755, map[string]string{
 		"/etc/keepalived/nginx_heartbeat.sh": "#!/bin/bash\n# restart nginx with curl? no: only ps\nA=`ps -C nginx --no-header | wc -l`\nif [ $A -eq 0 ]; then exit 1; fi\n",
 		"/etc/keepalived/check_nginx.sh":     "#!/bin/sh\ncurl -sfk https://127.0.0.1:8443/healthz || exit 1\npidof nginx\n",
 		"/etc/keepalived/check_haproxy.sh":   "#!/bin/sh\nsystemctl is-active --quiet haproxy\n",
-	}
-	for p, body := range scripts {
-		full := filepath.Join(root, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(body), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	tests := []struct {
 		name      string
 		line      string

@@ -1,13 +1,12 @@
 package haproxy
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/vrrplb/vrrplb/config/internal/importtest"
 )
 
 type shape struct {
@@ -30,24 +29,20 @@ func shapes(ss []*Section) []shape {
 }
 
 func TestParseReadsHaproxySyntax(t *testing.T) {
-	tests := []struct {
-		name string
-		src  string
-		want []shape
-	}{
+	importtest.Trees(t, "h.cfg", Parse, shapes, []importtest.TreeCase[[]shape]{
 		{
-			name: "sections with comments and blank lines",
-			src:  "# top\nglobal\n    daemon\n\ndefaults\n    mode tcp # inline\nlisten api\n    bind *:8443\n    server s1 10.0.0.1:6443 check\n",
-			want: []shape{
+			Name: "sections with comments and blank lines",
+			Src:  "# top\nglobal\n    daemon\n\ndefaults\n    mode tcp # inline\nlisten api\n    bind *:8443\n    server s1 10.0.0.1:6443 check\n",
+			Want: []shape{
 				{Line: 2, Kind: "global", Lines: [][]string{{"daemon"}}},
 				{Line: 5, Kind: "defaults", Lines: [][]string{{"mode", "tcp"}}},
 				{Line: 7, Kind: "listen", Name: "api", Lines: [][]string{{"bind", "*:8443"}, {"server", "s1", "10.0.0.1:6443", "check"}}},
 			},
 		},
 		{
-			name: "quotes, escapes and a # inside quotes",
-			src:  "backend b\n    http-check send meth GET uri \"/ready z\" hdr X 'a#b'\n    acl x path_beg \\#y\n",
-			want: []shape{
+			Name: "quotes, escapes and a # inside quotes",
+			Src:  "backend b\n    http-check send meth GET uri \"/ready z\" hdr X 'a#b'\n    acl x path_beg \\#y\n",
+			Want: []shape{
 				{Line: 1, Kind: "backend", Name: "b", Lines: [][]string{
 					{"http-check", "send", "meth", "GET", "uri", "/ready z", "hdr", "X", "a#b"},
 					{"acl", "x", "path_beg", "#y"},
@@ -55,55 +50,25 @@ func TestParseReadsHaproxySyntax(t *testing.T) {
 			},
 		},
 		{
-			name: "global and other sections are not checked",
-			src:  "global\n    made-up-keyword 1\nresolvers dns\n    nameserver a 10.0.0.53:53\n",
-			want: []shape{
+			Name: "global and other sections are not checked",
+			Src:  "global\n    made-up-keyword 1\nresolvers dns\n    nameserver a 10.0.0.53:53\n",
+			Want: []shape{
 				{Line: 1, Kind: "global", Lines: [][]string{{"made-up-keyword", "1"}}},
 				{Line: 3, Kind: "resolvers", Name: "dns", Lines: [][]string{{"nameserver", "a", "10.0.0.53:53"}}},
 			},
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ss, err := Parse("h.cfg", []byte(tt.src))
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			if diff := cmp.Diff(tt.want, shapes(ss)); diff != "" {
-				t.Errorf("sections (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
 
 func TestParseErrorsNameTheFileAndLine(t *testing.T) {
-	tests := []struct {
-		name string
-		src  string
-		want string
-	}{
+	importtest.Errors(t, "h.cfg", Parse, []importtest.ErrorCase{
 		{"a line before any section", "\n    bind *:8443\nlisten a\n", `h.cfg:2: "bind" is outside any section (global, defaults, frontend, backend, listen)`},
 		{"an unknown keyword in a listen section", "listen a\n    bind *:8443\n    balanse roundrobin\n", `h.cfg:3: unknown keyword "balanse" in listen section`},
 		{"an unknown keyword in defaults", "defaults\n    timeuot connect 5s\n", `h.cfg:2: unknown keyword "timeuot" in defaults section`},
 		{"an unknown keyword after no", "backend b\n    no optoin x\n", `h.cfg:2: unknown keyword "optoin" in backend section`},
 		{"a proxy without a name", "frontend\n    bind :1\n", `h.cfg:1: frontend needs a name`},
 		{"an unterminated quote", "backend b\n    http-check send uri \"/x\n", `h.cfg:2: unterminated quoted string`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("h.cfg", []byte(tt.src))
-			if err == nil {
-				t.Fatalf("Parse accepted:\n%s", tt.src)
-			}
-			var located *Error
-			if !errors.As(err, &located) {
-				t.Errorf("error %v is not an *Error", err)
-			}
-			if diff := cmp.Diff(tt.want, err.Error()); diff != "" {
-				t.Errorf("error (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
 
 func TestLoadDoesNotQuoteAForeignFile(t *testing.T) {

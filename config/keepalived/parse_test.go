@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/vrrplb/vrrplb/config/internal/importtest"
 )
 
 // shape is a node reduced to what a test compares.
@@ -19,78 +21,57 @@ type shape struct {
 }
 
 func shapes(nodes []*Node) []shape {
-	var out []shape
-	for _, n := range nodes {
-		out = append(out, shape{Line: n.Line, Args: n.Args, Raw: n.Raw, Children: shapes(n.Children)})
-	}
-	return out
+	return importtest.Map(nodes, children, func(n *Node, kids []shape) shape {
+		return shape{Line: n.Line, Args: n.Args, Raw: n.Raw, Children: kids}
+	})
 }
 
 func TestParseReadsKeepalivedSyntax(t *testing.T) {
-	tests := []struct {
-		name string
-		src  string
-		want []shape
-	}{
+	importtest.Trees(t, "k.conf", Parse, shapes, []importtest.TreeCase[[]shape]{
 		{
-			name: "braces on the same line and comments with ! and # are dropped",
-			src:  "! a comment\nvrrp_instance VI_1 { # trailing\n  interface eth0 ! also trailing\n}\n",
-			want: []shape{{Line: 2, Args: []string{"vrrp_instance", "VI_1"}, Raw: "VI_1", Children: []shape{
+			Name: "braces on the same line and comments with ! and # are dropped",
+			Src:  "! a comment\nvrrp_instance VI_1 { # trailing\n  interface eth0 ! also trailing\n}\n",
+			Want: []shape{{Line: 2, Args: []string{"vrrp_instance", "VI_1"}, Raw: "VI_1", Children: []shape{
 				{Line: 3, Args: []string{"interface", "eth0"}, Raw: "eth0"},
 			}}},
 		},
 		{
-			name: "a brace on the next line opens the block of the line before",
-			src:  "vrrp_instance VI_1\n{\n  virtual_ipaddress\n  {\n    10.0.0.1/24 dev eth0\n  }\n}\n",
-			want: []shape{{Line: 1, Args: []string{"vrrp_instance", "VI_1"}, Raw: "VI_1", Children: []shape{
+			Name: "a brace on the next line opens the block of the line before",
+			Src:  "vrrp_instance VI_1\n{\n  virtual_ipaddress\n  {\n    10.0.0.1/24 dev eth0\n  }\n}\n",
+			Want: []shape{{Line: 1, Args: []string{"vrrp_instance", "VI_1"}, Raw: "VI_1", Children: []shape{
 				{Line: 3, Args: []string{"virtual_ipaddress"}, Children: []shape{
 					{Line: 5, Args: []string{"10.0.0.1/24", "dev", "eth0"}, Raw: "dev eth0"},
 				}},
 			}}},
 		},
 		{
-			name: "a whole block on one line",
-			src:  "vrrp_instance V { virtual_ipaddress { 10.0.0.1 10.0.0.2 } }\n",
-			want: []shape{{Line: 1, Args: []string{"vrrp_instance", "V"}, Raw: "V", Children: []shape{
+			Name: "a whole block on one line",
+			Src:  "vrrp_instance V { virtual_ipaddress { 10.0.0.1 10.0.0.2 } }\n",
+			Want: []shape{{Line: 1, Args: []string{"vrrp_instance", "V"}, Raw: "V", Children: []shape{
 				{Line: 1, Args: []string{"virtual_ipaddress"}, Children: []shape{
 					{Line: 1, Args: []string{"10.0.0.1", "10.0.0.2"}, Raw: "10.0.0.2"},
 				}},
 			}}},
 		},
 		{
-			name: "double quotes keep blanks in one word and Raw keeps the quotes",
-			src:  "vrrp_script s {\n  script \"/bin/check.sh --port 8443\"\n}\n",
-			want: []shape{{Line: 1, Args: []string{"vrrp_script", "s"}, Raw: "s", Children: []shape{
+			Name: "double quotes keep blanks in one word and Raw keeps the quotes",
+			Src:  "vrrp_script s {\n  script \"/bin/check.sh --port 8443\"\n}\n",
+			Want: []shape{{Line: 1, Args: []string{"vrrp_script", "s"}, Raw: "s", Children: []shape{
 				{Line: 2, Args: []string{"script", "/bin/check.sh --port 8443"}, Raw: `"/bin/check.sh --port 8443"`},
 			}}},
 		},
 		{
-			name: "a # inside quotes is not a comment",
-			src:  "vrrp_script s {\n  script \"echo #1\"\n}\n",
-			want: []shape{{Line: 1, Args: []string{"vrrp_script", "s"}, Raw: "s", Children: []shape{
+			Name: "a # inside quotes is not a comment",
+			Src:  "vrrp_script s {\n  script \"echo #1\"\n}\n",
+			Want: []shape{{Line: 1, Args: []string{"vrrp_script", "s"}, Raw: "s", Children: []shape{
 				{Line: 2, Args: []string{"script", "echo #1"}, Raw: `"echo #1"`},
 			}}},
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			nodes, err := Parse("k.conf", []byte(tt.src))
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			if diff := cmp.Diff(tt.want, shapes(nodes)); diff != "" {
-				t.Errorf("tree (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
 
 func TestParseErrorsNameTheFileAndLine(t *testing.T) {
-	tests := []struct {
-		name string
-		src  string
-		want string
-	}{
+	importtest.Errors(t, "k.conf", Parse, []importtest.ErrorCase{
 		{"an unterminated block points at its opening line", "global_defs {\n}\nvrrp_instance VI_1 {\n  interface eth0\n", `k.conf:3: block "vrrp_instance VI_1" is not closed`},
 		{"a stray closing brace", "vrrp_instance V {\n}\n}\n", `k.conf:3: unexpected "}"`},
 		{"a block where a line is expected", "vrrp_instance V {\n  priority { 100 }\n}\n", `k.conf:2: priority takes no { } block`},
@@ -99,22 +80,7 @@ func TestParseErrorsNameTheFileAndLine(t *testing.T) {
 		{"an unterminated quote", "vrrp_script s {\n  script \"/x\n}\n", `k.conf:2: unterminated quoted string`},
 		{"a brace with nothing before it", "{\n}\n", `k.conf:1: "{" without a keyword before it`},
 		{"an include read from memory", "include other.conf\n", `k.conf:1: include is read only from a file on disk`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("k.conf", []byte(tt.src))
-			if err == nil {
-				t.Fatalf("Parse accepted:\n%s", tt.src)
-			}
-			var located *Error
-			if !errors.As(err, &located) {
-				t.Errorf("error %v is not an *Error", err)
-			}
-			if diff := cmp.Diff(tt.want, err.Error()); diff != "" {
-				t.Errorf("error (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
 
 // keepalived logs a keyword it does not know and skips the line: the parser
@@ -133,16 +99,11 @@ func TestUnknownKeywordsAreMarkedNotFatal(t *testing.T) {
 				t.Fatalf("Parse: %v", err)
 			}
 			var unknown []string
-			var walk func([]*Node)
-			walk = func(ns []*Node) {
-				for _, n := range ns {
-					if n.Unknown {
-						unknown = append(unknown, n.Keyword())
-					}
-					walk(n.Children)
+			for n := range importtest.Walk(nodes, children) {
+				if n.Unknown {
+					unknown = append(unknown, n.Keyword())
 				}
 			}
-			walk(nodes)
 			if len(unknown) != 1 {
 				t.Errorf("unknown keywords marked: %q, want the one", unknown)
 			}
@@ -169,23 +130,8 @@ func TestConditionalLinesAreSelectedByConfigID(t *testing.T) {
 	}
 }
 
-func writeFiles(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
 func TestLoadFollowsIncludesRelativeToTheIncludingFile(t *testing.T) {
-	dir := writeFiles(t, map[string]string{
+	dir := importtest.WriteFiles(t, 0o644, map[string]string{
 		"keepalived.conf":        "global_defs {\n}\ninclude conf.d/*.conf\n",
 		"conf.d/a.conf":          "vrrp_instance A {\n  include ../vips/a.inc\n}\n",
 		"conf.d/b.conf":          "vrrp_instance B {\n}\n",
@@ -228,7 +174,7 @@ func TestLoadErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := writeFiles(t, tt.files)
+			dir := importtest.WriteFiles(t, 0o644, tt.files)
 			_, err := Load(filepath.Join(dir, "keepalived.conf"))
 			if err == nil {
 				t.Fatal("Load accepted it")
@@ -288,7 +234,7 @@ func TestLoadBoundsWhatIncludesRead(t *testing.T) {
 }
 
 func TestAConditionalIncludeMakesItsLinesConditional(t *testing.T) {
-	dir := writeFiles(t, map[string]string{
+	dir := importtest.WriteFiles(t, 0o644, map[string]string{
 		"keepalived.conf": "@main include main.conf\n",
 		"main.conf":       "vrrp_script s {\n  script /x\n}\n",
 	})

@@ -1,13 +1,13 @@
 package nginx
 
 import (
-	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/vrrplb/vrrplb/config/internal/importtest"
 )
 
 type shape struct {
@@ -18,23 +18,19 @@ type shape struct {
 }
 
 func shapes(ds []*Directive) []shape {
-	var out []shape
-	for _, d := range ds {
-		out = append(out, shape{Line: d.Line, Name: d.Name, Args: d.Args, Children: shapes(d.Children)})
-	}
-	return out
+	return importtest.Map(ds, children, func(d *Directive, kids []shape) shape {
+		return shape{Line: d.Line, Name: d.Name, Args: d.Args, Children: kids}
+	})
 }
 
+func children(d *Directive) []*Directive { return d.Children }
+
 func TestParseReadsNginxSyntax(t *testing.T) {
-	tests := []struct {
-		name string
-		src  string
-		want []shape
-	}{
+	importtest.Trees(t, "n.conf", Parse, shapes, []importtest.TreeCase[[]shape]{
 		{
-			name: "a stream block with an upstream and a server",
-			src:  "stream {\n  upstream u { least_conn; server 10.0.0.1:6443 max_fails=3; }\n  server {\n    listen 8443; # the VIP port\n    proxy_pass u;\n  }\n}\n",
-			want: []shape{{Line: 1, Name: "stream", Children: []shape{
+			Name: "a stream block with an upstream and a server",
+			Src:  "stream {\n  upstream u { least_conn; server 10.0.0.1:6443 max_fails=3; }\n  server {\n    listen 8443; # the VIP port\n    proxy_pass u;\n  }\n}\n",
+			Want: []shape{{Line: 1, Name: "stream", Children: []shape{
 				{Line: 2, Name: "upstream", Args: []string{"u"}, Children: []shape{
 					{Line: 2, Name: "least_conn"},
 					{Line: 2, Name: "server", Args: []string{"10.0.0.1:6443", "max_fails=3"}},
@@ -46,40 +42,25 @@ func TestParseReadsNginxSyntax(t *testing.T) {
 			}}},
 		},
 		{
-			name: "quotes keep blanks and semicolons, and escapes are resolved",
-			src:  "stream {\n  log_format p '$remote_addr; \\'x\\'' \"a b\";\n}\n",
-			want: []shape{{Line: 1, Name: "stream", Children: []shape{
+			Name: "quotes keep blanks and semicolons, and escapes are resolved",
+			Src:  "stream {\n  log_format p '$remote_addr; \\'x\\'' \"a b\";\n}\n",
+			Want: []shape{{Line: 1, Name: "stream", Children: []shape{
 				{Line: 2, Name: "log_format", Args: []string{"p", "$remote_addr; 'x'", "a b"}},
 			}}},
 		},
 		{
-			name: "the contents of http are kept but not checked",
-			src:  "http {\n  anything goes here;\n  location / { whatever; }\n}\n",
-			want: []shape{{Line: 1, Name: "http", Children: []shape{
+			Name: "the contents of http are kept but not checked",
+			Src:  "http {\n  anything goes here;\n  location / { whatever; }\n}\n",
+			Want: []shape{{Line: 1, Name: "http", Children: []shape{
 				{Line: 2, Name: "anything", Args: []string{"goes", "here"}},
 				{Line: 3, Name: "location", Args: []string{"/"}, Children: []shape{{Line: 3, Name: "whatever"}}},
 			}}},
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ds, err := Parse("n.conf", []byte(tt.src))
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			if diff := cmp.Diff(tt.want, shapes(ds)); diff != "" {
-				t.Errorf("tree (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
 
 func TestParseErrorsNameTheFileAndLine(t *testing.T) {
-	tests := []struct {
-		name string
-		src  string
-		want string
-	}{
+	importtest.Errors(t, "n.conf", Parse, []importtest.ErrorCase{
 		{"an unterminated block points at its opening line", "stream {\n  server {\n    listen 8443;\n", `n.conf:2: unexpected end of file: block "server" is not closed by "}"`},
 		{"a directive without its semicolon before a closing brace", "stream {\n  server {\n    listen 8443\n  }\n}\n", `n.conf:4: unexpected "}": directive "listen" is not terminated by ";"`},
 		{"a directive without its semicolon at the end of the file", "worker_processes 2", `n.conf:1: unexpected end of file: directive "worker_processes" is not terminated by ";"`},
@@ -93,40 +74,15 @@ func TestParseErrorsNameTheFileAndLine(t *testing.T) {
 		{"a plain directive used as a block", "stream {\n  proxy_timeout { 1s; }\n}\n", `n.conf:2: directive "proxy_timeout" is not a block`},
 		{"an unterminated quote points at where it starts", "stream {\n  log_format p 'abc;\n}\n", `n.conf:2: unterminated quoted string`},
 		{"an include read from memory", "stream {\n  include s.conf;\n}\n", `n.conf:2: include is read only from a file on disk`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("n.conf", []byte(tt.src))
-			if err == nil {
-				t.Fatalf("Parse accepted:\n%s", tt.src)
-			}
-			var located *Error
-			if !errors.As(err, &located) {
-				t.Errorf("error %v is not an *Error", err)
-			}
-			if diff := cmp.Diff(tt.want, err.Error()); diff != "" {
-				t.Errorf("error (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
 
 func TestLoadFollowsIncludesFromTheMainFilesDirectory(t *testing.T) {
-	dir := t.TempDir()
-	files := map[string]string{
+	dir := importtest.WriteFiles(t, 0o644, map[string]string{
 		"nginx.conf":            "stream {\n  include stream.d/*.conf;\n}\nhttp {\n  include /nonexistent/mime.types;\n}\n",
 		"stream.d/api.conf":     "upstream api {\n  include upstreams/api.servers;\n}\n",
 		"upstreams/api.servers": "server 10.0.0.1:6443;\n",
-	}
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	ds, err := Load(filepath.Join(dir, "nginx.conf"))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -140,13 +96,10 @@ func TestLoadFollowsIncludesFromTheMainFilesDirectory(t *testing.T) {
 }
 
 func TestLoadDoesNotQuoteAForeignIncludedFile(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "shadow"), []byte("root:$6$c2VjcmV0$secrethash:19000:0:99999:7:::\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte("include shadow;\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir := importtest.WriteFiles(t, 0o600, map[string]string{
+		"shadow":     "root:$6$c2VjcmV0$secrethash:19000:0:99999:7:::\n",
+		"nginx.conf": "include shadow;\n",
+	})
 	_, err := Load(filepath.Join(dir, "nginx.conf"))
 	if err == nil || !strings.Contains(err.Error(), "shadow:1:") || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("Load = %v, want an error at shadow:1 that does not quote it", err)
@@ -154,10 +107,7 @@ func TestLoadDoesNotQuoteAForeignIncludedFile(t *testing.T) {
 }
 
 func TestLoadRefusesAnIncludedDevice(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte("include /dev/zero;\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir := importtest.WriteFiles(t, 0o600, map[string]string{"nginx.conf": "include /dev/zero;\n"})
 	_, err := Load(filepath.Join(dir, "nginx.conf"))
 	if err == nil || !strings.Contains(err.Error(), "not a regular file (a device)") {
 		t.Fatalf("Load = %v, want the device refused", err)
