@@ -1,9 +1,9 @@
 package vrrp
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vrrplb/vrrplb/internal/prom"
 )
 
 // Metric names (DESIGN.md, "Admin HTTP").
@@ -40,41 +40,31 @@ type Metrics struct {
 // registers nothing.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: MetricInstanceState,
-			Help: "VRRP instance state: 1 for the current state (init, backup, master, fault), 0 for the others.",
-		}, []string{LabelInstance, "state"}),
-		priority: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: MetricInstancePriority,
-			Help: "VRRP instance effective priority: configured priority with tracker weights applied.",
-		}, []string{LabelInstance}),
-		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricInstanceTransitions,
-			Help: "VRRP state transitions, by new state.",
-		}, []string{LabelInstance, "to"}),
-		advertsSent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricAdvertsSent,
-			Help: "VRRP advertisements sent (one per destination).",
-		}, []string{LabelInstance}),
-		advertsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricAdvertsReceived,
-			Help: "VRRP advertisements received that passed every check.",
-		}, []string{LabelInstance}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricPacketsDropped,
-			Help: "VRRP packets dropped by the receive checks, by reason.",
-		}, []string{LabelInstance, "reason"}),
-		garpSent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricGARPSent,
-			Help: "Gratuitous ARP / unsolicited neighbour advertisement rounds sent for the virtual IPs.",
-		}, []string{LabelInstance}),
+		state: prom.GaugeVec(MetricInstanceState,
+			"VRRP instance state: 1 for the current state (init, backup, master, fault), 0 for the others.",
+			LabelInstance, "state"),
+		priority: prom.GaugeVec(MetricInstancePriority,
+			"VRRP instance effective priority: configured priority with tracker weights applied.",
+			LabelInstance),
+		transitions: prom.CounterVec(MetricInstanceTransitions,
+			"VRRP state transitions, by new state.",
+			LabelInstance, "to"),
+		advertsSent: prom.CounterVec(MetricAdvertsSent,
+			"VRRP advertisements sent (one per destination).",
+			LabelInstance),
+		advertsReceived: prom.CounterVec(MetricAdvertsReceived,
+			"VRRP advertisements received that passed every check.",
+			LabelInstance),
+		dropped: prom.CounterVec(MetricPacketsDropped,
+			"VRRP packets dropped by the receive checks, by reason.",
+			LabelInstance, "reason"),
+		garpSent: prom.CounterVec(MetricGARPSent,
+			"Gratuitous ARP / unsolicited neighbour advertisement rounds sent for the virtual IPs.",
+			LabelInstance),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.state, m.priority, m.transitions, m.advertsSent, m.advertsReceived, m.dropped, m.garpSent} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register vrrp metrics: %w", err)
-			}
-		}
+	err := prom.Register(reg, "vrrp metrics", m.state, m.priority, m.transitions, m.advertsSent, m.advertsReceived, m.dropped, m.garpSent)
+	if err != nil {
+		return nil, err
 	}
 	return m, nil
 }
