@@ -359,10 +359,7 @@ func TestMachine(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := NewMachine(tt.cfg)
-			var got []Action
-			for _, s := range tt.steps {
-				got = m.Handle(at(s.after), s.ev, nil)
-			}
+			got := feed(m, tt.steps)
 			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("actions of the last event (-want +got):\n%s", diff)
 			}
