@@ -83,6 +83,8 @@ type loop struct {
 	spare        int // a descriptor kept to refuse one client at EMFILE
 
 	scratch []byte // every read lands here first
+
+	yields int // times the loop gave its P away to other goroutines
 }
 
 // evConn is one client connection and its backend connection.
@@ -233,7 +235,8 @@ func (l *loop) runTasks() {
 	}
 }
 
-// A loop yields at least every yieldEvery while it has events to serve.
+// A loop yields at least every yieldEvery while it has events to serve
+// without waiting for any.
 const yieldEvery = time.Millisecond
 
 func (l *loop) run() {
@@ -242,11 +245,12 @@ func (l *loop) run() {
 	events := make([]unix.EpollEvent, maxEvents)
 	l.now = time.Now().UnixNano()
 	l.nextTick = l.now + int64(tickEvery)
-	got := 0
+	got, calls := 0, 0
 	lastYield := l.now
 	wait := func(uintptr) bool {
 		// epoll_pwait without a signal mask is epoll_wait, which some
 		// architectures (arm64) only have in this form.
+		calls++
 		n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 		if errno != 0 {
 			n = 0
@@ -255,19 +259,25 @@ func (l *loop) run() {
 		return got > 0
 	}
 	for !l.stopped {
-		// Under load the sockets are ready again by the time the last
-		// batch is done: look without the scheduler's syscall bookkeeping.
-		// Else park until the epoll set has something: the Go runtime's
-		// poller watches it like any socket, so no thread and no P wait
-		// here.
-		if !wait(0) {
-			l.park(wait)
-		}
+		// Look at the epoll set without the scheduler's syscall
+		// bookkeeping: under load the sockets are ready again by the time
+		// the last batch is done. Else park until the set has something:
+		// the Go runtime's poller watches it like any socket, so no thread
+		// and no P wait here. (park looks first: a look of its own before
+		// it would cost a second epoll_pwait on every wait.)
+		calls = 0
+		l.park(wait)
 		n := got
 		got = 0
 		l.now = time.Now().UnixNano()
-		if l.now-lastYield >= int64(yieldEvery) {
+		if calls > 1 || n == 0 {
+			// The loop waited: the goroutines sharing its P had it
+			// meanwhile. A yield now would only wake an idle thread to
+			// look for work, two context switches and a futex call.
+			lastYield = l.now
+		} else if l.now-lastYield >= int64(yieldEvery) {
 			runtime.Gosched()
+			l.yields++
 			lastYield = l.now
 		}
 		for i := range n {
@@ -290,8 +300,9 @@ func (l *loop) run() {
 	}
 }
 
-// park waits in the runtime's poller until the epoll set has events (wait
-// returns true) or the next timer is due.
+// park calls wait, and if it found nothing waits in the runtime's poller
+// until the epoll set has events (wait returns true) or the next timer is
+// due.
 func (l *loop) park(wait func(uintptr) bool) {
 	if next := l.nextDue(); next != l.deadline {
 		l.deadline = next

@@ -32,11 +32,7 @@ func TestReplyFollowedAtOnceByCloseReachesTheClientWithItsEnd(t *testing.T) {
 	})
 	r := startFrontend(t, testFrontend(b.Addr), Options{})
 	for i := range 30 {
-		c, err := net.Dial("tcp", r.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := dialTCP(t, r.addr, 5*time.Second)
 		buf := make([]byte, 64)
 		for range i % 5 { // from a single exchange to a conversation
 			if _, err := c.Write([]byte("ping")); err != nil {
@@ -135,12 +131,7 @@ func TestIdleConnectionHoldsNoBufferOrPipe(t *testing.T) {
 		}
 	})
 	r := startFrontend(t, testFrontend(b.Addr), Options{})
-	c, err := net.Dial("tcp", r.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialTCP(t, r.addr, 10*time.Second)
 	if _, err := c.Write([]byte("bulk")); err != nil {
 		t.Fatal(err)
 	}
@@ -271,5 +262,53 @@ func TestHostNameBackendTriesItsAddressesInTurn(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.backendErrors.WithLabelValues("test", name)); got != 0 {
 		t.Errorf("connect errors = %v, want 0: the backend answered at its other address", got)
+	}
+}
+
+// loopYields is how often the frontend's loops have yielded, read on them.
+func loopYields(r *running) int {
+	r.f.mu.Lock()
+	loops := r.f.loops
+	r.f.mu.Unlock()
+	n := 0
+	for _, l := range loops {
+		l.exec(func() { n += l.yields })
+	}
+	return n
+}
+
+// A loop that waited for its events owes the other goroutines nothing: a
+// yield on every wake-up wakes an idle thread to look for work, two context
+// switches and a futex call per message at a light load (the co-located
+// row's cost). A loop kept busy still yields.
+func TestLoopYieldsOnlyWhenKeptBusy(t *testing.T) {
+	b := startBackend(t, lineServer)
+	r := startFrontend(t, testFrontend(b.Addr), Options{})
+	lc := dialLine(t, r.addr)
+	before := loopYields(r)
+	for i := range 40 {
+		time.Sleep(2 * yieldEvery) // the loop parks between messages
+		if _, err := lc.ask(fmt.Sprint("ping ", i)); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if got := loopYields(r) - before; got > 2 {
+		t.Errorf("loops yielded %d times over 40 messages each after a wait; want none (at most 2 for stray timing)", got)
+	}
+
+	// A task that keeps its loop busy past yieldEvery with a wake-up
+	// already pending: the next batch comes without a wait and yields.
+	r.f.mu.Lock()
+	l := r.f.loops[0]
+	r.f.mu.Unlock()
+	before = loopYields(r)
+	l.exec(func() {
+		var one = [8]byte{1}
+		syscall.Write(l.wakefd, one[:])
+		time.Sleep(2 * yieldEvery)
+	})
+	l.exec(func() {}) // after the batch that followed
+	if got := loopYields(r) - before; got < 1 {
+		t.Errorf("a loop busy for %v did not yield", 2*yieldEvery)
 	}
 }
