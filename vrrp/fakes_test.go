@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vrrplb/vrrplb/internal/clock"
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 // The fakes below let instances run end to end without root: a fake clock
@@ -265,11 +266,7 @@ func (f *fakeTracker) Run(ctx context.Context, report func(ok bool)) error {
 // set reports ok through the instance, counting it as the instance's work.
 func (f *fakeTracker) set(t *testing.T, ok bool) {
 	t.Helper()
-	select {
-	case <-f.ready:
-	case <-time.After(5 * time.Second):
-		t.Fatal("tracker never started")
-	}
+	poll.Receive(t, f.ready, 5*time.Second, "the tracker to start")
 	f.mu.Lock()
 	report := f.report
 	f.mu.Unlock()
