@@ -16,63 +16,67 @@ import (
 
 // cmdMaintenance is `vrrplb maintenance on|off [--instance NAME] [--socket PATH]`.
 func cmdMaintenance(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("maintenance", stderr)
+	fs, socket := runtimeFlags("maintenance", stderr, "on|off [--instance NAME] [--socket PATH]",
+		"on: this host hands its VIPs to a peer and stays in the election at the lowest priority,\n"+
+			"keeping its proxy running; off: it takes its priority back. Lost when vrrplb restarts.\n")
 	instance := fs.String("instance", "", "only the instance `NAME` (default: every instance)")
-	socket := fs.String("socket", config.DefaultAdminSocket, "the daemon's admin socket `PATH` ([admin] socket)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: vrrplb maintenance on|off [--instance NAME] [--socket PATH]\n\n"+
-			"on: this host hands its VIPs to a peer and stays in the election at the lowest priority,\n"+
-			"keeping its proxy running; off: it takes its priority back. Lost when vrrplb restarts.\n\n")
-		fs.PrintDefaults()
-	}
 	pos, err := parseInterspersed(fs, args, 1)
 	if err != nil {
 		return err
 	}
-	var on bool
-	switch pos[0] {
-	case "on":
-		on = true
-	case "off":
-	default:
-		fmt.Fprintf(stderr, "vrrplb maintenance: %q: want on or off\n", pos[0])
-		fs.Usage()
-		return errUsage
+	on, err := choice(fs, pos[0], "on", "off")
+	if err != nil {
+		return err
 	}
 	return sendCommand(*socket, adminRequest{Maintenance: &maintenanceRequest{On: on, Instance: *instance}}, stdout)
 }
 
 // cmdBackend is `vrrplb backend drain|enable ADDR [--frontend NAME] [--force] [--socket PATH]`.
 func cmdBackend(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("backend", stderr)
+	fs, socket := runtimeFlags("backend", stderr, "drain|enable ADDR [--frontend NAME] [--force] [--socket PATH]",
+		"drain: ADDR gets no new connections, live ones go on, health checks go on;\n"+
+			"enable: it takes new connections again. Lost when vrrplb restarts.\n")
 	frontend := fs.String("frontend", "", "only in the frontend `NAME` (default: every frontend with ADDR)")
 	force := fs.Bool("force", false, "drain even the last backend that takes new connections")
-	socket := fs.String("socket", config.DefaultAdminSocket, "the daemon's admin socket `PATH` ([admin] socket)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: vrrplb backend drain|enable ADDR [--frontend NAME] [--force] [--socket PATH]\n\n"+
-			"drain: ADDR gets no new connections, live ones go on, health checks go on;\n"+
-			"enable: it takes new connections again. Lost when vrrplb restarts.\n\n")
-		fs.PrintDefaults()
-	}
 	pos, err := parseInterspersed(fs, args, 2)
 	if err != nil {
 		return err
 	}
-	var drain bool
-	switch pos[0] {
-	case "drain":
-		drain = true
-	case "enable":
-	default:
-		fmt.Fprintf(stderr, "vrrplb backend: %q: want drain or enable\n", pos[0])
-		fs.Usage()
-		return errUsage
+	drain, err := choice(fs, pos[0], "drain", "enable")
+	if err != nil {
+		return err
 	}
 	if *force && !drain {
 		fmt.Fprintln(stderr, "vrrplb backend: --force goes with drain")
 		return errUsage
 	}
 	return sendCommand(*socket, adminRequest{Backend: &backendRequest{Drain: drain, Address: pos[1], Frontend: *frontend, Force: *force}}, stdout)
+}
+
+// runtimeFlags is the flag set of the runtime command name, with its
+// --socket flag and a usage text of synopsis and about.
+func runtimeFlags(name string, stderr io.Writer, synopsis, about string) (*flag.FlagSet, *string) {
+	fs := newFlags(name, stderr)
+	socket := fs.String("socket", config.DefaultAdminSocket, "the daemon's admin socket `PATH` ([admin] socket)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: vrrplb %s %s\n\n%s\n", name, synopsis, about)
+		fs.PrintDefaults()
+	}
+	return fs, socket
+}
+
+// choice reads word as yes (true) or no (false); anything else is a usage
+// error.
+func choice(fs *flag.FlagSet, word, yes, no string) (bool, error) {
+	switch word {
+	case yes:
+		return true, nil
+	case no:
+		return false, nil
+	}
+	fmt.Fprintf(fs.Output(), "%s: %q: want %s or %s\n", fs.Name(), word, yes, no)
+	fs.Usage()
+	return false, errUsage
 }
 
 // parseInterspersed parses flags before, between and after exactly n
