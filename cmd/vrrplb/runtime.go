@@ -20,11 +20,7 @@ func cmdMaintenance(args []string, stdout, stderr io.Writer) error {
 		"on: this host hands its VIPs to a peer and stays in the election at the lowest priority,\n"+
 			"keeping its proxy running; off: it takes its priority back. Lost when vrrplb restarts.\n")
 	instance := fs.String("instance", "", "only the instance `NAME` (default: every instance)")
-	pos, err := parseInterspersed(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	on, err := choice(fs, pos[0], "on", "off")
+	_, on, err := parseChoice(fs, args, 1, "on", "off")
 	if err != nil {
 		return err
 	}
@@ -38,11 +34,7 @@ func cmdBackend(args []string, stdout, stderr io.Writer) error {
 			"enable: it takes new connections again. Lost when vrrplb restarts.\n")
 	frontend := fs.String("frontend", "", "only in the frontend `NAME` (default: every frontend with ADDR)")
 	force := fs.Bool("force", false, "drain even the last backend that takes new connections")
-	pos, err := parseInterspersed(fs, args, 2)
-	if err != nil {
-		return err
-	}
-	drain, err := choice(fs, pos[0], "drain", "enable")
+	pos, drain, err := parseChoice(fs, args, 2, "drain", "enable")
 	if err != nil {
 		return err
 	}
@@ -65,18 +57,23 @@ func runtimeFlags(name string, stderr io.Writer, synopsis, about string) (*flag.
 	return fs, socket
 }
 
-// choice reads word as yes (true) or no (false); anything else is a usage
-// error.
-func choice(fs *flag.FlagSet, word, yes, no string) (bool, error) {
-	switch word {
-	case yes:
-		return true, nil
-	case no:
-		return false, nil
+// parseChoice parses args as flags around n positional arguments, the first
+// of which must be yes (true) or no (false), and returns them with that
+// choice.
+func parseChoice(fs *flag.FlagSet, args []string, n int, yes, no string) ([]string, bool, error) {
+	pos, err := parseInterspersed(fs, args, n)
+	if err != nil {
+		return nil, false, err
 	}
-	fmt.Fprintf(fs.Output(), "%s: %q: want %s or %s\n", fs.Name(), word, yes, no)
+	switch pos[0] {
+	case yes:
+		return pos, true, nil
+	case no:
+		return pos, false, nil
+	}
+	fmt.Fprintf(fs.Output(), "%s: %q: want %s or %s\n", fs.Name(), pos[0], yes, no)
 	fs.Usage()
-	return false, errUsage
+	return nil, false, errUsage
 }
 
 // parseInterspersed parses flags before, between and after exactly n
