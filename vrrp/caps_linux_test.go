@@ -1,13 +1,13 @@
 package vrrp
 
 import (
-	"os"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/testroot"
 )
 
 func TestMissingCapabilitiesAreNamedInOneLine(t *testing.T) {
@@ -39,12 +39,7 @@ func TestMissingCapabilitiesAreNamedInOneLine(t *testing.T) {
 }
 
 func TestCheckCapabilitiesPassesAsRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("VRRPLB_E2E") == "1" {
-			t.Fatal("VRRPLB_E2E=1 but not root")
-		}
-		t.Skip("needs root: a non-root test process holds no capabilities")
-	}
+	testroot.Require(t, "a non-root test process holds no capabilities")
 	if err := CheckCapabilities(); err != nil {
 		t.Error(err)
 	}
