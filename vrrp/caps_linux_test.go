@@ -7,7 +7,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vrrplb/vrrplb/config"
-	"github.com/vrrplb/vrrplb/internal/testroot"
 )
 
 func TestMissingCapabilitiesAreNamedInOneLine(t *testing.T) {
@@ -39,7 +38,7 @@ func TestMissingCapabilitiesAreNamedInOneLine(t *testing.T) {
 }
 
 func TestCheckCapabilitiesPassesAsRoot(t *testing.T) {
-	testroot.Require(t, "a non-root test process holds no capabilities")
+	requireRoot(t, "checks the capabilities that only a root process holds")
 	if err := CheckCapabilities(); err != nil {
 		t.Error(err)
 	}
