@@ -1,9 +1,9 @@
 package vrrp
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vrrplb/vrrplb/internal/prom"
 )
 
 // Metric names (DESIGN.md, "Admin HTTP").
@@ -67,25 +67,22 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		streamDropped: instanceCounter(MetricTakeoverDropped,
 			"Takeover stream datagrams dropped, by reason.", "reason"),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.state, m.priority, m.transitions, m.advertsSent, m.advertsReceived, m.dropped, m.garpSent,
-			m.takeoverResets, m.tuplesHeld, m.streamDropped} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register vrrp metrics: %w", err)
-			}
-		}
+	err := prom.Register(reg, "vrrp metrics", m.state, m.priority, m.transitions, m.advertsSent, m.advertsReceived, m.dropped, m.garpSent,
+		m.takeoverResets, m.tuplesHeld, m.streamDropped)
+	if err != nil {
+		return nil, err
 	}
 	return m, nil
 }
 
 // instanceCounter is a counter of VRRP instances, labelled with LabelInstance then labels.
 func instanceCounter(name, help string, labels ...string) *prometheus.CounterVec {
-	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, append([]string{LabelInstance}, labels...))
+	return prom.CounterVec(name, help, append([]string{LabelInstance}, labels...)...)
 }
 
 // instanceGauge is a gauge of VRRP instances, labelled with LabelInstance then labels.
 func instanceGauge(name, help string, labels ...string) *prometheus.GaugeVec {
-	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, append([]string{LabelInstance}, labels...))
+	return prom.GaugeVec(name, help, append([]string{LabelInstance}, labels...)...)
 }
 
 // DeleteInstance removes every series of the instance called name, for an
