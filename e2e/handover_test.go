@@ -4,15 +4,11 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -163,16 +159,12 @@ func TestHandoverResetsClientConnectionsOnTheVIP(t *testing.T) {
 // running a fake apiserver at api, h4 for the client.
 func watchLab(t *testing.T) (lab *Lab, h1, h2, h4 *Host, vip netip.Addr, api netip.AddrPort) {
 	requireRoot(t)
-	lab = NewLab(t, 4)
-	h1, h2, h3, h4 := lab.Host(1), lab.Host(2), lab.Host(3), lab.Host(4)
-	api = fakeAPIServer(t, h3, 6443, "A", "")
-	return lab, h1, h2, h4, VIP4.Addr(), api
+	lab, api, _ = yieldingLab(t, "10s")
+	return lab, lab.Host(1), lab.Host(2), lab.Host(4), VIP4.Addr(), api
 }
 
 func handoverResets(t *testing.T, how string) {
 	lab, h1, h2, h4, vip, api := watchLab(t)
-
-	const advert = 100 * time.Millisecond
 	lbConfig := func(prio int, socket string) string {
 		return yieldingLBConfig(t, prio, advert, socket, api, "10s")
 	}
@@ -262,7 +254,7 @@ func handoverResets(t *testing.T, how string) {
 
 // startWatchesAndGets starts n watchers from client to to, waits until
 // each has data, then starts GETs and lets a few go through first.
-func startWatchesAndGets(t *testing.T, client *Host, to netip.AddrPort, n int) ([]*watcher, *gets) {
+func startWatchesAndGets(t *testing.T, client *Host, to netip.AddrPort, n int) ([]*watcher, *newConnections) {
 	t.Helper()
 	ws := make([]*watcher, n)
 	for i := range ws {
@@ -316,7 +308,7 @@ func waitWatchesResumed(t *testing.T, ws []*watcher, start, moved time.Time) tim
 
 // check stops the GETs and fails the test for any started since start
 // that failed.
-func (g *gets) check(t *testing.T, how string, start time.Time) {
+func (g *newConnections) check(t *testing.T, how string, start time.Time) {
 	t.Helper()
 	g.close()
 	byServer, failed := g.since(start)
@@ -328,58 +320,4 @@ func (g *gets) check(t *testing.T, how string, start time.Time) {
 		}
 		t.Errorf("%s: a request failed: %v", how, err)
 	}
-}
-
-// gets is a client that GETs /version on a new connection each time until
-// stopped, retrying a GET once when its connection was reset, as client-go
-// does for a GET.
-type gets struct {
-	*newConnections
-	retried atomic.Int64
-}
-
-func startGets(t *testing.T, from *Host, to netip.AddrPort) *gets {
-	g := &gets{newConnections: &newConnections{stop: make(chan struct{}), done: make(chan struct{})}}
-	client := &http.Client{
-		Timeout: 3 * time.Second,
-		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				return from.DialContext(ctx, network, addr)
-			},
-			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true, ServerName: "kubernetes"},
-			DisableKeepAlives: true,
-		},
-	}
-	get := func() (string, error) {
-		resp, err := client.Get("https://" + to.String() + "/version")
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		var v struct{ Server string }
-		err = json.NewDecoder(resp.Body).Decode(&v)
-		return v.Server, err
-	}
-	go func() {
-		c := g.newConnections
-		defer close(c.done)
-		for {
-			select {
-			case <-c.stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			r := versionRequest{start: time.Now()}
-			r.server, r.err = get()
-			if errors.Is(r.err, syscall.ECONNRESET) {
-				g.retried.Add(1)
-				r.server, r.err = get()
-			}
-			c.mu.Lock()
-			c.reqs = append(c.reqs, r)
-			c.mu.Unlock()
-		}
-	}()
-	t.Cleanup(g.close)
-	return g
 }

@@ -320,7 +320,7 @@ func TestTransportWithoutCapabilitiesSaysWhatItNeeds(t *testing.T) {
 		}
 		return
 	}
-	requireRoot(t)
+	requireRoot(t, "creates network namespaces and raw sockets")
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv (util-linux) not installed")
 	}
