@@ -109,6 +109,18 @@ type Instance struct {
 	GARPRefresh time.Duration
 	// Notify is run on every transition with (instance name, new state) appended.
 	Notify []string
+	// TakeoverReset streams the master's client connections on the virtual
+	// IPs to the other LB hosts, and has a host that takes over from a
+	// silent (crashed) master prompt those clients to reset. It works only
+	// with TakeoverKey.
+	TakeoverReset bool
+	// TakeoverKeyFile is the file TakeoverKey was read from; "" for none.
+	TakeoverKeyFile string
+	// TakeoverKey authenticates the stream (HMAC-SHA256): the same on every
+	// LB host of the instance. Nil without takeover_key_file.
+	TakeoverKey []byte
+	// TakeoverPort is the UDP port of the stream.
+	TakeoverPort uint16
 
 	TrackFrontends  []TrackFrontend
 	TrackScripts    []TrackScript

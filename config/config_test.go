@@ -247,6 +247,7 @@ func TestParseFillsDefaults(t *testing.T) {
 			VirtualIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/24"), netip.MustParsePrefix("192.0.2.11/32")},
 			Family:     IPv4,
 			GARPRepeat: 5, GARPInterval: 100 * time.Millisecond,
+			TakeoverReset: true, TakeoverPort: 5798,
 			TrackFrontends: []TrackFrontend{{Name: "apiserver"}},
 			TrackScripts: []TrackScript{{Command: []string{"/bin/check", "-q"}, Interval: 2 * time.Second,
 				Timeout: 2 * time.Second, Fall: 2, Rise: 1}},

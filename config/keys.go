@@ -58,6 +58,9 @@ const (
 	KeyInstanceGARPInterval    = "garp_interval"
 	KeyInstanceGARPRefresh     = "garp_refresh"
 	KeyInstanceNotify          = "notify"
+	KeyInstanceTakeoverReset   = "takeover_reset"
+	KeyInstanceTakeoverKeyFile = "takeover_key_file"
+	KeyInstanceTakeoverPort    = "takeover_port"
 )
 
 // [[instance.track_frontend]], [[instance.track_interface]]

@@ -51,6 +51,9 @@ func Render(w io.Writer, cfg *Config) error {
 		p("", KeyInstanceGARPInterval, duration(in.GARPInterval))
 		p("", KeyInstanceGARPRefresh, duration(in.GARPRefresh))
 		p("", KeyInstanceNotify, list(in.Notify, quote))
+		p("", KeyInstanceTakeoverReset, strconv.FormatBool(in.TakeoverReset))
+		p("", KeyInstanceTakeoverKeyFile, quote(in.TakeoverKeyFile))
+		p("", KeyInstanceTakeoverPort, strconv.Itoa(int(in.TakeoverPort)))
 		for _, tf := range in.TrackFrontends {
 			b.WriteString("\n")
 			header(&b, "  ", Dotted(TableInstance, TableTrackFrontend), true)

@@ -25,6 +25,7 @@ const (
 	DefaultAdvertInterval = time.Second
 	DefaultGARPRepeat     = 5
 	DefaultGARPInterval   = 100 * time.Millisecond
+	DefaultTakeoverPort   = 5798 // UDP; the number of VRRPv3's RFC
 
 	DefaultScriptInterval = 2 * time.Second
 	DefaultScriptTimeout  = 2 * time.Second
@@ -119,6 +120,7 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 	instanceVIPs(t, &in)
 	instanceAddresses(t, &in)
 	instanceRest(t, &in)
+	d.instanceTakeover(t, &in)
 	trackFrontends(t, &in, cfg)
 	trackScripts(t, &in)
 	trackInterfaces(t, &in)
@@ -497,6 +499,7 @@ func (d *decoder) unique(root *table, cfg *Config) {
 		}
 		keys[in.Key()] = in.Name
 	}
+	uniqueTakeoverPorts(instances, cfg)
 	frontends := root.tables(TableFrontend, named(TableFrontend))
 	fnames := map[string]bool{}
 	for i, fe := range cfg.Frontends {

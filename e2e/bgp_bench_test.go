@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"context"
-	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -67,25 +64,6 @@ func BenchmarkBGPConnections(b *testing.B) {
 }
 
 func benchConnection(addr string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
-	if _, err := io.WriteString(tc, "GET /version HTTP/1.1\r\nHost: vip\r\nConnection: close\r\n\r\n"); err != nil {
-		return err
-	}
-	resp, err := io.ReadAll(tc)
-	if err != nil && len(resp) == 0 {
-		return err
-	}
-	if !strings.HasPrefix(string(resp), "HTTP/1.1 200") {
-		return fmt.Errorf("answer %.40q", resp)
-	}
-	return nil
+	return getVersion(d.DialContext, addr, 5*time.Second)
 }

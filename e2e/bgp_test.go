@@ -1,16 +1,14 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,30 +29,34 @@ func (l *load) String() string {
 		l.ok.Load(), l.refused.Load(), l.reset.Load(), l.other.Load(), l.lastErr.Load())
 }
 
+// getVersion makes one GET /version over TLS, on a connection to addr
+// that dial opens, within timeout; an answer other than 200 is an error.
+func getVersion(dial func(ctx context.Context, network, addr string) (net.Conn, error), addr string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+	if _, err := io.WriteString(tc, "GET /version HTTP/1.1\r\nHost: vip\r\nConnection: close\r\n\r\n"); err != nil {
+		return err
+	}
+	b, err := io.ReadAll(tc)
+	if err != nil && len(b) == 0 {
+		return err
+	}
+	if !strings.HasPrefix(string(b), "HTTP/1.1 200") {
+		return fmt.Errorf("answer %.40q", b)
+	}
+	return nil
+}
+
 // one opens one connection from client to addr and counts its outcome.
 func (l *load) one(client *Host, addr string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	err := func() error {
-		c, err := client.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
-		if _, err := io.WriteString(tc, "GET /version HTTP/1.1\r\nHost: vip\r\nConnection: close\r\n\r\n"); err != nil {
-			return err
-		}
-		b, err := io.ReadAll(tc)
-		if err != nil && len(b) == 0 {
-			return err
-		}
-		if !strings.HasPrefix(string(b), "HTTP/1.1 200") {
-			return fmt.Errorf("answer %.40q", b)
-		}
-		return nil
-	}()
+	err := getVersion(client.DialContext, addr, 2*time.Second)
 	switch {
 	case err == nil:
 		l.ok.Add(1)
@@ -308,37 +310,13 @@ func TestREADMEShowsTheFRRConfigTheLabRuns(t *testing.T) {
 func TestDemoBGPRunsToTheEndAndLeavesNothing(t *testing.T) {
 	requireRoot(t)
 	requireCommand(t, "/usr/lib/frr/bgpd", "frr")
-	demo := Build(t, "github.com/vrrplb/vrrplb/e2e/demo")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, demo, "-bgp",
-		"-vrrplb", Binary(t), "-fakeapiserver", Build(t, "github.com/vrrplb/vrrplb/e2e/fakeapiserver"))
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
-	cmd.WaitDelay = 20 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	out := stdout.String()
-	if err != nil {
-		t.Fatalf("demo -bgp failed: %v\n---- stdout ----\n%s---- stderr ----\n%s", err, out, stderr.String())
-	}
-	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`connections per LB host: lb1 [1-9]\d*, lb2 [1-9]\d*`),
-		regexp.MustCompile(`apiserver-vip  DEPREFERRED  no_healthy_backend`),
-		regexp.MustCompile(`lb2 exited 0`),
-		regexp.MustCompile(`nothing is left\.`),
-	} {
-		if !want.MatchString(out) {
-			t.Errorf("the demo's output lacks %q:\n%s", want, out)
-		}
-	}
-	id := regexp.MustCompile(`lab id ([0-9a-f]+)`).FindStringSubmatch(out)
-	if id == nil {
-		t.Fatalf("the demo's output does not name its lab:\n%s", out)
-	}
-	if ns := must(t, "ip", "netns", "list"); strings.Contains(ns, "e2e"+id[1]) {
-		t.Errorf("the demo left namespaces behind:\n%s", ns)
-	}
+	out := runDemo(t, "-bgp")
+	demoShowed(t, out,
+		`connections per LB host: lb1 [1-9]\d*, lb2 [1-9]\d*`,
+		`apiserver-vip  DEPREFERRED  no_healthy_backend`,
+		`lb2 exited 0`,
+		`nothing is left\.`,
+	)
 }
 
 // TestBGPReloadKeepsTheSession reloads an LB host with a second

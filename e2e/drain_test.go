@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +22,8 @@ import (
 type newConnections struct {
 	stop chan struct{}
 	done chan struct{}
+	// retried counts the GETs retried because their connection was reset.
+	retried atomic.Int64
 
 	mu   sync.Mutex
 	reqs []versionRequest
@@ -32,6 +36,16 @@ type versionRequest struct {
 }
 
 func startNewConnections(t *testing.T, from *Host, to netip.AddrPort) *newConnections {
+	return startVersionGets(t, from, to, false)
+}
+
+// startGets is startNewConnections retrying a GET once when its connection
+// was reset, as client-go does for a GET.
+func startGets(t *testing.T, from *Host, to netip.AddrPort) *newConnections {
+	return startVersionGets(t, from, to, true)
+}
+
+func startVersionGets(t *testing.T, from *Host, to netip.AddrPort, retryReset bool) *newConnections {
 	c := &newConnections{stop: make(chan struct{}), done: make(chan struct{})}
 	client := &http.Client{
 		Timeout: 3 * time.Second,
@@ -43,6 +57,16 @@ func startNewConnections(t *testing.T, from *Host, to netip.AddrPort) *newConnec
 			DisableKeepAlives: true,
 		},
 	}
+	get := func() (string, error) {
+		resp, err := client.Get("https://" + to.String() + "/version")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		var v struct{ Server string }
+		err = json.NewDecoder(resp.Body).Decode(&v)
+		return v.Server, err
+	}
 	go func() {
 		defer close(c.done)
 		for {
@@ -52,14 +76,11 @@ func startNewConnections(t *testing.T, from *Host, to netip.AddrPort) *newConnec
 			case <-time.After(5 * time.Millisecond):
 			}
 			r := versionRequest{start: time.Now()}
-			resp, err := client.Get("https://" + to.String() + "/version")
-			if err == nil {
-				var v struct{ Server string }
-				err = json.NewDecoder(resp.Body).Decode(&v)
-				resp.Body.Close()
-				r.server = v.Server
+			r.server, r.err = get()
+			if retryReset && errors.Is(r.err, syscall.ECONNRESET) {
+				c.retried.Add(1)
+				r.server, r.err = get()
 			}
-			r.err = err
 			c.mu.Lock()
 			c.reqs = append(c.reqs, r)
 			c.mu.Unlock()

@@ -4,15 +4,11 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -159,14 +155,16 @@ func TestHandoverResetsClientConnectionsOnTheVIP(t *testing.T) {
 	}
 }
 
-func handoverResets(t *testing.T, how string) {
+// watchLab is the lab of the watch tests: h1 and h2 for LB hosts, h3
+// running a fake apiserver at api, h4 for the client.
+func watchLab(t *testing.T) (lab *Lab, h1, h2, h4 *Host, vip netip.Addr, api netip.AddrPort) {
 	requireRoot(t)
-	lab := NewLab(t, 4)
-	h1, h2, h3, h4 := lab.Host(1), lab.Host(2), lab.Host(3), lab.Host(4)
-	vip := VIP4.Addr()
-	api := fakeAPIServer(t, h3, 6443, "A", "")
+	lab, api, _ = yieldingLab(t, "10s")
+	return lab, lab.Host(1), lab.Host(2), lab.Host(4), VIP4.Addr(), api
+}
 
-	const advert = 100 * time.Millisecond
+func handoverResets(t *testing.T, how string) {
+	lab, h1, h2, h4, vip, api := watchLab(t)
 	lbConfig := func(prio int, socket string) string {
 		return yieldingLBConfig(t, prio, advert, socket, api, "10s")
 	}
@@ -195,20 +193,7 @@ func handoverResets(t *testing.T, how string) {
 
 	to := netip.AddrPortFrom(vip, 8443)
 	const watches = 3
-	ws := make([]*watcher, watches)
-	for i := range ws {
-		ws[i] = startWatcher(t, h4, to)
-	}
-	Eventually(t, 5*time.Second, func() (bool, string) {
-		for i, w := range ws {
-			if w.resumedAfter(time.Time{}).IsZero() {
-				return false, fmt.Sprintf("watch %d has no data through h1 yet", i)
-			}
-		}
-		return true, ""
-	})
-	requests := startGets(t, h4, to)
-	time.Sleep(300 * time.Millisecond) // some requests through h1 first
+	ws, requests := startWatchesAndGets(t, h4, to, watches)
 
 	start := time.Now()
 	switch how {
@@ -220,14 +205,7 @@ func handoverResets(t *testing.T, how string) {
 		p2 = h2.StartVRRPLB(lbConfig(prio2, sock2))
 	}
 	// The VIP moves when h2 holds it.
-	var moved time.Time
-	Eventually(t, 10*time.Second, func() (bool, string) {
-		if h2.HasAddr(vip) {
-			moved = time.Now()
-			return true, ""
-		}
-		return false, "h2 does not hold the VIP"
-	})
+	moved := waitHolds(t, h2, vip)
 	var lost time.Time
 	Eventually(t, 10*time.Second, func() (bool, string) {
 		if !h1.HasAddr(vip) {
@@ -240,18 +218,7 @@ func handoverResets(t *testing.T, how string) {
 		how, moved.Sub(start).Round(time.Millisecond), lost.Sub(moved).Round(time.Millisecond))
 
 	// Every watch resumes through h2.
-	var worst time.Duration
-	Eventually(t, 3*watchIdle, func() (bool, string) {
-		worst = 0
-		for i, w := range ws {
-			r := w.resumedAfter(start)
-			if r.IsZero() {
-				return false, fmt.Sprintf("watch %d has not resumed", i)
-			}
-			worst = max(worst, r.Sub(moved))
-		}
-		return true, ""
-	})
+	worst := waitWatchesResumed(t, ws, start, moved)
 	t.Logf("%s: every watch received data again %v after the VIP moved (goal ≤ 1s)", how, worst.Round(time.Millisecond))
 	if worst > time.Second {
 		t.Errorf("%s: the watches resumed %v after the VIP moved, want ≤ 1s", how, worst.Round(time.Millisecond))
@@ -276,16 +243,7 @@ func handoverResets(t *testing.T, how string) {
 		})
 	}
 
-	requests.close()
-	byServer, failed := requests.since(start)
-	t.Logf("%s: GETs on new connections since the trigger: %v, %d failed, %d retried after a reset",
-		how, byServer, len(failed), requests.retried.Load())
-	for i, err := range failed {
-		if i == 5 {
-			break
-		}
-		t.Errorf("%s: a request failed: %v", how, err)
-	}
+	requests.check(t, how, start)
 	if how == "stop" {
 		if err := p1.WaitExit(15 * time.Second); err != nil {
 			t.Errorf("vrrplb on h1: %v", err)
@@ -294,56 +252,72 @@ func handoverResets(t *testing.T, how string) {
 	_ = p2
 }
 
-// gets is a client that GETs /version on a new connection each time until
-// stopped, retrying a GET once when its connection was reset, as client-go
-// does for a GET.
-type gets struct {
-	*newConnections
-	retried atomic.Int64
+// startWatchesAndGets starts n watchers from client to to, waits until
+// each has data, then starts GETs and lets a few go through first.
+func startWatchesAndGets(t *testing.T, client *Host, to netip.AddrPort, n int) ([]*watcher, *newConnections) {
+	t.Helper()
+	ws := make([]*watcher, n)
+	for i := range ws {
+		ws[i] = startWatcher(t, client, to)
+	}
+	Eventually(t, 5*time.Second, func() (bool, string) {
+		for i, w := range ws {
+			if w.resumedAfter(time.Time{}).IsZero() {
+				return false, fmt.Sprintf("watch %d has no data through the master yet", i)
+			}
+		}
+		return true, ""
+	})
+	requests := startGets(t, client, to)
+	time.Sleep(300 * time.Millisecond) // some requests through the first master
+	return ws, requests
 }
 
-func startGets(t *testing.T, from *Host, to netip.AddrPort) *gets {
-	g := &gets{newConnections: &newConnections{stop: make(chan struct{}), done: make(chan struct{})}}
-	client := &http.Client{
-		Timeout: 3 * time.Second,
-		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				return from.DialContext(ctx, network, addr)
-			},
-			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true, ServerName: "kubernetes"},
-			DisableKeepAlives: true,
-		},
-	}
-	get := func() (string, error) {
-		resp, err := client.Get("https://" + to.String() + "/version")
-		if err != nil {
-			return "", err
+// waitHolds waits until h holds vip and returns when it saw it.
+func waitHolds(t *testing.T, h *Host, vip netip.Addr) time.Time {
+	t.Helper()
+	var at time.Time
+	Eventually(t, 10*time.Second, func() (bool, string) {
+		if h.HasAddr(vip) {
+			at = time.Now()
+			return true, ""
 		}
-		defer resp.Body.Close()
-		var v struct{ Server string }
-		err = json.NewDecoder(resp.Body).Decode(&v)
-		return v.Server, err
-	}
-	go func() {
-		c := g.newConnections
-		defer close(c.done)
-		for {
-			select {
-			case <-c.stop:
-				return
-			case <-time.After(5 * time.Millisecond):
+		return false, h.Name + " does not hold the VIP"
+	})
+	return at
+}
+
+// waitWatchesResumed waits until every watch has a connection opened after
+// start with data, and returns the latest of those first data after moved.
+func waitWatchesResumed(t *testing.T, ws []*watcher, start, moved time.Time) time.Duration {
+	t.Helper()
+	var worst time.Duration
+	Eventually(t, 3*watchIdle, func() (bool, string) {
+		worst = 0
+		for i, w := range ws {
+			r := w.resumedAfter(start)
+			if r.IsZero() {
+				return false, fmt.Sprintf("watch %d has not resumed", i)
 			}
-			r := versionRequest{start: time.Now()}
-			r.server, r.err = get()
-			if errors.Is(r.err, syscall.ECONNRESET) {
-				g.retried.Add(1)
-				r.server, r.err = get()
-			}
-			c.mu.Lock()
-			c.reqs = append(c.reqs, r)
-			c.mu.Unlock()
+			worst = max(worst, r.Sub(moved))
 		}
-	}()
-	t.Cleanup(g.close)
-	return g
+		return true, ""
+	})
+	return worst
+}
+
+// check stops the GETs and fails the test for any started since start
+// that failed.
+func (g *newConnections) check(t *testing.T, how string, start time.Time) {
+	t.Helper()
+	g.close()
+	byServer, failed := g.since(start)
+	t.Logf("%s: GETs on new connections since the trigger: %v, %d failed, %d retried after a reset",
+		how, byServer, len(failed), g.retried.Load())
+	for i, err := range failed {
+		if i == 5 {
+			break
+		}
+		t.Errorf("%s: a request failed: %v", how, err)
+	}
 }

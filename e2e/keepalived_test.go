@@ -58,6 +58,39 @@ func (c interopCase) downInterval(p int) time.Duration {
 	return 3*c.interval + skew(p, c.interval) + slack
 }
 
+// sigtermHandsOver sends SIGTERM to the master p, named stopping, and
+// checks that taker, named taking and at priority 100, holds vip within its
+// Skew_Time (and slack), and that p exits 0.
+func sigtermHandsOver(t *testing.T, p *Proc, stopping string, taker *Host, taking string, vip netip.Addr, interval time.Duration) {
+	t.Helper()
+	start := time.Now()
+	p.Signal(syscall.SIGTERM)
+	Eventually(t, 5*time.Second, func() (bool, string) { return taker.HasAddr(vip), taking + " did not take the VIP" })
+	took := time.Since(start)
+	t.Logf("%s took over %s after %s's SIGTERM (skew %s)", taking, took, stopping, skew(100, interval))
+	if limit := skew(100, interval) + slack; took > limit {
+		t.Errorf("handoff took %s, want at most %s", took, limit)
+	}
+	if err := p.WaitExit(10 * time.Second); err != nil {
+		t.Fatalf("%s after SIGTERM: %v", stopping, err)
+	}
+}
+
+// crashHandsOver crashes the master h, running p named crashing, and checks
+// that taker, named taking, holds vip within down, its
+// Master_Down_Interval.
+func crashHandsOver(t *testing.T, l *Lab, h *Host, p *Proc, crashing string, taker *Host, taking string, vip netip.Addr, down time.Duration) {
+	t.Helper()
+	start := time.Now()
+	l.Crash(h, p)
+	Eventually(t, down+time.Second, func() (bool, string) { return taker.HasAddr(vip), taking + " did not take the VIP" })
+	took := time.Since(start)
+	t.Logf("%s took over %s after %s crashed (limit %s)", taking, took, crashing, down)
+	if took > down {
+		t.Errorf("failover took %s, want at most %s", took, down)
+	}
+}
+
 func TestKeepalivedInteropVRRPLBMasterKeepalivedBackup(t *testing.T) {
 	for _, c := range interopCases {
 		t.Run(c.name, func(t *testing.T) {
@@ -77,30 +110,14 @@ func TestKeepalivedInteropVRRPLBMasterKeepalivedBackup(t *testing.T) {
 			}
 
 			// Graceful handoff: vrrplb's priority-0 advert makes keepalived take over at once.
-			start := time.Now()
-			pv.Signal(syscall.SIGTERM)
-			Eventually(t, 5*time.Second, func() (bool, string) { return k.HasAddr(vip), "keepalived did not take the VIP" })
-			took := time.Since(start)
-			t.Logf("keepalived took over %s after vrrplb's SIGTERM (skew %s)", took, skew(100, c.interval))
-			if limit := skew(100, c.interval) + slack; took > limit {
-				t.Errorf("handoff took %s, want at most %s", took, limit)
-			}
-			if err := pv.WaitExit(10 * time.Second); err != nil {
-				t.Fatalf("vrrplb after SIGTERM: %v", err)
-			}
+			sigtermHandsOver(t, pv, "vrrplb", k, "keepalived", vip, c.interval)
 
 			// vrrplb comes back with the higher priority and preempts.
 			pv = v.StartVRRPLB(c.vrrplb(l, v, 200))
 			l.WaitMaster(t, v, vip, 5*time.Second+c.downInterval(200))
 
 			// Crash: keepalived takes over within its down interval.
-			start = time.Now()
-			l.Crash(v, pv)
-			Eventually(t, c.downInterval(100)+time.Second, func() (bool, string) { return k.HasAddr(vip), "keepalived did not take the VIP" })
-			t.Logf("keepalived took over %s after vrrplb crashed (limit %s)", time.Since(start), c.downInterval(100))
-			if took := time.Since(start); took > c.downInterval(100) {
-				t.Errorf("failover took %s, want at most %s", took, c.downInterval(100))
-			}
+			crashHandsOver(t, l, v, pv, "vrrplb", k, "keepalived", vip, c.downInterval(100))
 		})
 	}
 }
@@ -119,17 +136,7 @@ func TestKeepalivedInteropKeepalivedMasterVRRPLBBackup(t *testing.T) {
 			l.StaysMaster(t, k, vip, 3*c.interval)
 
 			// Graceful handoff from keepalived.
-			start := time.Now()
-			pk.Signal(syscall.SIGTERM)
-			Eventually(t, 5*time.Second, func() (bool, string) { return v.HasAddr(vip), "vrrplb did not take the VIP" })
-			took := time.Since(start)
-			t.Logf("vrrplb took over %s after keepalived's SIGTERM (skew %s)", took, skew(100, c.interval))
-			if limit := skew(100, c.interval) + slack; took > limit {
-				t.Errorf("handoff took %s, want at most %s", took, limit)
-			}
-			if err := pk.WaitExit(10 * time.Second); err != nil {
-				t.Fatalf("keepalived after SIGTERM: %v", err)
-			}
+			sigtermHandsOver(t, pk, "keepalived", v, "vrrplb", vip, c.interval)
 			l.WaitMaster(t, v, vip, 2*time.Second)
 
 			// keepalived comes back with the higher priority and preempts vrrplb.
@@ -140,13 +147,7 @@ func TestKeepalivedInteropKeepalivedMasterVRRPLBBackup(t *testing.T) {
 			})
 
 			// Crash keepalived: vrrplb takes over within its down interval.
-			start = time.Now()
-			l.Crash(k, pk)
-			Eventually(t, c.downInterval(100)+time.Second, func() (bool, string) { return v.HasAddr(vip), "vrrplb did not take the VIP" })
-			t.Logf("vrrplb took over %s after keepalived crashed (limit %s)", time.Since(start), c.downInterval(100))
-			if took := time.Since(start); took > c.downInterval(100) {
-				t.Errorf("failover took %s, want at most %s", took, c.downInterval(100))
-			}
+			crashHandsOver(t, l, k, pk, "keepalived", v, "vrrplb", vip, c.downInterval(100))
 			l.WaitMaster(t, v, vip, 2*time.Second)
 		})
 	}

@@ -58,6 +58,17 @@ func yieldingLBConfig(t *testing.T, prio int, advert time.Duration, socket strin
 	}.config(t)
 }
 
+// yieldingLab is the lab of the maintenance and handover tests: LB hosts h1
+// and h2, h3 with apiserver A on :6443, h4 a client. lbConfig is
+// yieldingLBConfig in front of A, with drainTimeout.
+func yieldingLab(t *testing.T, drainTimeout string) (lab *Lab, api netip.AddrPort, lbConfig func(prio int, socket string) string) {
+	lab = NewLab(t, 4)
+	api = fakeAPIServer(t, lab.Host(3), 6443, "A", "")
+	return lab, api, func(prio int, socket string) string {
+		return yieldingLBConfig(t, prio, advert, socket, api, drainTimeout)
+	}
+}
+
 // Maintenance: the master hands its VIP to the backup within the backup's
 // skew time (plus 20 ms of scheduling), a stream through its own proxy goes
 // on, a new connection to it still works, a reload keeps the maintenance;
@@ -68,15 +79,9 @@ func yieldingLBConfig(t *testing.T, prio int, advert time.Duration, socket strin
 func TestMaintenanceHandsTheVIPOverAndKeepsLiveConnections(t *testing.T) {
 	requireRoot(t)
 	requireCommand(t, "tcpdump", "tcpdump")
-	lab := NewLab(t, 4)
-	h1, h2, h3, h4 := lab.Host(1), lab.Host(2), lab.Host(3), lab.Host(4)
+	lab, _, lbConfig := yieldingLab(t, "2s")
+	h1, h2, h4 := lab.Host(1), lab.Host(2), lab.Host(4)
 	vip := VIP4.Addr()
-	api := fakeAPIServer(t, h3, 6443, "A", "")
-
-	const advert = 100 * time.Millisecond
-	lbConfig := func(prio int, socket string) string {
-		return yieldingLBConfig(t, prio, advert, socket, api, "2s")
-	}
 	sock1, sock2 := adminSocket(t), adminSocket(t)
 	p1 := h1.StartVRRPLB(lbConfig(100, sock1))
 	p2 := h2.StartVRRPLB(lbConfig(90, sock2))

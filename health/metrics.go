@@ -1,10 +1,11 @@
 package health
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vrrplb/vrrplb/internal/prom"
 )
 
 // Metric names (DESIGN.md). Labels: frontend and backend as configured
@@ -32,26 +33,20 @@ type Metrics struct {
 // not registered, for tests).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: MetricBackendUp,
-			Help: "1 while the backend passes its health checks (state up), 0 while it is down or not yet checked.",
-		}, []string{"frontend", "backend"}),
+		up: prom.GaugeVec(MetricBackendUp,
+			"1 while the backend passes its health checks (state up), 0 while it is down or not yet checked.",
+			"frontend", "backend"),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    MetricCheckDuration,
 			Help:    "How long each active health check took, failures included.",
 			Buckets: durationBuckets,
 		}, []string{"frontend", "backend"}),
-		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricChecks,
-			Help: "Active health checks by result: success, timeout, refused, status, auth (401 or 403: not allowed), tls, error, or local_error (could not run on this host: no verdict).",
-		}, []string{"frontend", "backend", "result"}),
+		checks: prom.CounterVec(MetricChecks,
+			"Active health checks by result: success, timeout, refused, status, auth (401 or 403: not allowed), tls, error, or local_error (could not run on this host: no verdict).",
+			"frontend", "backend", "result"),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.up, m.duration, m.checks} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register health metrics: %w", err)
-			}
-		}
+	if err := prom.Register(reg, "health metrics", m.up, m.duration, m.checks); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

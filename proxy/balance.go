@@ -44,12 +44,16 @@ func (l *leastConn) pick(cands []*backend, _ netip.Addr) *backend {
 	var bestActive int64
 	for i := range n {
 		b := cands[(start+i)%n]
-		if a := b.active.Load(); best == nil || a < bestActive {
+		if a := b.load(); best == nil || a < bestActive {
 			best, bestActive = b, a
 		}
 	}
 	return best
 }
+
+// load is what leastconn and random2 weigh: the backend's connections,
+// counting those whose connect is under way.
+func (b *backend) load() int64 { return b.active.Load() + b.connecting.Load() }
 
 // roundRobin takes the candidates in turn.
 type roundRobin struct{ next atomic.Uint64 }
@@ -92,7 +96,7 @@ func (randomTwo) pick(cands []*backend, _ netip.Addr) *backend {
 	if j >= i {
 		j++
 	}
-	if cands[j].active.Load() < cands[i].active.Load() {
+	if cands[j].load() < cands[i].load() {
 		return cands[j]
 	}
 	return cands[i]

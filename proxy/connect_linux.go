@@ -27,6 +27,7 @@ func (l *loop) connectNext(c *evConn) {
 			break
 		}
 		b := c.st.bal.pick(cands, c.clientIP)
+		c.choose(b)
 		c.attempt++
 		c.addrBase, c.addrTry = b.preferred.Load(), 0
 		if l.dial(c, b) {
@@ -164,6 +165,7 @@ func (l *loop) connected(c *evConn) {
 	c.since = l.now
 	c.lastActive = l.now
 	b := c.b
+	c.unchoose()
 	b.active.Add(1)
 	b.metrics.active.Inc()
 	b.metrics.connections.Inc()
@@ -171,6 +173,23 @@ func (l *loop) connected(c *evConn) {
 	c.down.count = b.metrics.bytesToClient.Add
 	if l.pump(c, &c.up) {
 		l.pump(c, &c.down)
+	}
+}
+
+// choose counts c as connecting to b, in place of the backend it was
+// chosen for before (whose connect failed).
+func (c *evConn) choose(b *backend) {
+	c.unchoose()
+	c.chosen = b
+	b.connecting.Add(1)
+}
+
+// unchoose ends the count choose made: the connect completed (the
+// connection now counts in active), or the connection was given up.
+func (c *evConn) unchoose() {
+	if c.chosen != nil {
+		c.chosen.connecting.Add(-1)
+		c.chosen = nil
 	}
 }
 

@@ -72,10 +72,14 @@ type state struct {
 
 // backend is one configured backend address of a frontend.
 type backend struct {
-	addr    string
-	hash    uint64 // of addr, for source hashing
-	active  atomic.Int64
-	metrics backendMetrics
+	addr   string
+	hash   uint64       // of addr, for source hashing
+	active atomic.Int64 // connections proxied to it
+	// connecting counts the clients it was chosen for whose connect is
+	// still under way; balancing counts them with active (load), so a
+	// burst of new clients does not all go to one backend.
+	connecting atomic.Int64
+	metrics    backendMetrics
 	// draining: `vrrplb backend drain` took it out of new connections;
 	// its live ones go on and health checks go on.
 	draining atomic.Bool

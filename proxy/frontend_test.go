@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 func TestProxyCarriesBytesBothWaysAndCountsThem(t *testing.T) {
@@ -19,18 +20,14 @@ func TestProxyCarriesBytesBothWaysAndCountsThem(t *testing.T) {
 
 	for _, size := range []int{5, 100 << 10, 3 << 20} {
 		t.Run(fmt.Sprintf("%d bytes come back unchanged", size), func(t *testing.T) {
-			c, err := net.Dial("tcp", r.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dialTCP(t, r.addr, 0)
 			want := make([]byte, size)
 			for i := range want {
 				want[i] = byte(i * 7)
 			}
 			go func() {
 				c.Write(want)
-				c.(*net.TCPConn).CloseWrite()
+				c.CloseWrite()
 			}()
 			c.SetDeadline(time.Now().Add(10 * time.Second))
 			got, err := io.ReadAll(c)
@@ -173,14 +170,9 @@ func TestHalfCloseIsPassedThrough(t *testing.T) {
 			c.CloseWrite()
 		})
 		r := startFrontend(t, testFrontend(be.Addr), Options{})
-		c, err := net.Dial("tcp", r.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := dialTCP(t, r.addr, 5*time.Second)
 		io.WriteString(c, "hello")
-		c.(*net.TCPConn).CloseWrite()
+		c.CloseWrite()
 		got, err := io.ReadAll(c)
 		if err != nil {
 			t.Fatal(err)
@@ -198,25 +190,15 @@ func TestHalfCloseIsPassedThrough(t *testing.T) {
 			got <- string(req)
 		})
 		r := startFrontend(t, testFrontend(be.Addr), Options{})
-		c, err := net.Dial("tcp", r.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := dialTCP(t, r.addr, 5*time.Second)
 		banner, err := io.ReadAll(c) // ends at the backend's FIN
 		if err != nil || string(banner) != "banner" {
 			t.Fatalf("read %q, %v; want banner then EOF", banner, err)
 		}
 		io.WriteString(c, "after")
-		c.(*net.TCPConn).CloseWrite()
-		select {
-		case s := <-got:
-			if s != "after" {
-				t.Errorf("backend read %q, want %q", s, "after")
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("backend never saw the client's bytes and FIN")
+		c.CloseWrite()
+		if s := poll.Receive(t, got, 5*time.Second, "the backend to read the client's bytes and FIN"); s != "after" {
+			t.Errorf("backend read %q, want %q", s, "after")
 		}
 	})
 }
@@ -292,16 +274,23 @@ func TestMaxConnectionsRefusesTheExtraClient(t *testing.T) {
 }
 
 func TestStopDrainsLiveConnections(t *testing.T) {
-	t.Run("a connection that ends within drain_timeout ends on its own", func(t *testing.T) {
+	// stopWithALiveConnection runs a frontend with drainTimeout, carries a
+	// line over a connection through it and, the connection still open,
+	// stops the frontend.
+	stopWithALiveConnection := func(t *testing.T, drainTimeout time.Duration) (*running, *lineClient) {
 		be := startBackend(t, nil)
 		fe := testFrontend(be.Addr)
-		fe.DrainTimeout = 10 * time.Second
+		fe.DrainTimeout = drainTimeout
 		r := startFrontend(t, fe, Options{})
 		c := dialLine(t, r.addr)
 		if _, err := c.ask("before"); err != nil {
 			t.Fatal(err)
 		}
 		r.cancel()
+		return r, c
+	}
+	t.Run("a connection that ends within drain_timeout ends on its own", func(t *testing.T) {
+		r, c := stopWithALiveConnection(t, 10*time.Second)
 		waitFor(t, "the listener closes", func() bool {
 			nc, err := net.Dial("tcp", r.addr)
 			if err == nil {
@@ -318,23 +307,10 @@ func TestStopDrainsLiveConnections(t *testing.T) {
 		default:
 		}
 		c.c.Close()
-		select {
-		case err := <-r.done:
-			r.done <- err
-		case <-time.After(5 * time.Second):
-			t.Fatal("Run did not return after the last connection ended")
-		}
+		r.done <- poll.Receive(t, r.done, 5*time.Second, "Run to return after the last connection ended")
 	})
 	t.Run("a connection still open at drain_timeout is closed", func(t *testing.T) {
-		be := startBackend(t, nil)
-		fe := testFrontend(be.Addr)
-		fe.DrainTimeout = 100 * time.Millisecond
-		r := startFrontend(t, fe, Options{})
-		c := dialLine(t, r.addr)
-		if _, err := c.ask("before"); err != nil {
-			t.Fatal(err)
-		}
-		r.cancel()
+		_, c := stopWithALiveConnection(t, 100*time.Millisecond)
 		if !closedByPeer(c.c, 5*time.Second) {
 			t.Fatal("connection still open after drain_timeout")
 		}
@@ -347,15 +323,7 @@ func TestReloadRemovingABackendDrainsItsConnections(t *testing.T) {
 	fe.DrainTimeout = 300 * time.Millisecond
 	m, reg := newTestMetrics(t)
 	r := startFrontend(t, fe, Options{Metrics: m})
-	on := map[string]*lineClient{}
-	for len(on) < 2 {
-		c := dialLine(t, r.addr)
-		name, err := c.ask("hi")
-		if err != nil {
-			t.Fatal(err)
-		}
-		on[name] = c
-	}
+	on := oneToEach(t, r.addr, 2)
 
 	fe = r.f.state.Load().cfg
 	fe.Backends = []string{b.Addr}
@@ -397,15 +365,7 @@ func TestBackendGoingDownCutsItsConnections(t *testing.T) {
 			fe.CloseOnBackendDown = cut
 			h := newFakeHealth()
 			r := startFrontend(t, fe, Options{Health: h})
-			on := map[string]*lineClient{}
-			for len(on) < 2 {
-				c := dialLine(t, r.addr)
-				name, err := c.ask("hi")
-				if err != nil {
-					t.Fatal(err)
-				}
-				on[name] = c
-			}
+			on := oneToEach(t, r.addr, 2)
 			h.Set(a.Addr, false)
 			if cut {
 				if !closedByPeer(on[a.Addr].c, 5*time.Second) {

@@ -215,12 +215,23 @@ type lineClient struct {
 
 func dialLine(t *testing.T, addr string) *lineClient {
 	t.Helper()
+	c := dialTCP(t, addr, 0)
+	return &lineClient{c: c, r: bufio.NewReader(c)}
+}
+
+// dialTCP connects to addr, with a deadline d from now unless d is 0, and
+// closes the connection at cleanup.
+func dialTCP(t *testing.T, addr string, d time.Duration) *net.TCPConn {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &lineClient{c: c, r: bufio.NewReader(c)}
+	if d != 0 {
+		c.SetDeadline(time.Now().Add(d))
+	}
+	return c.(*net.TCPConn)
 }
 
 // ask sends a line and returns the name of the backend that answered.
@@ -238,6 +249,22 @@ func (lc *lineClient) ask(msg string) (string, error) {
 		return "", fmt.Errorf("answer %q to %q", got, msg)
 	}
 	return name, nil
+}
+
+// oneToEach dials addr until it holds a connection to each of n backends,
+// and returns them by the name of their backend.
+func oneToEach(t *testing.T, addr string, n int) map[string]*lineClient {
+	t.Helper()
+	on := map[string]*lineClient{}
+	for len(on) < n {
+		c := dialLine(t, addr)
+		name, err := c.ask("hi")
+		if err != nil {
+			t.Fatal(err)
+		}
+		on[name] = c
+	}
+	return on
 }
 
 // closedByPeer reports whether the proxy closed c: a read ends in EOF or reset.

@@ -102,6 +102,7 @@ type evConn struct {
 	tried    []*backend // backends whose connect failed
 	attempt  int        // backends tried
 	pending  *backend   // whose connect is under way
+	chosen   *backend   // counted in its connecting until connected or given up
 	addrBase uint32     // pending's address the attempt started with
 	addrTry  int        // pending's addresses tried in this attempt, less one
 
@@ -347,6 +348,7 @@ func (l *loop) ended() {
 // and pipes.
 func (l *loop) release(c *evConn) {
 	c.cstate = connClosed
+	c.unchoose()
 	rawClose(c.cfd)
 	if c.bfd >= 0 {
 		rawClose(c.bfd)

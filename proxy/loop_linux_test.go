@@ -32,11 +32,7 @@ func TestReplyFollowedAtOnceByCloseReachesTheClientWithItsEnd(t *testing.T) {
 	})
 	r := startFrontend(t, testFrontend(b.Addr), Options{})
 	for i := range 30 {
-		c, err := net.Dial("tcp", r.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := dialTCP(t, r.addr, 5*time.Second)
 		buf := make([]byte, 64)
 		for range i % 5 { // from a single exchange to a conversation
 			if _, err := c.Write([]byte("ping")); err != nil {
@@ -135,12 +131,7 @@ func TestIdleConnectionHoldsNoBufferOrPipe(t *testing.T) {
 		}
 	})
 	r := startFrontend(t, testFrontend(b.Addr), Options{})
-	c, err := net.Dial("tcp", r.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialTCP(t, r.addr, 10*time.Second)
 	if _, err := c.Write([]byte("bulk")); err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,9 @@
 package proxy
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vrrplb/vrrplb/internal/prom"
 )
 
 // Metric names (DESIGN.md). vrrplb_backend_up and the health_check series
@@ -55,53 +55,38 @@ type Metrics struct {
 // reg leaves them unregistered (the counting still works).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricFrontendConnections,
-			Help: "Client connections accepted by the frontend.",
-		}, []string{"frontend"}),
-		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: MetricFrontendActive,
-			Help: "Client connections open on the frontend now.",
-		}, []string{"frontend"}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricFrontendRejected,
-			Help: "Client connections closed without being proxied, by reason.",
-		}, []string{"frontend", "reason"}),
-		backendActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: MetricBackendActive,
-			Help: "Proxied connections open to the backend now.",
-		}, []string{"frontend", "backend"}),
-		backendConns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricBackendConnections,
-			Help: "Connections proxied to the backend.",
-		}, []string{"frontend", "backend"}),
-		backendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricBackendConnectErrors,
-			Help: "Failed connects to the backend (each one is retried elsewhere and reported to health).",
-		}, []string{"frontend", "backend"}),
-		backendBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricBackendBytes,
-			Help: "Bytes proxied, by direction: to_backend (client to backend) or to_client.",
-		}, []string{"frontend", "backend", "direction"}),
-		failOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: MetricFrontendFailOpen,
-			Help: "1 while fail_open applies: no backend is healthy and new connections go to every backend.",
-		}, []string{"frontend"}),
-		draining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: MetricBackendDraining,
-			Help: "1 while the backend is drained (vrrplb backend drain): no new connections, live ones go on.",
-		}, []string{"frontend", "backend"}),
+		connections: prom.CounterVec(MetricFrontendConnections,
+			"Client connections accepted by the frontend.",
+			"frontend"),
+		active: prom.GaugeVec(MetricFrontendActive,
+			"Client connections open on the frontend now.",
+			"frontend"),
+		rejected: prom.CounterVec(MetricFrontendRejected,
+			"Client connections closed without being proxied, by reason.",
+			"frontend", "reason"),
+		backendActive: prom.GaugeVec(MetricBackendActive,
+			"Proxied connections open to the backend now.",
+			"frontend", "backend"),
+		backendConns: prom.CounterVec(MetricBackendConnections,
+			"Connections proxied to the backend.",
+			"frontend", "backend"),
+		backendErrors: prom.CounterVec(MetricBackendConnectErrors,
+			"Failed connects to the backend (each one is retried elsewhere and reported to health).",
+			"frontend", "backend"),
+		backendBytes: prom.CounterVec(MetricBackendBytes,
+			"Bytes proxied, by direction: to_backend (client to backend) or to_client.",
+			"frontend", "backend", "direction"),
+		failOpen: prom.GaugeVec(MetricFrontendFailOpen,
+			"1 while fail_open applies: no backend is healthy and new connections go to every backend.",
+			"frontend"),
+		draining: prom.GaugeVec(MetricBackendDraining,
+			"1 while the backend is drained (vrrplb backend drain): no new connections, live ones go on.",
+			"frontend", "backend"),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{
-		m.connections, m.active, m.rejected,
-		m.backendActive, m.backendConns, m.backendErrors, m.backendBytes, m.failOpen, m.draining,
-	} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register proxy metrics: %w", err)
-		}
+	err := prom.Register(reg, "proxy metrics", m.connections, m.active, m.rejected,
+		m.backendActive, m.backendConns, m.backendErrors, m.backendBytes, m.failOpen, m.draining)
+	if err != nil {
+		return nil, err
 	}
 	return m, nil
 }

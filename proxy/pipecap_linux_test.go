@@ -3,27 +3,9 @@ package proxy
 import (
 	"io"
 	"net"
-	"os"
-	"strings"
 	"testing"
 	"time"
 )
-
-// pipeFDs counts the process's open pipe descriptors.
-func pipeFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range ents {
-		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, "pipe:") {
-			n++
-		}
-	}
-	return n
-}
 
 // Clients that do not read a bulk reply stall their connections with the
 // proxy's buffers full. Past the process's pipe cap such a direction copies
@@ -38,7 +20,7 @@ func TestSlowReadersBeyondThePipeCapHoldNoMorePipesAndStillGetTheirData(t *testi
 	)
 	defer setMaxPipes(cap)()
 	closeIdlePipes()
-	base := pipeFDs(t)
+	base := openFDs(t, "pipe:")
 
 	be := startBackend(t, func(c *net.TCPConn, _ string) {
 		c.Write(make([]byte, reply))
@@ -46,17 +28,12 @@ func TestSlowReadersBeyondThePipeCapHoldNoMorePipesAndStillGetTheirData(t *testi
 	r := startFrontend(t, testFrontend(be.Addr), Options{})
 	var conns []net.Conn
 	for range clients {
-		c, err := net.Dial("tcp", r.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		conns = append(conns, c)
+		conns = append(conns, dialTCP(t, r.addr, 0))
 	}
 	waitFor(t, "every connection is stalled on its client", func() bool {
 		return countConns(r, func(c *evConn) bool { return c.down.holding() && !c.down.writable }) == clients
 	})
-	if got := pipeFDs(t) - base; got > 2*cap {
+	if got := openFDs(t, "pipe:") - base; got > 2*cap {
 		t.Errorf("%d clients that do not read hold %d pipe descriptors, want at most %d (%d pipes)", clients, got, 2*cap, cap)
 	}
 	if n := pipesInUse(); n > cap {

@@ -44,6 +44,46 @@ func slowServer(c *net.TCPConn, name string) {
 	}
 }
 
+// startCutting runs a slowServer backend behind a frontend that closes
+// the connections of a backend that goes down; h says the backend's health.
+func startCutting(t *testing.T) (*testBackend, *fakeHealth, *running) {
+	a := startBackend(t, slowServer)
+	h := newFakeHealth()
+	fe := testFrontend(a.Addr)
+	fe.CloseOnBackendDown = true
+	return a, h, startFrontend(t, fe, Options{Health: h})
+}
+
+// downAfter runs startCutting with a client that says hello and then cmd,
+// and takes the backend down at once; it returns the client and when it
+// sent cmd.
+func downAfter(t *testing.T, cmd string) (*lineClient, time.Time) {
+	a, h, r := startCutting(t)
+	c := dialLine(t, r.addr)
+	if _, err := c.ask("hello"); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c.c, "%s\n", cmd)
+	sent := time.Now()
+	h.Set(a.Addr, false)
+	return c, sent
+}
+
+// readToEnd reads c's lines up to the one that ends in " end" and says how
+// many it read.
+func readToEnd(c *lineClient) (lines int, err error) {
+	for {
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			return lines, err
+		}
+		lines++
+		if strings.HasSuffix(line, " end\n") {
+			return lines, nil
+		}
+	}
+}
+
 // A backend that health reports down (as an apiserver does while it shuts
 // down: /readyz fails, it still serves) is cut only when its connections
 // are quiet: a response under way arrives whole, a request the backend
@@ -51,11 +91,7 @@ func slowServer(c *net.TCPConn, name string) {
 // events) is closed within a few seconds so its client reconnects
 // elsewhere. Measured before: every connection was cut at once, mid-response.
 func TestBackendGoingDownIsCutOnlyWhenQuiet(t *testing.T) {
-	a := startBackend(t, slowServer)
-	h := newFakeHealth()
-	fe := testFrontend(a.Addr)
-	fe.CloseOnBackendDown = true
-	r := startFrontend(t, fe, Options{Health: h})
+	a, h, r := startCutting(t)
 
 	streaming := dialLine(t, r.addr)
 	thinking := dialLine(t, r.addr)
@@ -78,14 +114,8 @@ func TestBackendGoingDownIsCutOnlyWhenQuiet(t *testing.T) {
 	if line, err := thinking.r.ReadString('\n'); err != nil || !strings.HasSuffix(line, " thought\n") {
 		t.Errorf("a request the backend was working on when it went down: %q, %v; want its answer", line, err)
 	}
-	for {
-		line, err := streaming.r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("a response under way when the backend went down was cut after %v: %v", time.Since(down).Round(time.Millisecond), err)
-		}
-		if strings.HasSuffix(line, " end\n") {
-			break
-		}
+	if _, err := readToEnd(streaming); err != nil {
+		t.Fatalf("a response under way when the backend went down was cut after %v: %v", time.Since(down).Round(time.Millisecond), err)
 	}
 	if !closedByPeer(watch.c, 5*time.Second) {
 		t.Fatal("a quiet connection to the down backend stayed open 5s")
@@ -100,11 +130,7 @@ func TestBackendGoingDownIsCutOnlyWhenQuiet(t *testing.T) {
 
 // A backend that comes back before its connections went quiet keeps them.
 func TestBackendBackUpBeforeQuietKeepsItsConnections(t *testing.T) {
-	a := startBackend(t, slowServer)
-	h := newFakeHealth()
-	fe := testFrontend(a.Addr)
-	fe.CloseOnBackendDown = true
-	r := startFrontend(t, fe, Options{Health: h})
+	a, h, r := startCutting(t)
 	c := dialLine(t, r.addr)
 	fmt.Fprintf(c.c, "slow\n")
 	c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -113,14 +139,8 @@ func TestBackendBackUpBeforeQuietKeepsItsConnections(t *testing.T) {
 	}
 	h.Set(a.Addr, false)
 	h.Set(a.Addr, true)
-	for {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasSuffix(line, " end\n") {
-			break
-		}
+	if _, err := readToEnd(c); err != nil {
+		t.Fatal(err)
 	}
 	if closedByPeer(c.c, 2*time.Second) {
 		t.Fatal("a connection to a backend that came back up was closed")
@@ -134,29 +154,10 @@ func TestBackendBackUpBeforeQuietKeepsItsConnections(t *testing.T) {
 // before: cut 1 s after the request, the client got EOF and no answer
 // (the real-Kubernetes suite saw creates fail with "unexpected EOF").
 func TestBackendGoingDownAnswersARequestAwaitingIt(t *testing.T) {
-	a := startBackend(t, slowServer)
-	h := newFakeHealth()
-	fe := testFrontend(a.Addr)
-	fe.CloseOnBackendDown = true
-	r := startFrontend(t, fe, Options{Health: h})
-	c := dialLine(t, r.addr)
-	if _, err := c.ask("hello"); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(c.c, "stall\n")
-	down := time.Now()
-	h.Set(a.Addr, false)
+	c, down := downAfter(t, "stall")
 	c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	lines := 0
-	for {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("a request awaiting its answer when the backend went down was cut %v later, after %d of 11 lines: %v", time.Since(down).Round(time.Millisecond), lines, err)
-		}
-		lines++
-		if strings.HasSuffix(line, " end\n") {
-			break
-		}
+	if lines, err := readToEnd(c); err != nil {
+		t.Fatalf("a request awaiting its answer when the backend went down was cut %v later, after %d of 11 lines: %v", time.Since(down).Round(time.Millisecond), lines, err)
 	}
 	answered := time.Now()
 	t.Logf("answered %v after the backend went down", answered.Sub(down).Round(time.Millisecond))
@@ -171,18 +172,7 @@ func TestBackendGoingDownAnswersARequestAwaitingIt(t *testing.T) {
 // quiet for quietCut but for quietOwed: it still moves, within quietOwed
 // and a sweep tick, not later.
 func TestBackendGoingDownMovesAConnectionWhoseClientSpokeLast(t *testing.T) {
-	a := startBackend(t, slowServer)
-	h := newFakeHealth()
-	fe := testFrontend(a.Addr)
-	fe.CloseOnBackendDown = true
-	r := startFrontend(t, fe, Options{Health: h})
-	c := dialLine(t, r.addr)
-	if _, err := c.ask("hello"); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(c.c, "ack\n")
-	sent := time.Now()
-	h.Set(a.Addr, false)
+	c, sent := downAfter(t, "ack")
 	if !closedByPeer(c.c, quietOwed+2*time.Second) {
 		t.Fatalf("a connection to the down backend whose client spoke last stayed open %v", quietOwed+2*time.Second)
 	}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/ipv6"
 )
 
+// interfaceIn is the interface ifname inside namespace ns.
 func interfaceIn(t *testing.T, ns, ifname string) *net.Interface {
 	t.Helper()
 	var (
@@ -20,9 +21,30 @@ func interfaceIn(t *testing.T, ns, ifname string) *net.Interface {
 	)
 	inNetns(t, ns, func() { ifi, err = net.InterfaceByName(ifname) })
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("interface %s in %s: %v", ifname, ns, err)
 	}
 	return ifi
+}
+
+// listenOnB runs listen inside the link's namespace B on its end there.
+func listenOnB(t *testing.T, l *testLink, listen func(*net.Interface) error) {
+	t.Helper()
+	ifi := interfaceIn(t, l.NSB, l.IfB)
+	var err error
+	inNetns(t, l.NSB, func() { err = listen(ifi) })
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// announceFromA announces vip on the link's end A, from inside its namespace.
+func announceFromA(t *testing.T, l *testLink, vip netip.Addr) {
+	t.Helper()
+	var err error
+	inNetns(t, l.NSA, func() { err = NewAnnouncer(l.IfA).Announce([]netip.Addr{vip}) })
+	if err != nil {
+		t.Fatalf("Announce: %v", err)
+	}
 }
 
 func TestAnnouncerSendsGratuitousARPFromTheInterfaceMAC(t *testing.T) {
@@ -31,28 +53,17 @@ func TestAnnouncerSendsGratuitousARPFromTheInterfaceMAC(t *testing.T) {
 	macA := interfaceIn(t, l.NSA, l.IfA).HardwareAddr
 
 	// Capture ARP on the peer end before announcing.
-	var (
-		c   *arp.Client
-		err error
-	)
-	inNetns(t, l.NSB, func() {
-		var ifi *net.Interface
-		if ifi, err = net.InterfaceByName(l.IfB); err == nil {
-			c, err = arp.Dial(ifi)
-		}
+	var c *arp.Client
+	listenOnB(t, l, func(ifi *net.Interface) (err error) {
+		c, err = arp.Dial(ifi)
+		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer c.Close()
 	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
 
-	inNetns(t, l.NSA, func() { err = NewAnnouncer(l.IfA).Announce([]netip.Addr{vip}) })
-	if err != nil {
-		t.Fatalf("Announce: %v", err)
-	}
+	announceFromA(t, l, vip)
 	for {
 		p, f, err := c.Read()
 		if err != nil {
@@ -79,19 +90,11 @@ func TestAnnouncerSendsUnsolicitedNeighbourAdvertisement(t *testing.T) {
 	vip := netip.MustParseAddr("fd00:231::100")
 	macA := interfaceIn(t, l.NSA, l.IfA).HardwareAddr
 
-	var (
-		c   *ndp.Conn
-		err error
-	)
-	inNetns(t, l.NSB, func() {
-		var ifi *net.Interface
-		if ifi, err = net.InterfaceByName(l.IfB); err == nil {
-			c, _, err = ndp.Listen(ifi, ndp.LinkLocal)
-		}
+	var c *ndp.Conn
+	listenOnB(t, l, func(ifi *net.Interface) (err error) {
+		c, _, err = ndp.Listen(ifi, ndp.LinkLocal)
+		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer c.Close()
 	if err := c.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst, true); err != nil {
 		t.Fatal(err)
@@ -100,10 +103,7 @@ func TestAnnouncerSendsUnsolicitedNeighbourAdvertisement(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	inNetns(t, l.NSA, func() { err = NewAnnouncer(l.IfA).Announce([]netip.Addr{vip}) })
-	if err != nil {
-		t.Fatalf("Announce: %v", err)
-	}
+	announceFromA(t, l, vip)
 	for {
 		m, cm, _, err := c.ReadFrom()
 		if err != nil {

@@ -1,7 +1,6 @@
 package vrrp
 
 import (
-	"os"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -39,12 +38,7 @@ func TestMissingCapabilitiesAreNamedInOneLine(t *testing.T) {
 }
 
 func TestCheckCapabilitiesPassesAsRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("VRRPLB_E2E") == "1" {
-			t.Fatal("VRRPLB_E2E=1 but not root")
-		}
-		t.Skip("needs root: a non-root test process holds no capabilities")
-	}
+	requireRoot(t, "checks the capabilities that only a root process holds")
 	if err := CheckCapabilities(); err != nil {
 		t.Error(err)
 	}

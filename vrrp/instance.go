@@ -49,6 +49,10 @@ type InstanceOptions struct {
 	// them (see Instance.holdForHandover): it ends the connections on
 	// them once the new master announced itself. Nil removes them at once.
 	Resetter ConnResetter
+	// Takeover, when set and the config has takeover_reset and a key,
+	// streams the master's client connections and prompts a silent
+	// master's clients after taking over (takeover.go). Nil: neither.
+	Takeover *TakeoverOptions
 	// Trackers move the instance to FAULT or change its priority. Run waits
 	// in init for each one's first report, at most 2 s plus the longest
 	// track_script timeout; a tracker still silent then counts as passing.
@@ -102,6 +106,7 @@ type Instance struct {
 	addrs     AddrManager
 	announcer Announcer
 	resetter  ConnResetter
+	tk        *takeover // nil when takeover is off
 	notifier  Notifier
 	clock     clock.Clock
 	trackers  []WeightedTracker
@@ -134,6 +139,7 @@ type Instance struct {
 	trackC        chan trackerReport
 	trackCtx      context.Context
 	trackWG       *sync.WaitGroup
+	done          chan struct{}   // closed as Run returns
 	yieldCauses   map[string]bool // set by SetYield
 	// yieldAtStart are the causes SetYield was given before Run, guarded by
 	// mu; Run takes them over as it starts.
@@ -216,6 +222,10 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 	in.yieldCauses = map[string]bool{}
 	in.exited = make(chan struct{})
 	in.metrics = m.forInstance(cfg.Name)
+	if opts.Takeover != nil && cfg.TakeoverOn() {
+		in.tk = newTakeover(in.log, in.metrics, *opts.Takeover)
+		in.configureTakeover(cfg, d)
+	}
 	in.metrics.priority.Set(float64(cfg.Priority))
 	in.machine = NewMachine(in.machineConfig(cfg))
 	in.trackerStates = make([]TrackerState, len(in.trackers))
@@ -361,15 +371,24 @@ func (in *Instance) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	trackCtx, stopTrackers := context.WithCancel(ctx)
-	in.trackCtx, in.trackWG = trackCtx, &wg
+	in.trackCtx, in.trackWG, in.done = trackCtx, &wg, done
 	defer func() {
 		stopTrackers()
 		close(done)
 		if err := in.transport.Close(); err != nil {
 			in.log.Warn("closing transport", "err", err)
 		}
+		if in.tk != nil {
+			if err := in.tk.opts.Conn.Close(); err != nil {
+				in.log.Warn("closing the takeover stream", "err", err)
+			}
+		}
 		wg.Wait()
 	}()
+	if in.tk != nil {
+		wg.Go(func() { in.tk.receive(done) })
+		wg.Go(func() { in.tk.send(done) })
+	}
 
 	// The receive goroutine: buffers go round between it and the loop.
 	free := make(chan []byte, rxBuffers)

@@ -24,6 +24,9 @@ func (in *Instance) handle(ev Event) {
 	in.status.MasterIP = in.machine.Master()
 	in.mu.Unlock()
 	in.metrics.priority.Set(float64(in.machine.Priority()))
+	if in.tk != nil {
+		in.tk.follow(in.machine.State() == StateMaster, in.machine.Master())
+	}
 }
 
 func (in *Instance) perform(now time.Time, a Action, leaving bool) {
@@ -41,6 +44,10 @@ func (in *Instance) perform(now time.Time, a Action, leaving bool) {
 		in.removeStale()
 	case ActionAnnounce:
 		in.startGARP()
+	case ActionPromptClients:
+		if in.tk != nil {
+			in.tk.prompt(in.done, in.trackWG)
+		}
 	case ActionSetTimer:
 		in.setTimer(a.Deadline.Sub(now))
 	case ActionStopTimer:

@@ -19,6 +19,8 @@ import (
 	"github.com/vrrplb/vrrplb/config"
 	"github.com/vrrplb/vrrplb/internal/clock"
 	"github.com/vrrplb/vrrplb/internal/clock/clocktest"
+	"github.com/vrrplb/vrrplb/internal/poll"
+	"github.com/vrrplb/vrrplb/internal/runtest"
 	"github.com/vrrplb/vrrplb/internal/syncbuf"
 )
 
@@ -150,6 +152,17 @@ func (h *harness) start(hosts ...*host) {
 	h.settle()
 }
 
+// electedPair runs a (priority 200) and b (100) for five seconds: a is
+// master, b backup.
+func electedPair(t *testing.T) (h *harness, a, b *host) {
+	h = newHarness(t)
+	a = h.add(instanceConfig("a", 200), addrLow, nil)
+	b = h.add(instanceConfig("b", 100), addrMid, nil)
+	h.start(a, b)
+	h.advance(5 * time.Second)
+	return h, a, b
+}
+
 // stop ends a host's Run and returns its result.
 func (h *harness) stop(ho *host) error {
 	if ho.stopped {
@@ -157,13 +170,7 @@ func (h *harness) stop(ho *host) error {
 	}
 	ho.stopped = true
 	ho.cancel()
-	select {
-	case err := <-ho.done:
-		return err
-	case <-time.After(10 * time.Second):
-		h.t.Fatalf("%s: Run did not return after its context ended", ho.name)
-		return nil
-	}
+	return poll.Receive(h.t, ho.done, 10*time.Second, ho.name+": Run to return after its context ended")
 }
 
 // settle waits until every running instance has handled all it was given.
@@ -260,11 +267,7 @@ func TestInstancesFailOverWhenTheMasterDisappears(t *testing.T) {
 }
 
 func TestGracefulShutdownHandsOverWithinSkewTime(t *testing.T) {
-	h := newHarness(t)
-	a := h.add(instanceConfig("a", 200), addrLow, nil)
-	b := h.add(instanceConfig("b", 100), addrMid, nil)
-	h.start(a, b)
-	h.advance(5 * time.Second)
+	h, a, b := electedPair(t)
 	if diff := cmp.Diff([]string{"master", "backup"}, h.states()); diff != "" {
 		t.Fatalf("states after start (-want +got):\n%s", diff)
 	}
@@ -553,12 +556,20 @@ vrrplb_adverts_sent_total{vrrp_instance="a"} 2
 	}
 }
 
-func TestDeleteInstanceRemovesItsSeriesOnly(t *testing.T) {
+// newTestMetrics is a Metrics registered on a registry of its own, as in
+// the proxy tests.
+func newTestMetrics(t *testing.T) (*Metrics, *prometheus.Registry) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, reg
+}
+
+func TestDeleteInstanceRemovesItsSeriesOnly(t *testing.T) {
+	m, reg := newTestMetrics(t)
 	m.forInstance("a")
 	m.forInstance("b")
 	m.DeleteInstance("a")
@@ -592,11 +603,7 @@ func TestDeleteInstanceRemovesItsSeriesOnly(t *testing.T) {
 // label of that name as exported_instance: every VRRP series says
 // vrrp_instance, and none says instance.
 func TestVRRPSeriesLabelTheInstanceVrrpInstance(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, reg := newTestMetrics(t)
 	m.forInstance("vip")
 	families, err := reg.Gather()
 	if err != nil {
@@ -621,10 +628,7 @@ func TestVRRPSeriesLabelTheInstanceVrrpInstance(t *testing.T) {
 // One contract for the three packages' metrics: a second NewMetrics on one
 // registry is an error, as in proxy and health (it used to share silently).
 func TestNewMetricsTwiceOnOneRegistryFails(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	if _, err := NewMetrics(reg); err != nil {
-		t.Fatal(err)
-	}
+	_, reg := newTestMetrics(t)
 	_, err := NewMetrics(reg)
 	if err == nil || !strings.HasPrefix(err.Error(), "register vrrp metrics: ") {
 		t.Errorf("second NewMetrics = %v, want a registration error", err)
@@ -677,11 +681,7 @@ func (h *harness) update(ho *host, cfg config.Instance) error {
 func TestReload(t *testing.T) {
 	vip2 := netip.MustParsePrefix("192.0.2.101/24")
 	t.Run("a master given a lower priority that still wins stays master, keeps its VIP and announces a new one", func(t *testing.T) {
-		h := newHarness(t)
-		a := h.add(instanceConfig("a", 200), addrLow, nil)
-		b := h.add(instanceConfig("b", 100), addrMid, nil)
-		h.start(a, b)
-		h.advance(5 * time.Second)
+		h, a, b := electedPair(t)
 		cfg := instanceConfig("a", 150)
 		cfg.VirtualIPs = []netip.Prefix{vip, vip2}
 		before := len(a.announcer.times())
@@ -713,11 +713,7 @@ func TestReload(t *testing.T) {
 		}
 	})
 	t.Run("a master given a priority that loses hands over to the preempting backup", func(t *testing.T) {
-		h := newHarness(t)
-		a := h.add(instanceConfig("a", 200), addrLow, nil)
-		b := h.add(instanceConfig("b", 100), addrMid, nil)
-		h.start(a, b)
-		h.advance(5 * time.Second)
+		h, a, _ := electedPair(t)
 		if err := h.update(a, instanceConfig("a", 50)); err != nil {
 			t.Fatal(err)
 		}
@@ -879,25 +875,30 @@ func (t *timingTransport) Close() error {
 	return nil
 }
 
+// fastInterval is the advert interval of fastOwner.
+const fastInterval = 10 * time.Millisecond
+
+// fastOwner is an address owner that advertises every fastInterval on the
+// real clock through a timingTransport whose sends holds that many.
+func fastOwner(tb testing.TB, sends int) (*Instance, *timingTransport) {
+	tb.Helper()
+	cfg := instanceConfig("a", 255)
+	cfg.AdvertInterval = fastInterval
+	cfg.GARPRepeat = 0
+	tr := &timingTransport{local: addrLow, sends: make(chan time.Time, sends), closed: make(chan struct{})}
+	in, err := NewInstance(cfg, InstanceOptions{Transport: tr, Addrs: &fakeAddrs{}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return in, tr
+}
+
 // BenchmarkAdvertTimingAt10ms runs a master at 10 ms adverts on the real
 // clock and reports how far the gaps between adverts stray from 10 ms.
 // One iteration is one advert interval.
 func BenchmarkAdvertTimingAt10ms(b *testing.B) {
-	cfg := instanceConfig("j", 255)
-	cfg.AdvertInterval = 10 * time.Millisecond
-	cfg.GARPRepeat = 0
-	tr := &timingTransport{local: addrLow, sends: make(chan time.Time, 1024), closed: make(chan struct{})}
-	in, err := NewInstance(cfg, InstanceOptions{Transport: tr, Addrs: &fakeAddrs{}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- in.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	in, tr := fastOwner(b, 1024)
+	defer runtest.Start(b, in.Run)()
 
 	prev := <-tr.sends
 	gaps := make([]time.Duration, 0, b.N)
@@ -910,7 +911,7 @@ func BenchmarkAdvertTimingAt10ms(b *testing.B) {
 	b.StopTimer()
 	dev := make([]time.Duration, len(gaps))
 	for i, g := range gaps {
-		dev[i] = (g - cfg.AdvertInterval).Abs()
+		dev[i] = (g - fastInterval).Abs()
 	}
 	slices.Sort(dev)
 	b.ReportMetric(float64(dev[len(dev)/2].Microseconds()), "p50-jitter-us")
@@ -1026,14 +1027,7 @@ func TestStatusIsSafeWhileTheInstanceRuns(t *testing.T) {
 // timer re-armed) allocates nothing on the system clock, so that a busy
 // garbage collector has no work from the VRRP path.
 func TestMasterAdvertDoesNotAllocate(t *testing.T) {
-	cfg := instanceConfig("a", 255)
-	cfg.AdvertInterval = 10 * time.Millisecond
-	cfg.GARPRepeat = 0
-	tr := &timingTransport{local: addrLow, sends: make(chan time.Time, 1), closed: make(chan struct{})}
-	in, err := NewInstance(cfg, InstanceOptions{Transport: tr, Addrs: &fakeAddrs{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	in, tr := fastOwner(t, 1)
 	defer in.setTimer(-1)
 	in.handle(Event{Kind: EventStartup})
 	if got := in.Status().State; got != "master" {

@@ -95,6 +95,9 @@ func (in *Instance) reconfigure(u update) {
 	cfg := u.cfg
 	oldVIPs := in.cfg.VirtualIPs
 	in.apply(cfg, u.d)
+	if in.tk != nil {
+		in.configureTakeover(cfg, u.d)
+	}
 	if u.with {
 		in.replaceTrackers(u.trackers)
 		in.notifier = u.notifier

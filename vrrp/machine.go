@@ -132,6 +132,8 @@ type Machine struct {
 	// FAULT). upAt is zero when no such coming up was seen.
 	upAddr netip.Addr
 	upAt   time.Time
+	// heardAt is when the last advert of a master (not priority 0) came.
+	heardAt time.Time
 
 	out []Action
 }
@@ -399,6 +401,12 @@ func (m *Machine) transition(now time.Time, next State, why Why) {
 		}
 		m.setTimer(now.Add(m.masterDownInterval()))
 	case StateMaster:
+		// A master was heard and went silent (no priority-0 advert, which
+		// forgets it, before the Master_Down_Timer ran out): it may have
+		// crashed, and could not reset its clients. Prompt them.
+		// A lower-priority master that is preempted this way is still
+		// advertising, and resets its clients itself.
+		silent := why == WhyMasterDown && m.masterAddr.IsValid() && now.Sub(m.heardAt) >= 2*m.masterAdverInterval
 		m.masterAddr = m.cfg.LocalAddr
 		m.lastPrio = m.priority
 		m.goneAt = time.Time{}
@@ -406,6 +414,9 @@ func (m *Machine) transition(now time.Time, next State, why Why) {
 		m.emit(Action{Kind: ActionAddVIPs})
 		m.sendAdvert(m.priority)
 		m.emit(Action{Kind: ActionAnnounce})
+		if silent {
+			m.emit(Action{Kind: ActionPromptClients})
+		}
 		m.setTimer(now.Add(m.cfg.AdvertInterval))
 	case StateFault:
 		if from == StateInit {

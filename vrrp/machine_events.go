@@ -73,6 +73,9 @@ const (
 	// ActionTransition reports the state change From → To because of Why: one
 	// log line, the metrics and the notify command.
 	ActionTransition
+	// ActionPromptClients prompts the clients the old master held on the
+	// virtual IPs to reset (takeover.go): it went silent, so it could not.
+	ActionPromptClients
 )
 
 func (k ActionKind) String() string {
@@ -93,6 +96,8 @@ func (k ActionKind) String() string {
 		return "stop_timer"
 	case ActionTransition:
 		return "transition"
+	case ActionPromptClients:
+		return "prompt_clients"
 	}
 	return "unknown"
 }

@@ -19,6 +19,7 @@ func (m *Machine) noteMaster(now time.Time, ev Event) {
 		m.goneAt, m.lastPrio = now, 0
 		return
 	}
+	m.heardAt = now
 	prev := m.lastPrio
 	if m.state == StateMaster {
 		prev = m.priority

@@ -359,10 +359,7 @@ func TestMachine(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := NewMachine(tt.cfg)
-			var got []Action
-			for _, s := range tt.steps {
-				got = m.Handle(at(s.after), s.ev, nil)
-			}
+			got := feed(m, tt.steps)
 			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("actions of the last event (-want +got):\n%s", diff)
 			}
@@ -612,13 +609,14 @@ func TestLateHigherPriorityStarterTakesOverOnlyWithPreempt(t *testing.T) {
 	}
 }
 
-// startedPair is two version 3 routers at 1 s adverts with preempt, 200
-// µs apart: node 0 at priority 200, node 1 at 100, run for their first 10 s.
-func startedPair(t *testing.T) *simNet {
+// startedPair is two version 3 routers at 1 s adverts, 200 µs apart: node
+// 0 at priority 200 (address low), node 1 at 100 (high), run for their
+// first 10 s.
+func startedPair(t *testing.T, preempt bool) *simNet {
 	t.Helper()
 	n := newSimNet(t, 200*time.Microsecond,
-		MachineConfig{Version: 3, Priority: 200, AdvertInterval: time.Second, Preempt: true, LocalAddr: addrLow},
-		MachineConfig{Version: 3, Priority: 100, AdvertInterval: time.Second, Preempt: true, LocalAddr: addrHigh},
+		MachineConfig{Version: 3, Priority: 200, AdvertInterval: time.Second, Preempt: preempt, LocalAddr: addrLow},
+		MachineConfig{Version: 3, Priority: 100, AdvertInterval: time.Second, Preempt: preempt, LocalAddr: addrHigh},
 	)
 	n.schedule(t0, 0, startup())
 	n.schedule(t0, 1, startup())
@@ -627,7 +625,7 @@ func startedPair(t *testing.T) *simNet {
 }
 
 func TestMasterShutdownHandsOverWithinSkewTime(t *testing.T) {
-	n := startedPair(t)
+	n := startedPair(t, true)
 	if diff := cmp.Diff([]State{StateMaster, StateBackup}, n.states()); diff != "" {
 		t.Fatalf("states before shutdown (-want +got):\n%s", diff)
 	}
@@ -644,7 +642,7 @@ func TestMasterShutdownHandsOverWithinSkewTime(t *testing.T) {
 }
 
 func TestPausedMasterSettlesWithinOneAdvertIntervalOfResuming(t *testing.T) {
-	n := startedPair(t)
+	n := startedPair(t, true)
 	n.down[0] = true // paused: its events are lost, like a stopped process's timers
 	n.runUntil(at(20 * time.Second))
 	if diff := cmp.Diff([]State{StateMaster, StateMaster}, n.states()); diff != "" {

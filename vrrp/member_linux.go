@@ -90,6 +90,19 @@ func newInstanceMember(ic config.Instance, scripts config.Scripts, opts MemberOp
 		Trackers:  trackers,
 		Notifier:  notifier.notifier(),
 	}
+	if ic.TakeoverOn() {
+		var stream *UDPStream
+		stream, err = NewStreamConn(ic.Interface, ic.Family, ic.TakeoverPort, len(ic.UnicastPeers) == 0, tr.LocalAddr)
+		if err != nil {
+			return nil, fmt.Errorf("instance %q: %w", ic.Name, err)
+		}
+		defer func() {
+			if err != nil {
+				_ = stream.Close()
+			}
+		}()
+		io.Takeover = &TakeoverOptions{Conn: stream, Lister: SockDiagResetter{}, NewPrompter: NewRawPrompter}
+	}
 	m.in, err = NewInstance(ic, io)
 	if err != nil {
 		return nil, err

@@ -1,9 +1,9 @@
 package vrrp
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vrrplb/vrrplb/internal/prom"
 )
 
 // Metric names (DESIGN.md, "Admin HTTP").
@@ -15,6 +15,9 @@ const (
 	MetricAdvertsReceived     = "vrrplb_adverts_received_total"
 	MetricPacketsDropped      = "vrrplb_packets_dropped_total"
 	MetricGARPSent            = "vrrplb_garp_sent_total"
+	MetricTakeoverResets      = "vrrplb_takeover_resets_total"
+	MetricTakeoverTuplesHeld  = "vrrplb_takeover_tuples_held"
+	MetricTakeoverDropped     = "vrrplb_takeover_stream_dropped_total"
 )
 
 // LabelInstance is the label with the instance's name on every VRRP series.
@@ -32,6 +35,9 @@ type Metrics struct {
 	advertsReceived *prometheus.CounterVec
 	dropped         *prometheus.CounterVec
 	garpSent        *prometheus.CounterVec
+	takeoverResets  *prometheus.CounterVec
+	tuplesHeld      *prometheus.GaugeVec
+	streamDropped   *prometheus.CounterVec
 }
 
 // NewMetrics creates the VRRP metrics and registers them with reg, like
@@ -40,43 +46,43 @@ type Metrics struct {
 // registers nothing.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: MetricInstanceState,
-			Help: "VRRP instance state: 1 for the current state (init, backup, master, fault), 0 for the others.",
-		}, []string{LabelInstance, "state"}),
-		priority: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: MetricInstancePriority,
-			Help: "VRRP instance effective priority: configured priority with tracker weights applied.",
-		}, []string{LabelInstance}),
-		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricInstanceTransitions,
-			Help: "VRRP state transitions, by new state.",
-		}, []string{LabelInstance, "to"}),
-		advertsSent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricAdvertsSent,
-			Help: "VRRP advertisements sent (one per destination).",
-		}, []string{LabelInstance}),
-		advertsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricAdvertsReceived,
-			Help: "VRRP advertisements received that passed every check.",
-		}, []string{LabelInstance}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricPacketsDropped,
-			Help: "VRRP packets dropped by the receive checks, by reason.",
-		}, []string{LabelInstance, "reason"}),
-		garpSent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricGARPSent,
-			Help: "Gratuitous ARP / unsolicited neighbour advertisement rounds sent for the virtual IPs.",
-		}, []string{LabelInstance}),
+		state: instanceGauge(MetricInstanceState,
+			"VRRP instance state: 1 for the current state (init, backup, master, fault), 0 for the others.", "state"),
+		priority: instanceGauge(MetricInstancePriority,
+			"VRRP instance effective priority: configured priority with tracker weights applied."),
+		transitions: instanceCounter(MetricInstanceTransitions,
+			"VRRP state transitions, by new state.", "to"),
+		advertsSent: instanceCounter(MetricAdvertsSent,
+			"VRRP advertisements sent (one per destination)."),
+		advertsReceived: instanceCounter(MetricAdvertsReceived,
+			"VRRP advertisements received that passed every check."),
+		dropped: instanceCounter(MetricPacketsDropped,
+			"VRRP packets dropped by the receive checks, by reason.", "reason"),
+		garpSent: instanceCounter(MetricGARPSent,
+			"Gratuitous ARP / unsolicited neighbour advertisement rounds sent for the virtual IPs."),
+		takeoverResets: instanceCounter(MetricTakeoverResets,
+			"Clients of a crashed master prompted to reset after taking over from it (one TCP segment each)."),
+		tuplesHeld: instanceGauge(MetricTakeoverTuplesHeld,
+			"Client connections of the master held by this backup from the takeover stream."),
+		streamDropped: instanceCounter(MetricTakeoverDropped,
+			"Takeover stream datagrams dropped, by reason.", "reason"),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.state, m.priority, m.transitions, m.advertsSent, m.advertsReceived, m.dropped, m.garpSent} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register vrrp metrics: %w", err)
-			}
-		}
+	err := prom.Register(reg, "vrrp metrics", m.state, m.priority, m.transitions, m.advertsSent, m.advertsReceived, m.dropped, m.garpSent,
+		m.takeoverResets, m.tuplesHeld, m.streamDropped)
+	if err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// instanceCounter is a counter of VRRP instances, labelled with LabelInstance then labels.
+func instanceCounter(name, help string, labels ...string) *prometheus.CounterVec {
+	return prom.CounterVec(name, help, append([]string{LabelInstance}, labels...)...)
+}
+
+// instanceGauge is a gauge of VRRP instances, labelled with LabelInstance then labels.
+func instanceGauge(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prom.GaugeVec(name, help, append([]string{LabelInstance}, labels...)...)
 }
 
 // DeleteInstance removes every series of the instance called name, for an
@@ -90,6 +96,9 @@ func (m *Metrics) DeleteInstance(name string) {
 	m.advertsReceived.DeletePartialMatch(l)
 	m.dropped.DeletePartialMatch(l)
 	m.garpSent.DeletePartialMatch(l)
+	m.takeoverResets.DeletePartialMatch(l)
+	m.tuplesHeld.DeletePartialMatch(l)
+	m.streamDropped.DeletePartialMatch(l)
 }
 
 // instanceMetrics are one instance's series, resolved once.
@@ -101,6 +110,9 @@ type instanceMetrics struct {
 	advertsReceived prometheus.Counter
 	dropped         map[Reason]prometheus.Counter
 	garpSent        prometheus.Counter
+	takeoverResets  prometheus.Counter
+	tuplesHeld      prometheus.Gauge
+	streamDropped   map[StreamDrop]prometheus.Counter
 }
 
 // forInstance creates the series of the instance called name, every one at
@@ -114,6 +126,12 @@ func (m *Metrics) forInstance(name string) *instanceMetrics {
 		advertsReceived: m.advertsReceived.WithLabelValues(name),
 		dropped:         map[Reason]prometheus.Counter{},
 		garpSent:        m.garpSent.WithLabelValues(name),
+		takeoverResets:  m.takeoverResets.WithLabelValues(name),
+		tuplesHeld:      m.tuplesHeld.WithLabelValues(name),
+		streamDropped:   map[StreamDrop]prometheus.Counter{},
+	}
+	for _, r := range streamDrops {
+		im.streamDropped[r] = m.streamDropped.WithLabelValues(name, string(r))
 	}
 	for _, s := range states {
 		im.state[s] = m.state.WithLabelValues(name, s.String())

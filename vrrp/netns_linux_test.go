@@ -14,19 +14,6 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// requireRoot skips a test that needs root, or fails it when VRRPLB_E2E=1
-// says the root tests must run.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("VRRPLB_E2E") == "1" {
-		t.Fatal("VRRPLB_E2E=1 but the test is not running as root: network namespaces and raw sockets need it")
-	}
-	t.Skip("needs root: creates network namespaces and raw sockets (set VRRPLB_E2E=1 to make this a failure)")
-}
-
 // run runs a command and fails the test with its output if it fails.
 func run(t *testing.T, args ...string) string {
 	t.Helper()
@@ -50,7 +37,7 @@ type testLink struct {
 // cleanup. Names carry the pid and a random suffix so parallel runs do not meet.
 func newTestLink(t *testing.T) *testLink {
 	t.Helper()
-	requireRoot(t)
+	requireRoot(t, "creates network namespaces and raw sockets")
 	id := fmt.Sprintf("%d%04x", os.Getpid()%100000, rand.IntN(0x10000))
 	l := &testLink{
 		NSA: "vt" + id + "a", NSB: "vt" + id + "b",

@@ -42,26 +42,14 @@ type SockDiagResetter struct{}
 // Reset ends every TCP connection whose local address is addr (IPv4 ones on
 // dual-stack sockets included) and returns how many it ended.
 func (SockDiagResetter) Reset(addr netip.Addr) (int, error) {
-	addr = addr.Unmap()
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	fd, err := diagOpen()
 	if err != nil {
-		return 0, fmt.Errorf("sock_diag socket: %w", err)
+		return 0, err
 	}
 	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return 0, fmt.Errorf("sock_diag bind: %w", err)
-	}
-	families := []uint8{unix.AF_INET6}
-	if addr.Is4() {
-		families = []uint8{unix.AF_INET, unix.AF_INET6}
-	}
-	var ids [][]byte
-	for _, fam := range families {
-		found, err := diagDump(fd, fam, addr)
-		if err != nil {
-			return 0, err
-		}
-		ids = append(ids, found...)
+	ids, err := diagSockets(fd, addr)
+	if err != nil {
+		return 0, err
 	}
 	n := 0
 	var errs []error
@@ -80,6 +68,73 @@ func (SockDiagResetter) Reset(addr netip.Addr) (int, error) {
 		return n, fmt.Errorf("destroying %d of %d sockets on %v: %w", len(errs), len(ids), addr, errs[0])
 	}
 	return n, nil
+}
+
+// List returns the TCP connections whose local address is addr (IPv4 ones
+// on dual-stack sockets included), as the takeover stream sends them.
+func (SockDiagResetter) List(addr netip.Addr) ([]Tuple, error) {
+	fd, err := diagOpen()
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	ids, err := diagSockets(fd, addr)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Tuple, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, diagTuple(id))
+	}
+	return out, nil
+}
+
+// diagOpen opens and binds a sock_diag netlink socket.
+func diagOpen() (int, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return -1, fmt.Errorf("sock_diag socket: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("sock_diag bind: %w", err)
+	}
+	return fd, nil
+}
+
+// diagSockets lists the TCP sockets whose local address is addr, of both
+// families for IPv4 (a dual-stack socket holds it v4-mapped), as diagDump
+// gives them.
+func diagSockets(fd int, addr netip.Addr) ([][]byte, error) {
+	addr = addr.Unmap()
+	families := []uint8{unix.AF_INET6}
+	if addr.Is4() {
+		families = []uint8{unix.AF_INET, unix.AF_INET6}
+	}
+	var ids [][]byte
+	for _, fam := range families {
+		found, err := diagDump(fd, fam, addr)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, found...)
+	}
+	return ids, nil
+}
+
+// diagTuple reads the two ends of a socket from the family byte and
+// inet_diag_sockid diagDump gives: ports in network order, then the
+// source and destination addresses (16 bytes each; IPv4 in the first 4).
+func diagTuple(famID []byte) Tuple {
+	id := famID[1:]
+	sport, dport := binary.BigEndian.Uint16(id[0:]), binary.BigEndian.Uint16(id[2:])
+	var src, dst netip.Addr
+	if famID[0] == unix.AF_INET {
+		src, dst = netip.AddrFrom4([4]byte(id[4:8])), netip.AddrFrom4([4]byte(id[20:24]))
+	} else {
+		src, dst = netip.AddrFrom16([16]byte(id[4:20])).Unmap(), netip.AddrFrom16([16]byte(id[20:36])).Unmap()
+	}
+	return Tuple{Local: netip.AddrPortFrom(src, sport), Remote: netip.AddrPortFrom(dst, dport)}
 }
 
 // diagRequest is a netlink message carrying an inet_diag_req_v2.

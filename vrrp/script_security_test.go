@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/testroot"
 )
 
 // asEuid makes the daemon look as if it ran with uid for the test.
@@ -19,15 +20,11 @@ func asEuid(t *testing.T, uid int) {
 	t.Cleanup(func() { geteuid = old })
 }
 
-// needRoot skips a case that must chown files to other users.
-func needRoot(t *testing.T) {
+// requireRoot skips a test that needs root, saying why, or fails it when
+// VRRPLB_E2E=1 says the root tests must run.
+func requireRoot(t *testing.T, why string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("VRRPLB_E2E") == "1" {
-			t.Fatal("VRRPLB_E2E=1 but not root: this case chowns files")
-		}
-		t.Skip("needs root: chowns files to another user")
-	}
+	testroot.Require(t, why)
 }
 
 // script writes an executable script into dir with mode, owned by uid:gid.
@@ -138,7 +135,7 @@ func TestCheckScriptSecurityRefusesWhatAnotherUserCanChange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			needRoot(t)
+			requireRoot(t, "chowns files to another user")
 			asEuid(t, 0)
 			argv, want := tt.setup(t, t.TempDir())
 			got := ""
@@ -219,7 +216,7 @@ func TestTrackersAndNotifiersRefuseUnsafeCommandsAsRoot(t *testing.T) {
 }
 
 func TestACapableNonRootDaemonTrustsScriptsItsOwnUserOwns(t *testing.T) {
-	needRoot(t)
+	requireRoot(t, "chowns files to another user")
 	asEuid(t, 1000)
 	withCapabilities(t, true)
 	dir := t.TempDir()

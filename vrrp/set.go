@@ -103,6 +103,10 @@ func NeedsNewInstance(a, b config.Instance) string {
 		return "source_ip changed"
 	case (len(a.UnicastPeers) == 0) != (len(b.UnicastPeers) == 0):
 		return "switch between multicast and unicast" // group membership is the transport's
+	case a.TakeoverOn() != b.TakeoverOn():
+		return "takeover stream turned on or off (takeover_reset, takeover_key_file)"
+	case a.TakeoverOn() && a.TakeoverPort != b.TakeoverPort:
+		return "takeover_port changed"
 	}
 	return ""
 }

@@ -8,7 +8,7 @@ import (
 )
 
 func TestScriptTrackerRunsAsTheScriptsUser(t *testing.T) {
-	requireRoot(t)
+	requireRoot(t, "creates network namespaces and raw sockets")
 	isNobody := []string{"/bin/sh", "-c", `test "$(id -u)" = 65534`}
 	for _, tt := range []struct {
 		name string

@@ -3,7 +3,6 @@ package vrrp
 import (
 	"bytes"
 	"errors"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 // openTransport opens a RawTransport inside namespace ns.
@@ -48,20 +48,6 @@ func sendFrom(t *testing.T, tr *RawTransport, msg []byte, dst netip.Addr) error 
 	var err error
 	inNetns(t, ns.(string), func() { err = tr.Send(msg, dst) })
 	return err
-}
-
-// ifindexIn is the index of ifname inside namespace ns.
-func ifindexIn(t *testing.T, ns, ifname string) int {
-	t.Helper()
-	var (
-		ifi *net.Interface
-		err error
-	)
-	inNetns(t, ns, func() { ifi, err = net.InterfaceByName(ifname) })
-	if err != nil {
-		t.Fatalf("interface %s in %s: %v", ifname, ns, err)
-	}
-	return ifi.Index
 }
 
 type gotPacket struct {
@@ -114,7 +100,7 @@ func receiveOne(t *testing.T, tx, rx *RawTransport, dst netip.Addr, msg []byte) 
 func TestTransportExchangesMessagesOnAVethPair(t *testing.T) {
 	l := newTestLink(t)
 	llA := l.linkLocal(t, l.NSA, l.IfA)
-	ifB := ifindexIn(t, l.NSB, l.IfB)
+	ifB := interfaceIn(t, l.NSB, l.IfB).Index
 	tests := []struct {
 		name   string
 		family config.Family
@@ -178,30 +164,36 @@ func warmTransports(t *testing.T, family config.Family, group netip.Addr) (a, b 
 	return a, b
 }
 
+// groups are the multicast groups of the two families.
+var groups = []struct {
+	family config.Family
+	group  netip.Addr
+}{{config.IPv4, GroupIPv4}, {config.IPv6, GroupIPv6}}
+
+// allocRuns messages, counted, are what the allocation tests send.
+const allocRuns = 20
+
+var counted = []byte("counted")
+
 func TestTransportReceiveDoesNotAllocate(t *testing.T) {
-	for _, tt := range []struct {
-		family config.Family
-		group  netip.Addr
-	}{{config.IPv4, GroupIPv4}, {config.IPv6, GroupIPv6}} {
+	for _, tt := range groups {
 		t.Run(tt.family.String(), func(t *testing.T) {
 			// Make sure the path works, then queue the messages AllocsPerRun reads.
 			a, b := warmTransports(t, tt.family, tt.group)
-			const runs = 20
-			msg := []byte("counted")
-			for range runs + 1 {
-				if err := sendFrom(t, a, msg, tt.group); err != nil {
+			for range allocRuns + 1 {
+				if err := sendFrom(t, a, counted, tt.group); err != nil {
 					t.Fatal(err)
 				}
 			}
 			buf := make([]byte, 1500)
 			seen := 0
-			allocs := testing.AllocsPerRun(runs, func() {
+			allocs := testing.AllocsPerRun(allocRuns, func() {
 				for { // skip extra copies of the warm-up message
 					n, _, err := b.Receive(buf)
 					if err != nil {
 						t.Fatal(err)
 					}
-					if bytes.Equal(buf[:n], msg) {
+					if bytes.Equal(buf[:n], counted) {
 						seen++
 						return
 					}
@@ -210,24 +202,19 @@ func TestTransportReceiveDoesNotAllocate(t *testing.T) {
 			if allocs != 0 {
 				t.Errorf("Receive allocates %.1f times per message, want 0", allocs)
 			}
-			if seen != runs+1 {
-				t.Errorf("received %d counted messages, want %d", seen, runs+1)
+			if seen != allocRuns+1 {
+				t.Errorf("received %d counted messages, want %d", seen, allocRuns+1)
 			}
 		})
 	}
 }
 
 func TestTransportSendDoesNotAllocate(t *testing.T) {
-	for _, tt := range []struct {
-		family config.Family
-		group  netip.Addr
-	}{{config.IPv4, GroupIPv4}, {config.IPv6, GroupIPv6}} {
+	for _, tt := range groups {
 		t.Run(tt.family.String(), func(t *testing.T) {
 			a, b := warmTransports(t, tt.family, tt.group)
-			const runs = 20
-			msg := []byte("counted")
-			allocs := testing.AllocsPerRun(runs, func() {
-				if err := a.Send(msg, tt.group); err != nil {
+			allocs := testing.AllocsPerRun(allocRuns, func() {
+				if err := a.Send(counted, tt.group); err != nil {
 					t.Fatal(err)
 				}
 			})
@@ -239,12 +226,12 @@ func TestTransportSendDoesNotAllocate(t *testing.T) {
 			stop := time.AfterFunc(5*time.Second, func() { _ = b.Close() })
 			defer stop.Stop()
 			buf := make([]byte, 1500)
-			for seen := 0; seen < runs+1; {
+			for seen := 0; seen < allocRuns+1; {
 				n, info, err := b.Receive(buf)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !bytes.Equal(buf[:n], msg) {
+				if !bytes.Equal(buf[:n], counted) {
 					continue
 				}
 				if info.Src != a.LocalAddr() {
@@ -257,15 +244,12 @@ func TestTransportSendDoesNotAllocate(t *testing.T) {
 }
 
 func TestTransportFollowsItsInterfaceWhenItIsRecreated(t *testing.T) {
-	for _, tt := range []struct {
-		family config.Family
-		group  netip.Addr
-	}{{config.IPv4, GroupIPv4}, {config.IPv6, GroupIPv6}} {
+	for _, tt := range groups {
 		t.Run(tt.family.String()+" sender and receiver both carry on", func(t *testing.T) {
 			l := newTestLink(t)
 			a := openTransport(t, l.NSA, l.IfA, tt.family, netip.Addr{}, nil)
 			b := openTransport(t, l.NSB, l.IfB, tt.family, netip.Addr{}, nil)
-			before := ifindexIn(t, l.NSB, l.IfB)
+			before := interfaceIn(t, l.NSB, l.IfB).Index
 			// Talk once first: whatever the send path caches about the
 			// interface is then cached.
 			if r := receiveOne(t, a, b, tt.group, []byte("before recreate")); r.err != nil {
@@ -273,7 +257,7 @@ func TestTransportFollowsItsInterfaceWhenItIsRecreated(t *testing.T) {
 			}
 
 			l.recreate(t)
-			after := ifindexIn(t, l.NSB, l.IfB)
+			after := interfaceIn(t, l.NSB, l.IfB).Index
 			if before == after {
 				t.Fatalf("interface index did not change (%d): the test proves nothing", before)
 			}
@@ -310,13 +294,8 @@ func TestTransportReturnsClosedAfterClose(t *testing.T) {
 	}()
 	// Close must wake a blocked Receive.
 	time.AfterFunc(50*time.Millisecond, func() { _ = b.Close() })
-	select {
-	case err := <-errc:
-		if !errors.Is(err, ErrTransportClosed) {
-			t.Errorf("Receive after Close: %v, want ErrTransportClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Receive still blocked 5s after Close")
+	if err := poll.Receive(t, errc, 5*time.Second, "Receive to return after Close"); !errors.Is(err, ErrTransportClosed) {
+		t.Errorf("Receive after Close: %v, want ErrTransportClosed", err)
 	}
 	if err := b.Send([]byte("x"), GroupIPv4); !errors.Is(err, ErrTransportClosed) {
 		t.Errorf("Send after Close: %v, want ErrTransportClosed", err)
@@ -337,7 +316,7 @@ func TestTransportWithoutCapabilitiesSaysWhatItNeeds(t *testing.T) {
 		}
 		return
 	}
-	requireRoot(t)
+	requireRoot(t, "creates network namespaces and raw sockets")
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv (util-linux) not installed")
 	}

@@ -45,13 +45,7 @@ func (n *simNet) watch(from, end time.Time) []string {
 // A master after 10 s.
 func twoHosts(t *testing.T, preempt bool) *simNet {
 	t.Helper()
-	n := newSimNet(t, 200*time.Microsecond,
-		MachineConfig{Version: 3, Priority: 200, AdvertInterval: time.Second, Preempt: preempt, LocalAddr: addrLow},
-		MachineConfig{Version: 3, Priority: 100, AdvertInterval: time.Second, Preempt: preempt, LocalAddr: addrHigh},
-	)
-	n.schedule(t0, 0, startup())
-	n.schedule(t0, 1, startup())
-	n.runUntil(at(10 * time.Second))
+	n := startedPair(t, preempt)
 	if diff := cmp.Diff([]State{StateMaster, StateBackup}, n.states()); diff != "" {
 		t.Fatalf("states before the test (-want +got):\n%s", diff)
 	}
@@ -280,11 +274,7 @@ func TestAFrontendWithoutHealthyBackendHandsTheVIPOverButNeverFaults(t *testing.
 }
 
 func TestSetYieldHandsOverAndClearingItTakesTheVIPBack(t *testing.T) {
-	h := newHarness(t)
-	a := h.add(instanceConfig("a", 200), addrLow, nil)
-	b := h.add(instanceConfig("b", 100), addrMid, nil)
-	h.start(a, b)
-	h.advance(5 * time.Second)
+	h, a, _ := electedPair(t)
 
 	setYield := func(on bool) {
 		t.Helper()

@@ -395,24 +395,26 @@ func instanceTable(in *instance) *table {
 	if in.authPass != "" || len(kn(config.KeyInstanceAuthPass)) > 0 {
 		t.set(config.KeyInstanceAuthPass, in.authPass, kn(config.KeyInstanceAuthPass)...)
 	}
-	if in.garpRepeat != nil {
-		t.set(config.KeyInstanceGARPRepeat, *in.garpRepeat, kn(config.KeyInstanceGARPRepeat)...)
+	if in.garp.repeat != nil {
+		t.set(config.KeyInstanceGARPRepeat, *in.garp.repeat, kn(config.KeyInstanceGARPRepeat)...)
 	} else if len(kn(config.KeyInstanceGARPRepeat)) > 0 {
 		t.notes = append(t.notes, kn(config.KeyInstanceGARPRepeat)...)
 	}
 	switch {
-	case in.garpInterval == nil:
-	case *in.garpInterval == 0:
+	case in.garp.interval == nil:
+	case *in.garp.interval == 0:
 		t.notes = append(t.notes, "keepalived's garp_interval 0 sent the gratuitous ARPs back to back; vrrplb spaces them by garp_interval (default 100ms)")
 	default:
-		t.set(config.KeyInstanceGARPInterval, floor(*in.garpInterval, config.MinDuration), append(kn(config.KeyInstanceGARPInterval), floorNote(*in.garpInterval, config.MinDuration)...)...)
+		t.set(config.KeyInstanceGARPInterval, floor(*in.garp.interval, config.MinDuration), append(kn(config.KeyInstanceGARPInterval), floorNote(*in.garp.interval, config.MinDuration)...)...)
 	}
-	if in.garpRefresh != nil {
-		t.set(config.KeyInstanceGARPRefresh, floor(*in.garpRefresh, config.MinDuration), append(kn(config.KeyInstanceGARPRefresh), floorNote(*in.garpRefresh, config.MinDuration)...)...)
+	if in.garp.refresh != nil {
+		t.set(config.KeyInstanceGARPRefresh, floor(*in.garp.refresh, config.MinDuration), append(kn(config.KeyInstanceGARPRefresh), floorNote(*in.garp.refresh, config.MinDuration)...)...)
 	}
 	if in.notify != nil {
 		t.set(config.KeyInstanceNotify, in.notify, kn(config.KeyInstanceNotify)...)
 	}
+	t.notes = append(t.notes, "not in keepalived: with "+config.KeyInstanceTakeoverKeyFile+
+		" (the same key on every LB host, mode 0600) a host that takes over from a crashed master prompts its clients to reset, so they reconnect at once (README, \"Taking over from a crashed master\")")
 	for _, tf := range in.frontends {
 		c := &table{name: config.Dotted(config.TableInstance, config.TableTrackFrontend), array: true, notes: tf.notes}
 		c.set(config.KeyTrackName, tf.name)

@@ -37,9 +37,7 @@ type instance struct {
 	sourceIP     string
 	peers        []string
 	authPass     string
-	garpRepeat   *int
-	garpInterval *time.Duration
-	garpRefresh  *time.Duration
+	garp         garpSettings
 	notify       []string
 
 	procChecks []procCheck
@@ -125,12 +123,40 @@ type keepalivedResult struct {
 
 // kaGlobals are the global_defs that instances inherit.
 type kaGlobals struct {
-	version      int
-	garpRepeat   *int
-	garpInterval *time.Duration
-	garpRefresh  *time.Duration
-	garpAt       map[string]string // where each global garp setting is, by vrrplb key
-	garpDelay    string
+	version   int
+	garp      garpSettings
+	garpAt    map[string]string // where each global garp setting is, by vrrplb key
+	garpDelay string
+}
+
+// garpSettings are the gratuitous ARP settings of an instance: global_defs'
+// vrrp_garp_* ones, which every instance inherits, replaced by the
+// instance's own garp_* ones. nil is not set.
+type garpSettings struct {
+	repeat   *int
+	interval *time.Duration
+	refresh  *time.Duration
+}
+
+// set applies one GARP keyword, global (vrrp_garp_master_repeat) or an
+// instance's (garp_master_repeat). It returns the vrrplb key it sets and
+// where it was set, for that key's note.
+func (g *garpSettings) set(c *keepalived.Node) (key, at string, err error) {
+	at = fmt.Sprintf("%s (%s)", c.Keyword(), loc(c))
+	switch strings.TrimPrefix(c.Keyword(), "vrrp_") {
+	case "garp_master_repeat":
+		v, err := intArg(c, 1, 255)
+		g.repeat = &v
+		return config.KeyInstanceGARPRepeat, at, err
+	case "garp_master_refresh":
+		d, err := secondsArg(c)
+		g.refresh = &d
+		return config.KeyInstanceGARPRefresh, at, err
+	default: // garp_interval, gna_interval
+		d, err := secondsArg(c)
+		g.interval = &d
+		return config.KeyInstanceGARPInterval, at, err
+	}
 }
 
 func loc(n *keepalived.Node) string { return fmt.Sprintf("%s:%d", n.File, n.Line) }
@@ -288,21 +314,10 @@ func kaGlobalDefs(n *keepalived.Node, g *kaGlobals, res *keepalivedResult) error
 			}
 		case "enable_script_security":
 			res.scriptNotes = append(res.scriptNotes, notCarried(loc(c), "enable_script_security", "vrrplb refuses scripts that others can change when it runs them with privileges; keep them owned by root"))
-		case "vrrp_garp_master_repeat":
-			var v int
-			v, err = intArg(c, 1, 255)
-			g.garpRepeat = &v
-			g.garpAt[config.KeyInstanceGARPRepeat] = fmt.Sprintf("vrrp_garp_master_repeat (%s)", loc(c))
-		case "vrrp_garp_master_refresh":
-			var d time.Duration
-			d, err = secondsArg(c)
-			g.garpRefresh = &d
-			g.garpAt[config.KeyInstanceGARPRefresh] = fmt.Sprintf("vrrp_garp_master_refresh (%s)", loc(c))
-		case "vrrp_garp_interval", "vrrp_gna_interval":
-			var d time.Duration
-			d, err = secondsArg(c)
-			g.garpInterval = &d
-			g.garpAt[config.KeyInstanceGARPInterval] = fmt.Sprintf("%s (%s)", c.Keyword(), loc(c))
+		case "vrrp_garp_master_repeat", "vrrp_garp_master_refresh", "vrrp_garp_interval", "vrrp_gna_interval":
+			var key, at string
+			key, at, err = g.garp.set(c)
+			g.garpAt[key] = at
 		case "vrrp_garp_master_delay":
 			g.garpDelay = loc(c) + " " + quoteLine(c)
 		case "notification_email", "notification_email_from", "smtp_server", "smtp_connect_timeout", "smtp_helo_name":

@@ -69,10 +69,10 @@ var kaInstanceKeywords = map[string]kaHandler{
 	"notify_master":       kaNotifyState,
 	"notify_backup":       kaNotifyState,
 	"notify_fault":        kaNotifyState,
-	"garp_master_repeat":  kaGARPRepeat,
-	"garp_master_refresh": kaGARPRefresh,
-	"garp_interval":       kaGARPInterval,
-	"gna_interval":        kaGARPInterval,
+	"garp_master_repeat":  kaGARP,
+	"garp_master_refresh": kaGARP,
+	"garp_interval":       kaGARP,
+	"gna_interval":        kaGARP,
 	"garp_master_delay":   func(b *kaBuild, c *keepalived.Node) error { b.garpDelay = loc(c) + " " + quoteLine(c); return nil },
 	"accept":              func(*kaBuild, *keepalived.Node) error { return nil }, // vrrplb always runs in accept mode
 	"native_ipv6":         func(*kaBuild, *keepalived.Node) error { return nil }, // IPv6 VIPs make version 3
@@ -110,7 +110,7 @@ func kaInstance(n *keepalived.Node, g kaGlobals, tr kaTrackers, scriptRoot strin
 		notifyState: map[string]*keepalived.Node{},
 	}
 	in := b.in
-	in.garpRepeat, in.garpInterval, in.garpRefresh = g.garpRepeat, g.garpInterval, g.garpRefresh
+	in.garp = g.garp
 	for key, at := range g.garpAt {
 		in.note(key, at)
 	}
@@ -262,27 +262,12 @@ func kaNotifyState(b *kaBuild, c *keepalived.Node) error {
 	return nil
 }
 
-func kaGARPRepeat(b *kaBuild, c *keepalived.Node) error {
-	v, err := intArg(c, 1, 255)
-	b.in.garpRepeat = &v
-	delete(b.in.keyNotes, config.KeyInstanceGARPRepeat) // the instance's own setting replaces the global one
-	b.in.note(config.KeyInstanceGARPRepeat, fmt.Sprintf("garp_master_repeat (%s)", loc(c)))
-	return err
-}
-
-func kaGARPRefresh(b *kaBuild, c *keepalived.Node) error {
-	d, err := secondsArg(c)
-	b.in.garpRefresh = &d
-	delete(b.in.keyNotes, config.KeyInstanceGARPRefresh) // the instance's own setting replaces the global one
-	b.in.note(config.KeyInstanceGARPRefresh, fmt.Sprintf("garp_master_refresh (%s)", loc(c)))
-	return err
-}
-
-func kaGARPInterval(b *kaBuild, c *keepalived.Node) error {
-	d, err := secondsArg(c)
-	b.in.garpInterval = &d
-	delete(b.in.keyNotes, config.KeyInstanceGARPInterval) // the instance's own setting replaces the global one
-	b.in.note(config.KeyInstanceGARPInterval, fmt.Sprintf("%s (%s)", c.Keyword(), loc(c)))
+// kaGARP takes an instance's own garp_* setting, which replaces the global
+// one.
+func kaGARP(b *kaBuild, c *keepalived.Node) error {
+	key, at, err := b.in.garp.set(c)
+	delete(b.in.keyNotes, key)
+	b.in.note(key, at)
 	return err
 }
 

@@ -1,13 +1,14 @@
 package k8s
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -81,6 +83,8 @@ type Cluster struct {
 	etcd       *e2e.Proc
 	APIs       [3]*e2e.Proc
 	LBs        [2]*e2e.Proc
+	// sockets are the LB hosts' admin sockets (maintenance).
+	sockets [2]string
 }
 
 // VIP is the address clients reach the apiservers at.
@@ -98,8 +102,17 @@ func NewCluster(t *testing.T, opts Options) *Cluster {
 	t.Helper()
 	requireSuite(t)
 	c := &Cluster{t: t, opts: opts, bins: binaries(t)}
+	// A unix socket's path has at most 107 bytes: a short directory,
+	// removed after the lab and its processes are gone.
+	sockDir, err := os.MkdirTemp("", "vrrplb-k8s-sock-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	for i := range c.sockets {
+		c.sockets[i] = filepath.Join(sockDir, fmt.Sprintf("h%d.sock", i+1))
+	}
 	c.Lab = e2e.NewLab(t, labHosts)
-	var err error
 	if c.pki, err = newPKI(c.Lab.LogDir); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +135,7 @@ func NewCluster(t *testing.T, opts Options) *Cluster {
 		}
 		c.serving = append(c.serving, kp)
 	}
-	c.Kubeconfig = c.writeKubeconfig()
+	c.Kubeconfig = c.WriteKubeconfig("kubeconfig", netip.AddrPortFrom(VIP(), vipPort))
 
 	c.etcdData = filepath.Join(c.Lab.LogDir, "etcd-data")
 	c.StartEtcd()
@@ -132,8 +145,8 @@ func NewCluster(t *testing.T, opts Options) *Cluster {
 	for n := range 3 {
 		c.WaitAPIReady(n, 3*time.Minute)
 	}
-	c.LBs[0] = c.Host(lb1).StartVRRPLB(c.LBConfig(lbPrio1, opts.HealthCert[0]))
-	c.LBs[1] = c.Host(lb2).StartVRRPLB(c.LBConfig(lbPrio2, opts.HealthCert[1]))
+	c.StartLB(lb1)
+	c.StartLB(lb2)
 	c.Lab.WaitMaster(t, c.Host(lb1), VIP(), 30*time.Second)
 	for i, lb := range []int{lb1, lb2} {
 		if !opts.NoAnonymous || opts.HealthCert[i] {
@@ -169,7 +182,9 @@ func binaries(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
-func (c *Cluster) writeKubeconfig() string {
+// WriteKubeconfig writes a kubeconfig that reaches the cluster at server
+// as a member of system:masters, and returns its path.
+func (c *Cluster) WriteKubeconfig(name string, server netip.AddrPort) string {
 	ca, err := os.ReadFile(c.pki.CAFile)
 	if err != nil {
 		c.t.Fatal(err)
@@ -193,8 +208,8 @@ contexts:
     cluster: lab
     user: admin
 current-context: lab
-`, netip.AddrPortFrom(VIP(), vipPort), b64(ca), b64(c.admin.CertPEM), b64(c.admin.KeyPEM))
-	return c.Lab.WriteFile("kubeconfig", cfg)
+`, server, b64(ca), b64(c.admin.CertPEM), b64(c.admin.KeyPEM))
+	return c.Lab.WriteFile(name, cfg)
 }
 
 // StartEtcd starts etcd on its host, keeping its data across restarts.
@@ -298,9 +313,23 @@ func (c *Cluster) WaitAPIReady(n int, timeout time.Duration) time.Duration {
 	return time.Since(start)
 }
 
-// LBConfig is an LB host's vrrplb.toml: the VIP, tracking the frontend
-// with weight 0, the three apiservers behind :8443 by leastconn.
-func (c *Cluster) LBConfig(prio int, healthCert bool) string {
+// StartLB starts vrrplb on LB host lb (lb1 or lb2) with its LBConfig.
+func (c *Cluster) StartLB(lb int) {
+	c.t.Helper()
+	c.LBs[lb-lb1] = c.Host(lb).StartVRRPLB(c.LBConfig(lb))
+}
+
+// AdminSocket is LB host lb's admin socket, for `vrrplb maintenance`.
+func (c *Cluster) AdminSocket(lb int) string { return c.sockets[lb-lb1] }
+
+// LBConfig is LB host lb's vrrplb.toml: the VIP (priority lbPrio1 on h1,
+// lbPrio2 on h2), tracking the frontend with weight 0, the three
+// apiservers behind :8443 by leastconn, and its admin socket.
+func (c *Cluster) LBConfig(lb int) string {
+	prio, healthCert := lbPrio1, c.opts.HealthCert[0]
+	if lb == lb2 {
+		prio, healthCert = lbPrio2, c.opts.HealthCert[1]
+	}
 	var backends []string
 	for n := range 3 {
 		backends = append(backends, fmt.Sprintf("%q", APIAddr(n).String()))
@@ -313,10 +342,16 @@ func (c *Cluster) LBConfig(prio int, healthCert bool) string {
 	if healthCert {
 		cert = fmt.Sprintf("  cert_file = %q\n  key_file = %q\n", c.health.CertFile, c.health.KeyFile)
 	}
-	return e2e.Config(e2e.VRRPConf{
+	vrrp := e2e.Config(e2e.VRRPConf{
 		Priority: prio, Interval: advert, VIPs: []netip.Prefix{e2e.VIP4},
 		Extra: "\n  [[instance.track_frontend]]\n  name = \"apiserver\"\n  weight = 0\n" + c.opts.InstanceExtra,
-	}) + fmt.Sprintf(`
+	})
+	const noSocket = "\nsocket = \"\"\n"
+	if !strings.Contains(vrrp, noSocket) {
+		c.t.Fatalf("the lab's config has no %q line to replace:\n%s", noSocket, vrrp)
+	}
+	vrrp = strings.Replace(vrrp, noSocket, fmt.Sprintf("\nsocket = %q\n", c.AdminSocket(lb)), 1)
+	return vrrp + fmt.Sprintf(`
 [[frontend]]
 name = "apiserver"
 listen = ":%d"
@@ -400,12 +435,23 @@ func (c *Cluster) Kubectl(args ...string) (string, error) {
 // Client starts kclient on the client host with the VIP's kubeconfig.
 func (c *Cluster) Client(name string, args ...string) *Events {
 	c.t.Helper()
-	all := append([]string{args[0], "--kubeconfig", c.Kubeconfig}, args[1:]...)
+	return c.ClientVia(c.Kubeconfig, name, args...)
+}
+
+// ClientVia starts kclient on the client host with the given kubeconfig.
+func (c *Cluster) ClientVia(kubeconfig, name string, args ...string) *Events {
+	c.t.Helper()
+	all := append([]string{args[0], "--kubeconfig", kubeconfig}, args[1:]...)
 	return &Events{p: c.Host(clientHost).Start(name, append([]string{kclient(c.t)}, all...)...)}
 }
 
 // Events reads the JSON lines a kclient writes.
-type Events struct{ p *e2e.Proc }
+type Events struct {
+	p   *e2e.Proc
+	mu  sync.Mutex
+	off int64   // of the first line not read yet
+	evs []Event // the events of the lines read
+}
 
 // Event is one line of kclient's output.
 type Event struct {
@@ -423,23 +469,33 @@ type Event struct {
 // Time is when the client wrote the event.
 func (e Event) Time() time.Time { return time.Unix(0, e.T) }
 
-// All is every event so far (lines that are not events are skipped).
+// All is every event so far (lines that are not events are skipped). It
+// reads only the lines written since the last call.
 func (e *Events) All() []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	f, err := os.Open(e.p.LogPath)
 	if err != nil {
-		return nil
+		return e.evs
 	}
 	defer f.Close()
-	var evs []Event
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var ev Event
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event != "" {
-			evs = append(evs, ev)
-		}
+	if _, err := f.Seek(e.off, io.SeekStart); err != nil {
+		return e.evs
 	}
-	return evs
+	b, _ := io.ReadAll(f)
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			break // a line still being written
+		}
+		var ev Event
+		if json.Unmarshal(b[:i], &ev) == nil && ev.Event != "" {
+			e.evs = append(e.evs, ev)
+		}
+		e.off += int64(i + 1)
+		b = b[i+1:]
+	}
+	return e.evs[:len(e.evs):len(e.evs)]
 }
 
 // Wait waits until an event satisfies match and returns it.

@@ -89,7 +89,6 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 // 30 watches, each on its own connection, opened together: leastconn gives
 // each apiserver its share.
 func TestWatchesSpreadByLeastconn(t *testing.T) {
-	pending(t, "leastconn that spreads a burst of new connections: 30 watches opened together split 26/2/2 in one run of five (12/9/9, 16/7/7, 7/14/9, 11/10/9 in the others)")
 	c := NewCluster(t, Options{})
 	const nWatches = 30
 	w := c.Client("watches", "watches", "--count", fmt.Sprint(nWatches))

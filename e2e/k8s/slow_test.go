@@ -2,22 +2,12 @@ package k8s
 
 import (
 	"fmt"
-	"os"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vrrplb/vrrplb/e2e"
 )
-
-// pending skips a test whose behaviour waits for a fix that has not landed,
-// naming it; VRRPLB_K8S_PENDING=1 runs it anyway.
-func pending(t *testing.T, missing string) {
-	t.Helper()
-	if os.Getenv("VRRPLB_K8S_PENDING") != "1" {
-		t.Skipf("waits for %s (VRRPLB_K8S_PENDING=1 runs it)", missing)
-	}
-}
 
 // A stopping apiserver still answers the requests it has, however slowly:
 // here etcd stalls for 3 s just after the LB hosts see the apiserver's

@@ -4,17 +4,29 @@
 // "t" (Unix nanoseconds) and "event", for the test to read.
 //
 //	kclient informer  an informer on the ConfigMaps of a namespace:
-//	                  "synced", then "add" / "update" / "delete" with name and rv
+//	                  "synced", then "add" / "update" / "delete" with name and
+//	                  rv, and "watching" (id -1) each time its watch opens
 //	kclient load      a request loop at --rate requests/s over --workers
-//	                  connections, creating a ConfigMap then reading it back:
+//	                  connections, creating a ConfigMap then listing (with
+//	                  --reads only listing, which client-go retries):
 //	                  "created" (name, rv) and "error" (op, err) per request,
 //	                  "summary" (ok, failed) at SIGTERM or after --duration
 //	kclient watches   --count watches of the namespace's ConfigMaps, each over
-//	                  its own connection, re-opened when it ends: "watching"
-//	                  (id) each time one is open, "ended" (id, err)
+//	                  its own connection, re-opened at once when it ends (after
+//	                  200 ms when it lasted under 1 s or could not be
+//	                  opened): "watching" (id)
+//	                  each time one is open, "ended" (id, err), and with
+//	                  --events "got" (id, name) for each event received
+//	kclient repeat    -- COMMAND ARGS...: --count copies of a command (kubectl
+//	                  get -w), each started again at once when it exits (after
+//	                  200 ms when it ran under 1 s): "watching" (id) at each
+//	                  start, "got" (id, name: the line) for each line it
+//	                  prints, "ended" (id, err) when it exits
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,7 +34,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,6 +45,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -53,7 +68,7 @@ func emit(event string, kv ...any) {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: kclient informer|load|watches [flags]")
+		fmt.Fprintln(os.Stderr, "usage: kclient informer|load|watches|repeat [flags]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
@@ -65,7 +80,9 @@ func main() {
 	duration := fs.Duration("duration", 0, "load: stop after this long; 0: at SIGTERM")
 	timeout := fs.Duration("timeout", 10*time.Second, "load: a request's timeout")
 	fresh := fs.Bool("fresh", false, "load: a new connection for every request")
-	count := fs.Int("count", 30, "watches: how many")
+	count := fs.Int("count", 30, "watches, repeat: how many")
+	events := fs.Bool("events", false, "watches: report each event received")
+	reads := fs.Bool("reads", false, "load: only list, no creates")
 	_ = fs.Parse(os.Args[2:])
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -86,9 +103,11 @@ func main() {
 			ctx, cancel = context.WithTimeout(ctx, *duration)
 			defer cancel()
 		}
-		err = load(ctx, cfg, *namespace, *prefix, *rate, *workers, *timeout, *fresh)
+		err = load(ctx, cfg, *namespace, *prefix, *rate, *workers, *timeout, *fresh, *reads)
 	case "watches":
-		err = watches(ctx, cfg, *namespace, *count)
+		err = watches(ctx, cfg, *namespace, *count, *events)
+	case "repeat":
+		err = repeat(ctx, *count, fs.Args())
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -114,6 +133,16 @@ func informer(ctx context.Context, cfg *rest.Config, namespace string) error {
 		return err
 	}
 	lw := cache.NewListWatchFromClient(cs.CoreV1().RESTClient(), "configmaps", namespace, fields.Everything())
+	// "watching" each time the informer's watch is (re)opened.
+	watchCtx := lw.WatchFuncWithContext
+	lw.WatchFuncWithContext = func(ctx context.Context, options metav1.ListOptions) (watch.Interface, error) {
+		w, err := watchCtx(ctx, options)
+		if err == nil {
+			emit("watching", "id", -1)
+		}
+		return w, err
+	}
+	lw.WatchFunc = nil
 	inf := cache.NewSharedIndexInformer(lw, &corev1.ConfigMap{}, 0, cache.Indexers{})
 	report := func(event string, obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -140,7 +169,7 @@ func informer(ctx context.Context, cfg *rest.Config, namespace string) error {
 	return nil
 }
 
-func load(ctx context.Context, cfg *rest.Config, namespace, prefix string, rate float64, workers int, timeout time.Duration, fresh bool) error {
+func load(ctx context.Context, cfg *rest.Config, namespace, prefix string, rate float64, workers int, timeout time.Duration, fresh, reads bool) error {
 	var ok, failed, seq atomic.Int64
 	interval := time.Duration(float64(time.Second) * float64(workers) / rate)
 	var wg sync.WaitGroup
@@ -184,7 +213,7 @@ func load(ctx context.Context, cfg *rest.Config, namespace, prefix string, rate 
 				rctx, cancel := context.WithTimeout(context.Background(), timeout)
 				var op string
 				var err error
-				if n%2 == 1 {
+				if n%2 == 1 && !reads {
 					op = "create"
 					var cm *corev1.ConfigMap
 					cm, err = cs.CoreV1().ConfigMaps(namespace).Create(rctx, &corev1.ConfigMap{
@@ -219,7 +248,7 @@ func load(ctx context.Context, cfg *rest.Config, namespace, prefix string, rate 
 	return nil
 }
 
-func watches(ctx context.Context, cfg *rest.Config, namespace string, count int) error {
+func watches(ctx context.Context, cfg *rest.Config, namespace string, count int, events bool) error {
 	var wg sync.WaitGroup
 	for id := range count {
 		cs, err := kubernetes.NewForConfig(ownConnection(cfg))
@@ -235,15 +264,77 @@ func watches(ctx context.Context, cfg *rest.Config, namespace string, count int)
 					continue
 				}
 				emit("watching", "id", id)
-				for range w.ResultChan() {
+				opened := time.Now()
+				for ev := range w.ResultChan() {
+					if !events {
+						continue
+					}
+					name := ""
+					if cm, ok := ev.Object.(*corev1.ConfigMap); ok {
+						name = cm.Name
+					}
+					emit("got", "id", id, "name", name)
 				}
 				w.Stop()
 				emit("ended", "id", id, "err", "")
-				sleep(ctx, 200*time.Millisecond)
+				// As client-go's reflector: at once, unless the watch
+				// lasted less than a second.
+				if time.Since(opened) < time.Second {
+					sleep(ctx, 200*time.Millisecond)
+				}
 			}
 		})
 	}
 	wg.Wait()
+	return nil
+}
+
+func repeat(ctx context.Context, count int, argv []string) error {
+	if len(argv) == 0 {
+		return errors.New("repeat: no command after --")
+	}
+	var wg sync.WaitGroup
+	for id := range count {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				started := time.Now()
+				err := runLines(ctx, argv, func(line string) { emit("got", "id", id, "name", line) }, func() { emit("watching", "id", id) })
+				msg := ""
+				if err != nil {
+					msg = err.Error()
+				}
+				emit("ended", "id", id, "err", msg)
+				if time.Since(started) < time.Second {
+					sleep(ctx, 200*time.Millisecond)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+// runLines runs argv until it exits or ctx ends, calling started once it
+// runs and line for each line of its output.
+func runLines(ctx context.Context, argv []string, line func(string), started func()) error {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	started()
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line(sc.Text())
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	}
 	return nil
 }
 
