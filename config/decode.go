@@ -159,41 +159,42 @@ func typeName(v any) string {
 	return fmt.Sprintf("a %T", v)
 }
 
-func (t *table) str(key, def string) string {
+// value reads key as a T. ok is false when key is absent, or when it holds
+// another type, which is an error: "must be what, not ...".
+func value[T any](t *table, key, what string) (x T, ok bool) {
 	v, ok := t.get(key)
 	if !ok {
-		return def
+		return x, false
 	}
-	s, ok := v.(string)
+	x, ok = v.(T)
 	if !ok {
-		t.errf(key, "must be a string, not %s", typeName(v))
+		t.errf(key, "must be %s, not %s", what, typeName(v))
+	}
+	return x, ok
+}
+
+// or is v when ok, else def.
+func or[T any](v T, ok bool, def T) T {
+	if !ok {
 		return def
 	}
-	return s
+	return v
+}
+
+func (t *table) str(key, def string) string {
+	s, ok := value[string](t, key, "a string")
+	return or(s, ok, def)
 }
 
 func (t *table) boolean(key string, def bool) bool {
-	v, ok := t.get(key)
-	if !ok {
-		return def
-	}
-	b, ok := v.(bool)
-	if !ok {
-		t.errf(key, "must be true or false, not %s", typeName(v))
-		return def
-	}
-	return b
+	b, ok := value[bool](t, key, "true or false")
+	return or(b, ok, def)
 }
 
 // integer reads an integer key and checks it is within lo..hi.
 func (t *table) integer(key string, def, lo, hi int) int {
-	v, ok := t.get(key)
+	n, ok := value[int64](t, key, "an integer")
 	if !ok {
-		return def
-	}
-	n, ok := v.(int64)
-	if !ok {
-		t.errf(key, "must be an integer, not %s", typeName(v))
 		return def
 	}
 	if n < int64(lo) || n > int64(hi) {
@@ -229,13 +230,8 @@ const (
 const MinDuration = time.Millisecond
 
 func (t *table) duration(key string, def time.Duration, min durationMin) time.Duration {
-	v, ok := t.get(key)
+	s, ok := value[string](t, key, `a duration string such as "1s" or "100ms"`)
 	if !ok {
-		return def
-	}
-	s, ok := v.(string)
-	if !ok {
-		t.errf(key, "must be a duration string such as \"1s\" or \"100ms\", not %s", typeName(v))
 		return def
 	}
 	d, err := time.ParseDuration(s)
@@ -266,16 +262,7 @@ func (t *table) atLeast(key string, d, lo time.Duration, why string) {
 }
 
 func (t *table) array(key string) ([]any, bool) {
-	v, ok := t.get(key)
-	if !ok {
-		return nil, false
-	}
-	a, ok := v.([]any)
-	if !ok {
-		t.errf(key, "must be an array, not %s", typeName(v))
-		return nil, false
-	}
-	return a, true
+	return value[[]any](t, key, "an array")
 }
 
 func (t *table) strings(key string, def []string) []string {
@@ -315,16 +302,9 @@ func (t *table) ints(key string, def []int) []int {
 // sub returns the table under key (an empty one when absent).
 func (t *table) sub(key, ctx string) *table {
 	s := &table{d: t.d, path: t.keyPath(key), ctx: ctx, m: map[string]any{}}
-	v, ok := t.get(key)
-	if !ok {
-		return s
+	if m, ok := value[map[string]any](t, key, "a table"); ok {
+		s.m = m
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		t.errf(key, "must be a table, not %s", typeName(v))
-		return s
-	}
-	s.m = m
 	return s
 }
 
