@@ -220,18 +220,8 @@ func (d *decoder) peer(t *table) BGPPeer {
 
 func (d *decoder) announce(t *table, cfg *Config) Announce {
 	a := Announce{}
-	if t.required(KeyAnnounceName) {
-		a.Name = t.str(KeyAnnounceName, "")
-		if a.Name == "" {
-			t.errf(KeyAnnounceName, "must not be empty")
-		}
-	}
-	prefixes := t.strings(KeyAnnouncePrefixes, nil)
-	if _, ok := t.m[KeyAnnouncePrefixes]; !ok {
-		t.errf(KeyAnnouncePrefixes, "required: at least one /32 or /128")
-	} else if len(prefixes) == 0 {
-		t.errf(KeyAnnouncePrefixes, "must list at least one /32 or /128")
-	}
+	a.Name = t.name(KeyAnnounceName)
+	prefixes := t.list(KeyAnnouncePrefixes, "/32 or /128")
 	for _, s := range prefixes {
 		p, err := parseVIP(s)
 		switch {

@@ -217,6 +217,31 @@ func (t *table) required(key string) bool {
 	return true
 }
 
+// name reads a required string key that must not be empty: the name of an
+// instance, a frontend, an announcement or a tracked interface.
+func (t *table) name(key string) string {
+	if !t.required(key) {
+		return ""
+	}
+	s := t.str(key, "")
+	if s == "" {
+		t.errf(key, "must not be empty")
+	}
+	return s
+}
+
+// list reads a required array of strings that lists at least one; what
+// names one element in the errors ("virtual IP").
+func (t *table) list(key, what string) []string {
+	l := t.strings(key, nil)
+	if _, ok := t.m[key]; !ok {
+		t.errf(key, "required: at least one %s", what)
+	} else if len(l) == 0 {
+		t.errf(key, "must list at least one %s", what)
+	}
+	return l
+}
+
 // durationMin says what a duration key accepts.
 type durationMin int
 
