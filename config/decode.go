@@ -242,6 +242,31 @@ func (t *table) list(key, what string) []string {
 	return l
 }
 
+// trackedFrontend reads the name of a track_frontend table, which must
+// name a [[frontend]] of cfg. ok is false when the name is missing.
+func (t *table) trackedFrontend(cfg *Config) (name string, ok bool) {
+	if !t.required(KeyTrackName) {
+		return "", false
+	}
+	name = t.str(KeyTrackName, "")
+	if _, found := cfg.Frontend(name); !found {
+		t.errf(KeyTrackName, "%q: no [[frontend]] has this name", name)
+	}
+	return name, true
+}
+
+// unique records an error on key when name (not "") is in seen already,
+// and adds it to seen; block is what has the names ("[[instance]]").
+func (t *table) unique(seen map[string]bool, key, name, block string) {
+	if name == "" {
+		return
+	}
+	if seen[name] {
+		t.errf(key, "%q: another %s has this name", name, block)
+	}
+	seen[name] = true
+}
+
 // durationMin says what a duration key accepts.
 type durationMin int
 

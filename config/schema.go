@@ -233,12 +233,7 @@ func instanceRest(t *table, in *Instance) {
 func trackFrontends(t *table, in *Instance, cfg *Config) {
 	for _, ft := range t.tables(TableTrackFrontend, within(t.ctx, TableTrackFrontend)) {
 		tf := TrackFrontend{}
-		if ft.required(KeyTrackName) {
-			tf.Name = ft.str(KeyTrackName, "")
-			if _, ok := cfg.Frontend(tf.Name); !ok {
-				ft.errf(KeyTrackName, "%q: no [[frontend]] has this name", tf.Name)
-			}
-		}
+		tf.Name, _ = ft.trackedFrontend(cfg)
 		tf.Weight = ownerWeight(ft, in.Priority, trackWeight(ft, false))
 		ft.done()
 		in.TrackFrontends = append(in.TrackFrontends, tf)
@@ -459,12 +454,7 @@ func (d *decoder) unique(root *table, cfg *Config) {
 	keys := map[InstanceKey]string{}
 	for i, in := range cfg.Instances {
 		t := instances[i]
-		if in.Name != "" {
-			if names[in.Name] {
-				t.errf(KeyInstanceName, "%q: another [[instance]] has this name", in.Name)
-			}
-			names[in.Name] = true
-		}
+		t.unique(names, KeyInstanceName, in.Name, "[[instance]]")
 		if in.Interface == "" || len(in.VirtualIPs) == 0 {
 			continue
 		}
@@ -478,13 +468,7 @@ func (d *decoder) unique(root *table, cfg *Config) {
 	frontends := root.tables(TableFrontend, named(TableFrontend))
 	fnames := map[string]bool{}
 	for i, fe := range cfg.Frontends {
-		if fe.Name == "" {
-			continue
-		}
-		if fnames[fe.Name] {
-			frontends[i].errf(KeyFrontendName, "%q: another [[frontend]] has this name", fe.Name)
-		}
-		fnames[fe.Name] = true
+		frontends[i].unique(fnames, KeyFrontendName, fe.Name, "[[frontend]]")
 	}
 	d.listenOverlaps(frontends, cfg)
 }
