@@ -56,28 +56,31 @@ func Convert(opts Options) ([]byte, error) {
 		}
 	}
 	var px *proxyResult
+	var err error
 	proxyKind := ""
 	switch {
 	case opts.Nginx != "":
-		ds, err := nginx.Load(opts.Nginx)
-		if err != nil {
-			return nil, err
-		}
-		if px, err = fromNginx(ds); err != nil {
-			return nil, err
-		}
+		px, err = loadAndMap(opts.Nginx, nginx.Load, fromNginx)
 		proxyKind = "nginx"
 	case opts.HAProxy != "":
-		ss, err := haproxy.Load(opts.HAProxy)
-		if err != nil {
-			return nil, err
-		}
-		if px, err = fromHaproxy(ss); err != nil {
-			return nil, err
-		}
+		px, err = loadAndMap(opts.HAProxy, haproxy.Load, fromHaproxy)
 		proxyKind = "haproxy"
 	}
+	if err != nil {
+		return nil, err
+	}
 	return render(opts, ka, px, proxyKind), nil
+}
+
+// loadAndMap reads the proxy config at path with its importer's load and
+// maps what it read with convert.
+func loadAndMap[T, R any](path string, load func(string) (T, error), convert func(T) (R, error)) (R, error) {
+	t, err := load(path)
+	if err != nil {
+		var none R
+		return none, err
+	}
+	return convert(t)
 }
 
 // dropOverlappingListens keeps the first of frontends whose listen addresses
