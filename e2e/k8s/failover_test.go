@@ -37,12 +37,11 @@ const (
 // watches received data again 29.9-30.1 s after each move (client-go's
 // HTTP/2 ping), and a list failed (a TLS handshake timeout).
 //
-// A crash resets nothing today: a watch through the crashed master learns
-// only at client-go's HTTP/2 health check, a ping after 30 s without a
-// frame (ReadIdleTimeout) that fails at once (the new master's kernel
-// answers with a reset) or after 15 s more (PingTimeout). Its bound is
-// those 45 s and slack until the new master can reset them (issue 21's
-// tuple stream; goal ≤ 1.5 s).
+// After a crash (h1's cable pulled, then vrrplb killed) the new master
+// prompts the clients the old one streamed to it (takeover_key_file) into
+// a reset; goal ≤ 1.5 s after the VIP moved. Measured before it could:
+// 29.6-31.2 s, when client-go's HTTP/2 health check, a ping after 30 s
+// without a frame, got the new master's kernel's reset.
 func TestWatchesAcrossLBFailover(t *testing.T) {
 	c := NewCluster(t, Options{})
 	const nWatches = failoverWatches
@@ -123,7 +122,7 @@ func TestWatchesAcrossLBFailover(t *testing.T) {
 			t.Fatalf("vrrplb maintenance off: %v\n%s", err, out)
 		}
 	})
-	failover("crash of the master", h2, 45*time.Second+10*time.Second, func() { c.Lab.Crash(h1, c.LBs[0]) })
+	failover("crash of the master", h2, 1500*time.Millisecond, func() { c.Lab.Crash(h1, c.LBs[0]) })
 
 	reads.Stop(t)
 	sum := reads.Wait(t, time.Second, "the summary", func(e Event) bool { return e.Event == "summary" })
@@ -134,7 +133,8 @@ func TestWatchesAcrossLBFailover(t *testing.T) {
 			t.Errorf("%s failed at %s: %s", e.Op, e.Time().Format("15:04:05.000"), e.Err)
 		}
 	}
-	if want := int(ran.Seconds() * 20 * 0.8); sum.OK < want {
+	// Its first second is its start: connecting, TLS, discovery.
+	if want := int((ran.Seconds() - 1) * 20 * 0.8); sum.OK < want {
 		t.Errorf("%d lists succeeded in %v, want at least %d: the loop did not keep its rate", sum.OK, ran.Round(time.Second), want)
 	}
 	creator.Stop(t)
