@@ -85,3 +85,28 @@ func uniqueTakeoverPorts(instances []*table, cfg *Config) {
 		seen[w] = in.Name
 	}
 }
+
+// TakeoverNotes says, for each instance, whether a host that takes over
+// from a crashed master will prompt its clients to reset, and if not, why
+// and what that means: what `vrrplb check` prints.
+func TakeoverNotes(cfg *Config) []string {
+	var out []string
+	for _, in := range cfg.Instances {
+		var note string
+		switch {
+		case in.TakeoverOn():
+			to := "the VRRP group on " + in.Interface
+			if len(in.UnicastPeers) > 0 {
+				to = "unicast_peers"
+			}
+			note = fmt.Sprintf("takeover resets on: the master streams its client connections to %s (UDP port %d, key %s); a host taking over from a crashed master prompts them to reset",
+				to, in.TakeoverPort, in.TakeoverKeyFile)
+		case !in.TakeoverReset:
+			note = "takeover resets off (takeover_reset = false): after a crash of the master, its clients reconnect only at their next ping or keepalive"
+		default:
+			note = "takeover resets off: no takeover_key_file; after a crash of the master, its clients reconnect only at their next ping or keepalive (client-go: 30 s and more); see README, \"Taking over from a crashed master\""
+		}
+		out = append(out, fmt.Sprintf("instance %q: %s", in.Name, note))
+	}
+	return out
+}

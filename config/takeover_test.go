@@ -1,10 +1,13 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestTakeoverKeyFileFollowsTheFileRules(t *testing.T) {
@@ -83,5 +86,30 @@ func TestTakeoverIsOffWithoutAKeyAndTwoStreamsNeedTwoPorts(t *testing.T) {
 	}
 	if _, err := Parse("vrrplb.toml", []byte(two+"takeover_port = 5799\n")); err != nil {
 		t.Errorf("two ports: %v", err)
+	}
+}
+
+func TestCheckSaysWhetherTakeoverResetsAreOn(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "k")
+	if err := os.WriteFile(key, []byte("0123456789abcdef"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	head := func(name string, vrid int) string {
+		return fmt.Sprintf("[[instance]]\nname = %q\ninterface = \"eth0\"\nvirtual_router_id = %d\nvirtual_ips = [\"192.0.2.%d/24\"]\n", name, vrid, vrid)
+	}
+	text := head("on", 1) + "takeover_key_file = \"" + key + "\"\nunicast_peers = [\"192.0.2.200\"]\n" +
+		head("nokey", 2) + head("off", 3) + "takeover_reset = false\ntakeover_key_file = \"" + key + "\"\n"
+	cfg, err := Parse("vrrplb.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`instance "on": takeover resets on: the master streams its client connections to unicast_peers (UDP port 5798, key ` + key + `); a host taking over from a crashed master prompts them to reset`,
+		`instance "nokey": takeover resets off: no takeover_key_file; after a crash of the master, its clients reconnect only at their next ping or keepalive (client-go: 30 s and more); see README, "Taking over from a crashed master"`,
+		`instance "off": takeover resets off (takeover_reset = false): after a crash of the master, its clients reconnect only at their next ping or keepalive`,
+	}
+	if diff := cmp.Diff(want, TakeoverNotes(cfg)); diff != "" {
+		t.Errorf("notes (-want +got):\n%s", diff)
 	}
 }

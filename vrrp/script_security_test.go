@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/testroot"
 )
 
 // asEuid makes the daemon look as if it ran with uid for the test.
@@ -23,13 +24,7 @@ func asEuid(t *testing.T, uid int) {
 // VRRPLB_E2E=1 says the root tests must run.
 func requireRoot(t *testing.T, why string) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("VRRPLB_E2E") == "1" {
-		t.Fatalf("VRRPLB_E2E=1 but the test is not running as root: it %s", why)
-	}
-	t.Skipf("needs root: %s (set VRRPLB_E2E=1 to make this a failure)", why)
+	testroot.Require(t, why)
 }
 
 // script writes an executable script into dir with mode, owned by uid:gid.

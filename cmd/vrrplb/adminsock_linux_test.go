@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/vrrplb/vrrplb/internal/testroot"
 )
 
 // fakeCommands records the requests the socket passes on.
@@ -124,12 +126,7 @@ func TestAdminSocketReplacesAStaleSocketButNotAFile(t *testing.T) {
 // that a process of another user can connect at all, then connects as uid
 // 65534: SO_PEERCRED names it, and the command is refused and logged.
 func TestAdminSocketRefusesAnotherUID(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("VRRPLB_E2E") == "1" {
-			t.Fatal("VRRPLB_E2E=1 but not root: this test connects as another uid")
-		}
-		t.Skip("needs root: connects to the admin socket as another uid")
-	}
+	testroot.Require(t, "connects to the admin socket as another uid")
 	dir := t.TempDir()
 	// uid 65534 must reach the socket through the test's directories.
 	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {

@@ -28,6 +28,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	for _, w := range config.SecretWarnings(cfg) {
 		fmt.Fprintln(stderr, w)
 	}
+	for _, n := range config.TakeoverNotes(cfg) {
+		fmt.Fprintf(stderr, "%s: %s\n", *path, n)
+	}
 	if err := config.RenderMasked(stdout, cfg); err != nil {
 		return fmt.Errorf("print config: %w", err)
 	}

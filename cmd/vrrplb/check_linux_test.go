@@ -5,17 +5,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vrrplb/vrrplb/internal/testroot"
 )
 
 // As root, `vrrplb check` refuses what `vrrplb run` would refuse: a track
 // script that another user can change.
 func TestCheckRefusesAScriptOthersCanChange(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("VRRPLB_E2E") == "1" {
-			t.Fatal("VRRPLB_E2E=1 but not root: this test checks what runs as root")
-		}
-		t.Skip("needs root: the check applies to scripts that would run as root")
-	}
+	testroot.Require(t, "the check applies to scripts that would run as root")
 	dir := t.TempDir()
 	script := writeFile(t, dir, "check.sh", "#!/bin/sh\nexit 0\n")
 	if err := os.Chmod(script, 0o777); err != nil {

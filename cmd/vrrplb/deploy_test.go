@@ -11,6 +11,7 @@ import (
 
 	"github.com/vrrplb/vrrplb/bgp"
 	"github.com/vrrplb/vrrplb/cmd/vrrplb/internal/engine"
+	"github.com/vrrplb/vrrplb/vrrp"
 )
 
 // designedMetrics are DESIGN.md's metric names and the engine's, the ones dashboards and
@@ -25,6 +26,8 @@ var designedMetrics = map[string]bool{
 	"vrrplb_health_check_duration_seconds_sum": true, "vrrplb_health_checks_total": true,
 	"vrrplb_config_last_reload_successful": true, "vrrplb_config_last_reload_success_timestamp_seconds": true,
 	"vrrplb_build_info": true, "vrrplb_frontend_fail_open": true,
+	// Takeover after a crash (package vrrp), added to DESIGN.md's list.
+	vrrp.MetricTakeoverResets: true, vrrp.MetricTakeoverTuplesHeld: true, vrrp.MetricTakeoverDropped: true,
 	// BGP mode (package bgp).
 	bgp.MetricPeerUp: true, bgp.MetricAnnounced: true, bgp.MetricUpdatesSent: true,
 	// The VRRP engine process (package engine), added to DESIGN.md's list.

@@ -1,10 +1,11 @@
 package main
 
 import (
-	"os"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/vrrplb/vrrplb/internal/testroot"
 )
 
 // The same with the real VRRP engine: a reload that adds a backend and an
@@ -12,12 +13,7 @@ import (
 // and the proxy keeps its old backend set. (Before reloads were prepared,
 // the proxy applied the new backends first and the engine then refused.)
 func TestAReloadTheEngineRefusesLeavesTheProxyAsItWas(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("VRRPLB_E2E") == "1" {
-			t.Fatal("needs root (CAP_NET_RAW and CAP_NET_ADMIN for an instance); VRRPLB_E2E=1 makes this a failure")
-		}
-		t.Skip("needs root: a config with instances needs CAP_NET_RAW and CAP_NET_ADMIN")
-	}
+	testroot.Require(t, "a config with instances needs CAP_NET_RAW and CAP_NET_ADMIN")
 	var logs syncBuffer
 	be1, be2 := echoBackend(t), echoBackend(t)
 	_, sig, dir, base, listen := startProxyDaemon(t, &logs, be1, nil)

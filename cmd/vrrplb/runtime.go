@@ -16,63 +16,64 @@ import (
 
 // cmdMaintenance is `vrrplb maintenance on|off [--instance NAME] [--socket PATH]`.
 func cmdMaintenance(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("maintenance", stderr)
+	fs, socket := runtimeFlags("maintenance", stderr, "on|off [--instance NAME] [--socket PATH]",
+		"on: this host hands its VIPs to a peer and stays in the election at the lowest priority,\n"+
+			"keeping its proxy running; off: it takes its priority back. Lost when vrrplb restarts.\n")
 	instance := fs.String("instance", "", "only the instance `NAME` (default: every instance)")
-	socket := fs.String("socket", config.DefaultAdminSocket, "the daemon's admin socket `PATH` ([admin] socket)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: vrrplb maintenance on|off [--instance NAME] [--socket PATH]\n\n"+
-			"on: this host hands its VIPs to a peer and stays in the election at the lowest priority,\n"+
-			"keeping its proxy running; off: it takes its priority back. Lost when vrrplb restarts.\n\n")
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterspersed(fs, args, 1)
+	_, on, err := parseChoice(fs, args, 1, "on", "off")
 	if err != nil {
 		return err
-	}
-	var on bool
-	switch pos[0] {
-	case "on":
-		on = true
-	case "off":
-	default:
-		fmt.Fprintf(stderr, "vrrplb maintenance: %q: want on or off\n", pos[0])
-		fs.Usage()
-		return errUsage
 	}
 	return sendCommand(*socket, adminRequest{Maintenance: &maintenanceRequest{On: on, Instance: *instance}}, stdout)
 }
 
 // cmdBackend is `vrrplb backend drain|enable ADDR [--frontend NAME] [--force] [--socket PATH]`.
 func cmdBackend(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("backend", stderr)
+	fs, socket := runtimeFlags("backend", stderr, "drain|enable ADDR [--frontend NAME] [--force] [--socket PATH]",
+		"drain: ADDR gets no new connections, live ones go on, health checks go on;\n"+
+			"enable: it takes new connections again. Lost when vrrplb restarts.\n")
 	frontend := fs.String("frontend", "", "only in the frontend `NAME` (default: every frontend with ADDR)")
 	force := fs.Bool("force", false, "drain even the last backend that takes new connections")
-	socket := fs.String("socket", config.DefaultAdminSocket, "the daemon's admin socket `PATH` ([admin] socket)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: vrrplb backend drain|enable ADDR [--frontend NAME] [--force] [--socket PATH]\n\n"+
-			"drain: ADDR gets no new connections, live ones go on, health checks go on;\n"+
-			"enable: it takes new connections again. Lost when vrrplb restarts.\n\n")
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterspersed(fs, args, 2)
+	pos, drain, err := parseChoice(fs, args, 2, "drain", "enable")
 	if err != nil {
 		return err
-	}
-	var drain bool
-	switch pos[0] {
-	case "drain":
-		drain = true
-	case "enable":
-	default:
-		fmt.Fprintf(stderr, "vrrplb backend: %q: want drain or enable\n", pos[0])
-		fs.Usage()
-		return errUsage
 	}
 	if *force && !drain {
 		fmt.Fprintln(stderr, "vrrplb backend: --force goes with drain")
 		return errUsage
 	}
 	return sendCommand(*socket, adminRequest{Backend: &backendRequest{Drain: drain, Address: pos[1], Frontend: *frontend, Force: *force}}, stdout)
+}
+
+// runtimeFlags is the flag set of the runtime command name, with its
+// --socket flag and a usage text of synopsis and about.
+func runtimeFlags(name string, stderr io.Writer, synopsis, about string) (*flag.FlagSet, *string) {
+	fs := newFlags(name, stderr)
+	socket := fs.String("socket", config.DefaultAdminSocket, "the daemon's admin socket `PATH` ([admin] socket)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: vrrplb %s %s\n\n%s\n", name, synopsis, about)
+		fs.PrintDefaults()
+	}
+	return fs, socket
+}
+
+// parseChoice parses args as flags around n positional arguments, the first
+// of which must be yes (true) or no (false), and returns them with that
+// choice.
+func parseChoice(fs *flag.FlagSet, args []string, n int, yes, no string) ([]string, bool, error) {
+	pos, err := parseInterspersed(fs, args, n)
+	if err != nil {
+		return nil, false, err
+	}
+	switch pos[0] {
+	case yes:
+		return pos, true, nil
+	case no:
+		return pos, false, nil
+	}
+	fmt.Fprintf(fs.Output(), "%s: %q: want %s or %s\n", fs.Name(), pos[0], yes, no)
+	fs.Usage()
+	return nil, false, errUsage
 }
 
 // parseInterspersed parses flags before, between and after exactly n

@@ -413,6 +413,8 @@ func instanceTable(in *instance) *table {
 	if in.notify != nil {
 		t.set(config.KeyInstanceNotify, in.notify, kn(config.KeyInstanceNotify)...)
 	}
+	t.notes = append(t.notes, "not in keepalived: with "+config.KeyInstanceTakeoverKeyFile+
+		" (the same key on every LB host, mode 0600) a host that takes over from a crashed master prompts its clients to reset, so they reconnect at once (README, \"Taking over from a crashed master\")")
 	for _, tf := range in.frontends {
 		c := &table{name: config.Dotted(config.TableInstance, config.TableTrackFrontend), array: true, notes: tf.notes}
 		c.set(config.KeyTrackName, tf.name)
