@@ -13,6 +13,7 @@ import (
 	gbgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/server"
 
+	"github.com/vrrplb/vrrplb/internal/freeaddr"
 	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
@@ -25,12 +26,7 @@ type router struct {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return int(freeaddr.Loopback(t).Port())
 }
 
 func newRouter(t *testing.T, speakerAddr string, holdTime uint64) *router {

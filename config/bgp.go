@@ -220,18 +220,8 @@ func (d *decoder) peer(t *table) BGPPeer {
 
 func (d *decoder) announce(t *table, cfg *Config) Announce {
 	a := Announce{}
-	if t.required(KeyAnnounceName) {
-		a.Name = t.str(KeyAnnounceName, "")
-		if a.Name == "" {
-			t.errf(KeyAnnounceName, "must not be empty")
-		}
-	}
-	prefixes := t.strings(KeyAnnouncePrefixes, nil)
-	if _, ok := t.m[KeyAnnouncePrefixes]; !ok {
-		t.errf(KeyAnnouncePrefixes, "required: at least one /32 or /128")
-	} else if len(prefixes) == 0 {
-		t.errf(KeyAnnouncePrefixes, "must list at least one /32 or /128")
-	}
+	a.Name = t.name(KeyAnnounceName)
+	prefixes := t.list(KeyAnnouncePrefixes, "/32 or /128")
 	for _, s := range prefixes {
 		p, err := parseVIP(s)
 		switch {
@@ -255,11 +245,7 @@ func (d *decoder) announce(t *table, cfg *Config) Announce {
 	}
 	a.PrependWhenUnhealthy = t.integer(KeyAnnouncePrependWhenUnhealthy, DefaultPrependWhenUnhealthy, 0, maxPrepend)
 	for _, ft := range t.tables(TableTrackFrontend, within(t.ctx, TableTrackFrontend)) {
-		if ft.required(KeyTrackName) {
-			name := ft.str(KeyTrackName, "")
-			if _, ok := cfg.Frontend(name); !ok {
-				ft.errf(KeyTrackName, "%q: no [[frontend]] has this name", name)
-			}
+		if name, ok := ft.trackedFrontend(cfg); ok {
 			a.TrackFrontends = append(a.TrackFrontends, name)
 		}
 		ft.done()
@@ -296,12 +282,7 @@ func (d *decoder) uniqueAnnounces(root *table, tables []*table, cfg *Config) {
 	owner := map[netip.Addr]string{}
 	for i, a := range cfg.Announces {
 		t := tables[i]
-		if a.Name != "" {
-			if names[a.Name] {
-				t.errf(KeyAnnounceName, "%q: another [[announce]] has this name", a.Name)
-			}
-			names[a.Name] = true
-		}
+		t.unique(names, KeyAnnounceName, a.Name, "[[announce]]")
 		for _, p := range a.Prefixes {
 			if in, ok := vips[p.Addr()]; ok {
 				t.errf(KeyAnnouncePrefixes, "%v: also a virtual IP of instance %q; an address is either VRRP's or BGP's", p.Addr(), in)

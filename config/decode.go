@@ -159,41 +159,42 @@ func typeName(v any) string {
 	return fmt.Sprintf("a %T", v)
 }
 
-func (t *table) str(key, def string) string {
+// value reads key as a T. ok is false when key is absent, or when it holds
+// another type, which is an error: "must be what, not ...".
+func value[T any](t *table, key, what string) (x T, ok bool) {
 	v, ok := t.get(key)
 	if !ok {
-		return def
+		return x, false
 	}
-	s, ok := v.(string)
+	x, ok = v.(T)
 	if !ok {
-		t.errf(key, "must be a string, not %s", typeName(v))
+		t.errf(key, "must be %s, not %s", what, typeName(v))
+	}
+	return x, ok
+}
+
+// or is v when ok, else def.
+func or[T any](v T, ok bool, def T) T {
+	if !ok {
 		return def
 	}
-	return s
+	return v
+}
+
+func (t *table) str(key, def string) string {
+	s, ok := value[string](t, key, "a string")
+	return or(s, ok, def)
 }
 
 func (t *table) boolean(key string, def bool) bool {
-	v, ok := t.get(key)
-	if !ok {
-		return def
-	}
-	b, ok := v.(bool)
-	if !ok {
-		t.errf(key, "must be true or false, not %s", typeName(v))
-		return def
-	}
-	return b
+	b, ok := value[bool](t, key, "true or false")
+	return or(b, ok, def)
 }
 
 // integer reads an integer key and checks it is within lo..hi.
 func (t *table) integer(key string, def, lo, hi int) int {
-	v, ok := t.get(key)
+	n, ok := value[int64](t, key, "an integer")
 	if !ok {
-		return def
-	}
-	n, ok := v.(int64)
-	if !ok {
-		t.errf(key, "must be an integer, not %s", typeName(v))
 		return def
 	}
 	if n < int64(lo) || n > int64(hi) {
@@ -216,6 +217,56 @@ func (t *table) required(key string) bool {
 	return true
 }
 
+// name reads a required string key that must not be empty: the name of an
+// instance, a frontend, an announcement or a tracked interface.
+func (t *table) name(key string) string {
+	if !t.required(key) {
+		return ""
+	}
+	s := t.str(key, "")
+	if s == "" {
+		t.errf(key, "must not be empty")
+	}
+	return s
+}
+
+// list reads a required array of strings that lists at least one; what
+// names one element in the errors ("virtual IP").
+func (t *table) list(key, what string) []string {
+	l := t.strings(key, nil)
+	if _, ok := t.m[key]; !ok {
+		t.errf(key, "required: at least one %s", what)
+	} else if len(l) == 0 {
+		t.errf(key, "must list at least one %s", what)
+	}
+	return l
+}
+
+// trackedFrontend reads the name of a track_frontend table, which must
+// name a [[frontend]] of cfg. ok is false when the name is missing.
+func (t *table) trackedFrontend(cfg *Config) (name string, ok bool) {
+	if !t.required(KeyTrackName) {
+		return "", false
+	}
+	name = t.str(KeyTrackName, "")
+	if _, found := cfg.Frontend(name); !found {
+		t.errf(KeyTrackName, "%q: no [[frontend]] has this name", name)
+	}
+	return name, true
+}
+
+// unique records an error on key when name (not "") is in seen already,
+// and adds it to seen; block is what has the names ("[[instance]]").
+func (t *table) unique(seen map[string]bool, key, name, block string) {
+	if name == "" {
+		return
+	}
+	if seen[name] {
+		t.errf(key, "%q: another %s has this name", name, block)
+	}
+	seen[name] = true
+}
+
 // durationMin says what a duration key accepts.
 type durationMin int
 
@@ -229,13 +280,8 @@ const (
 const MinDuration = time.Millisecond
 
 func (t *table) duration(key string, def time.Duration, min durationMin) time.Duration {
-	v, ok := t.get(key)
+	s, ok := value[string](t, key, `a duration string such as "1s" or "100ms"`)
 	if !ok {
-		return def
-	}
-	s, ok := v.(string)
-	if !ok {
-		t.errf(key, "must be a duration string such as \"1s\" or \"100ms\", not %s", typeName(v))
 		return def
 	}
 	d, err := time.ParseDuration(s)
@@ -266,16 +312,7 @@ func (t *table) atLeast(key string, d, lo time.Duration, why string) {
 }
 
 func (t *table) array(key string) ([]any, bool) {
-	v, ok := t.get(key)
-	if !ok {
-		return nil, false
-	}
-	a, ok := v.([]any)
-	if !ok {
-		t.errf(key, "must be an array, not %s", typeName(v))
-		return nil, false
-	}
-	return a, true
+	return value[[]any](t, key, "an array")
 }
 
 func (t *table) strings(key string, def []string) []string {
@@ -315,16 +352,9 @@ func (t *table) ints(key string, def []int) []int {
 // sub returns the table under key (an empty one when absent).
 func (t *table) sub(key, ctx string) *table {
 	s := &table{d: t.d, path: t.keyPath(key), ctx: ctx, m: map[string]any{}}
-	v, ok := t.get(key)
-	if !ok {
-		return s
+	if m, ok := value[map[string]any](t, key, "a table"); ok {
+		s.m = m
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		t.errf(key, "must be a table, not %s", typeName(v))
-		return s
-	}
-	s.m = m
 	return s
 }
 

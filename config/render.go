@@ -16,6 +16,14 @@ func Render(w io.Writer, cfg *Config) error {
 	p := func(indent, key string, value string) {
 		fmt.Fprintf(&b, "%s%s = %s\n", indent, key, value)
 	}
+	// nameWeight writes an instance's [[instance.track_frontend]] or
+	// [[instance.track_interface]].
+	nameWeight := func(table, name string, weight int) {
+		b.WriteString("\n")
+		header(&b, "  ", Dotted(TableInstance, table), true)
+		p("  ", KeyTrackName, quote(name))
+		p("  ", KeyTrackWeight, strconv.Itoa(weight))
+	}
 
 	header(&b, "", TableAdmin, false)
 	p("", KeyAdminListen, quote(cfg.Admin.Listen))
@@ -55,10 +63,7 @@ func Render(w io.Writer, cfg *Config) error {
 		p("", KeyInstanceTakeoverKeyFile, quote(in.TakeoverKeyFile))
 		p("", KeyInstanceTakeoverPort, strconv.Itoa(int(in.TakeoverPort)))
 		for _, tf := range in.TrackFrontends {
-			b.WriteString("\n")
-			header(&b, "  ", Dotted(TableInstance, TableTrackFrontend), true)
-			p("  ", KeyTrackName, quote(tf.Name))
-			p("  ", KeyTrackWeight, strconv.Itoa(tf.Weight))
+			nameWeight(TableTrackFrontend, tf.Name, tf.Weight)
 		}
 		for _, ts := range in.TrackScripts {
 			b.WriteString("\n")
@@ -71,10 +76,7 @@ func Render(w io.Writer, cfg *Config) error {
 			p("  ", KeyTrackWeight, strconv.Itoa(ts.Weight))
 		}
 		for _, ti := range in.TrackInterfaces {
-			b.WriteString("\n")
-			header(&b, "  ", Dotted(TableInstance, TableTrackInterface), true)
-			p("  ", KeyTrackName, quote(ti.Name))
-			p("  ", KeyTrackWeight, strconv.Itoa(ti.Weight))
+			nameWeight(TableTrackInterface, ti.Name, ti.Weight)
 		}
 	}
 

@@ -130,12 +130,7 @@ func (d *decoder) instance(t *table, cfg *Config) Instance {
 
 // instanceIdentity reads who the router is and how it advertises.
 func instanceIdentity(t *table, in *Instance) {
-	if t.required(KeyInstanceName) {
-		in.Name = t.str(KeyInstanceName, "")
-		if in.Name == "" {
-			t.errf(KeyInstanceName, "must not be empty")
-		}
-	}
+	in.Name = t.name(KeyInstanceName)
 	if t.required(KeyInstanceInterface) {
 		in.Interface = t.str(KeyInstanceInterface, "")
 		if in.Interface == "" || len(in.Interface) > 15 || strings.ContainsAny(in.Interface, "/ \t") {
@@ -165,12 +160,7 @@ func instanceIdentity(t *table, in *Instance) {
 
 // instanceVIPs reads the virtual IPs, which set the family.
 func instanceVIPs(t *table, in *Instance) {
-	vips := t.strings(KeyInstanceVirtualIPs, nil)
-	if _, ok := t.m[KeyInstanceVirtualIPs]; !ok {
-		t.errf(KeyInstanceVirtualIPs, "required: at least one virtual IP")
-	} else if len(vips) == 0 {
-		t.errf(KeyInstanceVirtualIPs, "must list at least one virtual IP")
-	}
+	vips := t.list(KeyInstanceVirtualIPs, "virtual IP")
 	for _, s := range vips {
 		p, err := parseVIP(s)
 		if err != nil {
@@ -243,12 +233,7 @@ func instanceRest(t *table, in *Instance) {
 func trackFrontends(t *table, in *Instance, cfg *Config) {
 	for _, ft := range t.tables(TableTrackFrontend, within(t.ctx, TableTrackFrontend)) {
 		tf := TrackFrontend{}
-		if ft.required(KeyTrackName) {
-			tf.Name = ft.str(KeyTrackName, "")
-			if _, ok := cfg.Frontend(tf.Name); !ok {
-				ft.errf(KeyTrackName, "%q: no [[frontend]] has this name", tf.Name)
-			}
-		}
+		tf.Name, _ = ft.trackedFrontend(cfg)
 		tf.Weight = ownerWeight(ft, in.Priority, trackWeight(ft, false))
 		ft.done()
 		in.TrackFrontends = append(in.TrackFrontends, tf)
@@ -280,12 +265,7 @@ func trackScripts(t *table, in *Instance) {
 func trackInterfaces(t *table, in *Instance) {
 	for _, it := range t.tables(TableTrackInterface, within(t.ctx, TableTrackInterface)) {
 		ti := TrackInterface{}
-		if it.required(KeyTrackName) {
-			ti.Name = it.str(KeyTrackName, "")
-			if ti.Name == "" {
-				it.errf(KeyTrackName, "must not be empty")
-			}
-		}
+		ti.Name = it.name(KeyTrackName)
 		ti.Weight = ownerWeight(it, in.Priority, trackWeight(it, false))
 		it.done()
 		in.TrackInterfaces = append(in.TrackInterfaces, ti)
@@ -314,12 +294,7 @@ func trackWeight(t *table, positiveAllowed bool) int {
 
 func (d *decoder) frontend(t *table) Frontend {
 	fe := Frontend{}
-	if t.required(KeyFrontendName) {
-		fe.Name = t.str(KeyFrontendName, "")
-		if fe.Name == "" {
-			t.errf(KeyFrontendName, "must not be empty")
-		}
-	}
+	fe.Name = t.name(KeyFrontendName)
 	fe.Listen = t.str(KeyFrontendListen, DefaultListen)
 	if err := CheckHostPort(fe.Listen); err != nil {
 		t.errf(KeyFrontendListen, "%q: %v", fe.Listen, err)
@@ -328,12 +303,7 @@ func (d *decoder) frontend(t *table) Frontend {
 	if !oneOf(string(fe.Balance), string(LeastConn), string(RoundRobin), string(Source), string(Random2)) {
 		t.errf(KeyFrontendBalance, "%q: must be one of leastconn, roundrobin, source, random2", fe.Balance)
 	}
-	backends := t.strings(KeyFrontendBackends, nil)
-	if _, ok := t.m[KeyFrontendBackends]; !ok {
-		t.errf(KeyFrontendBackends, "required: at least one host:port")
-	} else if len(backends) == 0 {
-		t.errf(KeyFrontendBackends, "must list at least one host:port")
-	}
+	backends := t.list(KeyFrontendBackends, "host:port")
 	seen := map[string]bool{}
 	for _, b := range backends {
 		if err := CheckHostPort(b); err != nil {
@@ -484,12 +454,7 @@ func (d *decoder) unique(root *table, cfg *Config) {
 	keys := map[InstanceKey]string{}
 	for i, in := range cfg.Instances {
 		t := instances[i]
-		if in.Name != "" {
-			if names[in.Name] {
-				t.errf(KeyInstanceName, "%q: another [[instance]] has this name", in.Name)
-			}
-			names[in.Name] = true
-		}
+		t.unique(names, KeyInstanceName, in.Name, "[[instance]]")
 		if in.Interface == "" || len(in.VirtualIPs) == 0 {
 			continue
 		}
@@ -503,13 +468,7 @@ func (d *decoder) unique(root *table, cfg *Config) {
 	frontends := root.tables(TableFrontend, named(TableFrontend))
 	fnames := map[string]bool{}
 	for i, fe := range cfg.Frontends {
-		if fe.Name == "" {
-			continue
-		}
-		if fnames[fe.Name] {
-			frontends[i].errf(KeyFrontendName, "%q: another [[frontend]] has this name", fe.Name)
-		}
-		fnames[fe.Name] = true
+		frontends[i].unique(fnames, KeyFrontendName, fe.Name, "[[frontend]]")
 	}
 	d.listenOverlaps(frontends, cfg)
 }

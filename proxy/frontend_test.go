@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 func TestProxyCarriesBytesBothWaysAndCountsThem(t *testing.T) {
@@ -196,13 +197,8 @@ func TestHalfCloseIsPassedThrough(t *testing.T) {
 		}
 		io.WriteString(c, "after")
 		c.CloseWrite()
-		select {
-		case s := <-got:
-			if s != "after" {
-				t.Errorf("backend read %q, want %q", s, "after")
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("backend never saw the client's bytes and FIN")
+		if s := poll.Receive(t, got, 5*time.Second, "the backend to read the client's bytes and FIN"); s != "after" {
+			t.Errorf("backend read %q, want %q", s, "after")
 		}
 	})
 }
@@ -311,12 +307,7 @@ func TestStopDrainsLiveConnections(t *testing.T) {
 		default:
 		}
 		c.c.Close()
-		select {
-		case err := <-r.done:
-			r.done <- err
-		case <-time.After(5 * time.Second):
-			t.Fatal("Run did not return after the last connection ended")
-		}
+		r.done <- poll.Receive(t, r.done, 5*time.Second, "Run to return after the last connection ended")
 	})
 	t.Run("a connection still open at drain_timeout is closed", func(t *testing.T) {
 		_, c := stopWithALiveConnection(t, 100*time.Millisecond)

@@ -58,7 +58,7 @@ type loop struct {
 	epfd     int
 	file     *os.File        // epfd, so the runtime's poller can wait for it
 	rc       syscall.RawConn // file's
-	deadline int64           // file's read deadline, unix nanoseconds
+	deadline int64           // file's read deadline, unix nanoseconds (never: none)
 	wakefd   int             // eventfd: tasks are waiting
 	lfd      int             // the frontend's listening socket (not owned)
 
@@ -67,6 +67,7 @@ type loop struct {
 
 	conns []*evConn // by slot; nil when free
 	free  []int32
+	live  int // connections in conns
 
 	gen uint32 // of the last slot taken
 
@@ -306,7 +307,11 @@ func (l *loop) run() {
 func (l *loop) park(wait func(uintptr) bool) {
 	if next := l.nextDue(); next != l.deadline {
 		l.deadline = next
-		l.file.SetReadDeadline(time.Unix(0, next))
+		var t time.Time // never: no deadline
+		if next != never {
+			t = time.Unix(0, next)
+		}
+		l.file.SetReadDeadline(t)
 	}
 	if err := l.rc.Read(wait); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		l.f.log.Error("event loop: waiting for events failed", "err", err)
@@ -315,6 +320,10 @@ func (l *loop) park(wait func(uintptr) bool) {
 }
 
 func (l *loop) put(c *evConn) {
+	if l.live == 0 {
+		l.nextTick = l.now + int64(tickEvery) // the sweep starts again
+	}
+	l.live++
 	if n := len(l.free); n > 0 {
 		c.slot = l.free[n-1]
 		l.free = l.free[:n-1]
@@ -353,6 +362,7 @@ func (l *loop) release(c *evConn) {
 	}
 	l.conns[c.slot] = nil
 	l.free = append(l.free, c.slot)
+	l.live--
 }
 
 // closeConn closes a connection: one being proxied, or one whose client

@@ -312,3 +312,36 @@ func TestLoopYieldsOnlyWhenKeptBusy(t *testing.T) {
 		t.Errorf("a loop busy for %v did not yield", 2*yieldEvery)
 	}
 }
+
+// An idle daemon's loops sleep until a client comes: a loop without
+// connections has no tick to wake for (before, every loop woke four times a
+// second for a sweep of nothing). With a connection the sweep runs again.
+func TestLoopWithoutConnectionsWaitsWithoutDeadline(t *testing.T) {
+	b := startBackend(t, lineServer)
+	r := startFrontend(t, testFrontend(b.Addr), Options{})
+	r.f.mu.Lock()
+	loops := r.f.loops
+	r.f.mu.Unlock()
+	due := func() (n int) {
+		for _, l := range loops {
+			l.exec(func() {
+				if l.nextDue() != never {
+					n++
+				}
+			})
+		}
+		return n
+	}
+	if n := due(); n != 0 {
+		t.Fatalf("%d of %d loops without connections have a deadline; want none", n, len(loops))
+	}
+	lc := dialLine(t, r.addr)
+	if _, err := lc.ask("hello"); err != nil {
+		t.Fatal(err)
+	}
+	if n := due(); n != 1 {
+		t.Errorf("%d loops have a deadline with one connection; want 1 (the loop that holds it sweeps)", n)
+	}
+	lc.c.Close()
+	waitFor(t, "the connection's close", func() bool { return due() == 0 })
+}

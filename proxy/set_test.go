@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/freeaddr"
 	"github.com/vrrplb/vrrplb/internal/runtest"
 )
 
@@ -53,20 +54,9 @@ func (c *setChecker) state() (runs, updates int, stopped bool) {
 	return c.runs, c.updates, c.stopped
 }
 
-// loopbackAddr is a free loopback address for a listener.
-func loopbackAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func setFrontendConfig(t *testing.T, name string, backends ...string) config.Frontend {
 	fe := testFrontend(backends...)
-	fe.Name, fe.Listen, fe.DrainTimeout = name, loopbackAddr(t), 100*time.Millisecond
+	fe.Name, fe.Listen, fe.DrainTimeout = name, freeaddr.Loopback(t).String(), 100*time.Millisecond
 	return fe
 }
 
@@ -127,7 +117,7 @@ func TestSetAppliesAReloadByDiff(t *testing.T) {
 	updated2 := updated
 	updated2.Backends = []string{be.Addr, "127.0.0.1:1"}
 	replaced2 := replaced
-	replaced2.Listen = loopbackAddr(t)
+	replaced2.Listen = freeaddr.Loopback(t).String()
 	added := setFrontendConfig(t, "added", be.Addr)
 	if err := s.Apply(&config.Config{Frontends: []config.Frontend{matched, updated2, replaced2, added}}); err != nil {
 		t.Fatal(err)

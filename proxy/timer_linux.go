@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"container/heap"
+	"math"
 	"time"
 )
 
@@ -9,8 +10,8 @@ import (
 // tick that sweeps the connection table for what no event announces (idle
 // timeouts, keepalive on connections that have lived a while).
 
-// tickEvery is how often a loop looks for idle connections (idle_timeout)
-// and sets keepalive on connections that have lived a while.
+// tickEvery is how often a loop that holds connections looks for idle ones
+// (idle_timeout) and sets keepalive on connections that have lived a while.
 const tickEvery = 250 * time.Millisecond
 
 // keepAliveAfter is how long a connection lives before its backend socket
@@ -37,12 +38,22 @@ func (h *timerHeap) Pop() any {
 	return t
 }
 
-// nextDue is when the next timer or tick is due, in unix nanoseconds.
+// never is the due time of nothing: a loop with no connection and no timer
+// waits without a deadline.
+const never = math.MaxInt64
+
+// nextDue is when the next timer or tick is due, in unix nanoseconds, or
+// never. A loop without connections has no tick: the sweep would find
+// nothing, and an idle daemon would wake every loop four times a second.
 func (l *loop) nextDue() int64 {
-	if len(l.timers) > 0 && l.timers[0].when < l.nextTick {
-		return l.timers[0].when
+	due := int64(never)
+	if l.live > 0 {
+		due = l.nextTick
 	}
-	return l.nextTick
+	if len(l.timers) > 0 && l.timers[0].when < due {
+		due = l.timers[0].when
+	}
+	return due
 }
 
 // runTimers runs the timers that are due and, once per tick, the sweep.
@@ -51,7 +62,7 @@ func (l *loop) runTimers() {
 		t := heap.Pop(&l.timers).(timer)
 		t.fn()
 	}
-	if l.now >= l.nextTick {
+	if l.live > 0 && l.now >= l.nextTick {
 		l.nextTick = l.now + int64(tickEvery)
 		l.sweep()
 	}

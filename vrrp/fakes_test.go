@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vrrplb/vrrplb/internal/clock"
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 // The fakes below let instances run end to end without root: a fake clock
@@ -195,43 +196,47 @@ func (f *fakeAddrs) list() []netip.Prefix {
 	return slices.Clone(f.addrs)
 }
 
+// record is a list that the code under test appends to while the test
+// reads it.
+type record[T any] struct {
+	mu   sync.Mutex
+	list []T
+}
+
+func (r *record[T]) add(v T) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.list = append(r.list, v)
+}
+
+// all is a copy of the list so far.
+func (r *record[T]) all() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.list)
+}
+
 // fakeAnnouncer records when it was asked to announce.
 type fakeAnnouncer struct {
 	clock clock.Clock
-	mu    sync.Mutex
-	at    []time.Time
+	at    record[time.Time]
 }
 
 func (f *fakeAnnouncer) Announce(addrs []netip.Addr) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.at = append(f.at, f.clock.Now())
+	f.at.add(f.clock.Now())
 	return nil
 }
 
-func (f *fakeAnnouncer) times() []time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.at)
-}
+func (f *fakeAnnouncer) times() []time.Time { return f.at.all() }
 
 // fakeNotifier records the states it is told of.
 type fakeNotifier struct {
-	mu     sync.Mutex
-	states []string
+	states record[string]
 }
 
-func (f *fakeNotifier) Notify(instance, state string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.states = append(f.states, instance+" "+state)
-}
+func (f *fakeNotifier) Notify(instance, state string) { f.states.add(instance + " " + state) }
 
-func (f *fakeNotifier) got() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.states)
-}
+func (f *fakeNotifier) got() []string { return f.states.all() }
 
 // fakeTracker reports what the test sets.
 type fakeTracker struct {
@@ -265,11 +270,7 @@ func (f *fakeTracker) Run(ctx context.Context, report func(ok bool)) error {
 // set reports ok through the instance, counting it as the instance's work.
 func (f *fakeTracker) set(t *testing.T, ok bool) {
 	t.Helper()
-	select {
-	case <-f.ready:
-	case <-time.After(5 * time.Second):
-		t.Fatal("tracker never started")
-	}
+	poll.Receive(t, f.ready, 5*time.Second, "the tracker to start")
 	f.mu.Lock()
 	report := f.report
 	f.mu.Unlock()

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 // fakeResetter notes each reset among the address operations of its host,
@@ -122,14 +124,10 @@ func stopAndWaitLeft(t *testing.T, a *host) {
 
 func waitRunReturned(t *testing.T, a *host) {
 	t.Helper()
-	select {
-	case err := <-a.done:
-		a.stopped = true
-		if err != nil {
-			t.Errorf("Run returned %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after the handover")
+	err := poll.Receive(t, a.done, 5*time.Second, "Run to return after the handover")
+	a.stopped = true
+	if err != nil {
+		t.Errorf("Run returned %v", err)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/vrrplb/vrrplb/config"
 	"github.com/vrrplb/vrrplb/internal/clock"
 	"github.com/vrrplb/vrrplb/internal/clock/clocktest"
+	"github.com/vrrplb/vrrplb/internal/poll"
 	"github.com/vrrplb/vrrplb/internal/runtest"
 	"github.com/vrrplb/vrrplb/internal/syncbuf"
 )
@@ -169,13 +170,7 @@ func (h *harness) stop(ho *host) error {
 	}
 	ho.stopped = true
 	ho.cancel()
-	select {
-	case err := <-ho.done:
-		return err
-	case <-time.After(10 * time.Second):
-		h.t.Fatalf("%s: Run did not return after its context ended", ho.name)
-		return nil
-	}
+	return poll.Receive(h.t, ho.done, 10*time.Second, ho.name+": Run to return after its context ended")
 }
 
 // settle waits until every running instance has handled all it was given.

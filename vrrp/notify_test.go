@@ -136,13 +136,8 @@ func TestNotifierFinishesWhatIsQueuedWhenStopped(t *testing.T) {
 	// Stop while the first command runs.
 	waitQueueBelow(t, n, 2)
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return within 10s of the stop")
+	if err := poll.Receive(t, done, 10*time.Second, "Run to return after the stop"); err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 	b, _ := os.ReadFile(out)
 	if diff := cmp.Diff("vip master\nvip init\n", string(b)); diff != "" {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -24,45 +25,10 @@ func TestSockDiagResetterResetsTheConnectionsOnAnAddressOnly(t *testing.T) {
 		{"IPv6", netip.MustParsePrefix("fd00:231::100/64"), l.A6, []string{"nodad"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			run(t, append([]string{"ip", "-n", l.NSA, "addr", "add", tc.vip.String(), "dev", l.IfA}, tc.addrFlags...)...)
-			defer run(t, "ip", "-n", l.NSA, "addr", "del", tc.vip.String(), "dev", l.IfA)
-			var ln net.Listener
-			inNetns(t, l.NSA, func() {
-				var err error
-				ln, err = net.Listen("tcp", "[::]:0")
-				if err != nil {
-					t.Errorf("listen: %v", err)
-				}
-			})
-			if ln == nil {
-				t.FailNow()
-			}
-			defer ln.Close()
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					go func() { _, _ = io.Copy(c, c); c.Close() }()
-				}
-			}()
-			port := uint16(ln.Addr().(*net.TCPAddr).Port)
-			var onVIP, onOwn net.Conn
-			inNetns(t, l.NSB, func() {
-				var err error
-				if onVIP, err = net.DialTimeout("tcp", netip.AddrPortFrom(tc.vip.Addr(), port).String(), 2*time.Second); err != nil {
-					t.Errorf("dial the VIP: %v", err)
-				}
-				if onOwn, err = net.DialTimeout("tcp", netip.AddrPortFrom(tc.own.Addr(), port).String(), 2*time.Second); err != nil {
-					t.Errorf("dial the host's own address: %v", err)
-				}
-			})
-			if onVIP == nil || onOwn == nil {
-				t.FailNow()
-			}
-			defer onVIP.Close()
-			defer onOwn.Close()
+			addVIP(t, l, tc.vip, tc.addrFlags...)
+			port := echoServer(t, l.NSA)
+			onVIP := dialIn(t, l.NSB, netip.AddrPortFrom(tc.vip.Addr(), port))
+			onOwn := dialIn(t, l.NSB, netip.AddrPortFrom(tc.own.Addr(), port))
 			echo := func(c net.Conn) error {
 				_ = c.SetDeadline(time.Now().Add(2 * time.Second))
 				if _, err := c.Write([]byte("x")); err != nil {
@@ -92,4 +58,55 @@ func TestSockDiagResetterResetsTheConnectionsOnAnAddressOnly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// addVIP adds vip to l's end A until the test ends.
+func addVIP(t *testing.T, l *testLink, vip netip.Prefix, flags ...string) {
+	t.Helper()
+	run(t, append([]string{"ip", "-n", l.NSA, "addr", "add", vip.String(), "dev", l.IfA}, flags...)...)
+	t.Cleanup(func() { _ = exec.Command("ip", "-n", l.NSA, "addr", "del", vip.String(), "dev", l.IfA).Run() })
+}
+
+// echoServer listens in namespace ns on a dual-stack port, echoing what
+// each connection sends, until the test ends; it returns the port.
+func echoServer(t *testing.T, ns string) uint16 {
+	t.Helper()
+	var ln net.Listener
+	inNetns(t, ns, func() {
+		var err error
+		if ln, err = net.Listen("tcp", "[::]:0"); err != nil {
+			t.Errorf("listen: %v", err)
+		}
+	})
+	if ln == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { ln.Close() })
+	go serveEcho(ln)
+	return uint16(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// serveEcho echoes on each connection ln accepts, until ln is closed.
+func serveEcho(ln net.Listener) {
+	for c, err := ln.Accept(); err == nil; c, err = ln.Accept() {
+		go func() { _, _ = io.Copy(c, c); c.Close() }()
+	}
+}
+
+// dialIn connects from namespace ns to addr; the connection is closed when
+// the test ends.
+func dialIn(t *testing.T, ns string, addr netip.AddrPort) net.Conn {
+	t.Helper()
+	var c net.Conn
+	inNetns(t, ns, func() {
+		var err error
+		if c, err = net.DialTimeout("tcp", addr.String(), 2*time.Second); err != nil {
+			t.Errorf("dial %v: %v", addr, err)
+		}
+	})
+	if c == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

@@ -132,7 +132,8 @@ type takeover struct {
 	sent      uint32        // snapshots sent
 	lastTS    int64         // timestamp of the last datagram sent
 	rounds    sync.Mutex    // one round of prompts at a time
-	dropLog   rateLimit
+	dropLog   rateLimit     // receive problems, in the receive goroutine
+	sendLog   rateLimit     // send problems, in the send goroutine
 }
 
 // assembly is a snapshot whose chunks are arriving.
@@ -155,6 +156,7 @@ func newTakeover(log *slog.Logger, m *instanceMetrics, opts TakeoverOptions) *ta
 		wake:    make(chan struct{}, 1),
 		last:    map[netip.Addr]int64{},
 		dropLog: rateLimit{every: logEvery},
+		sendLog: rateLimit{every: logEvery},
 	}
 }
 
@@ -314,7 +316,9 @@ func (tk *takeover) sendSnapshot(done <-chan struct{}) time.Duration {
 	for _, v := range vips {
 		ts, err := tk.opts.Lister.List(v)
 		if err != nil {
-			tk.log.Error("listing the connections on a virtual IP", "vip", v, "err", err)
+			if tk.sendLog.allow(tk.now()) {
+				tk.log.Error("listing the connections on a virtual IP", "vip", v, "err", err)
+			}
 			return streamMinPeriod
 		}
 		tuples = append(tuples, ts...)
@@ -334,7 +338,7 @@ func (tk *takeover) sendSnapshot(done <-chan struct{}) time.Duration {
 	n := 0
 	for _, b := range encodeSnapshot(key, v4, vrid, ts, snapshot, period, tuples) {
 		for _, dst := range dsts {
-			if err := tk.opts.Conn.Send(b, dst); err != nil && tk.dropLog.allow(tk.now()) {
+			if err := tk.opts.Conn.Send(b, dst); err != nil && tk.sendLog.allow(tk.now()) {
 				tk.log.Warn("sending the takeover stream", "to", dst, "err", err)
 			}
 			if n++; n%streamBurst == 0 {

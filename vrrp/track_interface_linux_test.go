@@ -2,9 +2,11 @@ package vrrp
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/vrrplb/vrrplb/internal/poll"
 	"github.com/vrrplb/vrrplb/internal/runtest"
 )
 
@@ -24,13 +26,8 @@ func TestInterfaceTrackerFollowsTheLink(t *testing.T) {
 	})()
 	expect := func(step string, want bool) {
 		t.Helper()
-		select {
-		case got := <-reports:
-			if got != want {
-				t.Fatalf("%s: reported up=%v, want %v", step, got, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: no report within 5s (want up=%v)", step, want)
+		if got := poll.Receive(t, reports, 5*time.Second, fmt.Sprintf("%s: a report (want up=%v)", step, want)); got != want {
+			t.Fatalf("%s: reported up=%v, want %v", step, got, want)
 		}
 	}
 	expect("at start", true)
@@ -65,24 +62,14 @@ func TestInterfaceTrackerReportsAMissingInterfaceDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = tr.Run(ctx, func(ok bool) { reports <- ok }) }()
-	select {
-	case got := <-reports:
-		if got {
-			t.Error("a missing interface was reported up")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no report within 5s")
+	if poll.Receive(t, reports, 5*time.Second, "a report") {
+		t.Error("a missing interface was reported up")
 	}
 	// An interface of that name appears (a veth pair with both ends up): up.
 	run(t, "ip", "-n", l.NSA, "link", "add", "nosuchif0", "type", "veth", "peer", "name", "nosuchif0p")
 	run(t, "ip", "-n", l.NSA, "link", "set", "nosuchif0p", "up")
 	run(t, "ip", "-n", l.NSA, "link", "set", "nosuchif0", "up")
-	select {
-	case got := <-reports:
-		if !got {
-			t.Error("the interface came up but was reported down")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no report within 5s of the interface coming up")
+	if !poll.Receive(t, reports, 5*time.Second, "a report after the interface came up") {
+		t.Error("the interface came up but was reported down")
 	}
 }

@@ -36,13 +36,7 @@ func firstReport(t *testing.T, tr *ScriptTracker) bool {
 	defer runtest.Start(t, func(ctx context.Context) error {
 		return tr.Run(ctx, func(ok bool) { got <- ok })
 	})()
-	select {
-	case ok := <-got:
-		return ok
-	case <-time.After(10 * time.Second):
-		t.Fatal("no report within 10s")
-		return false
-	}
+	return poll.Receive(t, got, 10*time.Second, "the first report")
 }
 
 func TestScriptTrackerReportsTheFirstResult(t *testing.T) {

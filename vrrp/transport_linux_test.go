@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 // openTransport opens a RawTransport inside namespace ns.
@@ -293,13 +294,8 @@ func TestTransportReturnsClosedAfterClose(t *testing.T) {
 	}()
 	// Close must wake a blocked Receive.
 	time.AfterFunc(50*time.Millisecond, func() { _ = b.Close() })
-	select {
-	case err := <-errc:
-		if !errors.Is(err, ErrTransportClosed) {
-			t.Errorf("Receive after Close: %v, want ErrTransportClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Receive still blocked 5s after Close")
+	if err := poll.Receive(t, errc, 5*time.Second, "Receive to return after Close"); !errors.Is(err, ErrTransportClosed) {
+		t.Errorf("Receive after Close: %v, want ErrTransportClosed", err)
 	}
 	if err := b.Send([]byte("x"), GroupIPv4); !errors.Is(err, ErrTransportClosed) {
 		t.Errorf("Send after Close: %v, want ErrTransportClosed", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/freeaddr"
 	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
@@ -252,12 +253,7 @@ func TestStatusExplainsAnUnreachableDaemon(t *testing.T) {
 // freeAddr returns a loopback address nothing listens on right now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return freeaddr.Loopback(t).String()
 }
 
 func get(t *testing.T, url string) (int, string) {

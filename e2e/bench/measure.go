@@ -408,6 +408,7 @@ func (r *results) print(w io.Writer, tests []string) (missed bool) {
 	}
 	fmt.Fprintf(w, "\nMedians of each proxy's runs; ratios against haproxy's median. The interval pairs vrrplb's\n"+
 		"and haproxy's runs of the same round (rounds interleave the proxies) and is Student's t on the log ratios.\n")
+	r.printBefore(w, tests)
 	r.printAdded(w, tests)
 	r.printSpread(w, tests)
 	r.printRuns(w, tests)
@@ -495,6 +496,19 @@ func (r *results) title(test string, m *measure) string {
 		title += fmt.Sprintf(" — host saturated in %d of %d runs, figures not comparable", sat, runs)
 	}
 	return title
+}
+
+// printBefore writes vrrplb / before by round for each row, when an
+// earlier binary ran beside (-before).
+func (r *results) printBefore(w io.Writer, tests []string) {
+	if !slices.Contains(r.targets, "before") {
+		return
+	}
+	fmt.Fprintf(w, "\nvrrplb / before (the -before binary) by round, geometric mean (95%% CI):\n\n")
+	for _, test := range rows(tests) {
+		ci := pairedRatioCI(r.byRound[test]["vrrplb"], r.byRound[test]["before"])
+		fmt.Fprintf(w, "- %s: %s\n", test, fmtCI(ci))
+	}
 }
 
 // printAdded writes what each proxy adds to the host's CPU per request

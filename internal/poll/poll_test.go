@@ -27,6 +27,15 @@ func (f *fatalRecorder) Fatalf(format string, args ...any) {
 }
 
 func TestUntilFailsAfterTheTimeout(t *testing.T) {
+	failsJustAfter50ms(t, func(tb testing.TB) {
+		Until(tb, 50*time.Millisecond, "never", func() bool { return false })
+	})
+}
+
+// failsJustAfter50ms checks that wait, given a 50ms timeout that passes,
+// fails the test at once when it has passed.
+func failsJustAfter50ms(t *testing.T, wait func(testing.TB)) {
+	t.Helper()
 	rec := &fatalRecorder{TB: t}
 	start := time.Now()
 	func() {
@@ -35,12 +44,26 @@ func TestUntilFailsAfterTheTimeout(t *testing.T) {
 				panic(r)
 			}
 		}()
-		Until(rec, 50*time.Millisecond, "never", func() bool { return false })
+		wait(rec)
 	}()
 	if rec.msg == "" {
-		t.Fatal("Until returned without failing")
+		t.Fatal("the wait returned without failing")
 	}
 	if d := time.Since(start); d < 50*time.Millisecond || d > 5*time.Second {
 		t.Errorf("failed after %v, want just after 50ms", d)
 	}
+}
+
+func TestReceiveReturnsTheValueSent(t *testing.T) {
+	ch := make(chan int, 1)
+	ch <- 7
+	if got := Receive(t, ch, 10*time.Second, "the seven"); got != 7 {
+		t.Errorf("Receive = %d, want 7", got)
+	}
+}
+
+func TestReceiveFailsAfterTheTimeout(t *testing.T) {
+	failsJustAfter50ms(t, func(tb testing.TB) {
+		Receive(tb, make(chan int), 50*time.Millisecond, "nothing")
+	})
 }
