@@ -74,14 +74,16 @@ BENCH_PKGS  := haproxy nginx-light libnginx-mod-stream wrk iperf3 keepalived ipr
 # loopback (saturated rows over 10 interleaved rounds with a confidence
 # interval, fixed-load rows with the whole host's CPU per request; about
 # 20 minutes), then failover against keepalived in the e2e lab (root).
+# BENCH_FLAGS adds flags, e.g. BENCH_FLAGS="-before /tmp/vrrplb-old" to
+# measure an earlier binary beside in the same rounds.
 bench: bench-deps build
-	$(GO) run ./e2e/bench -vrrplb bin/vrrplb -no-check
+	$(GO) run ./e2e/bench -vrrplb bin/vrrplb -no-check $(BENCH_FLAGS)
 	$(GO) run ./e2e/failbench
 
 # The proxy table in a short mode (2 rounds of 1 s): checks the tooling,
 # its figures are not for comparing.
 bench-quick: bench-deps build
-	$(GO) run ./e2e/bench -vrrplb bin/vrrplb -no-check -quick
+	$(GO) run ./e2e/bench -vrrplb bin/vrrplb -no-check -quick $(BENCH_FLAGS)
 
 bench-deps:
 	@missing=""; for p in $(BENCH_PKGS); do \

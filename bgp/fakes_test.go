@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vrrplb/vrrplb/internal/clock/clocktest"
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 // fakeSpeaker records what the announcer asks of it.
@@ -208,15 +209,10 @@ func newHarness(t *testing.T, cfg Config, frontends ...string) *harness {
 
 func (h *harness) stop() {
 	h.cancel()
-	select {
-	case err := <-h.runErr:
-		if err != nil {
-			h.t.Errorf("Run: %v", err)
-		}
-		h.runErr <- nil
-	case <-time.After(5 * time.Second):
-		h.t.Fatal("Run did not return after its context ended")
+	if err := poll.Receive(h.t, h.runErr, 5*time.Second, "Run to return after its context ended"); err != nil {
+		h.t.Errorf("Run: %v", err)
 	}
+	h.runErr <- nil
 }
 
 // speaker is the newest speaker the announcer made.

@@ -124,7 +124,11 @@ func (w *watcher) resumedAfter(from time.Time) time.Time {
 // them: listeners and TIME-WAIT remnants (no connection, no owner) left out.
 func vipSockets(t *testing.T, h *Host, vip netip.Addr) []string {
 	t.Helper()
-	out, err := h.Exec("ss", "-tanH", "state", "connected", "src", vip.String())
+	src := vip.String()
+	if vip.Is6() {
+		src = "[" + src + "]" // ss reads a bare IPv6 address as a prefix with a port
+	}
+	out, err := h.Exec("ss", "-tanH", "state", "connected", "src", src)
 	if err != nil {
 		t.Fatalf("ss on %s: %v\n%s", h.Name, err, out)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 const testFrontend = "apiserver"
@@ -81,13 +82,8 @@ func (h *harness) run() {
 	go func() { done <- h.c.Run(ctx) }()
 	h.t.Cleanup(func() {
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				h.t.Errorf("Run returned %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			h.t.Error("Run did not return after its context ended")
+		if err := poll.Receive(h.t, done, 5*time.Second, "Run to return after its context ended"); err != nil {
+			h.t.Errorf("Run returned %v", err)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 func TestMetricNamesAndLabels(t *testing.T) {
@@ -110,12 +111,7 @@ func TestNoMetricsNoLoggerStillChecks(t *testing.T) {
 		t.Error(err)
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Error(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Error("Run did not return")
+	if err := poll.Receive(t, done, 5*time.Second, "Run to return"); err != nil {
+		t.Error(err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/vrrplb/vrrplb/config"
 )
 
 // newTestTakeover is a backup's stream end following master, with its
@@ -214,5 +216,29 @@ func TestATakeoverPromptsTheClientsOfASilentMasterOnly(t *testing.T) {
 				t.Errorf("%s = %v, want %d", MetricTakeoverResets, got, len(want))
 			}
 		})
+	}
+}
+
+// A reload changes the key in place; turning the stream on or off or
+// moving it to another port needs a new instance (a new socket).
+func TestAReloadChangesTheTakeoverKeyInPlaceOnly(t *testing.T) {
+	on := instanceConfig("vip", 100)
+	on.TakeoverReset, on.TakeoverKey, on.TakeoverPort = true, testKey, 5798
+	newKey, off, port := on, on, on
+	newKey.TakeoverKey = []byte("another key of 16+ bytes")
+	off.TakeoverReset = false
+	port.TakeoverPort = 5799
+	for _, tc := range []struct {
+		name string
+		b    config.Instance
+		want string
+	}{
+		{"a new key", newKey, ""},
+		{"takeover_reset = false", off, "takeover stream turned on or off (takeover_reset, takeover_key_file)"},
+		{"another port", port, "takeover_port changed"},
+	} {
+		if got := NeedsNewInstance(on, tc.b); got != tc.want {
+			t.Errorf("%s: NeedsNewInstance = %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

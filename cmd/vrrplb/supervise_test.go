@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 // fakeComponent records its life and can be told to fail.
@@ -88,13 +90,8 @@ func TestSupervisorStartsAndStopsComponentsByKey(t *testing.T) {
 	s.Stop("nothing") // unknown keys are ignored
 
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run = %v, want nil after cancel", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return")
+	if err := poll.Receive(t, done, 5*time.Second, "Run to return"); err != nil {
+		t.Errorf("Run = %v, want nil after cancel", err)
 	}
 	if !log.has("stop a") {
 		t.Error("a was not stopped when Run ended")
@@ -112,13 +109,8 @@ func TestSupervisorStopsEverythingWhenOneFails(t *testing.T) {
 	eventually(t, "both started", func() bool { return log.has("start a") && log.has("start b") })
 
 	b.failErr <- errors.New("listen tcp :8443: address already in use")
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "b: listen tcp :8443") {
-			t.Errorf("Run = %v, want b's error with its key", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after a failure")
+	if err := poll.Receive(t, done, 5*time.Second, "Run to return after a failure"); err == nil || !strings.Contains(err.Error(), "b: listen tcp :8443") {
+		t.Errorf("Run = %v, want b's error with its key", err)
 	}
 	if !log.has("stop a") {
 		t.Error("a kept running after b failed")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/poll"
 	"github.com/vrrplb/vrrplb/internal/syncbuf"
 )
 
@@ -41,13 +42,8 @@ func runDaemon(d *daemon) (done chan error) {
 func stopDaemon(t *testing.T, sig chan<- os.Signal, done <-chan error) {
 	t.Helper()
 	sig <- syscall.SIGTERM
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run returned %v after SIGTERM, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after SIGTERM")
+	if err := poll.Receive(t, done, 10*time.Second, "run to return after SIGTERM"); err != nil {
+		t.Errorf("run returned %v after SIGTERM, want nil", err)
 	}
 }
 

@@ -56,28 +56,31 @@ func Convert(opts Options) ([]byte, error) {
 		}
 	}
 	var px *proxyResult
+	var err error
 	proxyKind := ""
 	switch {
 	case opts.Nginx != "":
-		ds, err := nginx.Load(opts.Nginx)
-		if err != nil {
-			return nil, err
-		}
-		if px, err = fromNginx(ds); err != nil {
-			return nil, err
-		}
+		px, err = loadAndMap(opts.Nginx, nginx.Load, fromNginx)
 		proxyKind = "nginx"
 	case opts.HAProxy != "":
-		ss, err := haproxy.Load(opts.HAProxy)
-		if err != nil {
-			return nil, err
-		}
-		if px, err = fromHaproxy(ss); err != nil {
-			return nil, err
-		}
+		px, err = loadAndMap(opts.HAProxy, haproxy.Load, fromHaproxy)
 		proxyKind = "haproxy"
 	}
+	if err != nil {
+		return nil, err
+	}
 	return render(opts, ka, px, proxyKind), nil
+}
+
+// loadAndMap reads the proxy config at path with its importer's load and
+// maps what it read with convert.
+func loadAndMap[T, R any](path string, load func(string) (T, error), convert func(T) (R, error)) (R, error) {
+	t, err := load(path)
+	if err != nil {
+		var none R
+		return none, err
+	}
+	return convert(t)
 }
 
 // dropOverlappingListens keeps the first of frontends whose listen addresses
@@ -416,10 +419,7 @@ func instanceTable(in *instance) *table {
 	t.notes = append(t.notes, "not in keepalived: with "+config.KeyInstanceTakeoverKeyFile+
 		" (the same key on every LB host, mode 0600) a host that takes over from a crashed master prompts its clients to reset, so they reconnect at once (README, \"Taking over from a crashed master\")")
 	for _, tf := range in.frontends {
-		c := &table{name: config.Dotted(config.TableInstance, config.TableTrackFrontend), array: true, notes: tf.notes}
-		c.set(config.KeyTrackName, tf.name)
-		c.set(config.KeyTrackWeight, tf.weight)
-		t.children = append(t.children, c)
+		t.children = append(t.children, trackTable(config.TableTrackFrontend, tf.name, tf.weight, tf.notes))
 	}
 	for _, ts := range in.scripts {
 		c := &table{name: config.Dotted(config.TableInstance, config.TableTrackScript), array: true, notes: ts.notes}
@@ -434,12 +434,18 @@ func instanceTable(in *instance) *table {
 		t.children = append(t.children, c)
 	}
 	for _, ti := range in.ifaces {
-		c := &table{name: config.Dotted(config.TableInstance, config.TableTrackInterface), array: true, notes: ti.notes}
-		c.set(config.KeyTrackName, ti.name)
-		c.set(config.KeyTrackWeight, ti.weight)
-		t.children = append(t.children, c)
+		t.children = append(t.children, trackTable(config.TableTrackInterface, ti.name, ti.weight, ti.notes))
 	}
 	return t
+}
+
+// trackTable is an instance's [[instance.track_frontend]] or
+// [[instance.track_interface]] table: a name and a weight.
+func trackTable(kind, name string, weight int, notes []string) *table {
+	c := &table{name: config.Dotted(config.TableInstance, kind), array: true, notes: notes}
+	c.set(config.KeyTrackName, name)
+	c.set(config.KeyTrackWeight, weight)
+	return c
 }
 
 func frontendTable(f *frontend) *table {

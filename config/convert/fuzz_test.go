@@ -45,33 +45,23 @@ func FuzzConvert(f *testing.F) {
 			}
 			return
 		}
-		var pr *proxyResult
-		if isHaproxy {
-			ss, err := haproxy.Parse("p.conf", px)
-			if err != nil {
-				return
-			}
-			pr, err = fromHaproxy(ss)
-			if err != nil {
-				if !located.MatchString(err.Error()) {
-					t.Fatalf("haproxy mapping error is not located: %v", err)
-				}
-				return
-			}
-		} else {
-			ds, err := nginx.Parse("p.conf", px)
-			if err != nil {
-				return
-			}
-			pr, err = fromNginx(ds)
-			if err != nil {
-				if !located.MatchString(err.Error()) {
-					t.Fatalf("nginx mapping error is not located: %v", err)
-				}
-				return
-			}
-		}
 		kind := map[bool]string{true: "haproxy", false: "nginx"}[isHaproxy]
+		var pr *proxyResult
+		parsed := false
+		if isHaproxy {
+			pr, parsed, err = parseAndMap(px, haproxy.Parse, fromHaproxy)
+		} else {
+			pr, parsed, err = parseAndMap(px, nginx.Parse, fromNginx)
+		}
+		if !parsed {
+			return
+		}
+		if err != nil {
+			if !located.MatchString(err.Error()) {
+				t.Fatalf("%s mapping error is not located: %v", kind, err)
+			}
+			return
+		}
 		out := render(Options{Keepalived: "k.conf", Nginx: "p.conf"}, kr, pr, kind)
 		var anything map[string]any
 		if _, err := toml.Decode(string(out), &anything); err != nil {
@@ -84,4 +74,15 @@ func FuzzConvert(f *testing.F) {
 			t.Fatalf("config.Parse rejects the output: %v\n%s", err, out)
 		}
 	})
+}
+
+// parseAndMap parses a fuzzed proxy config as p.conf and maps it; parsed is
+// false when it does not parse, which is not the mapping's concern.
+func parseAndMap[T any](px []byte, parse func(string, []byte) (T, error), from func(T) (*proxyResult, error)) (pr *proxyResult, parsed bool, err error) {
+	tree, err := parse("p.conf", px)
+	if err != nil {
+		return nil, false, nil
+	}
+	pr, err = from(tree)
+	return pr, true, err
 }

@@ -10,9 +10,11 @@
 // the same backends; rounds interleave the proxies (each round starts with
 // a different one) and the table shows medians, ratios against haproxy and
 // a 95% confidence interval of vrrplb/haproxy paired by round. It exits 1
-// when vrrplb misses a target. Run it with `go run ./e2e/bench` (-quick for
-// a short check of the tooling); it needs haproxy, nginx (with the stream
-// module), wrk and iperf3, and sends traffic only to 127.0.0.1.
+// when vrrplb misses a target. -before measures an earlier vrrplb binary in
+// the same rounds, with vrrplb / before by round under the table. Run it with
+// `go run ./e2e/bench` (-quick for a short check of the tooling); it needs
+// haproxy, nginx (with the stream module), wrk and iperf3, and sends traffic
+// only to 127.0.0.1.
 package main
 
 import (
@@ -47,9 +49,10 @@ func main() {
 		idleConns = flag.Int("idle-conns", 4000, "idle connections for the RSS test")
 		quick     = flag.Bool("quick", false, "a short run to check the tooling: 2 rounds of 1 s, 500 idle connections (flags given explicitly win)")
 		only      = flag.String("proxies", "direct,vrrplb,naive,haproxy,nginx", "comma-separated proxies to measure")
-		tests     = flag.String("tests", "bulk,connclose,keepalive,fixed-close,fixed-keepalive,colocated,rss", "comma-separated tests to run")
+		tests     = flag.String("tests", "bulk,beside-bulk,connclose,keepalive,fixed-close,fixed-keepalive,colocated,rss", "comma-separated tests to run")
 		vrrplbBin = flag.String("vrrplb", "", "vrrplb binary to measure (`vrrplb run` with a generated config); \"\" builds ./cmd/vrrplb, \"inproc\" runs proxy.Frontend inside this program instead")
 		noCheck   = flag.Bool("no-check", false, "do not exit 1 when vrrplb misses a target")
+		beforeBin = flag.String("before", "", "an earlier vrrplb binary, measured beside in the same rounds (column \"before\") for a before/after comparison")
 	)
 	flag.Parse()
 	if *role != "" {
@@ -86,8 +89,14 @@ func main() {
 		rateColocated: *rateAPI,
 		idleConns:     *idleConns,
 		vrrplbBin:     *vrrplbBin,
+		beforeBin:     *beforeBin,
 	}
-	missed, err := b.run(ctx, strings.Split(*only, ","), strings.Split(*tests, ","))
+	proxies := strings.Split(*only, ",")
+	if *beforeBin != "" && !slices.Contains(proxies, "before") {
+		i := slices.Index(proxies, "vrrplb") + 1 // 0 without vrrplb
+		proxies = slices.Insert(proxies, i, "before")
+	}
+	missed, err := b.run(ctx, proxies, strings.Split(*tests, ","))
 	b.stopAll()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -118,6 +127,7 @@ type bench struct {
 	rateColocated float64
 	idleConns     int
 	vrrplbBin     string
+	beforeBin     string // "": no before column
 
 	dir      string
 	procs    []*exec.Cmd
@@ -327,6 +337,15 @@ func (b *bench) startProxy(name string) (*target, error) {
 			break
 		}
 		t.cmd, err = b.start(name, os.Args[0], "-role=vrrplb", "-listen="+listens, "-backend="+backends)
+	case "before":
+		if b.beforeBin == "" {
+			return nil, fmt.Errorf("proxy before needs -before")
+		}
+		conf := filepath.Join(b.dir, "before.toml")
+		if err := os.WriteFile(conf, []byte(vrrplbConfig(t, b)), 0o644); err != nil {
+			return nil, err
+		}
+		t.cmd, err = b.start(name, b.beforeBin, "run", "--config", conf)
 	case "naive":
 		t.cmd, err = b.start(name, os.Args[0], "-role=naive", "-listen="+listens, "-backend="+backends)
 	case "haproxy":
