@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func crashTakeover(t *testing.T, unicast bool, vipPrefix netip.Prefix) {
 	}
 	p1 := h1.StartVRRPLB(lbConfig(100, h2))
 	lab.WaitMaster(t, h1, vip, 10*time.Second)
-	h2.StartVRRPLB(lbConfig(90, h1))
+	p2 := h2.StartVRRPLB(lbConfig(90, h1))
 	for _, h := range []*Host{h1, h2} {
 		Eventually(t, 10*time.Second, func() (bool, string) {
 			up, _ := h.Metric("vrrplb_backend_up", `backend="`+api.String()+`"`)
@@ -113,6 +114,7 @@ func crashTakeover(t *testing.T, unicast bool, vipPrefix netip.Prefix) {
 		return held() >= watches, fmt.Sprintf("h2 holds %v of h1's connections, want the %d watches; dropped: %v", held(), watches, drops)
 	})
 	checkForgedStreams(t, h1, h2, h4, vip, addr, unicast, held)
+	checkStreamThreads(t, p2)
 
 	capture, stopCapture := lab.Capture("--immediate-mode", "tcp", "port", "8443")
 	start := time.Now()
@@ -269,5 +271,27 @@ func checkPromptsOnTheWire(t *testing.T, file string, vip netip.Addr, n int) {
 	}
 	if done < n {
 		t.Errorf("%d clients were prompted, answered with an ACK and reset by the new master on the wire, want at least %d; stages %v", done, n, stage)
+	}
+}
+
+// checkStreamThreads checks that the engine under p runs its adverts at
+// real-time priority (SCHED_FIFO, "FF") and the takeover stream's sender
+// and receiver on threads out of it ("TS").
+func checkStreamThreads(t *testing.T, p *Proc) {
+	t.Helper()
+	engines := p.Children()
+	if len(engines) != 1 {
+		t.Fatalf("vrrplb has %d children, want the engine", len(engines))
+	}
+	out, err := exec.Command("ps", "-L", "-o", "cls=", "-p", strconv.Itoa(engines[0])).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ps: %v\n%s", err, out)
+	}
+	classes := map[string]int{}
+	for _, c := range strings.Fields(string(out)) {
+		classes[c]++
+	}
+	if classes["FF"] == 0 || classes["TS"] < 2 {
+		t.Errorf("the engine's threads by scheduling class: %v; want SCHED_FIFO ones and the stream's two out of it", classes)
 	}
 }

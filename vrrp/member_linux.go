@@ -101,7 +101,8 @@ func newInstanceMember(ic config.Instance, scripts config.Scripts, opts MemberOp
 				_ = stream.Close()
 			}
 		}()
-		io.Takeover = &TakeoverOptions{Conn: stream, Lister: SockDiagResetter{}, NewPrompter: NewRawPrompter}
+		io.Takeover = &TakeoverOptions{Conn: stream, Lister: SockDiagResetter{}, NewPrompter: NewRawPrompter,
+			NormalPriority: NormalPriority}
 	}
 	m.in, err = NewInstance(ic, io)
 	if err != nil {

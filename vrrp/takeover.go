@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -60,6 +61,13 @@ type TakeoverOptions struct {
 	Lister ConnLister
 	// NewPrompter opens a Prompter for one round of prompts.
 	NewPrompter func() (Prompter, error)
+	// NormalPriority, when set, takes the calling OS thread out of the
+	// engine's real-time policy. The stream's sender (listing every
+	// connection) and receiver (a MAC per datagram, a forger's flood
+	// included) each run on a thread of their own with it, so that they
+	// never take a core from the proxy at real-time priority; the adverts
+	// and the prompts keep it.
+	NormalPriority func() error
 }
 
 // Takeover stream and prompt bounds.
@@ -201,8 +209,22 @@ func (tk *takeover) dropHeldLocked() {
 	tk.metrics.tuplesHeld.Set(0)
 }
 
+// ownThread locks the calling goroutine to its OS thread and takes that
+// thread out of the real-time policy. The goroutine never unlocks: the
+// thread ends with it, and no other goroutine ever runs at its priority.
+func (tk *takeover) ownThread(what string) {
+	if tk.opts.NormalPriority == nil {
+		return
+	}
+	runtime.LockOSThread()
+	if err := tk.opts.NormalPriority(); err != nil {
+		tk.log.Warn("the takeover stream runs at the engine's priority", "goroutine", what, "err", err)
+	}
+}
+
 // receive reads the stream until done: run it in its own goroutine.
 func (tk *takeover) receive(done <-chan struct{}) {
+	tk.ownThread("receive")
 	buf := make([]byte, streamMaxDatagram+1)
 	for {
 		n, from, hop, err := tk.opts.Conn.Receive(buf)
@@ -284,6 +306,7 @@ func (tk *takeover) accept(b []byte, from netip.Addr, hop int) StreamDrop {
 // send streams snapshots while the instance is master, until done: run it
 // in its own goroutine.
 func (tk *takeover) send(done <-chan struct{}) {
+	tk.ownThread("send")
 	for {
 		tk.mu.Lock()
 		master := tk.master

@@ -224,3 +224,9 @@ func (p *RawPrompter) Close() error {
 	}
 	return nil
 }
+
+// NormalPriority puts the calling thread under SCHED_NORMAL (SCHED_OTHER), nice 0: out of
+// the engine's SCHED_FIFO (see TakeoverOptions.NormalPriority).
+func NormalPriority() error {
+	return unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_NORMAL}, 0)
+}

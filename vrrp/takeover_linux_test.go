@@ -2,12 +2,16 @@ package vrrp
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vrrplb/vrrplb/config"
 )
@@ -140,5 +144,30 @@ func TestStreamConnsReachEachOtherWithHopLimit255(t *testing.T) {
 				t.Errorf("nothing received")
 			}
 		})
+	}
+}
+
+// The stream's goroutines leave the engine's real-time policy on a thread
+// of their own.
+func TestTheStreamRunsOutOfTheRealTimePolicy(t *testing.T) {
+	requireRoot(t, "sets SCHED_FIFO")
+	tk := newTakeover(slog.New(slog.DiscardHandler), nil, TakeoverOptions{NormalPriority: NormalPriority})
+	policy := make(chan string, 1)
+	go func() {
+		runtime.LockOSThread() // as the engine's threads: SCHED_FIFO
+		if err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 1}, 0); err != nil {
+			policy <- err.Error()
+			return
+		}
+		tk.ownThread("test")
+		a, err := unix.SchedGetAttr(0, 0)
+		if err != nil {
+			policy <- err.Error()
+			return
+		}
+		policy <- strconv.Itoa(int(a.Policy))
+	}()
+	if got := <-policy; got != strconv.Itoa(unix.SCHED_NORMAL) {
+		t.Errorf("the stream's thread has policy %s, want SCHED_NORMAL (%d)", got, unix.SCHED_NORMAL)
 	}
 }

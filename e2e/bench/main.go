@@ -49,7 +49,7 @@ func main() {
 		idleConns = flag.Int("idle-conns", 4000, "idle connections for the RSS test")
 		quick     = flag.Bool("quick", false, "a short run to check the tooling: 2 rounds of 1 s, 500 idle connections (flags given explicitly win)")
 		only      = flag.String("proxies", "direct,vrrplb,naive,haproxy,nginx", "comma-separated proxies to measure")
-		tests     = flag.String("tests", "bulk,connclose,keepalive,fixed-close,fixed-keepalive,colocated,rss", "comma-separated tests to run")
+		tests     = flag.String("tests", "bulk,beside-bulk,connclose,keepalive,fixed-close,fixed-keepalive,colocated,rss", "comma-separated tests to run")
 		vrrplbBin = flag.String("vrrplb", "", "vrrplb binary to measure (`vrrplb run` with a generated config); \"\" builds ./cmd/vrrplb, \"inproc\" runs proxy.Frontend inside this program instead")
 		noCheck   = flag.Bool("no-check", false, "do not exit 1 when vrrplb misses a target")
 		beforeBin = flag.String("before", "", "an earlier vrrplb binary, measured beside in the same rounds (column \"before\") for a before/after comparison")

@@ -43,6 +43,12 @@ var measures = map[string]*measure{
 		title: "bulk, one stream (iperf3)", unit: "Gbit/s", target: 1.3, goal: "≥ 1.3× haproxy",
 		run: runBulk, format: func(v float64) string { return fmt.Sprintf("%.1f Gbit/s", v) },
 	},
+	"beside-bulk": {
+		title: "small request beside a bulk stream: p99 latency (keep-alive, one at a time 1 ms apart, iperf3 through another frontend)",
+		unit:  "µs", lower: true, aux: "beside-bulk/p50",
+		run:    runBesideBulk,
+		format: func(v float64) string { return fmt.Sprintf("%.0f µs", v) },
+	},
 	"connclose": {
 		title: "saturated: new connection per request (wrk, Connection: close)", unit: "req/s", target: 1.0, ciMin: 0.97,
 		goal: "≥ 1.0× haproxy, 95% CI above 0.97",
@@ -100,6 +106,7 @@ var auxMeasures = map[string]*measure{
 	"fixed-close/proxy":     {title: "… of it the proxy process's own CPU", unit: "µs/req", format: perRequest},
 	"fixed-keepalive/proxy": {title: "… of it the proxy process's own CPU", unit: "µs/req", format: perRequest},
 	"colocated/proxy":       {title: "… of it the proxy process's own CPU", unit: "µs/req", format: perRequest},
+	"beside-bulk/p50":       {title: "… median latency", unit: "µs", format: func(v float64) string { return fmt.Sprintf("%.0f µs", v) }},
 }
 
 func measureOf(test string) *measure {
@@ -165,8 +172,15 @@ func runFixed(ctx context.Context, b *bench, t *target, spec loadSpec) (float64,
 }
 
 func runBulk(ctx context.Context, b *bench, t *target) (float64, float64, string, error) {
+	gbps, err := iperf3(ctx, t, b.duration)
+	return gbps, 0, "", err
+}
+
+// iperf3 runs one stream through t's bulk listener for d and returns what
+// arrived, in Gbit/s.
+func iperf3(ctx context.Context, t *target, d time.Duration) (float64, error) {
 	host, port, _ := net.SplitHostPort(t.bulkAddr)
-	secs := fmt.Sprint(max(1, int(b.duration.Seconds())))
+	secs := fmt.Sprint(max(1, int(d.Seconds())))
 	out, err := exec.CommandContext(ctx, "iperf3", "-c", host, "-p", port, "-t", secs, "-J").Output()
 	var r struct {
 		End struct {
@@ -177,12 +191,55 @@ func runBulk(ctx context.Context, b *bench, t *target) (float64, float64, string
 		Error string `json:"error"`
 	}
 	if jerr := json.Unmarshal(out, &r); jerr != nil {
-		return 0, 0, "", fmt.Errorf("iperf3: %v, %v", err, jerr)
+		return 0, fmt.Errorf("iperf3: %v, %v", err, jerr)
 	}
 	if r.Error != "" {
-		return 0, 0, "", fmt.Errorf("iperf3: %s", r.Error)
+		return 0, fmt.Errorf("iperf3: %s", r.Error)
 	}
-	return r.End.SumReceived.BitsPerSecond / 1e9, 0, "", nil
+	return r.End.SumReceived.BitsPerSecond / 1e9, nil
+}
+
+// besideGap is the pause between two small requests beside the bulk stream.
+const besideGap = time.Millisecond
+
+// runBesideBulk sends small keep-alive requests through t one at a time,
+// besideGap apart, while one iperf3 stream runs through t's bulk listener
+// (another frontend of the same proxy), and returns their p99 latency in µs
+// and, as the auxiliary figure, their median.
+func runBesideBulk(ctx context.Context, b *bench, t *target) (float64, float64, string, error) {
+	type bulkResult struct {
+		gbps float64
+		err  error
+	}
+	bulk := make(chan bulkResult, 1)
+	go func() {
+		gbps, err := iperf3(ctx, t, b.duration)
+		bulk <- bulkResult{gbps, err}
+	}()
+	time.Sleep(b.duration / 10) // the stream gets going
+	c, err := dialHTTP(loadSpec{addr: t.httpAddr})
+	if err != nil {
+		<-bulk
+		return 0, 0, "", err
+	}
+	var res loadResult
+	for end := time.Now().Add(b.duration * 8 / 10); time.Now().Before(end) && ctx.Err() == nil; {
+		start := time.Now()
+		if err = c.roundTrip(false); err != nil {
+			break
+		}
+		res.latencies = append(res.latencies, time.Since(start))
+		time.Sleep(besideGap)
+	}
+	c.Close()
+	br := <-bulk
+	if err := errors.Join(err, br.err); err != nil {
+		return 0, 0, "", err
+	}
+	p99, p50 := res.quantile(0.99), res.quantile(0.5)
+	note := fmt.Sprintf("(%d requests, p50 %v, p99 %v, bulk %.1f Gbit/s)", len(res.latencies),
+		p50.Round(time.Microsecond), p99.Round(time.Microsecond), br.gbps)
+	return float64(p99) / 1e3, float64(p50) / 1e3, note, nil
 }
 
 var (
