@@ -29,8 +29,13 @@ type fakeHealth struct {
 	nextID int
 }
 
-func newFakeHealth() *fakeHealth {
-	return &fakeHealth{down: map[string]bool{}, faults: map[string]int{}, subs: map[int]func(string, bool){}}
+// newFakeHealth says every backend is healthy but those down.
+func newFakeHealth(down ...string) *fakeHealth {
+	h := &fakeHealth{down: map[string]bool{}, faults: map[string]int{}, subs: map[int]func(string, bool){}}
+	for _, b := range down {
+		h.down[b] = true
+	}
+	return h
 }
 
 func (h *fakeHealth) Healthy(b string) bool {
