@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/metricstest"
 	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
@@ -282,12 +283,7 @@ func closedByPeer(c net.Conn, within time.Duration) bool {
 
 func newTestMetrics(t *testing.T) (*Metrics, *prometheus.Registry) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, reg
+	return metricstest.New(t, NewMetrics)
 }
 
 // startChildTest runs the test named name of this binary in a child process
