@@ -11,15 +11,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/metricstest"
 	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
 func TestMetricNamesAndLabels(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, reg := metricstest.New(t, NewMetrics)
 	if _, err := New(testFrontend, httpsCheck(nil), []string{"127.0.0.1:6443"}, Options{Metrics: m}); err != nil {
 		t.Fatal(err)
 	}
@@ -56,14 +53,7 @@ vrrplb_health_checks_total{backend="127.0.0.1:6443",frontend="apiserver",result=
 }
 
 func TestNewMetricsTwiceOnOneRegistryFails(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	if _, err := NewMetrics(reg); err != nil {
-		t.Fatal(err)
-	}
-	_, err := NewMetrics(reg)
-	if err == nil || !strings.HasPrefix(err.Error(), "register health metrics: ") {
-		t.Errorf("second NewMetrics = %v, want a registration error", err)
-	}
+	metricstest.SecondOnOneRegistryFails(t, NewMetrics, "register health metrics: ")
 }
 
 func TestCheckDurationIsTheRealTimeTaken(t *testing.T) {

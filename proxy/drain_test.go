@@ -160,8 +160,7 @@ func TestDrainSurvivesAReloadThatKeepsTheBackend(t *testing.T) {
 // the others (fail_open on): drained is not "may take connections".
 func TestDrainingTheOnlyHealthyBackendFailsOpenToTheOthers(t *testing.T) {
 	a, b := startBackend(t, nil), startBackend(t, nil)
-	h := newFakeHealth()
-	h.Set(b.Addr, false)
+	h := newFakeHealth(b.Addr)
 	fe := testFrontend(a.Addr, b.Addr)
 	fe.FailOpen = true
 	r := startFrontend(t, fe, Options{Health: h})

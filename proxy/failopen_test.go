@@ -30,10 +30,7 @@ func testLogger(buf *syncBuffer) *slog.Logger {
 func TestFailOpenSendsConnectionsToEveryBackendWhileNoneIsHealthy(t *testing.T) {
 	a, b, dead := startBackend(t, nil), startBackend(t, nil), startBackend(t, nil)
 	dead.Kill() // its address now refuses connects
-	h := newFakeHealth()
-	for _, be := range []*testBackend{a, b, dead} {
-		h.Set(be.Addr, false)
-	}
+	h := newFakeHealth(a.Addr, b.Addr, dead.Addr)
 	fe := testFrontend(a.Addr, dead.Addr, b.Addr)
 	fe.FailOpen = true
 	m, _ := newTestMetrics(t)
@@ -86,8 +83,7 @@ func TestFailOpenSendsConnectionsToEveryBackendWhileNoneIsHealthy(t *testing.T) 
 // says in its metric and status that it does not fail open.
 func TestFailOpenOffRefusesWhileNoneIsHealthy(t *testing.T) {
 	a := startBackend(t, nil)
-	h := newFakeHealth()
-	h.Set(a.Addr, false)
+	h := newFakeHealth(a.Addr)
 	fe := testFrontend(a.Addr)
 	fe.FailOpen = false
 	m, _ := newTestMetrics(t)
@@ -108,8 +104,7 @@ func TestFailOpenOffRefusesWhileNoneIsHealthy(t *testing.T) {
 // failing open at once.
 func TestReloadTurningFailOpenOnAppliesAtOnce(t *testing.T) {
 	a := startBackend(t, nil)
-	h := newFakeHealth()
-	h.Set(a.Addr, false)
+	h := newFakeHealth(a.Addr)
 	fe := testFrontend(a.Addr)
 	r := startFrontend(t, fe, Options{Health: h})
 	if r.f.Status().FailOpen {

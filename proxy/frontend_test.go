@@ -121,8 +121,7 @@ func TestKilledBackendCostsNoClientConnection(t *testing.T) {
 
 func TestUnhealthyBackendGetsNoConnection(t *testing.T) {
 	a, b := startBackend(t, nil), startBackend(t, nil)
-	h := newFakeHealth()
-	h.Set(a.Addr, false)
+	h := newFakeHealth(a.Addr)
 	r := startFrontend(t, testFrontend(a.Addr, b.Addr), Options{Health: h})
 	for i := range 10 {
 		name, err := dialLine(t, r.addr).ask("hi")
@@ -137,8 +136,7 @@ func TestUnhealthyBackendGetsNoConnection(t *testing.T) {
 
 func TestNoHealthyBackendRefusesAndCounts(t *testing.T) {
 	a := startBackend(t, nil)
-	h := newFakeHealth()
-	h.Set(a.Addr, false)
+	h := newFakeHealth(a.Addr)
 	m, _ := newTestMetrics(t)
 	r := startFrontend(t, testFrontend(a.Addr), Options{Health: h, Metrics: m})
 	c := dialLine(t, r.addr)
@@ -152,8 +150,7 @@ func TestNoHealthyBackendRefusesAndCounts(t *testing.T) {
 
 func TestHealthNoneIgnoresTheChecker(t *testing.T) {
 	a := startBackend(t, nil)
-	h := newFakeHealth()
-	h.Set(a.Addr, false)
+	h := newFakeHealth(a.Addr)
 	fe := testFrontend(a.Addr)
 	fe.Health.Type = config.CheckNone
 	r := startFrontend(t, fe, Options{Health: h})
@@ -383,8 +380,7 @@ func TestBackendGoingDownCutsItsConnections(t *testing.T) {
 
 func TestStatusReportsBackends(t *testing.T) {
 	a, b := startBackend(t, nil), startBackend(t, nil)
-	h := newFakeHealth()
-	h.Set(b.Addr, false)
+	h := newFakeHealth(b.Addr)
 	r := startFrontend(t, testFrontend(a.Addr, b.Addr), Options{Health: h})
 	c := dialLine(t, r.addr)
 	if _, err := c.ask("hi"); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/metricstest"
 	"github.com/vrrplb/vrrplb/internal/poll"
 )
 
@@ -29,8 +30,13 @@ type fakeHealth struct {
 	nextID int
 }
 
-func newFakeHealth() *fakeHealth {
-	return &fakeHealth{down: map[string]bool{}, faults: map[string]int{}, subs: map[int]func(string, bool){}}
+// newFakeHealth says every backend is healthy but those down.
+func newFakeHealth(down ...string) *fakeHealth {
+	h := &fakeHealth{down: map[string]bool{}, faults: map[string]int{}, subs: map[int]func(string, bool){}}
+	for _, b := range down {
+		h.down[b] = true
+	}
+	return h
 }
 
 func (h *fakeHealth) Healthy(b string) bool {
@@ -277,12 +283,7 @@ func closedByPeer(c net.Conn, within time.Duration) bool {
 
 func newTestMetrics(t *testing.T) (*Metrics, *prometheus.Registry) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, reg
+	return metricstest.New(t, NewMetrics)
 }
 
 // startChildTest runs the test named name of this binary in a child process

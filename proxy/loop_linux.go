@@ -5,9 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -88,10 +86,6 @@ type loop struct {
 	scratch []byte // every read lands here first
 
 	yields int // times the loop gave its P away to other goroutines
-	nudges int // of those, because a parked loop had events waiting
-
-	parked atomic.Bool   // waiting in the runtime's poller
-	look   []unix.PollFd // scratch of othersWaiting
 }
 
 // evConn is one client connection and its backend connection.
@@ -142,47 +136,20 @@ type evDir struct {
 
 // startLoops opens n loops on the listening socket lfd.
 func (f *Frontend) startLoops(n, lfd int) ([]*loop, error) {
-	loops := make([]*loop, 0, n)
+	var loops []*loop
 	for range n {
 		l, err := newLoop(f, lfd)
 		if err != nil {
 			for _, l := range loops {
-				l.closeFDs()
+				l.exec(func() { l.stopped = true })
+				<-l.done
 			}
 			return nil, err
 		}
 		loops = append(loops, l)
-	}
-	addLoops(loops)
-	for _, l := range loops {
 		go l.run()
 	}
 	return loops, nil
-}
-
-// Every running loop of the process, for othersWaiting; replaced whole
-// on a change, read without a lock.
-var (
-	loopsMu  sync.Mutex
-	allLoops atomic.Pointer[[]*loop]
-)
-
-func addLoops(ls []*loop) {
-	loopsMu.Lock()
-	defer loopsMu.Unlock()
-	var next []*loop
-	if cur := allLoops.Load(); cur != nil {
-		next = slices.Clone(*cur)
-	}
-	next = append(next, ls...)
-	allLoops.Store(&next)
-}
-
-func removeLoop(l *loop) {
-	loopsMu.Lock()
-	defer loopsMu.Unlock()
-	next := slices.DeleteFunc(slices.Clone(*allLoops.Load()), func(o *loop) bool { return o == l })
-	allLoops.Store(&next)
 }
 
 func newLoop(f *Frontend, lfd int) (*loop, error) {
@@ -273,46 +240,14 @@ func (l *loop) runTasks() {
 // without waiting for any.
 const yieldEvery = time.Millisecond
 
-// A loop busy for lookEvery without waiting looks whether another loop (of
-// any frontend) waits in the runtime's poller with events ready, and if so
-// yields. The runtime has at most one thread waiting in its poller; when
-// that thread takes a loop's wake-up to run it, no thread is left to notice
-// the next one: a parked loop's clients would wait until a busy loop next
-// waits or yields (up to yieldEvery beside a bulk transfer, tens to hundreds
-// of microseconds at saturation), a core idle meanwhile. The yield wakes an
-// idle thread (wakep), which looks for work and finds the parked loop.
-const lookEvery = 50 * time.Microsecond
-
-// yield gives the loop's P to the goroutines waiting for one, and wakes an
-// idle thread (with its P) to look for work, network readiness included.
-func (l *loop) yield() {
-	runtime.Gosched()
-	l.yields++
-}
-
-// othersWaiting reports whether another loop is parked in the runtime's
-// poller with events ready in its epoll set: one ppoll over the parked
-// loops' epoll descriptors.
-func (l *loop) othersWaiting() bool {
-	fds := l.look[:0]
-	for _, o := range *allLoops.Load() {
-		if o != l && o.parked.Load() {
-			fds = append(fds, unix.PollFd{Fd: int32(o.epfd), Events: unix.POLLIN})
-		}
-	}
-	l.look = fds
-	return len(fds) > 0 && pollReady(fds)
-}
-
 func (l *loop) run() {
 	defer close(l.done)
 	defer l.closeFDs()
-	defer removeLoop(l) // before its descriptors close
 	events := make([]unix.EpollEvent, maxEvents)
 	l.now = time.Now().UnixNano()
 	l.nextTick = l.now + int64(tickEvery)
 	got, calls := 0, 0
-	lastYield, lastLook := l.now, l.now
+	lastYield := l.now
 	wait := func(uintptr) bool {
 		// epoll_pwait without a signal mask is epoll_wait, which some
 		// architectures (arm64) only have in this form.
@@ -322,9 +257,6 @@ func (l *loop) run() {
 			n = 0
 		}
 		got = int(n)
-		if got == 0 {
-			l.parked.Store(true) // the runtime's poller is next
-		}
 		return got > 0
 	}
 	for !l.stopped {
@@ -339,23 +271,15 @@ func (l *loop) run() {
 		n := got
 		got = 0
 		l.now = time.Now().UnixNano()
-		switch {
-		case calls > 1 || n == 0:
+		if calls > 1 || n == 0 {
 			// The loop waited: the goroutines sharing its P had it
 			// meanwhile. A yield now would only wake an idle thread to
 			// look for work, two context switches and a futex call.
-			l.parked.Store(false)
-			lastYield, lastLook = l.now, l.now
-		case l.now-lastYield >= int64(yieldEvery):
-			l.yield()
 			lastYield = l.now
-		case l.now-lastLook >= int64(lookEvery):
-			lastLook = l.now
-			if l.othersWaiting() {
-				l.yield()
-				l.nudges++
-				lastYield = l.now
-			}
+		} else if l.now-lastYield >= int64(yieldEvery) {
+			runtime.Gosched()
+			l.yields++
+			lastYield = l.now
 		}
 		for i := range n {
 			ev := &events[i]

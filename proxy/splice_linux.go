@@ -216,11 +216,3 @@ func setKeepAliveFD(fd int, period time.Duration) error {
 	}
 	return nil
 }
-
-// pollReady reports whether any of fds is ready, without waiting or
-// taking anything (ppoll with a zero timeout).
-func pollReady(fds []unix.PollFd) bool {
-	var zero unix.Timespec
-	n, _, errno := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)), uintptr(unsafe.Pointer(&zero)), 0, 0, 0)
-	return errno == 0 && n > 0
-}

@@ -19,6 +19,7 @@ import (
 	"github.com/vrrplb/vrrplb/config"
 	"github.com/vrrplb/vrrplb/internal/clock"
 	"github.com/vrrplb/vrrplb/internal/clock/clocktest"
+	"github.com/vrrplb/vrrplb/internal/metricstest"
 	"github.com/vrrplb/vrrplb/internal/poll"
 	"github.com/vrrplb/vrrplb/internal/runtest"
 	"github.com/vrrplb/vrrplb/internal/syncbuf"
@@ -54,11 +55,7 @@ type host struct {
 type syncBuffer = syncbuf.Buffer
 
 func newHarness(t *testing.T) *harness {
-	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, reg := metricstest.New(t, NewMetrics)
 	return &harness{t: t, clock: clocktest.New(t0), seg: &segment{}, reg: reg, metrics: m}
 }
 
@@ -556,20 +553,8 @@ vrrplb_adverts_sent_total{vrrp_instance="a"} 2
 	}
 }
 
-// newTestMetrics is a Metrics registered on a registry of its own, as in
-// the proxy tests.
-func newTestMetrics(t *testing.T) (*Metrics, *prometheus.Registry) {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, reg
-}
-
 func TestDeleteInstanceRemovesItsSeriesOnly(t *testing.T) {
-	m, reg := newTestMetrics(t)
+	m, reg := metricstest.New(t, NewMetrics)
 	m.forInstance("a")
 	m.forInstance("b")
 	m.DeleteInstance("a")
@@ -603,7 +588,7 @@ func TestDeleteInstanceRemovesItsSeriesOnly(t *testing.T) {
 // label of that name as exported_instance: every VRRP series says
 // vrrp_instance, and none says instance.
 func TestVRRPSeriesLabelTheInstanceVrrpInstance(t *testing.T) {
-	m, reg := newTestMetrics(t)
+	m, reg := metricstest.New(t, NewMetrics)
 	m.forInstance("vip")
 	families, err := reg.Gather()
 	if err != nil {
@@ -628,11 +613,7 @@ func TestVRRPSeriesLabelTheInstanceVrrpInstance(t *testing.T) {
 // One contract for the three packages' metrics: a second NewMetrics on one
 // registry is an error, as in proxy and health (it used to share silently).
 func TestNewMetricsTwiceOnOneRegistryFails(t *testing.T) {
-	_, reg := newTestMetrics(t)
-	_, err := NewMetrics(reg)
-	if err == nil || !strings.HasPrefix(err.Error(), "register vrrp metrics: ") {
-		t.Errorf("second NewMetrics = %v, want a registration error", err)
-	}
+	metricstest.SecondOnOneRegistryFails(t, NewMetrics, "register vrrp metrics: ")
 }
 
 func TestNewInstanceRejectsWhatTheEngineCannotRun(t *testing.T) {

@@ -359,20 +359,30 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-func TestBinaryExitsZeroOnSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
+// startBinary builds vrrplb and runs it on a config file of cfg, with its
+// log in logs; exited gets the process's exit.
+func startBinary(t *testing.T, cfg string) (cmd *exec.Cmd, logs *syncBuffer, exited <-chan error) {
+	t.Helper()
 	bin := buildBinary(t)
-	admin := freeAddr(t)
-	path := writeFile(t, t.TempDir(), "vrrplb.toml", "[admin]\nlisten = \""+admin+"\"\n[log]\nformat = \"json\"\n")
-	var logs syncBuffer
-	cmd := exec.Command(bin, "run", "--config", path)
-	cmd.Stderr = &logs
+	path := writeFile(t, t.TempDir(), "vrrplb.toml", cfg)
+	logs = &syncBuffer{}
+	cmd = exec.Command(bin, "run", "--config", path)
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return cmd, logs, done
+}
+
+func TestBinaryExitsZeroOnSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	admin := freeAddr(t)
+	cmd, logs, exited := startBinary(t, "[admin]\nlisten = \""+admin+"\"\n[log]\nformat = \"json\"\n")
 	eventually(t, "/healthz", func() bool { code, _ := get(t, "http://"+admin+"/healthz"); return code == 200 })
 
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
@@ -382,15 +392,8 @@ func TestBinaryExitsZeroOnSIGTERM(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- cmd.Wait() }()
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v\n%s", err, logs.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no exit after SIGTERM")
+	if err := poll.Receive(t, exited, 10*time.Second, "the exit after SIGTERM"); err != nil {
+		t.Errorf("exit after SIGTERM: %v\n%s", err, logs.String())
 	}
 	if !strings.Contains(logs.String(), `"msg":"stopped"`) {
 		t.Errorf("no stop line in the JSON log:\n%s", logs.String())
@@ -412,20 +415,10 @@ func TestBinaryDrainsOnTheFirstSignalAndExitsAtOnceOnTheSecond(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := buildBinary(t)
 	admin, listen := freeAddr(t), freeAddr(t)
 	backend := echoBackend(t)
 	cfg := strings.Replace(frontendConfig(admin, listen, backend), `drain_timeout = "200ms"`, `drain_timeout = "60s"`, 1)
-	path := writeFile(t, t.TempDir(), "vrrplb.toml", cfg)
-	var logs syncBuffer
-	cmd := exec.Command(bin, "run", "--config", path)
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	cmd, logs, exited := startBinary(t, cfg)
 
 	// A live connection through the proxy, echoing.
 	var conn net.Conn

@@ -17,20 +17,31 @@ import (
 // convertID is convertText with a --config-id.
 func convertID(t *testing.T, id, ka string) (*config.Config, string, error) {
 	t.Helper()
-	dir := t.TempDir()
-	opts := Options{ScriptRoot: dir, ConfigID: id, Keepalived: filepath.Join(dir, "keepalived.conf")}
-	if err := os.WriteFile(opts.Keepalived, []byte(ka), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := Convert(opts)
+	return convertWith(t, Options{ConfigID: id}, ka, "", "")
+}
+
+// convertAndCheck converts ka and a proxy file as convertText does: the
+// conversion must succeed, check(cfg) must be want, and the output must say
+// each of mentions and none of absent.
+func convertAndCheck(t *testing.T, ka, proxyFile, proxy string, check func(*config.Config) any, want any, mentions, absent []string) {
+	t.Helper()
+	cfg, out, err := convertText(t, ka, proxyFile, proxy)
 	if err != nil {
-		return nil, "", errorString(strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), ""))
+		t.Fatalf("Convert: %v", err)
 	}
-	cfg, err := config.Parse("out.toml", out)
-	if err != nil {
-		t.Fatalf("config.Parse rejects the output: %v\n%s", err, out)
+	if diff := cmp.Diff(want, check(cfg)); diff != "" {
+		t.Errorf("(-want +got):\n%s\n%s", diff, out)
 	}
-	return cfg, flatten(string(out)), nil
+	for _, m := range mentions {
+		if !strings.Contains(out, m) {
+			t.Errorf("output does not say %q:\n%s", m, out)
+		}
+	}
+	for _, m := range absent {
+		if strings.Contains(out, m) {
+			t.Errorf("output says %q:\n%s", m, out)
+		}
+	}
 }
 
 // Inputs keepalived runs, which convert refused (issue 18, "fatal where keepalived runs the file").
@@ -57,18 +68,7 @@ func TestWhatKeepalivedRunsConverts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, out, err := convertText(t, tt.ka, "", "")
-			if err != nil {
-				t.Fatalf("Convert: %v", err)
-			}
-			if diff := cmp.Diff(tt.want, tt.check(cfg)); diff != "" {
-				t.Errorf("(-want +got):\n%s\n%s", diff, out)
-			}
-			for _, m := range tt.mentions {
-				if !strings.Contains(out, m) {
-					t.Errorf("output does not say %q:\n%s", m, out)
-				}
-			}
+			convertAndCheck(t, tt.ka, "", "", tt.check, tt.want, tt.mentions, nil)
 		})
 	}
 }
@@ -142,18 +142,8 @@ func TestNothingChangesSilently(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, out, err := convertText(t, tt.ka, tt.file, tt.proxy)
-			if err != nil {
-				t.Fatalf("Convert: %v", err)
-			}
-			if diff := cmp.Diff(tt.want, tt.check(cfg.Instances[0])); diff != "" {
-				t.Errorf("(-want +got):\n%s\n%s", diff, out)
-			}
-			for _, m := range tt.mentions {
-				if !strings.Contains(out, m) {
-					t.Errorf("output does not say %q:\n%s", m, out)
-				}
-			}
+			first := func(cfg *config.Config) any { return tt.check(cfg.Instances[0]) }
+			convertAndCheck(t, tt.ka, tt.file, tt.proxy, first, tt.want, tt.mentions, nil)
 		})
 	}
 }
@@ -233,23 +223,7 @@ func TestWrongDetailsAreRight(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, out, err := convertText(t, "", tt.file, tt.src)
-			if err != nil {
-				t.Fatalf("Convert: %v", err)
-			}
-			if diff := cmp.Diff(tt.want, tt.check(cfg)); diff != "" {
-				t.Errorf("(-want +got):\n%s\n%s", diff, out)
-			}
-			for _, m := range tt.mentions {
-				if !strings.Contains(out, m) {
-					t.Errorf("output does not say %q:\n%s", m, out)
-				}
-			}
-			for _, m := range tt.absent {
-				if strings.Contains(out, m) {
-					t.Errorf("output says %q:\n%s", m, out)
-				}
-			}
+			convertAndCheck(t, "", tt.file, tt.src, tt.check, tt.want, tt.mentions, tt.absent)
 		})
 	}
 }

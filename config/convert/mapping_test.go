@@ -17,8 +17,14 @@ import (
 // names one) written to a temp dir, and parses the result with config.Parse.
 func convertText(t *testing.T, ka, proxyFile, proxy string) (*config.Config, string, error) {
 	t.Helper()
+	return convertWith(t, Options{}, ka, proxyFile, proxy)
+}
+
+// convertWith is convertText with opts' settings besides the files.
+func convertWith(t *testing.T, opts Options, ka, proxyFile, proxy string) (*config.Config, string, error) {
+	t.Helper()
 	dir := t.TempDir()
-	opts := Options{ScriptRoot: dir}
+	opts.ScriptRoot = dir
 	if ka != "" {
 		opts.Keepalived = filepath.Join(dir, "keepalived.conf")
 		if err := os.WriteFile(opts.Keepalived, []byte(ka), 0o644); err != nil {

@@ -3,6 +3,7 @@ package k8s
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -85,6 +86,9 @@ type Cluster struct {
 	LBs        [2]*e2e.Proc
 	// sockets are the LB hosts' admin sockets (maintenance).
 	sockets [2]string
+	// takeoverKey is the LB hosts' takeover_key_file: a host that takes
+	// the VIP over from a crashed master resets the clients it held.
+	takeoverKey string
 }
 
 // VIP is the address clients reach the apiservers at.
@@ -136,6 +140,10 @@ func NewCluster(t *testing.T, opts Options) *Cluster {
 		c.serving = append(c.serving, kp)
 	}
 	c.Kubeconfig = c.WriteKubeconfig("kubeconfig", netip.AddrPortFrom(VIP(), vipPort))
+	c.takeoverKey = c.Lab.WriteFile("takeover.key", base64.StdEncoding.EncodeToString(randomBytes(t, 32))+"\n")
+	if err := os.Chmod(c.takeoverKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	c.etcdData = filepath.Join(c.Lab.LogDir, "etcd-data")
 	c.StartEtcd()
@@ -154,6 +162,16 @@ func NewCluster(t *testing.T, opts Options) *Cluster {
 		}
 	}
 	return c
+}
+
+// randomBytes is n bytes from crypto/rand.
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // requireSuite skips unless the real-Kubernetes suite was asked for:
@@ -323,8 +341,9 @@ func (c *Cluster) StartLB(lb int) {
 func (c *Cluster) AdminSocket(lb int) string { return c.sockets[lb-lb1] }
 
 // LBConfig is LB host lb's vrrplb.toml: the VIP (priority lbPrio1 on h1,
-// lbPrio2 on h2), tracking the frontend with weight 0, the three
-// apiservers behind :8443 by leastconn, and its admin socket.
+// lbPrio2 on h2) with the lab's takeover key, tracking the frontend with
+// weight 0, the three apiservers behind :8443 by leastconn, and its admin
+// socket.
 func (c *Cluster) LBConfig(lb int) string {
 	prio, healthCert := lbPrio1, c.opts.HealthCert[0]
 	if lb == lb2 {
@@ -344,7 +363,8 @@ func (c *Cluster) LBConfig(lb int) string {
 	}
 	vrrp := e2e.Config(e2e.VRRPConf{
 		Priority: prio, Interval: advert, VIPs: []netip.Prefix{e2e.VIP4},
-		Extra: "\n  [[instance.track_frontend]]\n  name = \"apiserver\"\n  weight = 0\n" + c.opts.InstanceExtra,
+		Extra: fmt.Sprintf("takeover_key_file = %q\n", c.takeoverKey) +
+			"\n  [[instance.track_frontend]]\n  name = \"apiserver\"\n  weight = 0\n" + c.opts.InstanceExtra,
 	})
 	const noSocket = "\nsocket = \"\"\n"
 	if !strings.Contains(vrrp, noSocket) {
