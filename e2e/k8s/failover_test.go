@@ -49,7 +49,7 @@ const (
 func TestWatchesAcrossLBFailover(t *testing.T) {
 	// A fall of 6: a check timing out twice on this loaded machine must
 	// not move the VIP between the moves this test makes.
-	c := NewCluster(t, Options{HealthFall: 6})
+	c := NewCluster(t, Options{HealthFall: 6, Takeover: true})
 	const nWatches = failoverWatches
 	watches := c.Client("watches", "watches", "--count", fmt.Sprint(nWatches), "--events")
 	inf := c.Client("informer", "informer")
