@@ -137,8 +137,8 @@ func crashTakeover(t *testing.T, unicast bool, vipPrefix netip.Prefix) {
 	stopCapture()
 	checkPromptsOnTheWire(t, capture, vip, watches)
 	resets, _ := h2.Metric("vrrplb_takeover_resets_total", `vrrp_instance="vip"`)
-	if resets < watches {
-		t.Errorf("h2 prompted %v of h1's clients, want at least the %d watches", resets, watches)
+	if resets < watches || resets >= forgedTuples {
+		t.Errorf("h2 prompted %v of h1's clients, want at least the %d watches and none of the %d forged", resets, watches, forgedTuples)
 	}
 	if socks := vipSockets(t, h2, vip); len(socks) < watches {
 		t.Errorf("h2, the new master, holds %d sockets on the VIP, want the %d watches:\n%s", len(socks), watches, strings.Join(socks, "\n"))
@@ -150,6 +150,9 @@ func crashTakeover(t *testing.T, unicast bool, vipPrefix netip.Prefix) {
 	requests.check(t, "crash", cut)
 }
 
+// forgedTuples is how many connections the forged snapshots claim.
+const forgedTuples = 500
+
 // checkForgedStreams sends h2, the backup, snapshots that claim 500
 // connections: signed with another key from h1 (its peer and master), and
 // with the right key from h4 (not a peer). Each is dropped and counted by
@@ -157,7 +160,7 @@ func crashTakeover(t *testing.T, unicast bool, vipPrefix netip.Prefix) {
 func checkForgedStreams(t *testing.T, h1, h2, h4 *Host, vip netip.Addr, addr func(*Host) netip.Addr, unicast bool, held func() float64) {
 	t.Helper()
 	var forged []vrrp.Tuple
-	for i := range 500 {
+	for i := range forgedTuples {
 		forged = append(forged, vrrp.Tuple{Local: netip.AddrPortFrom(vip, 8443), Remote: netip.AddrPortFrom(addr(h4), uint16(20000+i))})
 	}
 	dropped := func(reason string) float64 {

@@ -26,6 +26,10 @@ func (l *loop) accept() {
 		switch errno {
 		case 0:
 			l.backoff = 0
+			if to := l.handTo(); to != l {
+				l.handOver(to, int(r), rsa)
+				continue
+			}
 			l.newConn(int(r), &rsa)
 			continue
 		case unix.EAGAIN:
@@ -46,6 +50,37 @@ func (l *loop) accept() {
 		l.pauseAccept(reason, errno)
 		return
 	}
+}
+
+// acceptSlack is how many connections more than another loop of the
+// frontend a loop may hold and still keep a new client itself.
+const acceptSlack = 1
+
+// handTo returns the loop of the frontend that should serve a new client
+// this loop accepted: this one, or one that holds more than acceptSlack
+// connections fewer. Every loop sees every new client (their epoll sets
+// wait inside the runtime's poller, so EPOLLEXCLUSIVE does not pick one),
+// and the loop that happens to be running accepts them first: without the
+// hand-over one loop took all 100 clients of a burst and served them on one
+// core while the other loops idled.
+func (l *loop) handTo() *loop {
+	to, least := l, l.load.Load()-acceptSlack
+	for _, o := range l.peers {
+		if n := o.load.Load(); n < least {
+			to, least = o, n
+		}
+	}
+	return to
+}
+
+// handOver gives an accepted client to loop to, which starts serving it in
+// its next batch.
+func (l *loop) handOver(to *loop, cfd int, rsa unix.RawSockaddrAny) {
+	to.load.Add(1) // counted at once, so the next client goes elsewhere
+	to.post(func() {
+		to.load.Add(-1) // put counts it again
+		to.newConn(cfd, &rsa)
+	})
 }
 
 // refuseOne frees the spare descriptor, accepts the client waiting at the

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -67,7 +68,9 @@ type loop struct {
 
 	conns []*evConn // by slot; nil when free
 	free  []int32
-	live  int // connections in conns
+	live  int          // connections in conns
+	load  atomic.Int64 // live and clients handed over to it, for the other loops to read
+	peers []*loop      // the frontend's loops, this one included
 
 	gen uint32 // of the last slot taken
 
@@ -136,17 +139,19 @@ type evDir struct {
 
 // startLoops opens n loops on the listening socket lfd.
 func (f *Frontend) startLoops(n, lfd int) ([]*loop, error) {
-	var loops []*loop
+	loops := make([]*loop, 0, n)
 	for range n {
 		l, err := newLoop(f, lfd)
 		if err != nil {
 			for _, l := range loops {
-				l.exec(func() { l.stopped = true })
-				<-l.done
+				l.closeFDs()
 			}
 			return nil, err
 		}
 		loops = append(loops, l)
+	}
+	for _, l := range loops {
+		l.peers = loops
 		go l.run()
 	}
 	return loops, nil
@@ -222,6 +227,16 @@ func (l *loop) exec(fn func()) {
 	case <-ran:
 	case <-l.done:
 	}
+}
+
+// post runs fn on the loop in its next batch, without waiting for it. A
+// loop that has stopped runs nothing.
+func (l *loop) post(fn func()) {
+	l.mu.Lock()
+	l.tasks = append(l.tasks, fn)
+	l.mu.Unlock()
+	var one = [8]byte{1}
+	unix.Write(l.wakefd, one[:])
 }
 
 func (l *loop) runTasks() {
@@ -324,6 +339,7 @@ func (l *loop) put(c *evConn) {
 		l.nextTick = l.now + int64(tickEvery) // the sweep starts again
 	}
 	l.live++
+	l.load.Add(1)
 	if n := len(l.free); n > 0 {
 		c.slot = l.free[n-1]
 		l.free = l.free[:n-1]
@@ -363,6 +379,7 @@ func (l *loop) release(c *evConn) {
 	l.conns[c.slot] = nil
 	l.free = append(l.free, c.slot)
 	l.live--
+	l.load.Add(-1)
 }
 
 // closeConn closes a connection: one being proxied, or one whose client

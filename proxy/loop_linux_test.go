@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -67,9 +69,7 @@ func TestReplyFollowedAtOnceByCloseReachesTheClientWithItsEnd(t *testing.T) {
 // liveConns returns the frontend's connections, read on their loops.
 func liveConns(r *running) []evConn {
 	var out []evConn
-	r.f.mu.Lock()
-	loops := r.f.loops
-	r.f.mu.Unlock()
+	loops := loopsOf(r)
 	for _, l := range loops {
 		l.exec(func() {
 			for _, c := range l.conns {
@@ -266,11 +266,16 @@ func TestHostNameBackendTriesItsAddressesInTurn(t *testing.T) {
 	}
 }
 
+// loopsOf returns the frontend's loops.
+func loopsOf(r *running) []*loop {
+	r.f.mu.Lock()
+	defer r.f.mu.Unlock()
+	return r.f.loops
+}
+
 // loopYields is how often the frontend's loops have yielded, read on them.
 func loopYields(r *running) int {
-	r.f.mu.Lock()
-	loops := r.f.loops
-	r.f.mu.Unlock()
+	loops := loopsOf(r)
 	n := 0
 	for _, l := range loops {
 		l.exec(func() { n += l.yields })
@@ -320,9 +325,7 @@ func TestLoopYieldsOnlyWhenKeptBusy(t *testing.T) {
 func TestLoopWithoutConnectionsWaitsWithoutDeadline(t *testing.T) {
 	b := startBackend(t, lineServer)
 	r := startFrontend(t, testFrontend(b.Addr), Options{})
-	r.f.mu.Lock()
-	loops := r.f.loops
-	r.f.mu.Unlock()
+	loops := loopsOf(r)
 	due := func() (n int) {
 		for _, l := range loops {
 			l.exec(func() {
@@ -345,4 +348,40 @@ func TestLoopWithoutConnectionsWaitsWithoutDeadline(t *testing.T) {
 	}
 	lc.c.Close()
 	waitFor(t, "the connection's close", func() bool { return due() == 0 })
+}
+
+// A burst of clients is spread over the loops: every loop sees every new
+// client, and the loop that happens to be running would otherwise take them
+// all (one loop served all 100 connections of wrk -c100, on one core).
+func TestBurstOfClientsIsSpreadOverTheLoops(t *testing.T) {
+	b := startBackend(t, lineServer)
+	r := startFrontend(t, testFrontend(b.Addr), Options{})
+	loops := loopsOf(r)
+	if len(loops) < 2 {
+		t.Skipf("one loop (GOMAXPROCS %d): nothing to spread over", len(loops))
+	}
+	const clients = 64
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			c, err := net.Dial("tcp", r.addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+			lc := &lineClient{c: c, r: bufio.NewReader(c)}
+			if _, err := lc.ask("hello"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	most := 0
+	for _, l := range loops {
+		l.exec(func() { most = max(most, l.live) })
+	}
+	if fair := clients/len(loops) + acceptSlack + 1; most > fair {
+		t.Errorf("a loop holds %d of %d connections over %d loops; want at most %d", most, clients, len(loops), fair)
+	}
 }

@@ -408,30 +408,12 @@ stream {
 }
 
 func vrrplbConfig(t *target, b *bench) string {
-	return fmt.Sprintf(`[admin]
-listen = ""
-socket = ""
-[log]
-level = "warn"
-[[frontend]]
-name = "http"
-listen = %q
-backends = [%q]
-  [frontend.health]
-  type = "none"
-[[frontend]]
-name = "bulk"
-listen = %q
-backends = [%q]
-  [frontend.health]
-  type = "none"
-[[frontend]]
-name = "api"
-listen = %q
-backends = [%q]
-  [frontend.health]
-  type = "none"
-`, t.httpAddr, b.httpAddr, t.bulkAddr, b.bulkAddr, t.apiAddr, b.apiAddr)
+	var s strings.Builder
+	s.WriteString("[admin]\nlisten = \"\"\nsocket = \"\"\n[log]\nlevel = \"warn\"\n")
+	for _, fe := range [][3]string{{"http", t.httpAddr, b.httpAddr}, {"bulk", t.bulkAddr, b.bulkAddr}, {"api", t.apiAddr, b.apiAddr}} {
+		fmt.Fprintf(&s, "[[frontend]]\nname = %q\nlisten = %q\nbackends = [%q]\n  [frontend.health]\n  type = \"none\"\n", fe[0], fe[1], fe[2])
+	}
+	return s.String()
 }
 
 // loadAverage is /proc/loadavg's 1, 5 and 15 minute figures.
