@@ -2,8 +2,10 @@ package main
 
 import (
 	"math"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseProcStat(t *testing.T) {
@@ -67,17 +69,19 @@ func TestBusyPerRequest(t *testing.T) {
 	}
 }
 
-func TestParseProcPIDCPU(t *testing.T) {
-	// Fields 14 and 15 (utime, stime) are 700 and 55; the name holds a space and a parenthesis.
-	line := "4242 (nginx: (worker) x) S 1 4242 4242 0 -1 4194624 900 0 0 0 700 55 0 0 20 0 1 0 123 1000 200"
-	got, err := parseProcPIDCPU(line)
+func TestThreadsCPUCountsThisProcess(t *testing.T) {
+	before, err := treeCPU(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != 755 {
-		t.Errorf("got %d ticks, want 755", got)
+	deadline := time.Now().Add(20 * time.Millisecond)
+	for time.Now().Before(deadline) { // burn a little CPU
 	}
-	if _, err := parseProcPIDCPU("4242 (x) S 1 2"); err == nil {
-		t.Error("a short line parsed without error")
+	after, err := treeCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after-before < uint64(10*time.Millisecond) {
+		t.Errorf("20 ms of spinning counted as %v of CPU", time.Duration(after-before))
 	}
 }

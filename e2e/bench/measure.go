@@ -157,7 +157,7 @@ func runFixed(ctx context.Context, b *bench, t *target, spec loadSpec) (float64,
 	host := perRequestMicros(busySeconds(hostBefore, hostAfter), res.done)
 	var proxy float64
 	if t.cmd != nil && procAfter >= procBefore {
-		proxy = perRequestMicros(float64(procAfter-procBefore)/userHZ, res.done)
+		proxy = perRequestMicros(float64(procAfter-procBefore)/1e9, res.done)
 	}
 	share := busyShare(hostBefore, hostAfter)
 	note := fmt.Sprintf("(%.0f/s offered, %.0f/s answered, host %.0f%% busy, p50 %v, p99 %v)",
