@@ -15,23 +15,34 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// A reply and the FIN right behind it often arrive as one readiness edge:
-// the data path must still see the end after a short read and pass it on,
-// or the client would wait forever.
-func TestReplyFollowedAtOnceByCloseReachesTheClientWithItsEnd(t *testing.T) {
-	b := startBackend(t, func(c *net.TCPConn, _ string) {
+// echoReads is a backend that answers each read (of at most 64 bytes) with
+// its bytes, but a read that is exactly word with reply, and ends the
+// connection when reply returns false.
+func echoReads(word string, reply func(c *net.TCPConn, read []byte) (more bool)) func(*net.TCPConn, string) {
+	return func(c *net.TCPConn, _ string) {
 		buf := make([]byte, 64)
 		for {
 			n, err := c.Read(buf)
 			if err != nil {
 				return
 			}
-			c.Write(buf[:n])
-			if string(buf[:n]) == "bye" {
-				return // the reply, then the close at once
+			if string(buf[:n]) != word {
+				c.Write(buf[:n])
+			} else if !reply(c, buf[:n]) {
+				return
 			}
 		}
-	})
+	}
+}
+
+// A reply and the FIN right behind it often arrive as one readiness edge:
+// the data path must still see the end after a short read and pass it on,
+// or the client would wait forever.
+func TestReplyFollowedAtOnceByCloseReachesTheClientWithItsEnd(t *testing.T) {
+	b := startBackend(t, echoReads("bye", func(c *net.TCPConn, read []byte) bool {
+		c.Write(read)
+		return false // the reply, then the close at once
+	}))
 	r := startFrontend(t, testFrontend(b.Addr), Options{})
 	for i := range 30 {
 		c := dialTCP(t, r.addr, 5*time.Second)
@@ -116,20 +127,10 @@ func TestProxiedSocketsHaveTheirOptions(t *testing.T) {
 // messages, an idle connection holds no buffer and no pipe.
 func TestIdleConnectionHoldsNoBufferOrPipe(t *testing.T) {
 	const bulk = 4 << 20
-	b := startBackend(t, func(c *net.TCPConn, _ string) {
-		buf := make([]byte, 64)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			if string(buf[:n]) == "bulk" {
-				c.Write(make([]byte, bulk))
-				continue
-			}
-			c.Write(buf[:n])
-		}
-	})
+	b := startBackend(t, echoReads("bulk", func(c *net.TCPConn, _ []byte) bool {
+		c.Write(make([]byte, bulk))
+		return true
+	}))
 	r := startFrontend(t, testFrontend(b.Addr), Options{})
 	c := dialTCP(t, r.addr, 10*time.Second)
 	if _, err := c.Write([]byte("bulk")); err != nil {
