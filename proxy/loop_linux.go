@@ -92,6 +92,11 @@ type loop struct {
 
 	yields int // times the loop gave its P away to other goroutines
 	wakes  int // times it woke from a wait with events
+
+	budget     int       // bytes the pump under way may still read
+	again      []pending // directions to pump again in the next batch
+	spareAgain []pending
+	deferred   int // pumps stopped at the budget
 }
 
 // evConn is one client connection and its backend connection.
@@ -138,6 +143,7 @@ type evDir struct {
 	pend     []byte  // read but not yet written
 	pbuf     *[]byte // pend's pooled buffer
 	pipe     *pipe   // splice mode: a bulk transfer
+	queued   bool    // in the loop's again: its pump stopped at the budget
 }
 
 // startLoops opens n loops on the listening socket lfd.
@@ -288,14 +294,19 @@ func (l *loop) run() {
 		// and no P wait here. (park looks first: a look of its own before
 		// it would cost a second epoll_pwait on every wait.)
 		calls = 0
-		l.park(wait)
+		busy := len(l.again) > 0
+		if busy {
+			wait(0) // directions are owed a pump: no waiting
+		} else {
+			l.park(wait)
+		}
 		n := got
 		got = 0
 		l.now = time.Now().UnixNano()
 		if calls > 1 && n > 0 {
 			l.wakes++
 		}
-		if calls > 1 || n == 0 {
+		if !busy && (calls > 1 || n == 0) {
 			// The loop waited: the goroutines sharing its P had it
 			// meanwhile. A yield now would only wake an idle thread to
 			// look for work, two context switches and a futex call.
@@ -317,6 +328,7 @@ func (l *loop) run() {
 			}
 		}
 		l.runTimers()
+		l.resume()
 	}
 	for _, c := range l.conns {
 		if c != nil {

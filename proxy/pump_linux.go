@@ -83,6 +83,7 @@ const (
 // pump moves what it can in one direction without waiting, and passes an
 // end on. It returns false when the connection was closed.
 func (l *loop) pump(c *evConn, d *evDir) bool {
+	l.budget = pumpBudget
 	for {
 		var s step
 		switch {
@@ -91,6 +92,11 @@ func (l *loop) pump(c *evConn, d *evDir) bool {
 			s = l.flushHeld(c, d)
 		case d.eof || !d.readable:
 			return l.passEnd(c, d)
+		case l.budget <= 0:
+			// A bulk transfer that keeps both sides busy: the rest
+			// moves after the loop has looked at its other sockets.
+			l.later(c, d)
+			return true
 		case d.pipe != nil:
 			s = l.spliceIn(c, d)
 		default:
@@ -100,6 +106,41 @@ func (l *loop) pump(c *evConn, d *evDir) bool {
 			return s == stepWait
 		}
 	}
+}
+
+// pumpBudget is how many bytes one pump reads before the direction waits
+// for the loop's next batch: at loopback speed about half a millisecond, so
+// a bulk transfer cannot hold its loop (and the sockets of its other
+// connections) for longer.
+const pumpBudget = 1 << 20
+
+// pending is a direction whose pump stopped at its budget.
+type pending struct {
+	c *evConn
+	d *evDir
+}
+
+// later queues d to be pumped again in the loop's next batch.
+func (l *loop) later(c *evConn, d *evDir) {
+	if !d.queued {
+		d.queued = true
+		l.again = append(l.again, pending{c, d})
+		l.deferred++
+	}
+}
+
+// resume pumps the directions queued by later, once each.
+func (l *loop) resume() {
+	again := l.again
+	l.again = l.spareAgain[:0]
+	for _, p := range again {
+		p.d.queued = false
+		if p.c.cstate == connProxying {
+			l.pump(p.c, p.d)
+		}
+	}
+	clear(again)
+	l.spareAgain = again[:0]
 }
 
 // flushHeld writes what the direction holds, once, if dst may take it.
@@ -138,6 +179,7 @@ func (l *loop) spliceIn(c *evConn, d *evDir) step {
 	default:
 		d.pipe.n += int(m)
 		d.count(float64(m))
+		l.budget -= int(m)
 		l.moved(c, d)
 	}
 	return stepOn
@@ -162,6 +204,7 @@ func (l *loop) copyIn(c *evConn, d *evDir) step {
 		return stepOn
 	}
 	d.count(float64(n))
+	l.budget -= n
 	l.moved(c, d)
 	full := n == len(l.scratch)
 	if !full && !d.hup {
