@@ -49,7 +49,7 @@ func (in *Instance) perform(now time.Time, a Action, leaving bool) {
 		in.startGARP()
 	case ActionPromptClients:
 		if in.tk != nil {
-			in.tk.prompt(in.done, in.trackWG, a.Master, a.Deadline.Sub(now))
+			in.tk.prompt(in.done, in.trackWG, a.Deadline.Sub(now))
 		}
 	case ActionSetTimer:
 		in.setTimer(a.Deadline.Sub(now))

@@ -416,8 +416,7 @@ func (m *Machine) transition(now time.Time, next State, why Why) {
 		// A lower-priority master that is preempted this way is still
 		// advertising, and resets its clients itself.
 		silent := why == WhyMasterDown && m.masterAddr.IsValid() && now.Sub(m.heardAt) >= 2*m.masterAdverInterval
-		prompt := Action{Kind: ActionPromptClients, Master: m.masterAddr,
-			Deadline: now.Add(promptConfirmAdverts * m.masterAdverInterval)}
+		prompt := Action{Kind: ActionPromptClients, Deadline: now.Add(promptConfirmAdverts * m.masterAdverInterval)}
 		m.masterAddr = m.cfg.LocalAddr
 		m.lastPrio = m.priority
 		m.goneAt = time.Time{}

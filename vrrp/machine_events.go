@@ -76,7 +76,7 @@ const (
 	// ActionPromptClients prompts the clients the old master held on the
 	// virtual IPs to reset (takeover.go): it went silent, so it could not.
 	// The prompts wait until Action.Deadline and go only if this router is
-	// still master then and has not heard Action.Master meanwhile: a
+	// still master then and has not heard the old master meanwhile: a
 	// master that was only late (a starved backup, a lost burst of
 	// adverts) must keep its clients.
 	ActionPromptClients
@@ -114,8 +114,6 @@ type Action struct {
 	// Deadline is the expiry of an ActionSetTimer, and the end of an
 	// ActionPromptClients' confirmation window.
 	Deadline time.Time
-	// Master is the silent master of an ActionPromptClients.
-	Master netip.Addr
 	// From, To and Why describe an ActionTransition.
 	From, To State
 	Why      Why

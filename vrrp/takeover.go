@@ -490,20 +490,20 @@ func (tk *takeover) sendSnapshot(done <-chan struct{}) time.Duration {
 	return period
 }
 
-// takeHeld returns the held set if it is fresh, and forgets it: a set is
-// used for one takeover only.
-func (tk *takeover) takeHeld() []Tuple {
+// takeHeld returns the held set if it is fresh, and the master that sent
+// it, and forgets it: a set is used for one takeover only.
+func (tk *takeover) takeHeld() ([]Tuple, netip.Addr) {
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
-	held, at, fresh := tk.held, tk.heldAt, tk.heldFor
+	held, at, fresh, from := tk.held, tk.heldAt, tk.heldFor, tk.heldFrom
 	vips := tk.vips
 	tk.dropHeldLocked()
 	if len(held) == 0 {
-		return nil
+		return nil, from
 	}
 	if age := tk.now().Sub(at); age > fresh {
 		tk.log.Info("not prompting the old master's clients: their list is too old", "age", age.Round(time.Millisecond), "connections", len(held))
-		return nil
+		return nil, from
 	}
 	// Only connections on this instance's virtual IPs, each once.
 	out := make([]Tuple, 0, len(held))
@@ -514,19 +514,19 @@ func (tk *takeover) takeHeld() []Tuple {
 			out = append(out, t)
 		}
 	}
-	return out
+	return out, from
 }
 
-// prompt starts a round of prompts to the clients the silent master from
-// held: after wait (the confirmation window), if this host is still master
-// and from has not advertised, each once, at a bounded rate, while both
+// prompt starts a round of prompts to the clients the silent master held:
+// after wait (the confirmation window), if this host is still master and
+// that master has not advertised, each once, at a bounded rate, while both
 // stay true, until done.
-func (tk *takeover) prompt(done <-chan struct{}, wg *sync.WaitGroup, from netip.Addr, wait time.Duration) {
-	tuples := tk.takeHeld()
+func (tk *takeover) prompt(done <-chan struct{}, wg *sync.WaitGroup, wait time.Duration) {
+	tuples, from := tk.takeHeld()
 	if len(tuples) == 0 {
 		return
 	}
-	r := &promptRound{from: from.Unmap().WithZone(""), tuples: tuples}
+	r := &promptRound{from: from, tuples: tuples}
 	tk.mu.Lock()
 	tk.round = r
 	tk.mu.Unlock()

@@ -129,7 +129,7 @@ func TestPromptsStopAtOnceWhenMastershipIsLost(t *testing.T) {
 	done := make(chan struct{})
 	defer close(done)
 	var wg sync.WaitGroup
-	tk.prompt(done, &wg, addrLow, time.Second)
+	tk.prompt(done, &wg, time.Second)
 	tk.follow(true, addrMid)
 	clk.Advance(time.Second)
 	wg.Wait()
