@@ -53,16 +53,18 @@ func (l *loop) accept() {
 }
 
 // acceptSlack is how many connections more than another loop of the
-// frontend a loop may hold and still keep a new client itself.
-const acceptSlack = 1
+// frontend the accepting loop may hold and still keep a new client itself:
+// at a light load it keeps them, and no other loop wakes.
+const acceptSlack = 2
 
 // handTo returns the loop of the frontend that should serve a new client
 // this loop accepted: this one, or one that holds more than acceptSlack
-// connections fewer. Every loop sees every new client (their epoll sets
-// wait inside the runtime's poller, so EPOLLEXCLUSIVE does not pick one),
-// and the loop that happens to be running accepts them first: without the
-// hand-over one loop took all 100 clients of a burst and served them on one
-// core while the other loops idled.
+// connections fewer. One loop accepts: with the listening socket in every
+// loop's epoll set, every loop woke for every new client (the sets wait
+// inside the runtime's poller, where EPOLLEXCLUSIVE picks no single one), all
+// but one for nothing, and the loop that happened to be running took the
+// clients: one loop served all 100 clients of a burst on one core while the
+// other loops idled.
 func (l *loop) handTo() *loop {
 	to, least := l, l.load.Load()-acceptSlack
 	for _, o := range l.peers {
@@ -116,13 +118,13 @@ func (l *loop) pauseAccept(reason string, err error) {
 			return
 		}
 		l.acceptPaused = false
-		_ = l.ctl(unix.EPOLL_CTL_ADD, l.lfd, unix.EPOLLIN|unix.EPOLLEXCLUSIVE, slotListener, 0)
+		_ = l.ctl(unix.EPOLL_CTL_ADD, l.lfd, unix.EPOLLIN, slotListener, 0)
 	})
 }
 
 // stopAccepting takes the listener out of the loop for good.
 func (l *loop) stopAccepting() {
-	if !l.acceptPaused {
+	if !l.acceptPaused && l.lfd >= 0 {
 		_ = l.ctl(unix.EPOLL_CTL_DEL, l.lfd, 0, 0, 0)
 	}
 	l.acceptPaused, l.acceptOver = true, true

@@ -15,12 +15,14 @@ import (
 )
 
 // The data path is a set of event loops per frontend, one per core
-// (GOMAXPROCS). Each loop owns an epoll set, shares the frontend's listening
-// socket with the others (EPOLLEXCLUSIVE, so a new client wakes one loop)
-// and runs every connection it accepted from accept to close on its own
-// goroutine: the backend connect, both directions of copying, half-close,
-// timeouts and close. No goroutine is started per connection or woken per
-// message: one epoll_wait serves every socket that became ready together.
+// (GOMAXPROCS). Each loop owns an epoll set; the first one also watches the
+// frontend's listening socket and hands each new client to the loop with the
+// fewest connections (itself unless another has fewer by more than
+// acceptSlack). A loop runs every connection it was given from accept to
+// close on its own goroutine: the backend connect, both directions of
+// copying, half-close, timeouts and close. No goroutine is started per
+// connection or woken per message: one epoll_wait serves every socket that
+// became ready together.
 // The sockets never enter the Go runtime's poller; only the epoll set does,
 // so that an idle loop parks there without holding a thread.
 //
@@ -61,7 +63,7 @@ type loop struct {
 	rc       syscall.RawConn // file's
 	deadline int64           // file's read deadline, unix nanoseconds (never: none)
 	wakefd   int             // eventfd: tasks are waiting
-	lfd      int             // the frontend's listening socket (not owned)
+	lfd      int             // the frontend's listening socket (not owned); -1: another loop accepts
 
 	mu    sync.Mutex
 	tasks []func()
@@ -89,6 +91,7 @@ type loop struct {
 	scratch []byte // every read lands here first
 
 	yields int // times the loop gave its P away to other goroutines
+	wakes  int // times it woke from a wait with events
 }
 
 // evConn is one client connection and its backend connection.
@@ -141,7 +144,7 @@ type evDir struct {
 func (f *Frontend) startLoops(n, lfd int) ([]*loop, error) {
 	loops := make([]*loop, 0, n)
 	for range n {
-		l, err := newLoop(f, lfd)
+		l, err := newLoop(f, lfd, len(loops) == 0)
 		if err != nil {
 			for _, l := range loops {
 				l.closeFDs()
@@ -157,7 +160,8 @@ func (f *Frontend) startLoops(n, lfd int) ([]*loop, error) {
 	return loops, nil
 }
 
-func newLoop(f *Frontend, lfd int) (*loop, error) {
+// newLoop opens a loop of f; accepts: it watches the listening socket lfd.
+func newLoop(f *Frontend, lfd int, accepts bool) (*loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -177,7 +181,9 @@ func newLoop(f *Frontend, lfd int) (*loop, error) {
 		l.closeFDs()
 		return nil, err
 	}
-	if err := l.ctl(unix.EPOLL_CTL_ADD, lfd, unix.EPOLLIN|unix.EPOLLEXCLUSIVE, slotListener, 0); err != nil {
+	if !accepts {
+		l.lfd = -1
+	} else if err := l.ctl(unix.EPOLL_CTL_ADD, lfd, unix.EPOLLIN, slotListener, 0); err != nil {
 		l.closeFDs()
 		return nil, err
 	}
@@ -286,6 +292,9 @@ func (l *loop) run() {
 		n := got
 		got = 0
 		l.now = time.Now().UnixNano()
+		if calls > 1 && n > 0 {
+			l.wakes++
+		}
 		if calls > 1 || n == 0 {
 			// The loop waited: the goroutines sharing its P had it
 			// meanwhile. A yield now would only wake an idle thread to

@@ -350,16 +350,24 @@ func TestLoopWithoutConnectionsWaitsWithoutDeadline(t *testing.T) {
 	waitFor(t, "the connection's close", func() bool { return due() == 0 })
 }
 
-// A burst of clients is spread over the loops: every loop sees every new
-// client, and the loop that happens to be running would otherwise take them
-// all (one loop served all 100 connections of wrk -c100, on one core).
-func TestBurstOfClientsIsSpreadOverTheLoops(t *testing.T) {
+// startMultiLoop starts a frontend before a line server and returns it and
+// its loops; it skips the test with a single loop (GOMAXPROCS 1).
+func startMultiLoop(t *testing.T) (*running, []*loop) {
+	t.Helper()
 	b := startBackend(t, lineServer)
 	r := startFrontend(t, testFrontend(b.Addr), Options{})
 	loops := loopsOf(r)
 	if len(loops) < 2 {
-		t.Skipf("one loop (GOMAXPROCS %d): nothing to spread over", len(loops))
+		t.Skipf("one loop (GOMAXPROCS %d): nothing to spread", len(loops))
 	}
+	return r, loops
+}
+
+// A burst of clients is spread over the loops: the loop that accepts them
+// would otherwise keep them all (one loop served all 100 connections of
+// wrk -c100, on one core).
+func TestBurstOfClientsIsSpreadOverTheLoops(t *testing.T) {
+	r, loops := startMultiLoop(t)
 	const clients = 64
 	var wg sync.WaitGroup
 	for range clients {
@@ -383,5 +391,40 @@ func TestBurstOfClientsIsSpreadOverTheLoops(t *testing.T) {
 	}
 	if fair := clients/len(loops) + acceptSlack + 1; most > fair {
 		t.Errorf("a loop holds %d of %d connections over %d loops; want at most %d", most, clients, len(loops), fair)
+	}
+}
+
+// At a light load a new client wakes one loop, the one that accepts: with
+// the listening socket in every loop's epoll set, every loop woke for every
+// client, and all but one found nothing to accept (two futex calls and more
+// context switches per connection).
+func TestNewClientWakesOneLoop(t *testing.T) {
+	r, loops := startMultiLoop(t)
+	woke := func() []int {
+		var n []int
+		for _, l := range loops {
+			l.exec(func() { n = append(n, l.wakes) })
+		}
+		return n
+	}
+	before := woke()
+	const clients = 20
+	for i := range clients {
+		lc := dialLine(t, r.addr)
+		if _, err := lc.ask(fmt.Sprint("client ", i)); err != nil {
+			t.Fatal(err)
+		}
+		lc.c.Close()
+	}
+	after := woke()
+	idle := 0 // loops that woke for (almost) no client
+	for i := range loops {
+		// A loop also wakes for the exec that reads its count.
+		if after[i]-before[i] < clients/2 {
+			idle++
+		}
+	}
+	if idle != len(loops)-1 {
+		t.Errorf("wake-ups per loop over %d clients one at a time: before %v, after %v; want all but one loop near none", clients, before, after)
 	}
 }
