@@ -131,9 +131,14 @@ func (t *fakeTransport) Close() error {
 	return nil
 }
 
-func (t *fakeTransport) unplug() {
+func (t *fakeTransport) unplug() { t.setCut(true) }
+
+// plug undoes unplug: what is sent from now on goes through.
+func (t *fakeTransport) plug() { t.setCut(false) }
+
+func (t *fakeTransport) setCut(cut bool) {
 	t.mu.Lock()
-	t.cut = true
+	t.cut = cut
 	t.mu.Unlock()
 }
 

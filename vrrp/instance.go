@@ -223,7 +223,7 @@ func NewInstance(cfg config.Instance, opts InstanceOptions) (*Instance, error) {
 	in.exited = make(chan struct{})
 	in.metrics = m.forInstance(cfg.Name)
 	if opts.Takeover != nil && cfg.TakeoverOn() {
-		in.tk = newTakeover(in.log, in.metrics, *opts.Takeover)
+		in.tk = newTakeover(in.log, in.metrics, *opts.Takeover, in.clock)
 		in.configureTakeover(cfg, d)
 	}
 	in.metrics.priority.Set(float64(cfg.Priority))

@@ -25,6 +25,9 @@ func (in *Instance) handle(ev Event) {
 	in.mu.Unlock()
 	in.metrics.priority.Set(float64(in.machine.Priority()))
 	if in.tk != nil {
+		if ev.Kind == EventAdvert {
+			in.tk.heard(ev.From)
+		}
 		in.tk.follow(in.machine.State() == StateMaster, in.machine.Master())
 	}
 }
@@ -46,7 +49,7 @@ func (in *Instance) perform(now time.Time, a Action, leaving bool) {
 		in.startGARP()
 	case ActionPromptClients:
 		if in.tk != nil {
-			in.tk.prompt(in.done, in.trackWG)
+			in.tk.prompt(in.done, in.trackWG, a.Deadline.Sub(now))
 		}
 	case ActionSetTimer:
 		in.setTimer(a.Deadline.Sub(now))

@@ -373,6 +373,15 @@ func (m *Machine) faulted(ev Event) (State, Why) {
 	return StateFault, ""
 }
 
+// promptConfirmAdverts is how many of the old master's advert intervals a
+// takeover from a silent master waits before it prompts that master's
+// clients (ActionPromptClients). A master that is alive but was not heard
+// (this host starved, a burst of adverts lost) speaks again within one
+// interval of being heard again; the second covers that advert being late
+// or lost too. At 100 ms adverts that is 200 ms, on top of the
+// Master_Down_Interval a crash already costs.
+const promptConfirmAdverts = 2
+
 // transition performs every side effect of moving to next and reports it.
 func (m *Machine) transition(now time.Time, next State, why Why) {
 	from := m.state
@@ -407,6 +416,7 @@ func (m *Machine) transition(now time.Time, next State, why Why) {
 		// A lower-priority master that is preempted this way is still
 		// advertising, and resets its clients itself.
 		silent := why == WhyMasterDown && m.masterAddr.IsValid() && now.Sub(m.heardAt) >= 2*m.masterAdverInterval
+		prompt := Action{Kind: ActionPromptClients, Deadline: now.Add(promptConfirmAdverts * m.masterAdverInterval)}
 		m.masterAddr = m.cfg.LocalAddr
 		m.lastPrio = m.priority
 		m.goneAt = time.Time{}
@@ -415,7 +425,7 @@ func (m *Machine) transition(now time.Time, next State, why Why) {
 		m.sendAdvert(m.priority)
 		m.emit(Action{Kind: ActionAnnounce})
 		if silent {
-			m.emit(Action{Kind: ActionPromptClients})
+			m.emit(prompt)
 		}
 		m.setTimer(now.Add(m.cfg.AdvertInterval))
 	case StateFault:

@@ -75,6 +75,10 @@ const (
 	ActionTransition
 	// ActionPromptClients prompts the clients the old master held on the
 	// virtual IPs to reset (takeover.go): it went silent, so it could not.
+	// The prompts wait until Action.Deadline and go only if this router is
+	// still master then and has not heard the old master meanwhile: a
+	// master that was only late (a starved backup, a lost burst of
+	// adverts) must keep its clients.
 	ActionPromptClients
 )
 
@@ -107,7 +111,8 @@ type Action struct {
 	Kind ActionKind
 	// Priority is the priority of an ActionSendAdvert.
 	Priority uint8
-	// Deadline is the expiry of an ActionSetTimer.
+	// Deadline is the expiry of an ActionSetTimer, and the end of an
+	// ActionPromptClients' confirmation window.
 	Deadline time.Time
 	// From, To and Why describe an ActionTransition.
 	From, To State

@@ -18,6 +18,7 @@ const (
 	MetricTakeoverResets      = "vrrplb_takeover_resets_total"
 	MetricTakeoverTuplesHeld  = "vrrplb_takeover_tuples_held"
 	MetricTakeoverDropped     = "vrrplb_takeover_stream_dropped_total"
+	MetricTakeoverCancelled   = "vrrplb_takeover_prompts_cancelled_total"
 )
 
 // LabelInstance is the label with the instance's name on every VRRP series.
@@ -28,16 +29,17 @@ const LabelInstance = "vrrp_instance"
 // every instance of a daemon; each instance's series carry its name in the
 // LabelInstance label and go away with DeleteInstance.
 type Metrics struct {
-	state           *prometheus.GaugeVec
-	priority        *prometheus.GaugeVec
-	transitions     *prometheus.CounterVec
-	advertsSent     *prometheus.CounterVec
-	advertsReceived *prometheus.CounterVec
-	dropped         *prometheus.CounterVec
-	garpSent        *prometheus.CounterVec
-	takeoverResets  *prometheus.CounterVec
-	tuplesHeld      *prometheus.GaugeVec
-	streamDropped   *prometheus.CounterVec
+	state            *prometheus.GaugeVec
+	priority         *prometheus.GaugeVec
+	transitions      *prometheus.CounterVec
+	advertsSent      *prometheus.CounterVec
+	advertsReceived  *prometheus.CounterVec
+	dropped          *prometheus.CounterVec
+	garpSent         *prometheus.CounterVec
+	takeoverResets   *prometheus.CounterVec
+	tuplesHeld       *prometheus.GaugeVec
+	streamDropped    *prometheus.CounterVec
+	promptsCancelled *prometheus.CounterVec
 }
 
 // NewMetrics creates the VRRP metrics and registers them with reg, like
@@ -66,9 +68,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			"Client connections of the master held by this backup from the takeover stream."),
 		streamDropped: instanceCounter(MetricTakeoverDropped,
 			"Takeover stream datagrams dropped, by reason.", "reason"),
+		promptsCancelled: instanceCounter(MetricTakeoverCancelled,
+			"Rounds of takeover prompts dropped before or while sending, by reason.", "reason"),
 	}
 	err := prom.Register(reg, "vrrp metrics", m.state, m.priority, m.transitions, m.advertsSent, m.advertsReceived, m.dropped, m.garpSent,
-		m.takeoverResets, m.tuplesHeld, m.streamDropped)
+		m.takeoverResets, m.tuplesHeld, m.streamDropped, m.promptsCancelled)
 	if err != nil {
 		return nil, err
 	}
@@ -99,36 +103,42 @@ func (m *Metrics) DeleteInstance(name string) {
 	m.takeoverResets.DeletePartialMatch(l)
 	m.tuplesHeld.DeletePartialMatch(l)
 	m.streamDropped.DeletePartialMatch(l)
+	m.promptsCancelled.DeletePartialMatch(l)
 }
 
 // instanceMetrics are one instance's series, resolved once.
 type instanceMetrics struct {
-	state           map[State]prometheus.Gauge
-	priority        prometheus.Gauge
-	transitions     map[State]prometheus.Counter
-	advertsSent     prometheus.Counter
-	advertsReceived prometheus.Counter
-	dropped         map[Reason]prometheus.Counter
-	garpSent        prometheus.Counter
-	takeoverResets  prometheus.Counter
-	tuplesHeld      prometheus.Gauge
-	streamDropped   map[StreamDrop]prometheus.Counter
+	state            map[State]prometheus.Gauge
+	priority         prometheus.Gauge
+	transitions      map[State]prometheus.Counter
+	advertsSent      prometheus.Counter
+	advertsReceived  prometheus.Counter
+	dropped          map[Reason]prometheus.Counter
+	garpSent         prometheus.Counter
+	takeoverResets   prometheus.Counter
+	tuplesHeld       prometheus.Gauge
+	streamDropped    map[StreamDrop]prometheus.Counter
+	promptsCancelled map[PromptCancel]prometheus.Counter
 }
 
 // forInstance creates the series of the instance called name, every one at
 // zero but the state, which is init.
 func (m *Metrics) forInstance(name string) *instanceMetrics {
 	im := &instanceMetrics{
-		state:           map[State]prometheus.Gauge{},
-		priority:        m.priority.WithLabelValues(name),
-		transitions:     map[State]prometheus.Counter{},
-		advertsSent:     m.advertsSent.WithLabelValues(name),
-		advertsReceived: m.advertsReceived.WithLabelValues(name),
-		dropped:         map[Reason]prometheus.Counter{},
-		garpSent:        m.garpSent.WithLabelValues(name),
-		takeoverResets:  m.takeoverResets.WithLabelValues(name),
-		tuplesHeld:      m.tuplesHeld.WithLabelValues(name),
-		streamDropped:   map[StreamDrop]prometheus.Counter{},
+		state:            map[State]prometheus.Gauge{},
+		priority:         m.priority.WithLabelValues(name),
+		transitions:      map[State]prometheus.Counter{},
+		advertsSent:      m.advertsSent.WithLabelValues(name),
+		advertsReceived:  m.advertsReceived.WithLabelValues(name),
+		dropped:          map[Reason]prometheus.Counter{},
+		garpSent:         m.garpSent.WithLabelValues(name),
+		takeoverResets:   m.takeoverResets.WithLabelValues(name),
+		tuplesHeld:       m.tuplesHeld.WithLabelValues(name),
+		streamDropped:    map[StreamDrop]prometheus.Counter{},
+		promptsCancelled: map[PromptCancel]prometheus.Counter{},
+	}
+	for _, r := range promptCancels {
+		im.promptsCancelled[r] = m.promptsCancelled.WithLabelValues(name, string(r))
 	}
 	for _, r := range streamDrops {
 		im.streamDropped[r] = m.streamDropped.WithLabelValues(name, string(r))

@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vrrplb/vrrplb/config"
+	"github.com/vrrplb/vrrplb/internal/clock"
 )
 
 // Takeover after a crash. A master that stops, yields or is preempted
@@ -25,7 +27,11 @@ import (
 // whatever its sequence number, RFC 5961 §4.2). This host has no socket for
 // that connection, so its kernel answers the ACK with an RST, which the
 // client takes (its sequence number is the client's own ACK's), and the
-// client reconnects at once, here.
+// client reconnects at once, here. The prompts wait a confirmation window
+// first (promptConfirmAdverts of the old master's advert intervals) and go
+// only if this host is still master and the old master has not spoken: a
+// takeover from a master that was only late must not reset the clients of
+// a master that is alive.
 
 // StreamConn carries an instance's takeover stream: UDP datagrams with TTL
 // (hop limit) 255 to the unicast peers or the instance's multicast group.
@@ -91,6 +97,23 @@ const (
 	maxStreamSenders = 64
 )
 
+// PromptCancel is why a round of takeover prompts was dropped: the reason
+// label of vrrplb_takeover_prompts_cancelled_total.
+type PromptCancel string
+
+// Prompt cancel reasons.
+const (
+	// PromptCancelAlive: the old master advertised within the confirmation
+	// window or while the prompts went out: it was late, not dead.
+	PromptCancelAlive PromptCancel = "old_master_alive"
+	// PromptCancelNotMaster: this host lost mastership (to a router whose
+	// advert made it back up, or by leaving) before or while prompting.
+	PromptCancelNotMaster PromptCancel = "not_master"
+)
+
+// promptCancels lists every PromptCancel, so the metric starts at zero.
+var promptCancels = []PromptCancel{PromptCancelAlive, PromptCancelNotMaster}
+
 // StreamDrop is why a takeover stream datagram was dropped: the reason
 // label of vrrplb_takeover_stream_dropped_total.
 type StreamDrop string
@@ -118,8 +141,9 @@ type takeover struct {
 	log     *slog.Logger
 	metrics *instanceMetrics
 	opts    TakeoverOptions
-	now     func() time.Time
-	wake    chan struct{} // tells the sender the state changed
+	now     func() time.Time // the stream's timestamps: the hosts' wall clocks
+	clock   clock.Clock      // the prompts' confirmation window
+	wake    chan struct{}    // tells the sender the state changed
 
 	mu        sync.Mutex
 	key       []byte
@@ -136,12 +160,23 @@ type takeover struct {
 	held      []Tuple
 	heldFrom  netip.Addr
 	heldAt    time.Time
-	heldFor   time.Duration // how long the held set stays fresh
-	sent      uint32        // snapshots sent
-	lastTS    int64         // timestamp of the last datagram sent
-	rounds    sync.Mutex    // one round of prompts at a time
-	dropLog   rateLimit     // receive problems, in the receive goroutine
-	sendLog   rateLimit     // send problems, in the send goroutine
+	heldFor   time.Duration             // how long the held set stays fresh
+	sent      uint32                    // snapshots sent
+	lastTS    int64                     // timestamp of the last datagram sent
+	round     *promptRound              // the round of prompts waiting or going out; nil when none
+	rounds    sync.Mutex                // one round of prompts at a time
+	dropLog   map[StreamDrop]*rateLimit // receive problems, in the receive goroutine
+	sendLog   rateLimit                 // send problems, in the send goroutine
+}
+
+// promptRound is one takeover's prompts to the clients of the silent
+// master from.
+type promptRound struct {
+	from   netip.Addr
+	tuples []Tuple
+	// cancelled says why the round was dropped; "" while it stands.
+	// Guarded by takeover.mu.
+	cancelled PromptCancel
 }
 
 // assembly is a snapshot whose chunks are arriving.
@@ -155,17 +190,24 @@ type assembly struct {
 	tuples   []Tuple
 }
 
-func newTakeover(log *slog.Logger, m *instanceMetrics, opts TakeoverOptions) *takeover {
-	return &takeover{
+// newTakeover returns an instance's stream end; c times the prompts'
+// confirmation window (nil: clock.System).
+func newTakeover(log *slog.Logger, m *instanceMetrics, opts TakeoverOptions, c clock.Clock) *takeover {
+	tk := &takeover{
 		log:     log,
 		metrics: m,
 		opts:    opts,
 		now:     time.Now,
+		clock:   clock.Or(c),
 		wake:    make(chan struct{}, 1),
 		last:    map[netip.Addr]int64{},
-		dropLog: rateLimit{every: logEvery},
+		dropLog: map[StreamDrop]*rateLimit{},
 		sendLog: rateLimit{every: logEvery},
 	}
+	for _, r := range streamDrops {
+		tk.dropLog[r] = &rateLimit{every: logEvery}
+	}
+	return tk
 }
 
 // configure takes the instance's settings (at start and on reload).
@@ -185,6 +227,10 @@ func (tk *takeover) follow(master bool, masterAddr netip.Addr) {
 	tk.mu.Lock()
 	changed := master != tk.master
 	tk.master = master
+	var cancelled *promptRound
+	if !master && tk.cancelLocked(PromptCancelNotMaster) {
+		cancelled = tk.round
+	}
 	if master {
 		masterAddr = netip.Addr{}
 	}
@@ -196,12 +242,65 @@ func (tk *takeover) follow(master bool, masterAddr netip.Addr) {
 		}
 	}
 	tk.mu.Unlock()
+	if cancelled != nil {
+		tk.logCancel(cancelled, PromptCancelNotMaster)
+	}
 	if changed {
 		select {
 		case tk.wake <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// heard tells the stream of an advert from: the old master speaking
+// cancels the prompts to its clients.
+func (tk *takeover) heard(from netip.Addr) {
+	from = from.Unmap().WithZone("")
+	tk.mu.Lock()
+	r := tk.round
+	alive := r != nil && r.from == from && tk.cancelLocked(PromptCancelAlive)
+	tk.mu.Unlock()
+	if alive {
+		tk.logCancel(r, PromptCancelAlive)
+	}
+}
+
+// cancelLocked drops the standing round for why and counts it; it reports
+// whether there was one. tk.mu is held.
+func (tk *takeover) cancelLocked(why PromptCancel) bool {
+	r := tk.round
+	if r == nil || r.cancelled != "" {
+		return false
+	}
+	r.cancelled = why
+	tk.metrics.promptsCancelled[why].Inc()
+	return true
+}
+
+func (tk *takeover) logCancel(r *promptRound, why PromptCancel) {
+	msg := "takeover prompts cancelled: the old master is alive"
+	if why == PromptCancelNotMaster {
+		msg = "takeover prompts cancelled: this host is no longer master"
+	}
+	tk.log.Info(msg, "reason", string(why), "old_master", r.from, "connections", len(r.tuples))
+}
+
+// standing reports whether r may still prompt. A round starts as this
+// host becomes master, and follow cancels it on any report that it is not.
+func (tk *takeover) standing(r *promptRound) bool {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	return r.cancelled == ""
+}
+
+// endRound forgets r once its prompts are over.
+func (tk *takeover) endRound(r *promptRound) {
+	tk.mu.Lock()
+	if tk.round == r {
+		tk.round = nil
+	}
+	tk.mu.Unlock()
 }
 
 func (tk *takeover) dropHeldLocked() {
@@ -237,12 +336,27 @@ func (tk *takeover) receive(done <-chan struct{}) {
 			return
 		}
 		if why := tk.accept(buf[:n], from, hop); why != "" {
-			tk.metrics.streamDropped[why].Inc()
-			if tk.dropLog.allow(tk.now()) {
-				tk.log.Warn("dropped a takeover stream datagram", "reason", string(why), "from", from)
-			}
+			tk.dropped(why, from)
 		}
 	}
+}
+
+// dropped counts a dropped datagram and logs it, at most once per reason
+// per logEvery with the count of those not logged since, so that a flood
+// (forged or not) floods nothing. A datagram from a master this host no
+// longer follows is expected while the VIP moves: debug only.
+func (tk *takeover) dropped(why StreamDrop, from netip.Addr) {
+	tk.metrics.streamDropped[why].Inc()
+	l := tk.dropLog[why]
+	if !l.allow(tk.clock.Now()) {
+		return
+	}
+	level := slog.LevelWarn
+	if why == StreamDropNotMaster {
+		level = slog.LevelDebug
+	}
+	tk.log.Log(context.Background(), level, "dropped a takeover stream datagram", "reason", string(why), "from", from,
+		"suppressed", l.take())
 }
 
 // accept checks one datagram and adds it to the snapshot it belongs to;
@@ -376,20 +490,20 @@ func (tk *takeover) sendSnapshot(done <-chan struct{}) time.Duration {
 	return period
 }
 
-// takeHeld returns the held set if it is fresh, and forgets it: a set is
-// used for one takeover only.
-func (tk *takeover) takeHeld() []Tuple {
+// takeHeld returns the held set if it is fresh, and the master that sent
+// it, and forgets it: a set is used for one takeover only.
+func (tk *takeover) takeHeld() ([]Tuple, netip.Addr) {
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
-	held, at, fresh := tk.held, tk.heldAt, tk.heldFor
+	held, at, fresh, from := tk.held, tk.heldAt, tk.heldFor, tk.heldFrom
 	vips := tk.vips
 	tk.dropHeldLocked()
 	if len(held) == 0 {
-		return nil
+		return nil, from
 	}
 	if age := tk.now().Sub(at); age > fresh {
 		tk.log.Info("not prompting the old master's clients: their list is too old", "age", age.Round(time.Millisecond), "connections", len(held))
-		return nil
+		return nil, from
 	}
 	// Only connections on this instance's virtual IPs, each once.
 	out := make([]Tuple, 0, len(held))
@@ -400,56 +514,78 @@ func (tk *takeover) takeHeld() []Tuple {
 			out = append(out, t)
 		}
 	}
-	return out
+	return out, from
 }
 
 // prompt starts a round of prompts to the clients the silent master held:
-// each once, at a bounded rate, while this host is master, until done.
-func (tk *takeover) prompt(done <-chan struct{}, wg *sync.WaitGroup) {
-	tuples := tk.takeHeld()
+// after wait (the confirmation window), if this host is still master and
+// that master has not advertised, each once, at a bounded rate, while both
+// stay true, until done.
+func (tk *takeover) prompt(done <-chan struct{}, wg *sync.WaitGroup, wait time.Duration) {
+	tuples, from := tk.takeHeld()
 	if len(tuples) == 0 {
 		return
 	}
-	tk.log.Info("took over from a silent master: prompting its clients to reset", "connections", len(tuples))
+	r := &promptRound{from: from, tuples: tuples}
+	tk.mu.Lock()
+	tk.round = r
+	tk.mu.Unlock()
+	tk.log.Info("took over from a silent master: prompting its clients to reset unless it speaks first",
+		"old_master", r.from, "connections", len(tuples), "wait", wait)
+	due := make(chan struct{})
+	t := tk.clock.AfterFunc(wait, func() { close(due) })
 	wg.Go(func() {
+		defer tk.endRound(r)
+		defer t.Stop()
+		select {
+		case <-done:
+			return
+		case <-due:
+		}
 		tk.rounds.Lock()
 		defer tk.rounds.Unlock()
-		p, err := tk.opts.NewPrompter()
-		if err != nil {
-			tk.log.Error("prompting the old master's clients", "err", err)
-			return
-		}
-		defer p.Close()
-		sent, failed := 0, 0
-		var firstErr error
-		for i, t := range tuples {
-			if i > 0 && i%promptBurst == 0 {
-				tk.mu.Lock()
-				master := tk.master
-				tk.mu.Unlock()
-				if !master {
-					break
-				}
-				select {
-				case <-done:
-					return
-				case <-time.After(promptPause):
-				}
-			}
-			if err := p.Prompt(t); err != nil {
-				failed++
-				firstErr = firstOf(firstErr, err)
-				continue
-			}
-			sent++
-			tk.metrics.takeoverResets.Inc()
-		}
-		if failed > 0 {
-			tk.log.Error("prompting the old master's clients", "sent", sent, "failed", failed, "err", firstErr)
-			return
-		}
-		tk.log.Info("prompted the old master's clients to reset", "sent", sent)
+		tk.sendPrompts(done, r)
 	})
+}
+
+// sendPrompts sends r's prompts, checking before each that r still stands.
+func (tk *takeover) sendPrompts(done <-chan struct{}, r *promptRound) {
+	if !tk.standing(r) {
+		return
+	}
+	p, err := tk.opts.NewPrompter()
+	if err != nil {
+		tk.log.Error("prompting the old master's clients", "err", err)
+		return
+	}
+	defer p.Close()
+	sent, failed := 0, 0
+	var firstErr error
+	for i, t := range r.tuples {
+		if !tk.standing(r) {
+			tk.log.Info("stopped prompting the old master's clients", "sent", sent, "left", len(r.tuples)-i)
+			return
+		}
+		if i > 0 && i%promptBurst == 0 {
+			select {
+			case <-done:
+				return
+			case <-time.After(promptPause):
+			}
+		}
+		if err := p.Prompt(t); err != nil {
+			failed++
+			firstErr = firstOf(firstErr, err)
+			continue
+		}
+		sent++
+		tk.metrics.takeoverResets.Inc()
+	}
+	if failed > 0 {
+		tk.log.Error("prompting the old master's clients", "sent", sent, "failed", failed, "err", firstErr)
+		return
+	}
+	tk.log.Info("prompted the old master's clients to reset", "sent", sent)
 }
 
 // firstOf returns a if it is set, else b.

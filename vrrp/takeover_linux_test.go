@@ -151,7 +151,7 @@ func TestStreamConnsReachEachOtherWithHopLimit255(t *testing.T) {
 // of their own.
 func TestTheStreamRunsOutOfTheRealTimePolicy(t *testing.T) {
 	requireRoot(t, "sets SCHED_FIFO")
-	tk := newTakeover(slog.New(slog.DiscardHandler), nil, TakeoverOptions{NormalPriority: NormalPriority})
+	tk := newTakeover(slog.New(slog.DiscardHandler), nil, TakeoverOptions{NormalPriority: NormalPriority}, nil)
 	policy := make(chan string, 1)
 	go func() {
 		runtime.LockOSThread() // as the engine's threads: SCHED_FIFO

@@ -10,7 +10,6 @@ import (
 // master that left with priority 0 or that is preempted while advertising
 // resets them itself, and at startup there were none.
 func TestOnlyATakeoverFromASilentMasterPromptsItsClients(t *testing.T) {
-	prompt := Action{Kind: ActionPromptClients}
 	tests := []struct {
 		name  string
 		cfg   MachineConfig
@@ -35,8 +34,17 @@ func TestOnlyATakeoverFromASilentMasterPromptsItsClients(t *testing.T) {
 			if m.State() != StateMaster {
 				t.Fatalf("state %v, want master", m.State())
 			}
-			if got := slices.Contains(out, prompt); got != tt.want {
-				t.Errorf("prompt_clients among the last actions: %v, want %v (%v)", got, tt.want, out)
+			i := slices.IndexFunc(out, func(a Action) bool { return a.Kind == ActionPromptClients })
+			if got := i >= 0; got != tt.want {
+				t.Fatalf("prompt_clients among the last actions: %v, want %v (%v)", got, tt.want, out)
+			}
+			if !tt.want {
+				return
+			}
+			// The prompts wait two of the old master's intervals.
+			last := tt.steps[len(tt.steps)-1].after
+			if got, want := out[i].Deadline, at(last+promptConfirmAdverts*time.Second); !got.Equal(want) {
+				t.Errorf("prompt_clients until %v, want %v", got, want)
 			}
 		})
 	}

@@ -20,7 +20,7 @@ func newTestTakeover(t *testing.T, peers []netip.Addr, master netip.Addr) (*take
 	t.Helper()
 	m, _ := NewMetrics(nil)
 	im := m.forInstance("vip")
-	tk := newTakeover(slog.New(slog.DiscardHandler), im, TakeoverOptions{})
+	tk := newTakeover(slog.New(slog.DiscardHandler), im, TakeoverOptions{}, nil)
 	tk.configure(testKey, true, 51, peers, peers, []netip.Addr{vip4}, time.Second)
 	tk.follow(false, master)
 	return tk, im
@@ -112,17 +112,17 @@ func TestTheHeldSetGoesWithItsMasterAndWhenStale(t *testing.T) {
 
 	tk.follow(false, master)
 	hold()
-	got := tk.takeHeld()
+	got, _ := tk.takeHeld()
 	if diff := cmp.Diff(clientTuples(vip4, client4, 3), got, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
 		t.Errorf("prompted (-want +got): only the virtual IP's connections, each once\n%s", diff)
 	}
-	if again := tk.takeHeld(); len(again) != 0 {
+	if again, _ := tk.takeHeld(); len(again) != 0 {
 		t.Errorf("a set is used twice: %d", len(again))
 	}
 
 	hold()
 	tk.now = func() time.Time { return time.Now().Add(tk.heldFor + time.Millisecond) }
-	if got := tk.takeHeld(); len(got) != 0 {
+	if got, _ := tk.takeHeld(); len(got) != 0 {
 		t.Errorf("a stale set was used: %d connections", len(got))
 	}
 }
@@ -149,9 +149,12 @@ func (f fakePrompter) Prompt(t Tuple) error { f <- t; return nil }
 func (f fakePrompter) Close() error         { return nil }
 
 // prompted collects n tuples, or what came within a second.
-func (f fakePrompter) prompted(n int) []Tuple {
+func (f fakePrompter) prompted(n int) []Tuple { return f.within(n, time.Second) }
+
+// within collects n tuples, or what came within d.
+func (f fakePrompter) within(n int, d time.Duration) []Tuple {
 	var got []Tuple
-	timeout := time.After(time.Second)
+	timeout := time.After(d)
 	for len(got) < n {
 		select {
 		case tu := <-f:
@@ -167,32 +170,40 @@ type noConns struct{}
 
 func (noConns) List(netip.Addr) ([]Tuple, error) { return nil, nil }
 
+// takeoverPair runs a (priority 200, master) and b (100, backup) for five
+// seconds, b with a takeover stream whose prompts go to the returned
+// fakePrompter and holding a's connections held.
+func takeoverPair(t *testing.T, held []Tuple) (h *harness, a, b *host, p fakePrompter) {
+	t.Helper()
+	h = newHarness(t)
+	a = h.add(instanceConfig("a", 200), addrLow, nil)
+	b = h.add(instanceConfig("b", 100), addrMid, nil)
+	p = make(fakePrompter, 1024)
+	b.in.tk = newTakeover(b.in.log, b.in.metrics, TakeoverOptions{Conn: newFakeStream(), Lister: noConns{},
+		NewPrompter: func() (Prompter, error) { return p, nil }}, b.in.clock)
+	b.in.tk.configure(testKey, true, 51, nil, b.in.dsts, b.in.vips, time.Second)
+	h.start(a, b)
+	h.advance(5 * time.Second)
+	for _, d := range encodeSnapshot(testKey, true, 51, time.Now().UnixNano(), 1, 0, held) {
+		if why := b.in.tk.accept(d, addrLow, TTL); why != "" {
+			t.Fatalf("b dropped a's snapshot: %s", why)
+		}
+	}
+	return h, a, b, p
+}
+
 // A backup holding the master's connections prompts them when it takes
 // over from the master gone silent; when the master left with priority 0
 // (it resets its clients itself) it prompts none.
 func TestATakeoverPromptsTheClientsOfASilentMasterOnly(t *testing.T) {
-	vip := netip.MustParseAddr("192.0.2.100")
-	held := clientTuples(vip, client4, 3)
+	held := clientTuples(netip.MustParseAddr("192.0.2.100"), client4, 3)
 	for _, how := range []string{"crash", "stop"} {
 		t.Run("on "+how, func(t *testing.T) {
-			h := newHarness(t)
-			a := h.add(instanceConfig("a", 200), addrLow, nil)
-			b := h.add(instanceConfig("b", 100), addrMid, nil)
-			p := make(fakePrompter, 64)
-			b.in.tk = newTakeover(b.in.log, b.in.metrics, TakeoverOptions{Conn: newFakeStream(), Lister: noConns{},
-				NewPrompter: func() (Prompter, error) { return p, nil }})
-			b.in.tk.configure(testKey, true, 51, nil, b.in.dsts, b.in.vips, time.Second)
-			h.start(a, b)
-			h.advance(5 * time.Second)
-			for _, d := range encodeSnapshot(testKey, true, 51, time.Now().UnixNano(), 1, 0, held) {
-				if why := b.in.tk.accept(d, addrLow, TTL); why != "" {
-					t.Fatalf("b dropped a's snapshot: %s", why)
-				}
-			}
+			h, a, b, p := takeoverPair(t, held)
 			switch how {
 			case "crash":
 				a.transport.unplug()
-				h.advance(mdi(100) + time.Second)
+				h.advance(mdi(100) + promptConfirmAdverts*time.Second + time.Second)
 			case "stop":
 				stopAndWaitLeft(t, a)
 				h.advance(time.Second)

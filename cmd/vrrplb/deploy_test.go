@@ -28,6 +28,7 @@ var designedMetrics = map[string]bool{
 	"vrrplb_build_info": true, "vrrplb_frontend_fail_open": true,
 	// Takeover after a crash (package vrrp), added to DESIGN.md's list.
 	vrrp.MetricTakeoverResets: true, vrrp.MetricTakeoverTuplesHeld: true, vrrp.MetricTakeoverDropped: true,
+	vrrp.MetricTakeoverCancelled: true,
 	// BGP mode (package bgp).
 	bgp.MetricPeerUp: true, bgp.MetricAnnounced: true, bgp.MetricUpdatesSent: true,
 	// The VRRP engine process (package engine), added to DESIGN.md's list.
