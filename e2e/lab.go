@@ -137,6 +137,7 @@ func must(t TB, args ...string) string {
 }
 
 // NewLab creates a lab of n hosts. Names carry the pid and a random suffix.
+// It first deletes what labs of killed runs left behind (lab_sweep.go).
 func NewLab(t TB, n int) *Lab {
 	t.Helper()
 	requireRoot(t)
@@ -148,6 +149,12 @@ func NewLab(t TB, n int) *Lab {
 		ID:     fmt.Sprintf("%d%04x", os.Getpid()%100000, rand.IntN(0x10000)),
 		LogDir: t.TempDir(),
 	}
+	sweepStaleLabsOnce(t)
+	lock, err := claimLab(l.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { releaseLab(lock) }) // after the namespaces are gone
 	l.BridgeNS = "e2e" + l.ID + "br"
 	l.addNetns(l.BridgeNS)
 	must(t, "ip", "-n", l.BridgeNS, "link", "add", "br0", "type", "bridge")
