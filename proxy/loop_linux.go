@@ -230,11 +230,7 @@ func (l *loop) ctl(op, fd int, events uint32, slot int32, pad int32) error {
 // stopped it runs nothing.
 func (l *loop) exec(fn func()) {
 	ran := make(chan struct{})
-	l.mu.Lock()
-	l.tasks = append(l.tasks, func() { fn(); close(ran) })
-	l.mu.Unlock()
-	var one = [8]byte{1}
-	unix.Write(l.wakefd, one[:])
+	l.post(func() { fn(); close(ran) })
 	select {
 	case <-ran:
 	case <-l.done:
@@ -258,6 +254,13 @@ func (l *loop) runTasks() {
 	tasks := l.tasks
 	l.tasks = nil
 	l.mu.Unlock()
+	if len(tasks) == 0 {
+		return
+	}
+	// A task may have been posted after this batch read the clock (a
+	// client handed over while the batch ran): what it times, a connect
+	// timeout, counts from now, not from before the client arrived.
+	l.now = time.Now().UnixNano()
 	for _, fn := range tasks {
 		fn()
 	}
