@@ -115,17 +115,24 @@ func TestEtcdOutage(t *testing.T) {
 	c.Lab.StaysMaster(t, holder, VIP(), 5*time.Second)
 
 	onset, recovery := holders.stop()
-	line := fmt.Sprintf("etcd outage of %v: requests through the VIP served again %v after etcd's restart (apiservers all ready by %v); VIP holders at the outage %v (unheld %v), on recovery %v (unheld %v)",
+	line := fmt.Sprintf("etcd outage of %v: requests through the VIP served again %v after etcd's restart (apiservers all ready by %v); VIP holders at the outage %v (unheld %v, shared %v), on recovery %v (unheld %v, shared %v)",
 		back.Sub(stopped).Round(time.Millisecond), served.Round(time.Millisecond), allReady.Round(time.Millisecond),
-		onset.holders, onset.unheld.Round(time.Millisecond), recovery.holders, recovery.unheld.Round(time.Millisecond))
+		onset.holders, onset.unheld.Round(time.Millisecond), onset.shared.Round(time.Millisecond),
+		recovery.holders, recovery.unheld.Round(time.Millisecond), recovery.shared.Round(time.Millisecond))
 	t.Log(line)
 	figures = append(figures, line)
 	// A handover: the yielding master's priority-0 advert, then the
 	// backup's skew time (RFC 5798 §6.4.2), plus this loaded machine's slack.
 	const unheldBound = advert + 400*time.Millisecond
+	// The leaving master's hold for the new one: handoverGrace after its
+	// advert, two intervals at most (vrrp's maxHandoverHold), plus slack.
+	const sharedBound = 2*advert + 400*time.Millisecond
 	for _, p := range []holderPhase{onset, recovery} {
 		if p.unheld > unheldBound {
 			t.Errorf("%s: no host held the VIP for %v, want ≤ %v", p.name, p.unheld, unheldBound)
+		}
+		if p.shared > sharedBound {
+			t.Errorf("%s: both hosts held the VIP for %v, want ≤ %v (a handover's hold)", p.name, p.shared, sharedBound)
 		}
 	}
 	if m := recovery.moves(); m > 1 {
@@ -136,16 +143,19 @@ func TestEtcdOutage(t *testing.T) {
 // holderPhase is who held the VIP, in order, during one phase of a test.
 type holderPhase struct {
 	name    string
-	holders []string // "" while no host holds it
+	holders []string // "" while no host holds it, "h1+h2" while both do
 	unheld  time.Duration
+	shared  time.Duration // while more than one host held it
 }
 
-// moves counts the changes of holder, an unheld moment between two hosts
-// not counted apart.
+// moves counts the changes of holder. An unheld moment between two hosts,
+// or one where both hold it (a handover: the leaving master keeps the VIP
+// until the new one has announced itself), is part of the move, not
+// counted apart.
 func (p holderPhase) moves() int {
 	var seq []string
 	for _, h := range p.holders {
-		if h != "" && (len(seq) == 0 || seq[len(seq)-1] != h) {
+		if h != "" && !strings.Contains(h, "+") && (len(seq) == 0 || seq[len(seq)-1] != h) {
 			seq = append(seq, h)
 		}
 	}
@@ -178,8 +188,11 @@ func watchHolders(t *testing.T, c *Cluster) *holderWatch {
 			w.mu.Lock()
 			now := time.Now()
 			p := &w.phases[len(w.phases)-1]
-			if h == "" {
+			switch {
+			case h == "":
 				p.unheld += now.Sub(last)
+			case strings.Contains(h, "+"):
+				p.shared += now.Sub(last)
 			}
 			last = now
 			if len(p.holders) == 0 || p.holders[len(p.holders)-1] != h {
