@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vrrplb/vrrplb/config"
 	"github.com/vrrplb/vrrplb/config/keepalived"
@@ -393,6 +394,11 @@ func kaFinishAuth(b *kaBuild, n *keepalived.Node) error {
 		if len(authPass) > kaMaxAuthPass {
 			in.note(config.KeyInstanceAuthPass, fmt.Sprintf("auth_pass at %s is longer than 8 bytes: keepalived sends only its first 8 (\"Truncating auth_pass to 8 characters\"), and so does this", loc(b.authPassNode)))
 			authPass = authPass[:kaMaxAuthPass]
+		}
+		if !utf8.ValidString(authPass) {
+			// A TOML string holds UTF-8 only: the bytes keepalived sends
+			// cannot be written into vrrplb.toml.
+			return b.authPassNode.Errorf("vrrp_instance %q: auth_pass: the password keepalived sends (its first 8 bytes) is not valid UTF-8, which a vrrplb config cannot hold; choose one of ASCII characters on every router", in.name)
 		}
 		in.authPass = authPass
 	}

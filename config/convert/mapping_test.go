@@ -269,6 +269,8 @@ func TestMappingErrorsNameTheFileAndLine(t *testing.T) {
 	}{
 		{"a priority out of range", instanceText("    priority 300\n"), "", "",
 			`keepalived.conf:4: priority "300": must be a whole number 1..255`},
+		{"an auth_pass whose first 8 bytes are not UTF-8 (keepalived cuts an é in two)", instanceText("    authentication {\n        auth_type PASS\n        auth_pass passworé\n    }\n"), "", "",
+			`keepalived.conf:6: vrrp_instance "VI_1": auth_pass: the password keepalived sends (its first 8 bytes) is not valid UTF-8, which a vrrplb config cannot hold; choose one of ASCII characters on every router`},
 		{"a virtual_router_id that is not a number", "vrrp_instance V {\n interface eth0\n virtual_router_id fifty\n}\n", "", "",
 			`keepalived.conf:3: virtual_router_id "fifty": must be a whole number 1..255`},
 		{"an instance without an interface", "vrrp_instance V {\n virtual_router_id 5\n}\n", "", "",
