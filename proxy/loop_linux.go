@@ -23,10 +23,10 @@ import (
 // copying, half-close, timeouts and close. No goroutine is started per
 // connection or woken per message: one epoll_wait serves every socket that
 // became ready together.
-// The sockets never enter the Go runtime's poller. A loop with nothing to
-// do waits in epoll_wait on its own set, on its own thread, and the kernel
-// wakes that thread straight into the loop, while it is busy (wait says
-// when and why).
+// The sockets never enter the Go runtime's poller. A busy loop waits in
+// epoll_wait on its own set, on its own thread, which the kernel wakes
+// straight into the loop; an idle one parks its set in the runtime's
+// poller, holding no thread (the comment on threadWait says when and why).
 //
 // Other goroutines (reload, health changes, stop) never touch a loop's
 // connections: they hand the loop a task and wait for it (exec).
@@ -61,7 +61,7 @@ const connEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
 type loop struct {
 	f        *Frontend
 	epfd     int
-	parkfd   int             // an epoll set that holds epfd while the loop is parked
+	parkfd   int             // an epoll set that holds epfd while the loop is cold or parked
 	file     *os.File        // parkfd, so the runtime's poller can wait for it
 	rc       syscall.RawConn // file's
 	deadline int64           // file's read deadline, unix nanoseconds (never: none)
@@ -315,8 +315,9 @@ func (l *loop) run() {
 	for !l.stopped {
 		// Look at the epoll set without the scheduler's syscall
 		// bookkeeping: under load the sockets are ready again by the time
-		// the last batch is done. Else wait: in epoll_wait on this thread
-		// for a while, then in the runtime's poller (wait says why).
+		// the last batch is done. Else wait: a hot loop in epoll_wait on
+		// this thread for a while, then in the runtime's poller, a cold
+		// one in the poller (see threadWait).
 		l.looks = 0
 		busy := len(l.again) > 0
 		parked := false
