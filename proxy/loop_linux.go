@@ -328,7 +328,7 @@ func (l *loop) run() {
 		case l.hot:
 			if !wait(0) {
 				from = time.Now().UnixNano()
-				parked = l.threadWait(wait)
+				parked = l.threadWait(wait, from)
 			}
 		default:
 			from = time.Now().UnixNano()
@@ -447,9 +447,10 @@ func (l *loop) measureLoad(from int64) {
 
 // threadWait waits for events after a look found none, in epoll_wait on
 // the loop's thread until the next timer, threadWait at most, then in the
-// runtime's poller; parked reports whether it waited there.
-func (l *loop) threadWait(look func(int) bool) (parked bool) {
-	ms := l.waitMillis()
+// runtime's poller; parked reports whether it waited there. now is the
+// clock read as the wait begins.
+func (l *loop) threadWait(look func(int) bool, now int64) (parked bool) {
+	ms := l.waitMillis(now)
 	capped := ms < 0 || ms > int(threadWait/time.Millisecond)
 	if capped {
 		ms = int(threadWait / time.Millisecond)
@@ -461,13 +462,14 @@ func (l *loop) threadWait(look func(int) bool) (parked bool) {
 }
 
 // waitMillis is how long a wait for events may last: until the next timer
-// is due, rounded up to a millisecond, or -1 (no timer: until an event).
-func (l *loop) waitMillis() int {
+// is due from now, rounded up to a millisecond, or -1 (no timer: until an
+// event).
+func (l *loop) waitMillis(now int64) int {
 	next := l.nextDue()
 	if next == never {
 		return -1
 	}
-	d := next - time.Now().UnixNano()
+	d := next - now
 	if d <= 0 {
 		return 0
 	}
