@@ -97,6 +97,7 @@ type loop struct {
 	wakes  int // times it woke from a wait with events
 
 	hot      bool  // busy enough to wait on its own thread
+	procs    int32 // GOMAXPROCS, read once per loadWindow
 	inPark   bool  // epfd is in parkfd
 	looks    int   // epoll_pwait calls in this batch's wait
 	windowAt int64 // start of the current loadWindow
@@ -191,6 +192,7 @@ func newLoop(f *Frontend, lfd int, accepts bool) (*loop, error) {
 		done:    make(chan struct{}),
 		spare:   openSpareFD(),
 		scratch: make([]byte, readBufSize),
+		procs:   int32(runtime.GOMAXPROCS(0)),
 	}
 	if err := l.ctl(unix.EPOLL_CTL_ADD, l.wakefd, unix.EPOLLIN|unix.EPOLLET, slotWake, 0); err != nil {
 		l.closeFDs()
@@ -296,13 +298,15 @@ func (l *loop) run() {
 	lastYield, lastWait := l.now, l.now
 	wait := func(ms int) bool {
 		// epoll_pwait without a signal mask is epoll_wait, which some
-		// architectures (arm64) only have in this form. A look (ms 0)
-		// skips the scheduler's bookkeeping of a blocking system call.
+		// architectures (arm64) only have in this form. A look (ms 0),
+		// and a hot loop's wait while it may keep its P (see
+		// threadWait), skip the scheduler's bookkeeping of a system
+		// call.
 		l.looks++
 		var n uintptr
 		var errno syscall.Errno
-		if ms == 0 {
-			n, _, errno = unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+		if ms == 0 || l.holdsP() {
+			n, _, errno = unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(ms), 0, 0)
 		} else {
 			n, _, errno = unix.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(ms), 0, 0)
 		}
@@ -310,7 +314,10 @@ func (l *loop) run() {
 			n = 0
 		}
 		got = int(n)
-		return got > 0
+		// A signal ended a wait: the runtime preempting the loop, which
+		// it does next time the loop calls a function. The loop goes
+		// round and looks again, rather than parking.
+		return got > 0 || (ms != 0 && errno == syscall.EINTR)
 	}
 	for !l.stopped {
 		// Look at the epoll set without the scheduler's syscall
@@ -377,6 +384,7 @@ func (l *loop) run() {
 		l.runTimers()
 		l.resume()
 	}
+	l.setHot(false)
 	for _, c := range l.conns {
 		if c != nil {
 			l.closeConn(c)
@@ -399,20 +407,36 @@ func (l *loop) run() {
 //
 // On its own thread the kernel wakes it straight into the loop, as it
 // wakes a thread of a C proxy: under load the next events come within
-// threadWait. The thread keeps the loop's P while it waits, and the loop
-// passes through the scheduler at least every schedEvery: the runtime
-// takes the P of a goroutine it has not seen scheduled for 10 ms, and
-// every time it takes one its monitor thread wakes every 20 µs for a while
-// (2,700 wake-ups a second at 6,000 keep-alive requests a second, a sixth
-// of the proxy's CPU). (Doubling GOMAXPROCS, so that a waiting loop's P is
-// never needed elsewhere, cost 10% more CPU per request at 6,000 keep-alive
-// requests a second and gained nothing measurable at saturation.)
+// threadWait. The thread keeps the loop's P while it waits: the wait is a
+// raw system call, which the runtime takes for the goroutine running. Seen
+// as a system call, the wait lost its P whenever every P's goroutine was
+// in one and no P was idle, as at saturation: the runtime's monitor took
+// the P after 20 µs and started a thread to look for work, and from then
+// on looked every 20 µs; the loop came back from epoll_wait without a P
+// and went on on whichever thread had one. In such rounds four to six
+// threads shared the two loops' CPU, and the keep-alive row moved between
+// 88,000 and 116,000 requests a second from round to round (haproxy:
+// 104,000–116,000); keeping the P, two threads ran the two loops in every
+// round, at 106,000–116,000.
+//
+// The runtime preempts a goroutine it has not seen scheduled for 10 ms (by a
+// signal, which ends the wait), and the daemon's other goroutines (health
+// checks, metrics, other frontends' cold loops) need a P too, so a hot loop
+// passes through the scheduler every schedEvery while it has events (2 ms
+// and 8 ms measured the same), and parks after threadWait without any: the
+// others wait for a P at most that long. While more loops are hot than there
+// are Ps, a hot loop waiting on its P would keep another one from running,
+// and with a single P everything else would wait for the loop: then the wait
+// is a system call and the runtime hands its P over. (Doubling GOMAXPROCS,
+// so that a waiting loop's P is never needed elsewhere, cost 10% more CPU
+// per request at 6,000 keep-alive requests a second and gained nothing
+// measurable at saturation.)
 //
 // A loop with nothing to do for threadWait parks in the poller: an idle
 // daemon holds no P and no thread, and the runtime's monitor sleeps.
 const (
 	threadWait = 4 * time.Millisecond
-	schedEvery = 8 * time.Millisecond
+	schedEvery = 2 * time.Millisecond
 )
 
 // A loop is hot while it is busy (not waiting) for more than hotOn of a
@@ -438,11 +462,33 @@ func (l *loop) measureLoad(from int64) {
 		return
 	}
 	busy := 1 - float64(l.idleNs)/float64(window)
-	l.hot = busy > hotOn || (l.hot && busy >= hotOff)
+	l.setHot(busy > hotOn || (l.hot && busy >= hotOff))
 	if l.hot {
 		l.leavePark()
 	}
+	l.procs = int32(runtime.GOMAXPROCS(0))
 	l.windowAt, l.idleNs = l.now, 0
+}
+
+// hotLoops is how many loops of the process are hot.
+var hotLoops atomic.Int32
+
+// setHot says whether the loop is hot, and counts it in hotLoops.
+func (l *loop) setHot(hot bool) {
+	switch {
+	case hot && !l.hot:
+		hotLoops.Add(1)
+	case !hot && l.hot:
+		hotLoops.Add(-1)
+	}
+	l.hot = hot
+}
+
+// holdsP reports whether a hot loop keeps its P while it waits: while no
+// more loops are hot than there are Ps, and there are two at least (with
+// one, everything else the daemon runs would wait for the loop's yields).
+func (l *loop) holdsP() bool {
+	return l.hot && l.procs > 1 && hotLoops.Load() <= l.procs
 }
 
 // threadWait waits for events after a look found none, in epoll_wait on

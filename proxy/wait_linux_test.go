@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,13 +22,96 @@ import (
 // idled at saturation and the keep-alive row stayed at 0.94× haproxy's
 // (issue 19).
 func TestAHotLoopWaitsInEpollWaitOnItsOwnThread(t *testing.T) {
+	loops := hotLoopsWithATrickle(t)
+	seen := map[int]bool{}
+	waitFor(t, "every hot loop's thread seen waiting in epoll_wait on the loop's epoll set between messages", func() bool {
+		for fd := range epollWaiters(t) {
+			seen[fd] = true
+		}
+		for _, l := range loops {
+			if !seen[l.epfd] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// The runtime does not see a hot loop's wait as a system call, so it never
+// hands the loop's P to another thread meanwhile. It did: when every P's
+// goroutine was in a system call and no P was idle, the runtime's monitor
+// took one of those Ps after 20 µs, started a thread to look for work, and
+// from then on looked every 20 µs; the loop came back from epoll_wait
+// without a P and went on on whichever thread had one. At saturation the
+// loops' CPU was spread over four to six threads instead of two in some
+// rounds, and the keep-alive row moved between 88,000 and 116,000 requests
+// a second from round to round (issue 19).
+func TestAHotLoopWaitIsNoSystemCallToTheRuntime(t *testing.T) {
+	loops := hotLoopsWithATrickle(t)
+	seen, inSyscall := runtimeSeesLoops(t)
+	if seen < len(loops) {
+		t.Fatalf("the loops' goroutines were seen %d times in the stack dumps", seen)
+	}
+	if inSyscall > 0 {
+		t.Errorf("the runtime saw a hot loop in a system call in %d of %d looks", inSyscall, seen)
+	}
+}
+
+// While more loops are hot than there are Ps, a hot loop's wait is a
+// system call again, so that the runtime can give its P to another hot
+// loop.
+func TestMoreHotLoopsThanPsWaitAsSystemCalls(t *testing.T) {
+	hotLoopsWithATrickle(t)
+	more := int32(runtime.GOMAXPROCS(0)) // as many hot loops again, elsewhere
+	hotLoops.Add(more)
+	defer hotLoops.Add(-more)
+	seen, inSyscall := runtimeSeesLoops(t)
+	if inSyscall == 0 {
+		t.Errorf("the runtime never saw a hot loop in a system call in %d looks", seen)
+	}
+}
+
+// runtimeSeesLoops dumps every goroutine's stack until it has seen the
+// loops' goroutines 200 times (or after 2,000 dumps), and returns how
+// often it saw one, and how often in a system call.
+func runtimeSeesLoops(t *testing.T) (seen, inSyscall int) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for i := 0; i < 2000 && seen < 200; i++ { // bounded: a few seconds
+		time.Sleep(time.Millisecond)
+		n := runtime.Stack(buf, true)
+		for g := range strings.SplitSeq(string(buf[:n]), "\n\n") {
+			if !strings.Contains(g, "proxy.(*loop).run(") {
+				continue
+			}
+			seen++
+			// "goroutine 7 [syscall]:" while the runtime thinks it is
+			// in a system call.
+			if head, _, _ := strings.Cut(g, "\n"); strings.Contains(head, "[syscall") {
+				inSyscall++
+			}
+		}
+	}
+	return seen, inSyscall
+}
+
+// hotLoopsWithATrickle starts a frontend whose loops are all hot and keeps
+// each busy with a message to every client every millisecond, for the
+// rest of the test; it returns the loops.
+func hotLoopsWithATrickle(t *testing.T) []*loop {
+	t.Helper()
+	if procs := runtime.GOMAXPROCS(0); procs < 2 {
+		// A hot loop keeps its P only where there are two.
+		runtime.GOMAXPROCS(2)
+		t.Cleanup(func() { runtime.GOMAXPROCS(procs) })
+	}
 	b := startBackend(t, lineServer)
 	r := startFrontend(t, testFrontend(b.Addr), Options{})
 	loops := loopsOf(r)
 	for _, l := range loops {
 		// Hot, and not measured again during the test: the trickle
 		// below keeps a loop busy for far less than hotOn.
-		l.exec(func() { l.hot, l.windowAt = true, l.now+int64(time.Hour) })
+		l.exec(func() { l.setHot(true); l.windowAt = l.now + int64(time.Hour) })
 	}
 	// Connections until every loop holds some (the accepting loop hands
 	// clients on past acceptSlack).
@@ -53,25 +137,15 @@ func TestAHotLoopWaitsInEpollWaitOnItsOwnThread(t *testing.T) {
 			}
 		}
 	}()
-	defer func() { close(stop); <-done }()
-	seen := map[int]bool{}
-	waitFor(t, "every hot loop's thread seen waiting in epoll_wait on the loop's epoll set between messages", func() bool {
-		for fd := range epollWaiters(t) {
-			seen[fd] = true
-		}
-		for _, l := range loops {
-			if !seen[l.epfd] {
-				return false
-			}
-		}
-		return true
-	})
+	t.Cleanup(func() { close(stop); <-done })
+	return loops
 }
 
 // A loop busy for more than hotOn of a window becomes hot, stays hot down
 // to hotOff, and cools below it; an idle loop is not hot.
 func TestALoopIsHotWhileBusy(t *testing.T) {
 	l := &loop{now: 1 << 40, windowAt: 1 << 40} // unix nanoseconds; a from of 0 is no wait
+	defer l.setHot(false)                       // not counted among the process's hot loops
 	const w = int64(loadWindow)
 	for _, step := range []struct {
 		idle float64 // share of the window spent waiting
@@ -112,4 +186,28 @@ func epollWaiters(t *testing.T) map[int]bool {
 		}
 	}
 	return waiting
+}
+
+// A hot loop keeps its P while it waits only where there are two Ps at
+// least and no more hot loops than Ps.
+func TestAHotLoopKeepsItsPWhileNoOtherNeedsIt(t *testing.T) {
+	for _, c := range []struct {
+		hot         bool
+		procs, hots int32 // hots: the process's hot loops, this one included when hot
+		want        bool
+	}{
+		{true, 2, 2, true},
+		{true, 4, 1, true},
+		{true, 2, 3, false},
+		{true, 1, 1, false},
+		{false, 2, 1, false},
+	} {
+		l := &loop{hot: c.hot, procs: c.procs}
+		hotLoops.Add(c.hots)
+		got := l.holdsP()
+		hotLoops.Add(-c.hots)
+		if got != c.want {
+			t.Errorf("hot %v, %d Ps, %d hot loops: keeps its P %v, want %v", c.hot, c.procs, c.hots, got, c.want)
+		}
+	}
 }
