@@ -132,3 +132,72 @@ func threadsCPU(pid int) (uint64, error) {
 	}
 	return total, nil
 }
+
+// procTimes is the user and system CPU time of a process, in clock ticks
+// (fields 14 and 15 of /proc/PID/stat).
+type procTimes struct {
+	user, sys uint64
+}
+
+// parsePIDStat reads a process's parent and CPU times from its
+// /proc/PID/stat line. The command name (field 2) is in parentheses and may
+// hold spaces and parentheses itself, so the fields are counted from the
+// last ")".
+func parsePIDStat(line string) (ppid int, t procTimes, err error) {
+	i := strings.LastIndexByte(line, ')')
+	if i < 0 {
+		return 0, t, fmt.Errorf("/proc/PID/stat: no command name in %q", line)
+	}
+	// state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
+	// cmajflt utime stime ...
+	f := strings.Fields(line[i+1:])
+	if len(f) < 13 {
+		return 0, t, fmt.Errorf("/proc/PID/stat: %d fields after the command name, want at least 13", len(f))
+	}
+	if ppid, err = strconv.Atoi(f[1]); err != nil {
+		return 0, t, fmt.Errorf("/proc/PID/stat: parent: %w", err)
+	}
+	if t.user, err = strconv.ParseUint(f[11], 10, 64); err != nil {
+		return 0, t, fmt.Errorf("/proc/PID/stat: utime: %w", err)
+	}
+	if t.sys, err = strconv.ParseUint(f[12], 10, 64); err != nil {
+		return 0, t, fmt.Errorf("/proc/PID/stat: stime: %w", err)
+	}
+	return ppid, t, nil
+}
+
+// treeTimes is the user and system time of pid and its direct children
+// (nginx's workers), in clock ticks: coarse (10 ms), for the share of the
+// proxy's CPU spent in the kernel.
+func treeTimes(pid int) procTimes {
+	var total procTimes
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		parent, t, err := parsePIDStat(string(b))
+		if err != nil || (p != pid && parent != pid) {
+			continue
+		}
+		total.user += t.user
+		total.sys += t.sys
+	}
+	return total
+}
+
+// kernelShare is the share of the CPU time between two readings spent in
+// the kernel (0..1), and false when too little time passed to tell (fewer
+// than 10 ticks).
+func kernelShare(before, after procTimes) (float64, bool) {
+	user, sys := after.user-before.user, after.sys-before.sys
+	if after.user < before.user || after.sys < before.sys || user+sys < 10 {
+		return 0, false
+	}
+	return float64(sys) / float64(user+sys), true
+}

@@ -85,3 +85,54 @@ func TestThreadsCPUCountsThisProcess(t *testing.T) {
 		t.Errorf("20 ms of spinning counted as %v of CPU", time.Duration(after-before))
 	}
 }
+
+func TestParsePIDStat(t *testing.T) {
+	tail := " S 41 42 42 0 -1 4194560 300 0 0 0 17 83 0 0 20 0 5 0 100 0 0"
+	for _, tt := range []struct {
+		name, line string
+		ppid       int
+		want       procTimes
+		wantErr    bool
+	}{
+		{name: "a plain command name", line: "1234 (haproxy)" + tail, ppid: 41, want: procTimes{user: 17, sys: 83}},
+		{name: "a command name with spaces and parentheses", line: "1234 (nginx: worker) (x))" + tail, ppid: 41, want: procTimes{user: 17, sys: 83}},
+		{name: "no command name", line: "1234 haproxy S 41", wantErr: true},
+		{name: "a short line", line: "1234 (haproxy) S 41 42", wantErr: true},
+		{name: "a time that is not a number", line: "1234 (haproxy) S 41 42 42 0 -1 4194560 300 0 0 0 x 83 0", wantErr: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ppid, got, err := parsePIDStat(tt.line)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && (ppid != tt.ppid || got != tt.want) {
+				t.Errorf("got parent %d, %+v; want %d, %+v", ppid, got, tt.ppid, tt.want)
+			}
+		})
+	}
+}
+
+func TestKernelShare(t *testing.T) {
+	if share, ok := kernelShare(procTimes{user: 10, sys: 20}, procTimes{user: 20, sys: 60}); !ok || share != 0.8 {
+		t.Errorf("10 ticks in user space and 40 in the kernel: %v %v, want 0.8", share, ok)
+	}
+	if _, ok := kernelShare(procTimes{}, procTimes{user: 2, sys: 7}); ok {
+		t.Error("9 ticks in all gave a share; too few to tell")
+	}
+	if _, ok := kernelShare(procTimes{user: 5, sys: 5}, procTimes{user: 4, sys: 50}); ok {
+		t.Error("times that went backwards gave a share")
+	}
+}
+
+// The proxy's own process counts, and so do its direct children (nginx's
+// workers); this test's process has none that burn CPU, so its tree's time
+// is at least its own.
+func TestTreeTimesCountsTheProcess(t *testing.T) {
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for time.Now().Before(deadline) { // bounded busy loop: some ticks to read
+	}
+	got := treeTimes(os.Getpid())
+	if got.user+got.sys == 0 {
+		t.Errorf("no CPU time read for this process after 200 ms busy: %+v", got)
+	}
+}

@@ -129,20 +129,24 @@ const saturatedMark = "HOST SATURATED"
 // dropped or failed) is an error: its figure would not be at a fixed load.
 func runFixed(ctx context.Context, b *bench, t *target, spec loadSpec) (float64, float64, string, error) {
 	var (
-		hostBefore cpuTimes
-		procBefore uint64
-		hostErr    error
+		hostBefore  cpuTimes
+		procBefore  uint64
+		timesBefore procTimes
+		hostErr     error
 	)
 	res, err := openLoop(ctx, spec, func() {
 		hostBefore, hostErr = readHostCPU()
 		if t.cmd != nil {
 			procBefore, _ = treeCPU(t.cmd.Process.Pid)
+			timesBefore = treeTimes(t.cmd.Process.Pid)
 		}
 	})
 	hostAfter, herr := readHostCPU()
 	var procAfter uint64
+	var timesAfter procTimes
 	if t.cmd != nil {
 		procAfter, _ = treeCPU(t.cmd.Process.Pid)
+		timesAfter = treeTimes(t.cmd.Process.Pid)
 	}
 	if err != nil {
 		return 0, 0, "", err
@@ -160,9 +164,10 @@ func runFixed(ctx context.Context, b *bench, t *target, spec loadSpec) (float64,
 		proxy = perRequestMicros(float64(procAfter-procBefore)/1e9, res.done)
 	}
 	share := busyShare(hostBefore, hostAfter)
-	note := fmt.Sprintf("(%.0f/s offered, %.0f/s answered, host %.0f%% busy, p50 %v, p99 %v)",
+	note := fmt.Sprintf("(%.0f/s offered, %.0f/s answered, host %.0f%% busy, p50 %v, p99 %v%s)",
 		spec.rate, float64(res.done)/res.elapsed.Seconds(), 100*share,
-		res.quantile(0.5).Round(time.Microsecond), res.quantile(0.99).Round(time.Microsecond))
+		res.quantile(0.5).Round(time.Microsecond), res.quantile(0.99).Round(time.Microsecond),
+		inKernel(timesBefore, timesAfter))
 	if share >= hostSaturated {
 		// Every CPU was busy, so the figure is the run's length over its
 		// requests, whatever the proxy cost: something else wanted the host.
@@ -242,10 +247,21 @@ func runBesideBulk(ctx context.Context, b *bench, t *target) (float64, float64, 
 	return float64(p99) / 1e3, float64(p50) / 1e3, note, nil
 }
 
+// inKernel says, for a run's notes, what share of the proxy's CPU time the
+// kernel's was, or nothing when the run was too short to tell.
+func inKernel(before, after procTimes) string {
+	share, ok := kernelShare(before, after)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf(", %.0f%% of the proxy's CPU in the kernel", 100*share)
+}
+
 var (
-	reqPerSec  = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
-	sockErrors = regexp.MustCompile(`Socket errors: [^\n]*`)
-	non2xx     = regexp.MustCompile(`Non-2xx or 3xx responses: \d+`)
+	requestsDone = regexp.MustCompile(`(\d+) requests in `)
+	reqPerSec    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	sockErrors   = regexp.MustCompile(`Socket errors: [^\n]*`)
+	non2xx       = regexp.MustCompile(`Non-2xx or 3xx responses: \d+`)
 )
 
 func runWrk(ctx context.Context, b *bench, t *target, closeEach bool) (float64, float64, string, error) {
@@ -254,6 +270,12 @@ func runWrk(ctx context.Context, b *bench, t *target, closeEach bool) (float64, 
 		args = []string{"-t2", "-c50", "-d" + b.duration.String(), "-H", "Connection: close"}
 	}
 	args = append(args, "http://"+t.httpAddr+"/")
+	var cpuBefore uint64
+	var timesBefore procTimes
+	if t.cmd != nil {
+		cpuBefore, _ = treeCPU(t.cmd.Process.Pid)
+		timesBefore = treeTimes(t.cmd.Process.Pid)
+	}
 	out, err := exec.CommandContext(ctx, "wrk", args...).CombinedOutput()
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("wrk: %v: %s", err, out)
@@ -264,6 +286,15 @@ func runWrk(ctx context.Context, b *bench, t *target, closeEach bool) (float64, 
 	}
 	v, _ := strconv.ParseFloat(string(m[1]), 64)
 	var notes []string
+	if n := requestsDone.FindSubmatch(out); n != nil && t.cmd != nil {
+		// What the proxy's CPU per request is at saturation, and how much
+		// of it the kernel's.
+		done, _ := strconv.ParseInt(string(n[1]), 10, 64)
+		if cpuAfter, err := treeCPU(t.cmd.Process.Pid); err == nil && cpuAfter >= cpuBefore && done > 0 {
+			notes = append(notes, fmt.Sprintf("proxy %.1f µs/req%s",
+				perRequestMicros(float64(cpuAfter-cpuBefore)/1e9, done), inKernel(timesBefore, treeTimes(t.cmd.Process.Pid))))
+		}
+	}
 	for _, re := range []*regexp.Regexp{sockErrors, non2xx} {
 		if e := re.Find(out); e != nil {
 			notes = append(notes, string(e))
@@ -363,9 +394,10 @@ func ppid(pid int) int {
 	if err != nil {
 		return -1
 	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	p, _ := strconv.Atoi(f[1])
+	p, _, err := parsePIDStat(string(b))
+	if err != nil {
+		return -1
+	}
 	return p
 }
 
