@@ -424,13 +424,15 @@ func (l *loop) run() {
 // checks, metrics, other frontends' cold loops) need a P too, so a hot loop
 // passes through the scheduler every schedEvery while it has events (2 ms
 // and 8 ms measured the same), and parks after threadWait without any: the
-// others wait for a P at most that long. While more loops are hot than there
-// are Ps, a hot loop waiting on its P would keep another one from running,
-// and with a single P everything else would wait for the loop: then the wait
-// is a system call and the runtime hands its P over. (Doubling GOMAXPROCS,
-// so that a waiting loop's P is never needed elsewhere, cost 10% more CPU
-// per request at 6,000 keep-alive requests a second and gained nothing
-// measurable at saturation.)
+// others wait for a P at most that long, and those woken by the network
+// until the runtime's monitor polls it, every 10 ms at most, since no thread
+// looks for work while every P runs a loop. While more loops are hot than
+// there are Ps, a hot loop waiting on its P would keep another one from
+// running, and with a single P everything else would wait for the loop: then
+// the wait is a system call and the runtime hands its P over. (Doubling
+// GOMAXPROCS, so that a waiting loop's P is never needed elsewhere, cost 10%
+// more CPU per request at 6,000 keep-alive requests a second and gained
+// nothing measurable at saturation.)
 //
 // A loop with nothing to do for threadWait parks in the poller: an idle
 // daemon holds no P and no thread, and the runtime's monitor sleeps.
