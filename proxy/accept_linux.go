@@ -62,9 +62,9 @@ const acceptSlack = 2
 // connections fewer. One loop accepts: with the listening socket in every
 // loop's epoll set, every loop woke for every new client (when the sets
 // waited inside the runtime's poller, where EPOLLEXCLUSIVE picks no single
-// one), all but one for nothing, and the loop that happened to be running took the
-// clients: one loop served all 100 clients of a burst on one core while the
-// other loops idled.
+// one), all but one for nothing, and the loop that happened to be running
+// took the clients: one loop served all 100 clients of a burst on one core
+// while the other loops idled.
 func (l *loop) handTo() *loop {
 	to, least := l, l.load.Load()-acceptSlack
 	for _, o := range l.peers {

@@ -96,12 +96,7 @@ func treeCPU(pid int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil || child == pid || ppid(child) != pid {
-			continue
-		}
+	for _, child := range children(pid) {
 		if t, err := threadsCPU(child); err == nil {
 			total += t
 		}
@@ -171,24 +166,38 @@ func parsePIDStat(line string) (ppid int, t procTimes, err error) {
 // proxy's CPU spent in the kernel.
 func treeTimes(pid int) procTimes {
 	var total procTimes
+	for _, p := range append(children(pid), pid) {
+		if _, t, err := readPIDStat(p); err == nil {
+			total.user += t.user
+			total.sys += t.sys
+		}
+	}
+	return total
+}
+
+// readPIDStat reads pid's parent and CPU times from /proc/PID/stat.
+func readPIDStat(pid int) (ppid int, t procTimes, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, t, err
+	}
+	return parsePIDStat(string(b))
+}
+
+// children is the processes whose parent is pid (nginx's workers).
+func children(pid int) []int {
+	var out []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		p, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || p == pid {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
+		if parent, _, err := readPIDStat(p); err == nil && parent == pid {
+			out = append(out, p)
 		}
-		parent, t, err := parsePIDStat(string(b))
-		if err != nil || (p != pid && parent != pid) {
-			continue
-		}
-		total.user += t.user
-		total.sys += t.sys
 	}
-	return total
+	return out
 }
 
 // kernelShare is the share of the CPU time between two readings spent in

@@ -3,6 +3,8 @@ package main
 import (
 	"math"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +136,22 @@ func TestTreeTimesCountsTheProcess(t *testing.T) {
 	got := treeTimes(os.Getpid())
 	if got.user+got.sys == 0 {
 		t.Errorf("no CPU time read for this process after 200 ms busy: %+v", got)
+	}
+}
+
+// A process's children are found by their parent (nginx's workers are the
+// master's), and the process itself is not among them.
+func TestChildrenFindsAChildProcess(t *testing.T) {
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	kids := children(os.Getpid())
+	if !slices.Contains(kids, cmd.Process.Pid) {
+		t.Errorf("children of this process %v miss the child %d", kids, cmd.Process.Pid)
+	}
+	if slices.Contains(kids, os.Getpid()) {
+		t.Errorf("children of this process %v hold the process itself", kids)
 	}
 }

@@ -358,16 +358,9 @@ func treeRSS(pid int) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil || child == pid {
-			continue
-		}
-		if ppid(child) == pid {
-			if r, err := rss(child); err == nil {
-				total += r
-			}
+	for _, child := range children(pid) {
+		if r, err := rss(child); err == nil {
+			total += r
 		}
 	}
 	return total, nil
@@ -387,18 +380,6 @@ func rss(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
-}
-
-func ppid(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return -1
-	}
-	p, _, err := parsePIDStat(string(b))
-	if err != nil {
-		return -1
-	}
-	return p
 }
 
 // results holds every run's figure, by test, target and round.
