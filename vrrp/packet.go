@@ -126,7 +126,14 @@ func (a *Advertisement) Append(b []byte, src, dst netip.Addr) ([]byte, error) {
 		return b, fmt.Errorf("vrrp: encode: %d addresses: at most 255 fit in an advertisement", len(a.Addrs))
 	}
 	for _, ip := range a.Addrs {
-		if ip.Unmap().Is4() != src.Is4() {
+		// An IPv4 advert carries 4 bytes an address (a mapped form is
+		// written unmapped), an IPv6 one 16: an IPv4-mapped address
+		// included, as a peer may send one and Decode keeps it.
+		fits := ip.Is6()
+		if src.Is4() {
+			fits = ip.Unmap().Is4()
+		}
+		if !fits {
 			return b, fmt.Errorf("vrrp: encode: address %v is not of the family of source %v", ip, src)
 		}
 	}
@@ -160,7 +167,10 @@ func (a *Advertisement) Append(b []byte, src, dst netip.Addr) ([]byte, error) {
 		0, 0, // checksum, filled in below
 	)
 	for _, ip := range a.Addrs {
-		b = append(b, ip.Unmap().AsSlice()...)
+		if src.Is4() {
+			ip = ip.Unmap()
+		}
+		b = append(b, ip.AsSlice()...)
 	}
 	if a.Version == 2 {
 		b = append(b, a.AuthData[:]...)

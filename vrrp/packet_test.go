@@ -239,6 +239,8 @@ func TestAppendRejects(t *testing.T) {
 		{"version 3 with an interval finer than a centisecond", Advertisement{Version: 3, Interval: 15 * time.Millisecond}, src4, GroupIPv4},
 		{"version 4", Advertisement{Version: 4, Interval: time.Second}, src4, GroupIPv4},
 		{"an IPv6 address in an IPv4 advert", Advertisement{Version: 3, Interval: time.Second, Addrs: addrs("2001:db8::1")}, src4, GroupIPv4},
+		{"an IPv4 address in an IPv6 advert", Advertisement{Version: 3, Interval: time.Second, Addrs: addrs("192.0.2.10")}, src6, GroupIPv6},
+		{"an address that is not set, in an IPv6 advert", Advertisement{Version: 3, Interval: time.Second, Addrs: make([]netip.Addr, 1)}, src6, GroupIPv6},
 		{"source and destination of different families", Advertisement{Version: 3, Interval: time.Second}, src4, GroupIPv6},
 		{"256 addresses", Advertisement{Version: 3, Interval: time.Second, Addrs: make([]netip.Addr, 256)}, src4, GroupIPv4},
 	}
